@@ -1,0 +1,192 @@
+"""The Protocols the controller sees, and the plain result types they return.
+
+The controller never sees a vendor class: only these. A driver satisfies one
+Protocol, opens and closes as an async context manager, and raises the types
+in :mod:`drivers.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+
+class CountState(StrEnum):
+    """A counter's state, in the controller's terms."""
+
+    IDLE = "idle"
+    COUNTING = "counting"
+    DONE = "done"
+    JAM = "jam"
+    EMPTY = "empty"
+    DOOR = "door"
+    FAULT = "fault"
+
+
+class JobOutcome(StrEnum):
+    """How a counting job stands or ended."""
+
+    COUNTING = "counting"
+    DONE = "done"
+    JAM = "jam"
+    EMPTY = "empty"
+    ABORTED = "aborted"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the device says it is."""
+
+    vendor: str
+    model: str
+    serial: str
+    firmware: str
+    channels: int
+
+
+@dataclass(frozen=True, slots=True)
+class CounterStatus:
+    """A counter's state now, and its current job (None when it has none)."""
+
+    state: CountState
+    job: str | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobReport:
+    """A job's fate: its state, tablets counted and their net mass in mg."""
+
+    job: str
+    outcome: JobOutcome
+    count: int
+    weight_mg: int
+
+    @property
+    def finished(self) -> bool:
+        """True once the device will count no more tablets for this job."""
+        return self.outcome is not JobOutcome.COUNTING
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """A counting channel's sensor calibration."""
+
+    sensitivity: int
+    gate_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleReading:
+    """The scale now, in mg, and whether it has settled."""
+
+    weight_mg: int
+    stable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Tablets counted so far in a running job."""
+
+    job: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobEnded:
+    """A job stopped: done, jammed, ran empty or was aborted."""
+
+    report: JobReport
+
+
+@dataclass(frozen=True, slots=True)
+class DoorMoved:
+    """The door opened or closed."""
+
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PoweredUp:
+    """The device restarted."""
+
+    firmware: str
+
+
+CounterEvent = Progress | JobEnded | DoorMoved | PoweredUp
+
+
+@runtime_checkable
+class TabletCounter(Protocol):
+    """A tablet-counting robot: channels of one drug each, a chute and a scale."""
+
+    name: str
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    @property
+    def connected(self) -> bool:
+        """True while the link is open and has not dropped."""
+        ...
+
+    async def identify(self) -> Identity:
+        """The device's vendor, model, serial, firmware and channel count."""
+        ...
+
+    async def status(self) -> CounterStatus:
+        """The device's state now."""
+        ...
+
+    async def count(self, job: str, channel: int, quantity: int) -> None:
+        """Start counting ``quantity`` tablets of ``channel`` as ``job`` (idempotent)."""
+        ...
+
+    async def job(self, job: str) -> JobReport:
+        """The fate of ``job``, among the last jobs the device remembers."""
+        ...
+
+    async def abort(self) -> JobReport | None:
+        """Abort the count in progress; the aborted job, or None when none ran."""
+        ...
+
+    async def clear(self) -> None:
+        """Tell the device the operator cleared a jam, refilled or closed the door."""
+        ...
+
+    async def take(self, job: str) -> None:
+        """Tell the device the host took ``job``'s tablets from the chute."""
+        ...
+
+    async def read_calibration(self, channel: int) -> Calibration:
+        """The calibration of ``channel``."""
+        ...
+
+    async def write_calibration(self, channel: int, calibration: Calibration) -> None:
+        """Set the calibration of ``channel``."""
+        ...
+
+    async def weigh(self) -> ScaleReading:
+        """The scale's reading now."""
+        ...
+
+    async def tare(self) -> None:
+        """Zero the scale (the chute must be empty)."""
+        ...
+
+    async def span(self, mass_mg: int) -> None:
+        """Span-calibrate the scale with a reference mass of ``mass_mg`` on it."""
+        ...
+
+    def events(self) -> AsyncIterator[CounterEvent]:
+        """Every event the device sends from now on, until the link closes."""
+        ...

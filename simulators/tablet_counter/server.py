@@ -1,0 +1,182 @@
+"""The tablet counter's serial line: frames in, replies and events out, at wire speed.
+
+Listens on a pty (the host opens the printed path) or on TCP (the host opens
+``socket://host:port``). Every frame out waits its wire time at the
+configured baud, one after another, so a reply and an event never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from types import TracebackType
+from typing import Self
+
+import structlog
+
+from drivers.tablet_counter import protocol as wire
+from simulators.clock import MachineClock
+from simulators.ports import Port, PtyPort, StreamPort
+from simulators.tablet_counter.device import SimChannel, TabletCounterDevice
+
+log = structlog.get_logger(__name__)
+
+REPLY_LATENCY_S = (0.005, 0.040)
+"""The real machine answers in 5-40 ms (machine time)."""
+
+
+class CounterSimulator:
+    """A simulated tablet counter listening on a pty or a TCP port.
+
+    ``time_scale`` speeds up every machine duration (counting, settling,
+    progress, reply latency); the wire time of each byte at ``baud`` stays real.
+    """
+
+    def __init__(
+        self,
+        *,
+        channels: int | list[SimChannel] = 8,
+        seed: int = 0,
+        time_scale: float = 1.0,
+        baud: int = wire.DEFAULT_BAUD,
+        scale_noise_mg: float = 1.0,
+    ) -> None:
+        if baud not in wire.BAUD_RATES:
+            raise ValueError(f"baud {baud} is not one of {wire.BAUD_RATES}")
+        self.baud = baud
+        self.clock = MachineClock(time_scale)
+        self.device = TabletCounterDevice(channels=channels, seed=seed, clock=self.clock,
+                                          scale_noise_mg=scale_noise_mg)
+        self.device.emit = self._emit
+        self.url = ""
+        self.received: list[bytes] = []
+        """Every request frame received, in order (for tests)."""
+        self._latency = random.Random(f"{seed}-link")
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._port: Port | None = None
+        self._pty: PtyPort | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def listen_pty(self) -> str:
+        """Open a pty pair and serve on it; returns the path the host opens."""
+        self._pty = PtyPort()
+        self._port = self._pty
+        self._spawn(self._serve(self._pty), "serve-pty")
+        self._spawn(self._transmit(), "transmit")
+        self.url = self._pty.path
+        return self.url
+
+    async def listen_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on TCP, one host at a time; returns ``socket://host:port``."""
+        self._server = await asyncio.start_server(self._accept, host, port)
+        bound = self._server.sockets[0].getsockname()
+        self._spawn(self._transmit(), "transmit")
+        self.url = f"socket://{bound[0]}:{bound[1]}"
+        return self.url
+
+    async def close(self) -> None:
+        """Stop serving and close every port."""
+        self.device.stop()
+        if self._server is not None:
+            self._server.close()
+        if self._port is not None:
+            self._port.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- faults on the link ------------------------------------------------
+
+    def drop_replies(self, n: int = 1) -> None:
+        """The next ``n`` replies are never sent (the device still acts)."""
+        self.device.faults.drop_replies += n
+
+    def garble_replies(self, n: int = 1) -> None:
+        """The next ``n`` replies go out with a wrong checksum."""
+        self.device.faults.garble_replies += n
+
+    def cut_link(self) -> None:
+        """Hang up on the host (TCP); the device keeps working."""
+        if self._port is not None and self._port is not self._pty:
+            self._port.close()
+            self._port = None
+
+    # -- the line ----------------------------------------------------------
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._port is not None:
+            self._port.close()  # a serial line has one host: the newest wins
+        port = StreamPort(reader, writer)
+        self._port = port
+        try:
+            await self._serve(port)
+        finally:
+            port.close()
+            if self._port is port:
+                self._port = None
+
+    async def _serve(self, port: Port) -> None:
+        splitter = wire.FrameSplitter()
+        while data := await port.read():
+            for line in splitter.feed(data):
+                try:
+                    frame = wire.decode(line)
+                except wire.FrameError:
+                    continue  # the device drops what is not a frame, silently
+                if isinstance(frame, wire.Request):
+                    self.received.append(line)
+                    await asyncio.sleep(wire.wire_time(len(line), self.baud))
+                    await self._answer(frame)
+
+    async def _answer(self, request: wire.Request) -> None:
+        reply = self.device.handle(request)
+        if reply is None:
+            return
+        await self.clock.sleep(self._latency.uniform(*REPLY_LATENCY_S))
+        faults = self.device.faults
+        if faults.drop_replies > 0:
+            faults.drop_replies -= 1
+            faults.log.append(f"dropped reply to {request.seq:02X} {request.verb}")
+            return
+        frame = wire.encode(reply)
+        if faults.garble_replies > 0:
+            faults.garble_replies -= 1
+            faults.log.append(f"garbled reply to {request.seq:02X} {request.verb}")
+            bad = (int(frame[-4:-2], 16) ^ 0x5A) & 0xFF
+            frame = frame[:-4] + f"{bad:02X}".encode() + wire.TERMINATOR
+        self._outbox.put_nowait(frame)
+
+    def _emit(self, event: wire.Event) -> None:
+        self._outbox.put_nowait(wire.encode(event))
+
+    async def _transmit(self) -> None:
+        while True:
+            frame = await self._outbox.get()
+            await asyncio.sleep(wire.wire_time(len(frame), self.baud))
+            if self._port is not None:
+                self._port.write(frame)

@@ -1,0 +1,40 @@
+"""Shared fixtures: simulators listening on real ptys and sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from simulators.tablet_counter.device import SimChannel
+from simulators.tablet_counter.server import CounterSimulator
+
+TIME_SCALE = 20.0
+
+
+def channels() -> list[SimChannel]:
+    """Four channels of 400 tablets of 250 mg; channel 4 is not calibrated."""
+    chans = [SimChannel(n, stock=400, unit_mass_mg=250.0, spread_pct=1.0) for n in (1, 2, 3)]
+    chans.append(SimChannel(4, stock=400, sensitivity=0, gate_ms=0))
+    return chans
+
+
+@pytest.fixture(params=["pty", "tcp"])
+async def counter(request: pytest.FixtureRequest) -> AsyncIterator[CounterSimulator]:
+    """A counter simulator on a pty and on TCP."""
+    sim = CounterSimulator(channels=channels(), seed=7, time_scale=TIME_SCALE)
+    if request.param == "pty":
+        await sim.listen_pty()
+    else:
+        await sim.listen_tcp()
+    async with sim:
+        yield sim
+
+
+@pytest.fixture
+async def tcp_counter() -> AsyncIterator[CounterSimulator]:
+    """A counter simulator on TCP only (for tests that cut the link)."""
+    sim = CounterSimulator(channels=channels(), seed=7, time_scale=TIME_SCALE)
+    await sim.listen_tcp()
+    async with sim:
+        yield sim
