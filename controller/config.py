@@ -1,0 +1,317 @@
+"""Configuration: TOML files in config/, read into pydantic models.
+
+A bad file is refused at start with a message that names the file, the key
+and what was expected. Paths in a file are relative to that file's folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from controller.domain.drugs import Formulary, FormularyError, parse_formulary
+from controller.domain.ndc import parse_ndc
+from controller.domain.orders import MAX_QUANTITY, Order, Patient
+from drivers.tablet_counter import protocol as counter_wire
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=32)]
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used, with every reason why."""
+
+
+class Model(BaseModel):
+    """Base of every config model: unknown keys are mistakes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(Model):
+    """The pharmacy."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+    address: str = Field(min_length=1)
+    phone: str = Field(pattern=r"^[0-9+()\- .]{7,20}$")
+
+
+class ChannelCalibration(Model):
+    """A counting channel's sensor settings, as the counter's ICD bounds them."""
+
+    sensitivity: int = Field(ge=1, le=100)
+    gate_ms: int = Field(ge=1, le=500)
+
+
+class Channel(Model):
+    """A robot's channel or cell and the bin of stock it holds."""
+
+    channel: int = Field(ge=1, le=240)
+    ndc: str
+    lot: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9-]+$")
+    expiry: date
+    on_hand: int = Field(ge=0)
+    par: int = Field(ge=0)
+    capacity: int = Field(gt=0)
+    calibration: ChannelCalibration
+
+    @field_validator("ndc")
+    @classmethod
+    def _ndc(cls, value: str) -> str:
+        return parse_ndc(value)
+
+    @model_validator(mode="after")
+    def _fits(self) -> Self:
+        if self.on_hand > self.capacity:
+            raise ValueError(f"on_hand {self.on_hand} is more than capacity {self.capacity}")
+        if self.par >= self.capacity:
+            raise ValueError(f"par {self.par} must be below capacity {self.capacity}")
+        return self
+
+
+class SerialCounterSettings(Model):
+    """The vendor serial ICD driver for tablet counters."""
+
+    name: Literal["serial-counter"]
+    baud: int = counter_wire.DEFAULT_BAUD
+    reply_timeout_ms: int = Field(default=100, ge=10, le=5000)
+    retries: int = Field(default=3, ge=0, le=10)
+
+    @field_validator("baud")
+    @classmethod
+    def _baud(cls, value: int) -> int:
+        if value not in counter_wire.BAUD_RATES:
+            raise ValueError(f"baud {value} is not one of {counter_wire.BAUD_RATES}")
+        return value
+
+
+DriverSettings = Annotated[SerialCounterSettings, Field(discriminator="name")]
+"""Settings of every driver, told apart by ``name`` (the registry's name)."""
+
+
+class SimulatorSettings(Model):
+    """How to run a robot's simulator when its url is ``sim:pty`` or ``sim:tcp``."""
+
+    seed: int = 0
+    time_scale: float = Field(default=1.0, gt=0, le=1000)
+    scale_noise_mg: float = Field(default=1.0, ge=0)
+
+
+class Robot(Model):
+    """One robot: how to reach it and what its bins hold."""
+
+    id: Slug
+    kind: Literal["tablet-counter"]
+    url: str = Field(min_length=1,
+                     description="/dev/ttyUSB0, socket://host:port, sim:pty or sim:tcp")
+    driver: DriverSettings
+    scale_noise_mg: float = Field(default=2.0, ge=0,
+                                  description="1-sigma scale noise the weight check allows")
+    simulator: SimulatorSettings = SimulatorSettings()
+    channels: list[Channel] = Field(min_length=1)
+
+    @property
+    def simulated(self) -> bool:
+        """True when rxfill starts this robot's simulator itself."""
+        return self.url.startswith("sim:")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value.startswith("sim:") and value not in ("sim:pty", "sim:tcp"):
+            raise ValueError(f"{value!r}: a simulated robot's url is sim:pty or sim:tcp")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, channels: list[Channel], info: ValidationInfo) -> list[Channel]:
+        numbers = [c.channel for c in channels]
+        repeated = sorted({n for n in numbers if numbers.count(n) > 1})
+        if repeated:
+            raise ValueError(f"channel(s) {repeated} appear more than once")
+        if info.data.get("kind") == "tablet-counter" and max(numbers) > counter_wire.MAX_CHANNELS:
+            raise ValueError(f"a tablet counter has channels 1-{counter_wire.MAX_CHANNELS}")
+        return channels
+
+
+class StoreSettings(Model):
+    """Where the store lives."""
+
+    path: Path = Path("var/rxfill.sqlite")
+
+
+class LoggingSettings(Model):
+    """Log level and format (auto: readable on a terminal, JSON lines otherwise)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(Model):
+    """A whole rxfill configuration file."""
+
+    site: Site
+    formulary: Path
+    store: StoreSettings = StoreSettings()
+    logging: LoggingSettings = LoggingSettings()
+    orders: Path | None = Field(default=None, description="sample orders the demo fills")
+    robots: list[Robot] = Field(min_length=1)
+
+    @field_validator("robots")
+    @classmethod
+    def _unique_robots(cls, robots: list[Robot]) -> list[Robot]:
+        ids = [r.id for r in robots]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"robot id(s) {repeated} appear more than once")
+        return robots
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A checked configuration: the file, its models and its formulary."""
+
+    path: Path
+    config: Config
+    formulary: Formulary
+
+    def resolve(self, path: Path) -> Path:
+        """``path`` taken relative to the configuration file's folder."""
+        return path if path.is_absolute() else (self.path.parent / path)
+
+
+def load_config(path: Path) -> Settings:
+    """Read, validate and cross-check a configuration file."""
+    data = _read_toml(path)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(path, exc, data)) from None
+    settings = Settings(path, config, Formulary([]))
+    formulary_path = settings.resolve(config.formulary)
+    try:
+        formulary = parse_formulary(formulary_path.read_text(encoding="utf-8"),
+                                    str(formulary_path))
+    except OSError as exc:
+        raise ConfigError(f"{path}: key formulary: cannot read {formulary_path}: "
+                          f"{exc.strerror}; expected a formulary CSV file") from None
+    except FormularyError as exc:
+        raise ConfigError(f"{path}: key formulary: {exc}") from None
+    problems = [
+        f"{path}: key robots[{r}] ({robot.id}).channels[{c}].ndc: NDC {channel.ndc} is not in "
+        f"the formulary {formulary_path}; expected one of its NDCs"
+        for r, robot in enumerate(config.robots)
+        for c, channel in enumerate(robot.channels)
+        if channel.ndc not in formulary
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Settings(path, config, formulary)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror}; "
+                          f"expected a TOML configuration file") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: is not valid TOML: {exc}") from None
+
+
+def _explain(path: Path, exc: ValidationError, data: Any) -> str:
+    """One line per mistake: file, key (robots named by id), what was wrong and expected."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        key = _key(error["loc"], data)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is missing; it is required"
+        elif error["type"] == "extra_forbidden":
+            message = "is not a known key (misspelt?)"
+        elif error["type"] == "union_tag_invalid":
+            message = f"{message} (known drivers: serial-counter)"
+        shown = error["type"] != "missing" and not isinstance(error["input"], dict | list)
+        got = f" (got {error['input']!r:.60})" if shown else ""
+        lines.append(f"{path}: key {key}: {message}{got}")
+    return "\n".join(lines)
+
+
+def _key(loc: tuple[int | str, ...], data: Any) -> str:
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            name = node[item].get("id") if isinstance(node, list) and item < len(node) and \
+                isinstance(node[item], dict) else None
+            parts[-1] += f"[{item}]" + (f" ({name})" if isinstance(name, str) else "")
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            if item in ("SerialCounterSettings", "serial-counter"):
+                continue  # pydantic's name for the union member, not a key of the file
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"
+
+
+class OrderEntry(Model):
+    """An order as written in a sample orders file."""
+
+    class PatientEntry(Model):
+        """The patient, as the file writes it."""
+
+        id: str = Field(min_length=1)
+        name: str = Field(min_length=1)
+        birth_date: date
+
+    class Simulate(Model):
+        """What the demo tells the simulator to do during this order."""
+
+        jam_after: int | None = Field(default=None, ge=0)
+        miscount: int = 0
+
+    rx_number: str = Field(pattern=r"^[A-Za-z0-9-]{1,20}$")
+    patient: PatientEntry
+    ndc: str
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    simulate: Simulate = Simulate()
+
+    @field_validator("ndc")
+    @classmethod
+    def _ndc(cls, value: str) -> str:
+        return parse_ndc(value)
+
+    def to_order(self) -> Order:
+        """The domain's order."""
+        patient = Patient(self.patient.id, self.patient.name, self.patient.birth_date)
+        return Order(self.rx_number, patient, self.ndc, self.quantity)
+
+
+class OrdersFile(Model):
+    """A file of sample orders: ``[[orders]]`` tables."""
+
+    orders: list[OrderEntry] = Field(min_length=1)
+
+
+def load_orders(path: Path) -> list[OrderEntry]:
+    """Read a sample orders file."""
+    data = _read_toml(path)
+    try:
+        return OrdersFile.model_validate(data).orders
+    except ValidationError as exc:
+        raise ConfigError(_explain(path, exc, data)) from None

@@ -1,0 +1,142 @@
+"""Drugs and the formulary: what each NDC is, weighs and looks like."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from controller.domain.ndc import NdcError, parse_ndc
+
+SCHEDULES = ("II", "III", "IV", "V")
+COLUMNS = (
+    "ndc", "generic_name", "strength", "dosage_form", "unit_mass_mg", "unit_mass_spread_pct",
+    "unit_volume_mm3", "dea_schedule", "tall_man_name", "auxiliary_labels", "colour", "shape",
+    "imprint",
+)
+
+
+class FormularyError(ValueError):
+    """A formulary file that cannot be read; says which line and column."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drug:
+    """One product of the formulary, by NDC."""
+
+    ndc: str
+    generic_name: str
+    strength: str
+    dosage_form: str
+    unit_mass_mg: float
+    """Mean mass of one tablet or capsule."""
+    unit_mass_spread_pct: float
+    """Standard deviation of one unit's mass, as a percentage of the mean."""
+    unit_volume_mm3: float
+    dea_schedule: str | None
+    tall_man_name: str | None
+    auxiliary_labels: tuple[str, ...]
+    colour: str
+    shape: str
+    imprint: str
+
+    @property
+    def display_name(self) -> str:
+        """The name a label or screen shows: tall-man where ISMP lists one."""
+        name = self.tall_man_name or self.generic_name
+        return f"{name} {self.strength} {self.dosage_form}"
+
+    @property
+    def description(self) -> str:
+        """What the tablet looks like, as labels print it."""
+        return f"{self.colour} {self.shape}, imprint {self.imprint}"
+
+
+class Formulary:
+    """The drugs this pharmacy knows, looked up by NDC."""
+
+    def __init__(self, drugs: list[Drug]) -> None:
+        self._drugs = {drug.ndc: drug for drug in drugs}
+
+    def __contains__(self, ndc: object) -> bool:
+        return ndc in self._drugs
+
+    def __iter__(self) -> Iterator[Drug]:
+        return iter(self._drugs.values())
+
+    def __len__(self) -> int:
+        return len(self._drugs)
+
+    def get(self, ndc: str) -> Drug | None:
+        """The drug with this NDC, or None."""
+        return self._drugs.get(ndc)
+
+    def __getitem__(self, ndc: str) -> Drug:
+        return self._drugs[ndc]
+
+
+def parse_formulary(text: str, source: str = "formulary") -> Formulary:
+    """Read a formulary CSV (lines starting with ``#`` are comments)."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    reader = csv.DictReader(io.StringIO("\n".join(lines)))
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise FormularyError(f"{source}: header lacks column(s) {', '.join(missing)}; "
+                             f"expected {', '.join(COLUMNS)}")
+    drugs: list[Drug] = []
+    seen: set[str] = set()
+    for number, row in enumerate(reader, start=1):
+        where = f"{source}: row {number}"
+        drug = _drug(row, where)
+        if drug.ndc in seen:
+            raise FormularyError(f"{where}: NDC {drug.ndc} appears twice")
+        seen.add(drug.ndc)
+        drugs.append(drug)
+    if not drugs:
+        raise FormularyError(f"{source}: holds no drugs")
+    return Formulary(drugs)
+
+
+def _drug(row: dict[str, str], where: str) -> Drug:
+    try:
+        ndc = parse_ndc(row["ndc"])
+    except NdcError as exc:
+        raise FormularyError(f"{where}, column ndc: {exc}") from None
+    schedule = row["dea_schedule"].strip() or None
+    if schedule is not None and schedule not in SCHEDULES:
+        raise FormularyError(f"{where}, column dea_schedule: {schedule!r} is not blank, "
+                             f"II, III, IV or V")
+    return Drug(
+        ndc=ndc,
+        generic_name=_text(row, "generic_name", where),
+        strength=_text(row, "strength", where),
+        dosage_form=_text(row, "dosage_form", where),
+        unit_mass_mg=_positive(row, "unit_mass_mg", where),
+        unit_mass_spread_pct=_positive(row, "unit_mass_spread_pct", where),
+        unit_volume_mm3=_positive(row, "unit_volume_mm3", where),
+        dea_schedule=schedule,
+        tall_man_name=row["tall_man_name"].strip() or None,
+        auxiliary_labels=tuple(c.strip() for c in row["auxiliary_labels"].split(";") if c.strip()),
+        colour=_text(row, "colour", where),
+        shape=_text(row, "shape", where),
+        imprint=_text(row, "imprint", where),
+    )
+
+
+def _text(row: dict[str, str], column: str, where: str) -> str:
+    value = (row.get(column) or "").strip()
+    if not value:
+        raise FormularyError(f"{where}, column {column}: is empty; expected text")
+    return value
+
+
+def _positive(row: dict[str, str], column: str, where: str) -> float:
+    raw = (row.get(column) or "").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise FormularyError(f"{where}, column {column}: {raw!r} is not a number") from None
+    if value <= 0:
+        raise FormularyError(f"{where}, column {column}: {value} must be above 0")
+    return value

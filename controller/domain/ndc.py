@@ -1,0 +1,24 @@
+"""National Drug Codes in the 11-digit 5-4-2 form, with dashes."""
+
+from __future__ import annotations
+
+import re
+
+_DASHED = re.compile(r"\d{5}-\d{4}-\d{2}")
+_DIGITS = re.compile(r"\d{11}")
+
+
+class NdcError(ValueError):
+    """Text that is not an 11-digit NDC."""
+
+
+def parse_ndc(text: str) -> str:
+    """The NDC in ``text`` as ``NNNNN-NNNN-NN``: 11 digits, dashed 5-4-2 or bare."""
+    value = text.strip()
+    if _DASHED.fullmatch(value):
+        return value
+    if _DIGITS.fullmatch(value):
+        return f"{value[:5]}-{value[5:9]}-{value[9:]}"
+    raise NdcError(
+        f"NDC {text!r} is not 11 digits in the 5-4-2 form (for example 00093-7146-01)"
+    )

@@ -1,0 +1,94 @@
+"""Orders and their states: a prescription from receipt to a filled vial.
+
+The full life (labels, verification, release) is in DESIGN.md; this module
+holds the states and the transitions allowed between them, as data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from controller.domain.drugs import Formulary
+
+MAX_QUANTITY = 9999
+
+
+class OrderState(StrEnum):
+    """Where an order stands."""
+
+    RECEIVED = "received"
+    QUEUED = "queued"
+    DISPENSING = "dispensing"
+    FILLED = "filled"
+    EXCEPTION = "exception"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
+    OrderState.RECEIVED: frozenset({OrderState.QUEUED, OrderState.REJECTED}),
+    OrderState.QUEUED: frozenset({OrderState.DISPENSING, OrderState.EXCEPTION,
+                                  OrderState.CANCELLED}),
+    OrderState.DISPENSING: frozenset({OrderState.FILLED, OrderState.EXCEPTION}),
+    OrderState.EXCEPTION: frozenset({OrderState.QUEUED, OrderState.CANCELLED}),
+    OrderState.FILLED: frozenset(),
+    OrderState.REJECTED: frozenset(),
+    OrderState.CANCELLED: frozenset(),
+}
+"""Every state an order may move to from each state."""
+
+
+class TransitionError(ValueError):
+    """An order asked to move where its state does not allow."""
+
+
+def check_transition(current: OrderState, target: OrderState) -> None:
+    """Raise TransitionError unless ``current`` may move to ``target``."""
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing (final)"
+        raise TransitionError(f"an order in {current} cannot move to {target}; "
+                              f"allowed: {allowed}")
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    """Who the prescription is for. Never logged, never published."""
+
+    id: str
+    name: str
+    birth_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A prescription to fill: which drug, how many, for whom."""
+
+    rx_number: str
+    patient: Patient
+    ndc: str
+    quantity: int
+
+
+def order_problems(order: Order, formulary: Formulary) -> list[str]:
+    """Why ``order`` cannot be filled as written; empty when it can."""
+    problems = []
+    if order.ndc not in formulary:
+        problems.append(f"NDC {order.ndc} is not in the formulary")
+    if not 1 <= order.quantity <= MAX_QUANTITY:
+        problems.append(f"quantity {order.quantity} is not between 1 and {MAX_QUANTITY}")
+    return problems
+
+
+class FillOutcome(StrEnum):
+    """How one attempt to fill an order on a robot ended."""
+
+    FILLED = "filled"
+    WEIGHT_OFF = "weight_off"
+    COUNT_BY_HAND = "count_by_hand"
+    JAM = "jam"
+    RAN_EMPTY = "ran_empty"
+    ABORTED = "aborted"
+    REFUSED = "refused"
+    """The robot refused the job (door open, not calibrated...)."""
