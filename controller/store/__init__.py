@@ -1,0 +1,27 @@
+"""The store: orders, fills, bins and their movements, behind one async interface."""
+
+from controller.store.store import (
+    SUPERVISOR,
+    BinRecord,
+    BinSpec,
+    FillRecord,
+    FillResult,
+    Movement,
+    OrderRecord,
+    Store,
+    StoreError,
+    sqlite_url,
+)
+
+__all__ = [
+    "SUPERVISOR",
+    "BinRecord",
+    "BinSpec",
+    "FillRecord",
+    "FillResult",
+    "Movement",
+    "OrderRecord",
+    "Store",
+    "StoreError",
+    "sqlite_url",
+]

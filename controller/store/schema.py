@@ -1,0 +1,104 @@
+"""The store's tables, in SQLAlchemy Core. Migrations in migrations/ create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A moment in UTC: stored without zone, read back as an aware datetime."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"{value!r} has no time zone; the store keeps UTC moments")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+store_info = sa.Table(
+    "store_info", metadata,
+    sa.Column("key", sa.String(40), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+
+orders = sa.Table(
+    "orders", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rx_number", sa.String(20), nullable=False),
+    sa.Column("patient_id", sa.String(40), nullable=False),
+    sa.Column("patient_name", sa.String(200), nullable=False),
+    sa.Column("patient_birth_date", sa.Date, nullable=False),
+    sa.Column("ndc", sa.String(13), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+order_events = sa.Table(
+    "order_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("from_state", sa.String(20)),
+    sa.Column("to_state", sa.String(20), nullable=False),
+    sa.Column("who", sa.String(80), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+
+bins = sa.Table(
+    "bins", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("robot", sa.String(32), nullable=False),
+    sa.Column("bin", sa.Integer, nullable=False),
+    sa.Column("ndc", sa.String(13), nullable=False),
+    sa.Column("lot", sa.String(20), nullable=False),
+    sa.Column("expiry", sa.Date, nullable=False),
+    sa.Column("par", sa.Integer, nullable=False),
+    sa.Column("capacity", sa.Integer, nullable=False),
+    sa.UniqueConstraint("robot", "bin"),
+)
+
+fills = sa.Table(
+    "fills", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("bin_id", sa.Integer, sa.ForeignKey("bins.id"), nullable=False),
+    sa.Column("job", sa.String(16), unique=True),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("outcome", sa.String(20)),
+    sa.Column("counted", sa.Integer),
+    sa.Column("weight_mg", sa.Integer),
+    sa.Column("expected_mg", sa.Float),
+    sa.Column("tolerance_mg", sa.Float),
+    sa.Column("verdict", sa.String(20)),
+    sa.Column("detail", sa.Text),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime),
+)
+
+bin_movements = sa.Table(
+    "bin_movements", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("bin_id", sa.Integer, sa.ForeignKey("bins.id"), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("fill_id", sa.Integer, sa.ForeignKey("fills.id")),
+    sa.Column("who", sa.String(80), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("at", UtcDateTime, nullable=False),
+)

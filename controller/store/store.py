@@ -1,0 +1,375 @@
+"""The store, in the pharmacy's terms: orders, fills, bins and bin movements.
+
+One SQLite file (WAL, synchronous=FULL) by default; any SQLAlchemy async URL
+works the same. SQL lives here and nowhere else. Every change is one
+transaction, committed before the caller acts on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from controller.clock import Clock
+from controller.domain.orders import FillOutcome, Order, OrderState, check_transition
+from controller.domain.weight import WeightCheck
+from controller.store.schema import bin_movements, bins, fills, order_events, orders, store_info
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SUPERVISOR = "supervisor"
+"""Who the store records for what the supervisor did by itself."""
+
+
+class StoreError(LookupError):
+    """A record the caller named does not exist, or cannot change as asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class BinSpec:
+    """A bin as configuration describes it."""
+
+    robot: str
+    bin: int
+    ndc: str
+    lot: str
+    expiry: date
+    on_hand: int
+    par: int
+    capacity: int
+
+
+@dataclass(frozen=True, slots=True)
+class BinRecord:
+    """A bin and its count on hand (the sum of its movements)."""
+
+    id: int
+    robot: str
+    bin: int
+    ndc: str
+    lot: str
+    expiry: date
+    par: int
+    capacity: int
+    on_hand: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """A stored order."""
+
+    id: int
+    rx_number: str
+    patient_id: str
+    patient_name: str
+    patient_birth_date: date
+    ndc: str
+    quantity: int
+    state: OrderState
+    reason: str | None
+    received_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FillRecord:
+    """One attempt to fill an order on one robot's bin."""
+
+    id: int
+    order_id: int
+    bin_id: int
+    robot: str
+    bin: int
+    job: str
+    quantity: int
+    state: str
+    """``dispensing`` until the outcome is recorded, then ``ended``."""
+    outcome: FillOutcome | None
+    counted: int | None
+    weight_mg: int | None
+    expected_mg: float | None
+    tolerance_mg: float | None
+    verdict: str | None
+    detail: str | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FillResult:
+    """What a fill came to: the outcome, the count, the weight and its check."""
+
+    outcome: FillOutcome
+    counted: int
+    weight_mg: int | None
+    check: WeightCheck | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One change of a bin's count."""
+
+    id: int
+    bin_id: int
+    kind: str
+    quantity: int
+    fill_id: int | None
+    who: str
+    reason: str | None
+    at: datetime
+
+
+def sqlite_url(path: Path) -> str:
+    """The async SQLAlchemy URL of a SQLite file."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
+class Store:
+    """The pharmacy's records. Open with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock, instance: str) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._write = asyncio.Lock()
+        self.instance = instance
+        """A short id of this store, part of every job id so that no two stores collide."""
+
+    @classmethod
+    async def open(cls, url: str, *, clock: Clock | None = None) -> Store:
+        """Open (creating and migrating as needed) the store at ``url``."""
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[1]
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(url, connect_args={"timeout": 30})
+            sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate)
+            instance = await conn.scalar(
+                sa.select(store_info.c.value).where(store_info.c.key == "instance"))
+            if instance is None:
+                instance = secrets.token_hex(2).upper()
+                await conn.execute(sa.insert(store_info).values(key="instance", value=instance))
+        return cls(engine, clock or Clock(), instance)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        await self._engine.dispose()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self._write, self._engine.begin() as conn:
+            yield conn
+
+    # -- bins ----------------------------------------------------------------
+
+    async def ensure_bins(self, specs: Iterable[BinSpec], who: str = SUPERVISOR) -> None:
+        """Create the bins that do not exist yet, loaded with their configured count.
+
+        A bin that exists keeps its recorded count: the store, not the
+        configuration file, knows what was dispensed since.
+        """
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            for spec in specs:
+                exists = await conn.scalar(sa.select(bins.c.id).where(
+                    bins.c.robot == spec.robot, bins.c.bin == spec.bin))
+                if exists is not None:
+                    continue
+                result = await conn.execute(sa.insert(bins).values(
+                    robot=spec.robot, bin=spec.bin, ndc=spec.ndc, lot=spec.lot,
+                    expiry=spec.expiry, par=spec.par, capacity=spec.capacity))
+                bin_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+                await conn.execute(sa.insert(bin_movements).values(
+                    bin_id=bin_id, kind="load", quantity=spec.on_hand, who=who,
+                    reason="loaded from configuration", at=now))
+
+    async def bins(self) -> list[BinRecord]:
+        """Every bin with its count on hand."""
+        on_hand = sa.func.coalesce(sa.func.sum(bin_movements.c.quantity), 0)
+        query = (sa.select(bins, on_hand.label("on_hand"))
+                 .select_from(bins.outerjoin(bin_movements))
+                 .group_by(bins.c.id).order_by(bins.c.robot, bins.c.bin))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [BinRecord(**dict(row)) for row in rows]
+
+    async def movements(self, bin_id: int) -> list[Movement]:
+        """Every movement of one bin, oldest first."""
+        query = sa.select(bin_movements).where(bin_movements.c.bin_id == bin_id).order_by(
+            bin_movements.c.id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [Movement(**dict(row)) for row in rows]
+
+    # -- orders --------------------------------------------------------------
+
+    async def receive_order(self, order: Order, who: str = SUPERVISOR) -> OrderRecord:
+        """Record a new order as RECEIVED."""
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            result = await conn.execute(sa.insert(orders).values(
+                rx_number=order.rx_number, patient_id=order.patient.id,
+                patient_name=order.patient.name, patient_birth_date=order.patient.birth_date,
+                ndc=order.ndc, quantity=order.quantity, state=OrderState.RECEIVED,
+                received_at=now, updated_at=now))
+            order_id = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+            await conn.execute(sa.insert(order_events).values(
+                order_id=order_id, from_state=None, to_state=OrderState.RECEIVED, who=who, at=now))
+            return await self._order(conn, order_id)
+
+    async def move_order(self, order_id: int, target: OrderState, *, who: str = SUPERVISOR,
+                         reason: str | None = None) -> OrderRecord:
+        """Move an order to ``target``, as the workflow allows, recording who and why."""
+        async with self._transaction() as conn:
+            await self._move(conn, order_id, target, who, reason)
+            return await self._order(conn, order_id)
+
+    async def order(self, order_id: int) -> OrderRecord:
+        """One order."""
+        async with self._engine.connect() as conn:
+            return await self._order(conn, order_id)
+
+    async def orders(self) -> list[OrderRecord]:
+        """Every order, oldest first."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(orders).order_by(orders.c.id))).mappings().all()
+        return [_order_record(row) for row in rows]
+
+    async def order_history(self, order_id: int) -> list[tuple[str | None, str, str, str | None]]:
+        """Every transition of an order: (from, to, who, reason), oldest first."""
+        query = sa.select(order_events.c.from_state, order_events.c.to_state, order_events.c.who,
+                          order_events.c.reason).where(order_events.c.order_id == order_id
+                                                       ).order_by(order_events.c.id)
+        async with self._engine.connect() as conn:
+            return [tuple(row) for row in (await conn.execute(query)).all()]
+
+    # -- fills ---------------------------------------------------------------
+
+    async def start_fill(self, order_id: int, bin_id: int, *, who: str = SUPERVISOR) -> FillRecord:
+        """Record that ``order_id`` is about to be counted from ``bin_id`` (QUEUED → DISPENSING).
+
+        Committed before the robot is told anything, so that a restart finds it.
+        """
+        async with self._transaction() as conn:
+            order = await self._order(conn, order_id)
+            await self._move(conn, order_id, OrderState.DISPENSING, who, None)
+            result = await conn.execute(sa.insert(fills).values(
+                order_id=order_id, bin_id=bin_id, quantity=order.quantity, state="dispensing",
+                started_at=self._clock.now()))
+            fill_id = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+            await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(
+                job=f"{self.instance}-{fill_id}"))
+            return await self._fill(conn, fill_id)
+
+    async def finish_fill(self, fill_id: int, result: FillResult, *,
+                          who: str = SUPERVISOR) -> FillRecord:
+        """Record how a fill ended, take its count off the bin, and move its order on."""
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            fill = await self._fill(conn, fill_id)
+            if fill.state != "dispensing":
+                raise StoreError(f"fill {fill_id} already ended ({fill.outcome})")
+            check = result.check
+            await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(
+                state="ended", outcome=result.outcome, counted=result.counted,
+                weight_mg=result.weight_mg,
+                expected_mg=check.expected_mg if check else None,
+                tolerance_mg=check.tolerance_mg if check else None,
+                verdict=check.verdict if check else None, detail=result.detail, ended_at=now))
+            if result.counted:
+                await conn.execute(sa.insert(bin_movements).values(
+                    bin_id=fill.bin_id, kind="fill", quantity=-result.counted, fill_id=fill_id,
+                    who=who, reason=result.outcome, at=now))
+            target = (OrderState.FILLED if result.outcome is FillOutcome.FILLED
+                      else OrderState.EXCEPTION)
+            await self._move(conn, fill.order_id, target, who, result.detail)
+            return await self._fill(conn, fill_id)
+
+    async def open_fills(self, robot: str | None = None) -> list[FillRecord]:
+        """Fills that started and whose outcome is not recorded yet."""
+        query = _fill_query().where(fills.c.state == "dispensing")
+        if robot is not None:
+            query = query.where(bins.c.robot == robot)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(fills.c.id))).mappings().all()
+        return [_fill_record(row) for row in rows]
+
+    async def fills(self, order_id: int | None = None) -> list[FillRecord]:
+        """Every fill (of one order, when given), oldest first."""
+        query = _fill_query()
+        if order_id is not None:
+            query = query.where(fills.c.order_id == order_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(fills.c.id))).mappings().all()
+        return [_fill_record(row) for row in rows]
+
+    # -- inside a transaction --------------------------------------------------
+
+    async def _move(self, conn: AsyncConnection, order_id: int, target: OrderState, who: str,
+                    reason: str | None) -> None:
+        current = (await self._order(conn, order_id)).state
+        check_transition(current, target)
+        now = self._clock.now()
+        await conn.execute(sa.update(orders).where(orders.c.id == order_id).values(
+            state=target, reason=reason, updated_at=now))
+        await conn.execute(sa.insert(order_events).values(
+            order_id=order_id, from_state=current, to_state=target, who=who, reason=reason,
+            at=now))
+
+    async def _order(self, conn: AsyncConnection, order_id: int) -> OrderRecord:
+        row = (await conn.execute(sa.select(orders).where(orders.c.id == order_id))
+               ).mappings().first()
+        if row is None:
+            raise StoreError(f"no order {order_id}")
+        return _order_record(row)
+
+    async def _fill(self, conn: AsyncConnection, fill_id: int) -> FillRecord:
+        row = (await conn.execute(_fill_query().where(fills.c.id == fill_id))).mappings().first()
+        if row is None:
+            raise StoreError(f"no fill {fill_id}")
+        return _fill_record(row)
+
+
+def _fill_query() -> sa.Select[Any]:
+    return sa.select(fills, bins.c.robot, bins.c.bin).select_from(fills.join(bins))
+
+
+def _order_record(row: Any) -> OrderRecord:
+    values = dict(row)
+    values["state"] = OrderState(values["state"])
+    return OrderRecord(**values)
+
+
+def _fill_record(row: Any) -> FillRecord:
+    values = dict(row)
+    if values["outcome"] is not None:
+        values["outcome"] = FillOutcome(values["outcome"])
+    return FillRecord(**values)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _migrate(connection: sa.Connection) -> None:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

@@ -1,0 +1,121 @@
+"""The store, on a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.domain.orders import FillOutcome, Order, OrderState, Patient, TransitionError
+from controller.store import BinSpec, FillResult, Store, StoreError, sqlite_url
+
+ORDER = Order("RX5550001", Patient("P-1", "Test Patient", date(1970, 5, 4)), "00093-7146-01", 30)
+BIN = BinSpec("tc1", 1, "00093-7146-01", "LOT1", date(2027, 1, 1), 400, 100, 600)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_store_file_uses_wal_and_full_sync(tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    await store.ensure_bins([BIN])
+    await store.close()
+    with sqlite3.connect(tmp_path / "rx.sqlite") as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"orders", "fills", "bins", "bin_movements", "alembic_version"} <= tables
+
+
+async def test_a_fill_takes_its_count_off_the_bin_and_fills_the_order(store: Store) -> None:
+    await store.ensure_bins([BIN])
+    (bin_record,) = await store.bins()
+    order = await store.receive_order(ORDER)
+    await store.move_order(order.id, OrderState.QUEUED)
+    fill = await store.start_fill(order.id, bin_record.id)
+    assert fill.job == f"{store.instance}-{fill.id}" and len(fill.job) <= 16
+    assert (await store.order(order.id)).state is OrderState.DISPENSING
+    assert await store.open_fills("tc1") == [fill]
+    result = FillResult(FillOutcome.FILLED, 30, 4650, None, "counted 30")
+    ended = await store.finish_fill(fill.id, result)
+    assert (ended.outcome, ended.counted, ended.state) == (FillOutcome.FILLED, 30, "ended")
+    assert (await store.bins())[0].on_hand == 370
+    assert await store.open_fills() == []
+    history = await store.order_history(order.id)
+    assert [h[1] for h in history] == ["received", "queued", "dispensing", "filled"]
+
+
+async def test_a_fill_cannot_end_twice(store: Store) -> None:
+    await store.ensure_bins([BIN])
+    order = await store.receive_order(ORDER)
+    await store.move_order(order.id, OrderState.QUEUED)
+    fill = await store.start_fill(order.id, (await store.bins())[0].id)
+    result = FillResult(FillOutcome.JAM, 12, 1800, None, "jammed")
+    await store.finish_fill(fill.id, result)
+    with pytest.raises(StoreError, match="already ended"):
+        await store.finish_fill(fill.id, result)
+    assert (await store.bins())[0].on_hand == 388
+    assert (await store.order(order.id)).state is OrderState.EXCEPTION
+
+
+async def test_an_illegal_transition_changes_nothing(store: Store) -> None:
+    order = await store.receive_order(ORDER)
+    with pytest.raises(TransitionError):
+        await store.move_order(order.id, OrderState.FILLED)
+    assert (await store.order(order.id)).state is OrderState.RECEIVED
+    assert len(await store.order_history(order.id)) == 1
+
+
+async def test_bins_keep_their_recorded_count_across_reopen(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "rx.sqlite")
+    store = await Store.open(url)
+    await store.ensure_bins([BIN])
+    order = await store.receive_order(ORDER)
+    await store.move_order(order.id, OrderState.QUEUED)
+    fill = await store.start_fill(order.id, (await store.bins())[0].id)
+    instance = store.instance
+    await store.close()
+    store = await Store.open(url)
+    try:
+        await store.ensure_bins([BIN])
+        assert store.instance == instance
+        assert (await store.bins())[0].on_hand == 400
+        assert [f.id for f in await store.open_fills()] == [fill.id]
+    finally:
+        await store.close()
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=8))
+def test_bin_count_is_the_sum_of_its_movements(tmp_path_factory: pytest.TempPathFactory,
+                                               counts: list[int]) -> None:
+    import asyncio
+
+    async def run() -> None:
+        store = await Store.open(sqlite_url(tmp_path_factory.mktemp("p") / "rx.sqlite"))
+        try:
+            await store.ensure_bins([BIN])
+            bin_id = (await store.bins())[0].id
+            for counted in counts:
+                order = await store.receive_order(ORDER)
+                await store.move_order(order.id, OrderState.QUEUED)
+                fill = await store.start_fill(order.id, bin_id)
+                await store.finish_fill(fill.id, FillResult(FillOutcome.FILLED, counted, None,
+                                                            None, ""))
+            movements = await store.movements(bin_id)
+            assert (await store.bins())[0].on_hand == sum(m.quantity for m in movements)
+            assert (await store.bins())[0].on_hand == 400 - sum(counts)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
