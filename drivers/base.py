@@ -7,11 +7,42 @@ in :mod:`drivers.errors`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Generic, Protocol, Self, TypeVar, runtime_checkable
+
+E = TypeVar("E")
+
+
+class EventStream(Generic[E]):
+    """A device's events from the moment it was made until the link closes.
+
+    It listens from creation (not from the first ``anext``), and waiting on it
+    with a timeout loses nothing: ``await asyncio.wait_for(anext(stream), t)``
+    is safe. ``close()`` stops listening.
+    """
+
+    def __init__(self, listeners: set[asyncio.Queue[E | None]]) -> None:
+        self._queue: asyncio.Queue[E | None] = asyncio.Queue()
+        self._listeners = listeners
+        listeners.add(self._queue)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> E:
+        item = await self._queue.get()
+        if item is None:
+            self.close()
+            raise StopAsyncIteration
+        return item
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._listeners.discard(self._queue)
+
 
 
 class CountState(StrEnum):
@@ -155,8 +186,8 @@ class TabletCounter(Protocol):
         """The fate of ``job``, among the last jobs the device remembers."""
         ...
 
-    async def abort(self) -> JobReport | None:
-        """Abort the count in progress; the aborted job, or None when none ran."""
+    async def abort(self) -> Progress | None:
+        """Abort the count in progress; the job and its count, or None when none ran."""
         ...
 
     async def clear(self) -> None:
@@ -187,6 +218,6 @@ class TabletCounter(Protocol):
         """Span-calibrate the scale with a reference mass of ``mass_mg`` on it."""
         ...
 
-    def events(self) -> AsyncIterator[CounterEvent]:
+    def events(self) -> EventStream[CounterEvent]:
         """Every event the device sends from now on, until the link closes."""
         ...

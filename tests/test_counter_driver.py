@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
 import pytest
 
 from drivers import errors
@@ -13,6 +11,7 @@ from drivers.base import (
     CounterEvent,
     CountState,
     DoorMoved,
+    EventStream,
     JobEnded,
     JobOutcome,
     JobReport,
@@ -27,7 +26,7 @@ def driver(sim: CounterSimulator) -> SerialTabletCounter:
     return SerialTabletCounter(name="tc-test", url=sim.url)
 
 
-async def until_end(events: AsyncIterator[CounterEvent], job: str) -> JobReport:
+async def until_end(events: EventStream[CounterEvent], job: str) -> JobReport:
     """Read events until ``job`` ends."""
     async with asyncio.timeout(10):
         async for event in events:
@@ -277,3 +276,12 @@ async def test_cut_link_fails_the_call_and_ends_the_events(tcp_counter: CounterS
         assert not tc.connected
         with pytest.raises(errors.LinkError, match="link lost"):
             await tc.status()
+
+
+async def test_waiting_on_events_with_a_timeout_loses_nothing(counter: CounterSimulator) -> None:
+    async with driver(counter) as tc:
+        events = tc.events()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(events), 0.01)
+        await tc.count("T1", 1, 3)
+        assert (await until_end(events, "T1")).count == 3

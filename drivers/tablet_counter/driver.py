@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
 
@@ -25,6 +24,7 @@ from drivers.base import (
     CounterStatus,
     CountState,
     DoorMoved,
+    EventStream,
     Identity,
     JobEnded,
     JobOutcome,
@@ -254,15 +254,9 @@ class SerialTabletCounter:
         """Span-calibrate the scale with ``mass_mg`` on it."""
         await self._call(wire.Verb.SPAN, str(mass_mg))
 
-    async def events(self) -> AsyncIterator[CounterEvent]:
+    def events(self) -> EventStream[CounterEvent]:
         """Every event the device sends from now on; ends when the link closes."""
-        queue: asyncio.Queue[CounterEvent | None] = asyncio.Queue()
-        self._listeners.add(queue)
-        try:
-            while (item := await queue.get()) is not None:
-                yield item
-        finally:
-            self._listeners.discard(queue)
+        return EventStream(self._listeners)
 
     # -- the wire ----------------------------------------------------------
 
