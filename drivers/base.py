@@ -156,6 +156,14 @@ class TabletCounter(Protocol):
 
     name: str
 
+    async def open(self) -> None:
+        """Open the link; NotConnectedError when the device cannot be reached."""
+        ...
+
+    async def close(self) -> None:
+        """Close the link; safe to call twice and when cancelled."""
+        ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

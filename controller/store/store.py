@@ -206,6 +206,21 @@ class Store:
             rows = (await conn.execute(query)).mappings().all()
         return [BinRecord(**dict(row)) for row in rows]
 
+    async def correct_bin(self, bin_id: int, count: int, *, who: str, reason: str) -> BinRecord:
+        """Record that the bin truly holds ``count``: one movement of the difference."""
+        if count < 0:
+            raise ValueError(f"a bin cannot hold {count} tablets")
+        async with self._transaction() as conn:
+            on_hand = await conn.scalar(sa.select(
+                sa.func.coalesce(sa.func.sum(bin_movements.c.quantity), 0)).where(
+                bin_movements.c.bin_id == bin_id))
+            difference = count - int(on_hand or 0)
+            if difference:
+                await conn.execute(sa.insert(bin_movements).values(
+                    bin_id=bin_id, kind="correction", quantity=difference, who=who,
+                    reason=reason, at=self._clock.now()))
+        return next(b for b in await self.bins() if b.id == bin_id)
+
     async def movements(self, bin_id: int) -> list[Movement]:
         """Every movement of one bin, oldest first."""
         query = sa.select(bin_movements).where(bin_movements.c.bin_id == bin_id).order_by(
@@ -306,6 +321,12 @@ class Store:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query.order_by(fills.c.id))).mappings().all()
         return [_fill_record(row) for row in rows]
+
+    async def fill_by_job(self, job: str) -> FillRecord | None:
+        """The fill a robot knows as ``job``, or None."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_fill_query().where(fills.c.job == job))).mappings().first()
+        return None if row is None else _fill_record(row)
 
     async def fills(self, order_id: int | None = None) -> list[FillRecord]:
         """Every fill (of one order, when given), oldest first."""

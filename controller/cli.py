@@ -1,0 +1,167 @@
+"""The ``rxfill`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from controller.config import ConfigError, load_config
+from controller.logs import Format, configure_logging
+from simulators.tablet_counter.server import CounterSimulator
+
+app = typer.Typer(help="rxfill: control software for automated pharmacies.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+simulate = typer.Typer(help="Run a simulated robot on a pty or a TCP port.", no_args_is_help=True)
+config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
+app.add_typer(simulate, name="simulate")
+app.add_typer(config_app, name="config")
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
+
+FAULT_HELP = """\
+fault commands, one a line on standard input:
+  jam K            the running or next job jams after K tablets
+  empty CH         channel CH runs empty
+  stock CH N       put N tablets in channel CH
+  door open|close  open or close the door
+  miscount M       the next job's sensor runs M tablets ahead (negative: behind)
+  drop N           the next N replies are never sent
+  garble N         the next N replies go out with a wrong checksum
+  power            a power cycle
+"""
+
+
+@app.command()
+def demo(
+    config: Annotated[Path, typer.Option(help="Configuration file.")] = DEMO_CONFIG,
+    store: Annotated[Path | None, typer.Option(
+        help="SQLite file to keep (default: a fresh temporary file).")] = None,
+) -> None:
+    """Start the simulators and the supervisor in one process and fill the sample orders."""
+    from controller.demo import run_demo
+
+    level: str = "info"
+    fmt: Format = "auto"
+    with contextlib.suppress(ConfigError):
+        logging = load_config(config).config.logging
+        level, fmt = logging.level, logging.format
+    configure_logging(level, fmt)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    raise typer.Exit(asyncio.run(run_demo(config, store, console)))
+
+
+@config_app.command("check")
+def config_check(path: Annotated[Path, typer.Argument(help="Configuration file.")]) -> None:
+    """Validate a configuration file and its formulary; say what is wrong."""
+    try:
+        settings = load_config(path)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    robots = ", ".join(r.id for r in settings.config.robots)
+    typer.echo(f"{path}: ok ({len(settings.config.robots)} robot(s): {robots}; "
+               f"{len(settings.formulary)} drugs in the formulary)")
+
+
+@simulate.command("counter", epilog=FAULT_HELP)
+def simulate_counter(
+    listen: Annotated[str, typer.Option(help="'pty' or tcp://HOST:PORT")] = "pty",
+    channels: Annotated[int, typer.Option(min=1, max=64)] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+    time_scale: Annotated[float, typer.Option(min=0.001)] = 1.0,
+    baud: Annotated[int, typer.Option()] = 115200,
+) -> None:
+    """A tablet counter speaking the serial ICD; prints 'listening on <url>' when ready."""
+    configure_logging("warning", "auto")
+    if listen != "pty" and not listen.startswith("tcp://"):
+        typer.echo(f"--listen {listen!r}: expected 'pty' or tcp://HOST:PORT", err=True)
+        raise typer.Exit(2)
+    try:
+        sim = CounterSimulator(channels=channels, seed=seed, time_scale=time_scale, baud=baud)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    async def serve() -> None:
+        if listen == "pty":
+            url = await sim.listen_pty()
+        else:
+            host, _, port = listen.removeprefix("tcp://").rpartition(":")
+            if not host or not port.isdigit():
+                typer.echo(f"--listen {listen!r}: expected tcp://HOST:PORT", err=True)
+                raise typer.Exit(2)
+            url = await sim.listen_tcp(host, int(port))
+        print(f"listening on {url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        _read_fault_commands(sim, loop)
+        async with sim:
+            await stop.wait()
+
+    asyncio.run(serve())
+
+
+def _read_fault_commands(sim: CounterSimulator, loop: asyncio.AbstractEventLoop) -> None:
+    """Let a person type fault commands on standard input (when it can be watched)."""
+    buffer = bytearray()
+
+    def readable() -> None:
+        try:
+            data = os.read(sys.stdin.fileno(), 1024)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(sys.stdin.fileno())
+            return
+        buffer.extend(data)
+        while b"\n" in buffer:
+            line, _, rest = bytes(buffer).partition(b"\n")
+            buffer[:] = rest
+            answer = apply_fault(sim, line.decode(errors="replace"), loop)
+            print(answer, file=sys.stderr, flush=True)
+
+    with contextlib.suppress(OSError, ValueError):  # stdin is a file or closed: no commands
+        loop.add_reader(sys.stdin.fileno(), readable)
+
+
+def apply_fault(sim: CounterSimulator, line: str, loop: asyncio.AbstractEventLoop) -> str:
+    """Carry out one fault command; the answer says what happened or what was expected."""
+    words = line.split()
+    device = sim.device
+    try:
+        match words:
+            case ["jam", k]:
+                device.faults.jam_after = int(k)
+            case ["empty", ch]:
+                device.set_stock(int(ch), 0)
+            case ["stock", ch, n]:
+                device.set_stock(int(ch), int(n))
+            case ["door", "open"]:
+                device.open_door()
+            case ["door", "close"]:
+                device.close_door()
+            case ["miscount", m]:
+                device.faults.miscount = int(m)
+            case ["drop", n]:
+                sim.drop_replies(int(n))
+            case ["garble", n]:
+                sim.garble_replies(int(n))
+            case ["power"]:
+                loop.create_task(device.power_cycle())
+            case []:
+                return ""
+            case _:
+                return f"unknown command {line.strip()!r}\n{FAULT_HELP}"
+    except (ValueError, KeyError) as exc:
+        return f"cannot do {line.strip()!r}: {exc}"
+    return f"ok: {line.strip()}"

@@ -1,0 +1,39 @@
+"""structlog set-up: readable lines on a terminal, JSON lines otherwise.
+
+Log lines name orders by their internal id and fills by their job id, never
+by prescription number, and never carry a patient's name or birth date.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal, TextIO
+
+import structlog
+
+Format = Literal["auto", "json", "console"]
+
+
+def configure_logging(level: str = "info", fmt: Format = "auto",
+                      stream: TextIO | None = None) -> None:
+    """Send structured logs to ``stream`` (stderr by default) at ``level``."""
+    out = stream or sys.stderr
+    as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if as_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )

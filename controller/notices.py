@@ -1,0 +1,75 @@
+"""What the supervisor tells its listeners (the demo's screen, later MQTT and the console).
+
+Notices carry ids, never patient data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.store import FillRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RobotOnline:
+    """A robot's link is up (first time or after a loss)."""
+
+    robot: str
+
+
+@dataclass(frozen=True, slots=True)
+class RobotOffline:
+    """A robot's link is down; the supervisor keeps trying."""
+
+    robot: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class RobotNeedsAttention:
+    """A robot stopped on a jam, an empty channel or an open door until a person clears it."""
+
+    robot: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RobotCleared:
+    """A person cleared the robot; it takes work again."""
+
+    robot: str
+
+
+@dataclass(frozen=True, slots=True)
+class FillStarted:
+    """A fill is recorded and about to be sent to its robot."""
+
+    fill: FillRecord
+
+
+@dataclass(frozen=True, slots=True)
+class FillProgress:
+    """Tablets counted so far."""
+
+    fill: FillRecord
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FillEnded:
+    """A fill's outcome is recorded."""
+
+    fill: FillRecord
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSettled:
+    """An order reached a state that needs no robot: filled, exception or rejected."""
+
+    order_id: int
+    state: str
+    reason: str | None
+
+
+Notice = (RobotOnline | RobotOffline | RobotNeedsAttention | RobotCleared | FillStarted
+          | FillProgress | FillEnded | OrderSettled)

@@ -1,0 +1,204 @@
+"""The supervisor: one worker per robot in a TaskGroup, routing orders to their bins.
+
+It connects every robot in parallel and reports every failure at once; it
+routes each order to a bin that holds its NDC with enough on hand; the
+robots' workers count, weigh and record. Listeners (the demo's screen, later
+MQTT and the console) hear every notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Self
+
+import structlog
+
+from controller.backoff import Backoff
+from controller.clock import Clock
+from controller.config import Robot, Settings
+from controller.counter_robot import CounterRobot, Dispense
+from controller.domain.orders import Order, OrderState, order_problems
+from controller.domain.routing import BinChoice, Unroutable, choose_bin
+from controller.notices import FillEnded, Notice, OrderSettled
+from controller.store import BinSpec, OrderRecord, Store
+from drivers.base import TabletCounter
+from drivers.registry import find_driver
+
+log = structlog.get_logger(__name__)
+
+SETTLED = frozenset({OrderState.FILLED, OrderState.EXCEPTION, OrderState.REJECTED,
+                     OrderState.CANCELLED})
+
+
+class RobotsNotConnected(ConnectionError):
+    """One or more robots could not be reached; names each with its error."""
+
+    def __init__(self, errors: Mapping[str, BaseException]) -> None:
+        self.errors = dict(errors)
+        lines = "\n".join(f"  {robot}: {error}" for robot, error in self.errors.items())
+        super().__init__(f"{len(self.errors)} robot(s) could not be connected:\n{lines}")
+
+
+def make_driver(robot: Robot, url: str) -> TabletCounter:
+    """The driver the configuration names for ``robot``, found through the registry."""
+    cls = find_driver(robot.driver.name)
+    settings = robot.driver
+    driver = cls(name=robot.id, url=url, baud=settings.baud,
+                 reply_timeout=settings.reply_timeout_ms / 1000, retries=settings.retries)
+    if not isinstance(driver, TabletCounter):
+        raise TypeError(f"driver {robot.driver.name!r} is not a TabletCounter")
+    return driver
+
+
+def bin_specs(settings: Settings) -> list[BinSpec]:
+    """Every bin the configuration describes."""
+    return [BinSpec(r.id, c.channel, c.ndc, c.lot, c.expiry, c.on_hand, c.par, c.capacity)
+            for r in settings.config.robots for c in r.channels]
+
+
+class Supervisor:
+    """Drives every robot of a configuration; use as ``async with``.
+
+    ``urls`` replaces a robot's configured url (the address of its simulator).
+    """
+
+    def __init__(self, settings: Settings, store: Store, *, urls: Mapping[str, str] | None = None,
+                 clock: Clock | None = None, seed: int | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock or Clock()
+        self._listeners: list[Callable[[Notice], None]] = []
+        self._reservations: dict[int, tuple[int, int]] = {}
+        """order id → (bin id, quantity) routed but not yet taken off the bin."""
+        self._route_lock = asyncio.Lock()
+        self._settled: dict[int, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+        rng = random.Random(seed)
+        self.robots: dict[str, CounterRobot] = {}
+        for robot in settings.config.robots:
+            url = (urls or {}).get(robot.id, robot.url)
+            if url.startswith("sim:"):
+                raise ValueError(f"robot {robot.id} is simulated ({url}): start its simulator "
+                                 f"and pass its address in urls")
+            self.robots[robot.id] = CounterRobot(
+                robot=robot, driver=make_driver(robot, url), store=store,
+                formulary=settings.formulary, notify=self._notify, clock=self.clock,
+                backoff=Backoff(rng=random.Random(rng.random())))
+
+    def subscribe(self, listener: Callable[[Notice], None]) -> None:
+        """Call ``listener`` with every notice from now on."""
+        self._listeners.append(listener)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Load the bins, connect every robot at once, start the workers, resume queued orders."""
+        await self.store.ensure_bins(bin_specs(self.settings))
+        await self.connect_all()
+        self._task = asyncio.create_task(self._run(), name="supervisor")
+        for order in await self.store.orders():
+            if order.state is OrderState.QUEUED:
+                await self._route(order)
+
+    async def connect_all(self) -> None:
+        """Connect every robot in parallel; RobotsNotConnected names every failure."""
+        robots = list(self.robots.values())
+        results = await asyncio.gather(*(r.connect() for r in robots), return_exceptions=True)
+        errors = {r.id: e for r, e in zip(robots, results, strict=True)
+                  if isinstance(e, BaseException)}
+        if errors:
+            for robot in robots:
+                await robot.driver.close()
+            for robot_id, error in errors.items():
+                log.error("robot not connected", robot=robot_id, error=str(error))
+            raise RobotsNotConnected(errors)
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for robot in self.robots.values():
+                group.create_task(robot.run(), name=f"robot-{robot.id}")
+
+    async def stop(self) -> None:
+        """Stop every worker and close every link."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for robot in self.robots.values():
+            await robot.driver.close()
+
+    # -- orders --------------------------------------------------------------
+
+    async def submit(self, order: Order, *, who: str = "supervisor") -> OrderRecord:
+        """Receive an order, validate it, and route it to a robot (or say why not)."""
+        record = await self.store.receive_order(order, who=who)
+        self._settled[record.id] = asyncio.Event()
+        problems = order_problems(order, self.settings.formulary)
+        if problems:
+            reason = "; ".join(problems)
+            record = await self.store.move_order(record.id, OrderState.REJECTED, who=who,
+                                                 reason=reason)
+            log.warning("order rejected", order=record.id, reason=reason)
+            self._notify(OrderSettled(record.id, record.state, reason))
+            return record
+        record = await self.store.move_order(record.id, OrderState.QUEUED, who=who)
+        log.info("order queued", order=record.id, ndc=order.ndc, quantity=order.quantity)
+        await self._route(record)
+        return await self.store.order(record.id)
+
+    async def _route(self, order: OrderRecord) -> None:
+        async with self._route_lock:
+            reserved: dict[int, int] = {}
+            for bin_id, quantity in self._reservations.values():
+                reserved[bin_id] = reserved.get(bin_id, 0) + quantity
+            choices = [
+                BinChoice(b.id, b.robot, b.bin, b.ndc, b.on_hand - reserved.get(b.id, 0),
+                          self.robots[b.robot].ready, self.robots[b.robot].load)
+                for b in await self.store.bins() if b.robot in self.robots
+            ]
+            choice = choose_bin(order.ndc, order.quantity, choices)
+            if isinstance(choice, Unroutable):
+                await self.store.move_order(order.id, OrderState.EXCEPTION, reason=choice.reason)
+                log.warning("order cannot be routed", order=order.id, reason=choice.reason)
+                self._notify(OrderSettled(order.id, OrderState.EXCEPTION, choice.reason))
+                return
+            self._reservations[order.id] = (choice.bin_id, order.quantity)
+            self.robots[choice.robot].queue.put_nowait(Dispense(order.id, choice.bin_id))
+            log.info("order routed", order=order.id, robot=choice.robot, bin=choice.bin)
+
+    async def clear(self, robot: str) -> None:
+        """A person fixed what stopped ``robot``."""
+        await self.robots[robot].clear()
+
+    async def wait_settled(self, order_ids: list[int]) -> list[OrderRecord]:
+        """Wait until every order is filled, in exception, rejected or cancelled."""
+        for order_id in order_ids:
+            event = self._settled.setdefault(order_id, asyncio.Event())
+            if (await self.store.order(order_id)).state not in SETTLED:
+                await event.wait()
+        return [await self.store.order(order_id) for order_id in order_ids]
+
+    def _notify(self, notice: Notice) -> None:
+        if isinstance(notice, FillEnded):
+            fill = notice.fill
+            self._reservations.pop(fill.order_id, None)
+            state = (OrderState.FILLED if fill.outcome == "filled" else OrderState.EXCEPTION)
+            self._settled.setdefault(fill.order_id, asyncio.Event()).set()
+            self._notify(OrderSettled(fill.order_id, state, fill.detail))
+        elif isinstance(notice, OrderSettled):
+            self._settled.setdefault(notice.order_id, asyncio.Event()).set()
+        for listener in self._listeners:
+            listener(notice)
