@@ -204,9 +204,7 @@ class CounterRobot:
             done = await self._store.fill_by_job(status.job)
             if done is not None and done.state == "ended":
                 await self.driver.take(status.job)  # recorded, but its DN was lost
-        status = await self.driver.status()
-        if status.state in _NEEDS_PERSON and self.attention is None:
-            self._needs_person(_NEEDS_PERSON[status.state])
+        await self._check_state()
 
     async def _count(self, fill: FillRecord) -> None:
         events = self.driver.events()
@@ -214,11 +212,10 @@ class CounterRobot:
             try:
                 await self.driver.count(fill.job, fill.bin, fill.quantity)
             except DeviceError as exc:
-                await self._record(fill, FillResult(FillOutcome.REFUSED, 0, None, None,
-                                                    f"robot refused the count: {exc.args[0]}"))
-                status = await self.driver.status()
-                if status.state in _NEEDS_PERSON:
-                    self._needs_person(_NEEDS_PERSON[status.state])
+                ended = await self._record(fill, FillResult(
+                    FillOutcome.REFUSED, 0, None, None, f"robot refused the count: {exc.args[0]}"))
+                await self._check_state()
+                self._notify(FillEnded(ended))
                 return
             report = await self._await_end(fill, events)
         finally:
@@ -246,22 +243,28 @@ class CounterRobot:
         outcome, check, detail = judge_fill(
             stopped=_STOPPED[report.outcome], quantity=fill.quantity, count=report.count,
             weight_mg=report.weight_mg, drug=drug, scale_noise_mg=self.config.scale_noise_mg)
-        await self._record(fill, FillResult(outcome, report.count, report.weight_mg, check,
-                                            detail))
+        ended = await self._record(fill, FillResult(outcome, report.count, report.weight_mg,
+                                                    check, detail))
         if outcome is FillOutcome.RAN_EMPTY:
             await self._store.correct_bin(fill.bin_id, 0, who="supervisor",
                                           reason=f"channel ran empty during job {fill.job}")
         await self.driver.take(fill.job)
-        status = await self.driver.status()
-        if status.state in _NEEDS_PERSON:
-            self._needs_person(_NEEDS_PERSON[status.state])
+        await self._check_state()
+        self._notify(FillEnded(ended))
 
-    async def _record(self, fill: FillRecord, result: FillResult) -> None:
+    async def _record(self, fill: FillRecord, result: FillResult) -> FillRecord:
+        """Store the outcome (before the tablets leave the chute) and log it."""
         ended = await self._store.finish_fill(fill.id, result)
         log.info("fill ended", robot=self.id, order=fill.order_id, fill=fill.id, job=fill.job,
                  outcome=result.outcome, counted=result.counted, weight_mg=result.weight_mg,
                  detail=result.detail)
-        self._notify(FillEnded(ended))
+        return ended
+
+    async def _check_state(self) -> None:
+        """Ask for a person when the robot stopped in a state only a person can clear."""
+        status = await self.driver.status()
+        if status.state in _NEEDS_PERSON and self.attention is None:
+            self._needs_person(_NEEDS_PERSON[status.state])
 
     def _needs_person(self, reason: str) -> None:
         self.attention = reason

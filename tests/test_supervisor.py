@@ -1,0 +1,245 @@
+"""The supervisor against simulated counters, over real ptys and sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+import structlog
+
+from controller.config import Settings, load_config
+from controller.domain.orders import FillOutcome, Order, OrderState, Patient
+from controller.domain.routing import BinChoice, Unroutable, choose_bin
+from controller.notices import FillProgress, FillStarted, Notice
+from controller.simulation import start_simulators
+from controller.store import Store, sqlite_url
+from controller.supervisor import RobotsNotConnected, Supervisor
+from simulators.tablet_counter.server import CounterSimulator
+
+FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
+ATORVASTATIN, LISINOPRIL = "00093-7146-01", "68180-0513-01"
+
+ROBOT = """
+[[robots]]
+id = "{id}"
+kind = "tablet-counter"
+url = "{url}"
+driver = {{ name = "serial-counter" }}
+scale_noise_mg = 1.0
+simulator = {{ seed = {seed}, time_scale = 50, scale_noise_mg = 1.0 }}
+[[robots.channels]]
+channel = 1
+ndc = "{ndc}"
+lot = "L1"
+expiry = 2030-01-01
+on_hand = {on_hand}
+par = 50
+capacity = 900
+calibration = {{ sensitivity = 50, gate_ms = 40 }}
+"""
+
+
+def write_config(tmp_path: Path, robots: list[dict[str, object]]) -> Settings:
+    text = f"""
+formulary = "{FORMULARY}"
+[site]
+id = "test"
+name = "Test Pharmacy"
+address = "1 Test Road"
+phone = "555-0100"
+""" + "".join(ROBOT.format(**robot) for robot in robots)
+    path = tmp_path / "rxfill.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def order(ndc: str, quantity: int, rx: str = "RX100") -> Order:
+    return Order(rx, Patient("P1", "Pat Example", date(1960, 1, 2)), ndc, quantity)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def floor(tmp_path: Path) -> AsyncIterator[tuple[Settings, dict[str, CounterSimulator]]]:
+    """Two simulated counters: tc1 on a pty, tc2 on TCP, both holding atorvastatin."""
+    settings = write_config(tmp_path, [
+        {"id": "tc1", "url": "sim:pty", "seed": 1, "ndc": ATORVASTATIN, "on_hand": 500},
+        {"id": "tc2", "url": "sim:tcp", "seed": 2, "ndc": ATORVASTATIN, "on_hand": 300},
+    ])
+    sims = await start_simulators(settings)
+    yield settings, sims
+    for sim in sims.values():
+        await sim.close()
+
+
+def supervisor(settings: Settings, store: Store, sims: dict[str, CounterSimulator]) -> Supervisor:
+    return Supervisor(settings, store, urls={r: s.url for r, s in sims.items()}, seed=1)
+
+
+async def test_supervisor_fills_orders_and_takes_counts_off_the_bins(
+    floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
+) -> None:
+    settings, sims = floor
+    async with supervisor(settings, store, sims) as sup:
+        ids = [(await sup.submit(order(ATORVASTATIN, q))).id for q in (30, 60, 20)]
+        async with asyncio.timeout(20):
+            orders = await sup.wait_settled(ids)
+    assert [o.state for o in orders] == [OrderState.FILLED] * 3
+    fills = await store.fills()
+    assert sorted(f.counted or 0 for f in fills) == [20, 30, 60]
+    on_hand = {b.robot: b.on_hand for b in await store.bins()}
+    taken = {r: sum(f.counted or 0 for f in fills if f.robot == r) for r in ("tc1", "tc2")}
+    assert on_hand == {"tc1": 500 - taken["tc1"], "tc2": 300 - taken["tc2"]}
+    started = sims["tc1"].device.started_jobs + sims["tc2"].device.started_jobs
+    assert sorted(started) == sorted(f.job for f in fills)
+
+
+async def test_orders_no_robot_can_fill_go_to_exception_with_the_reason(
+    floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
+) -> None:
+    settings, sims = floor
+    async with supervisor(settings, store, sims) as sup:
+        absent = await sup.submit(order(LISINOPRIL, 10))
+        too_many = await sup.submit(order(ATORVASTATIN, 600))
+        unknown = await sup.submit(order("99999-9999-99", 10))
+    assert (absent.state, absent.reason) == (OrderState.EXCEPTION,
+                                             f"no robot holds NDC {LISINOPRIL}")
+    assert too_many.state is OrderState.EXCEPTION
+    assert too_many.reason is not None and "at most 500 available" in too_many.reason
+    assert unknown.state is OrderState.REJECTED
+    assert await store.fills() == []
+
+
+async def test_link_cut_mid_count_ends_with_the_true_partial_count_and_no_second_count(
+    tmp_path: Path, store: Store,
+) -> None:
+    settings = write_config(tmp_path, [
+        {"id": "tc1", "url": "sim:tcp", "seed": 3, "ndc": ATORVASTATIN, "on_hand": 500}])
+    sims = await start_simulators(settings)
+    sim = sims["tc1"]
+    sim.device.faults.jam_after = 70
+    cut = asyncio.Event()
+
+    def on_notice(notice: Notice) -> None:
+        if isinstance(notice, FillProgress) and notice.count >= 10 and not cut.is_set():
+            cut.set()
+            sim.cut_link()
+
+    try:
+        sup = supervisor(settings, store, sims)
+        sup.subscribe(on_notice)
+        with structlog.testing.capture_logs() as logs:
+            async with sup:
+                record = await sup.submit(order(ATORVASTATIN, 120))
+                async with asyncio.timeout(20):
+                    (settled,) = await sup.wait_settled([record.id])
+    finally:
+        await sim.close()
+    assert cut.is_set()
+    (fill,) = await store.fills()
+    assert settled.state is OrderState.EXCEPTION
+    assert (fill.outcome, fill.counted) == (FillOutcome.JAM, 70)
+    assert sim.device.jobs[fill.job].count == 70
+    assert sim.device.started_jobs == [fill.job]
+    assert (await store.bins())[0].on_hand == 430
+    events = [entry["event"] for entry in logs]
+    assert events.count("robot link lost") == 1
+    assert events.count("robot link recovered") == 1
+
+
+async def test_restarted_supervisor_reconciles_the_open_fill_and_never_counts_twice(
+    floor: tuple[Settings, dict[str, CounterSimulator]], tmp_path: Path,
+) -> None:
+    settings, sims = floor
+    url = sqlite_url(tmp_path / "restart.sqlite")
+    store = await Store.open(url)
+    started = asyncio.Event()
+    sup = supervisor(settings, store, sims)
+    sup.subscribe(lambda n: started.set() if isinstance(n, FillProgress) else None)
+    await sup.start()
+    record = await sup.submit(order(ATORVASTATIN, 80))
+    async with asyncio.timeout(10):
+        await started.wait()
+    await sup.stop()  # the supervisor dies mid-count
+    await store.close()
+    reopened = await Store.open(url)
+    assert [f.state for f in await reopened.fills()] == ["dispensing"]
+    await reopened.close()
+
+    store = await Store.open(url)
+    try:
+        async with supervisor(settings, store, sims) as again:
+            async with asyncio.timeout(20):
+                (settled,) = await again.wait_settled([record.id])
+        (fill,) = await store.fills()
+    finally:
+        await store.close()
+    assert settled.state is OrderState.FILLED
+    assert fill.counted == 80
+    started_jobs = sims["tc1"].device.started_jobs + sims["tc2"].device.started_jobs
+    assert started_jobs == [fill.job]
+
+
+async def test_jam_waits_for_a_person_and_the_robot_works_after_clearing(
+    floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
+) -> None:
+    settings, sims = floor
+    jammed: list[str] = []
+
+    def on_notice(notice: Notice) -> None:
+        if isinstance(notice, FillStarted) and not jammed:
+            jammed.append(notice.fill.robot)
+            sims[notice.fill.robot].device.faults.jam_after = 5
+
+    async with supervisor(settings, store, sims) as sup:
+        sup.subscribe(on_notice)
+        first = await sup.submit(order(ATORVASTATIN, 20))
+        async with asyncio.timeout(10):
+            (result,) = await sup.wait_settled([first.id])
+        robot = sup.robots[jammed[0]]
+        assert result.state is OrderState.EXCEPTION and robot.attention is not None
+        assert not robot.ready
+        await sup.clear(jammed[0])
+        assert robot.ready
+    (fill,) = await store.fills()
+    assert (fill.outcome, fill.counted) == (FillOutcome.JAM, 5)
+
+
+async def test_connecting_reports_every_robot_that_failed(tmp_path: Path, store: Store) -> None:
+    settings = write_config(tmp_path, [
+        {"id": "tc1", "url": "/dev/no-such-port", "seed": 1, "ndc": ATORVASTATIN, "on_hand": 5},
+        {"id": "tc2", "url": "socket://127.0.0.1:9", "seed": 2, "ndc": ATORVASTATIN,
+         "on_hand": 5},
+    ])
+    with pytest.raises(RobotsNotConnected) as caught:
+        await Supervisor(settings, store).start()
+    assert set(caught.value.errors) == {"tc1", "tc2"}
+    assert "tc1: tc1: cannot open /dev/no-such-port" in str(caught.value)
+    assert "tc2:" in str(caught.value)
+
+
+def choice(bin_id: int, robot: str, available: int, ready: bool = True, load: int = 0
+           ) -> BinChoice:
+    return BinChoice(bin_id, robot, 1, ATORVASTATIN, available, ready, load)
+
+
+def test_routing_prefers_a_ready_robot_then_the_least_loaded() -> None:
+    bins = [choice(1, "a", 500, ready=False), choice(2, "b", 100, load=2), choice(3, "c", 90)]
+    assert choose_bin(ATORVASTATIN, 50, bins) == bins[2]
+    assert choose_bin(ATORVASTATIN, 95, bins) == bins[1]
+    assert choose_bin(ATORVASTATIN, 400, bins) == bins[0]
+
+
+def test_routing_says_why_no_bin_can_fill() -> None:
+    assert choose_bin(LISINOPRIL, 5, [choice(1, "a", 10)]) == Unroutable(
+        f"no robot holds NDC {LISINOPRIL}")
+    short = choose_bin(ATORVASTATIN, 50, [choice(1, "a", 10), choice(2, "b", 40)])
+    assert isinstance(short, Unroutable) and "at most 40 available in 2 bin(s)" in short.reason
