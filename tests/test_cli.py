@@ -1,0 +1,122 @@
+"""The rxfill command as a person runs it: demo, simulate, config check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from drivers.base import JobEnded, JobOutcome
+from drivers.registry import UnknownDriverError, driver_names, find_driver
+from drivers.tablet_counter.driver import SerialTabletCounter
+
+ROOT = Path(__file__).resolve().parent.parent
+RXFILL = [sys.executable, "-m", "controller"]
+
+
+def test_demo_fills_the_sample_orders_and_logs_no_patient_data(tmp_path: Path) -> None:
+    store = tmp_path / "demo.sqlite"
+    run = subprocess.run([*RXFILL, "demo", "--store", str(store)], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert store.exists()
+    out = run.stdout
+    assert "Demo fills" in out
+    assert "jam" in out and "weight_off" in out and "count_by_hand" in out
+    assert "no robot holds NDC 00093-0147-01" in out
+    assert "not enough on hand: 120 asked" in out
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every log line is JSON off a terminal
+    assert any(r["event"] == "fill ended" for r in records)
+    orders = tomllib.loads((ROOT / "config" / "demo-orders.toml").read_text())["orders"]
+    secrets = set()
+    for entry in orders:
+        patient = entry["patient"]
+        secrets |= {entry["rx_number"], patient["name"], str(patient["birth_date"])}
+        secrets |= set(patient["name"].split())
+    for text, where in ((run.stderr, "logs"), (run.stdout, "screen")):
+        leaked = sorted(s for s in secrets if s in text)
+        assert leaked == [], f"patient data in the demo's {where}: {leaked}"
+
+
+def start_simulator(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([*RXFILL, "simulate", "counter", *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("listening on "), line
+    return proc, line.removeprefix("listening on ").strip()
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Interrupt the simulator; what it printed after its first line, on stdout and stderr."""
+    proc.terminate()
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    return out, err
+
+
+@pytest.mark.parametrize("listen", ["pty", "tcp://127.0.0.1:0"])
+async def test_standalone_simulator_prints_one_line_and_serves(listen: str) -> None:
+    proc, url = start_simulator("--listen", listen, "--channels", "3", "--time-scale", "50")
+    try:
+        assert url.startswith("/dev/") if listen == "pty" else url.startswith("socket://")
+        async with SerialTabletCounter(name="tc", url=url) as tc:
+            assert (await tc.identify()).channels == 3
+    finally:
+        out, _ = stop(proc)
+    assert out == ""  # exactly one line: "listening on <url>"
+
+
+async def test_a_person_injects_faults_on_standard_input() -> None:
+    proc, url = start_simulator("--listen", "pty", "--time-scale", "50", "--seed", "4")
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write("jam 3\nfly away\n")
+        proc.stdin.flush()
+        await asyncio.sleep(0.3)
+        async with SerialTabletCounter(name="tc", url=url) as tc:
+            events = tc.events()
+            await tc.count("J1", 1, 10)
+            async with asyncio.timeout(10):
+                async for event in events:
+                    if isinstance(event, JobEnded):
+                        break
+        assert (event.report.outcome, event.report.count) == (JobOutcome.JAM, 3)
+    finally:
+        _, err = stop(proc)
+    assert "ok: jam 3" in err and "unknown command 'fly away'" in err
+
+
+def test_simulator_refuses_a_bad_listen_address() -> None:
+    run = subprocess.run([*RXFILL, "simulate", "counter", "--listen", "udp://x"],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2
+    assert "expected 'pty' or tcp://HOST:PORT" in run.stderr
+
+
+def test_config_check_names_the_mistake(tmp_path: Path) -> None:
+    good = subprocess.run([*RXFILL, "config", "check", str(ROOT / "config" / "demo.toml")],
+                          capture_output=True, text=True, timeout=30)
+    assert good.returncode == 0 and "ok (2 robot(s)" in good.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / "config" / "demo.toml").read_text().replace(
+        'formulary = "formulary.csv"', f'formulary = "{ROOT / "config" / "formulary.csv"}"'
+    ).replace("par = 100", "par = -1", 1))
+    run = subprocess.run([*RXFILL, "config", "check", str(bad)], capture_output=True, text=True,
+                         timeout=30)
+    assert run.returncode == 2
+    assert "robots[0] (tc1).channels[0].par: Input should be greater than or equal to 0" in \
+        run.stderr
+
+
+def test_registry_finds_the_serial_counter_by_name() -> None:
+    assert "serial-counter" in driver_names()
+    assert find_driver("serial-counter") is SerialTabletCounter
+    with pytest.raises(UnknownDriverError, match=r"no driver named 'nope'.*serial-counter"):
+        find_driver("nope")
