@@ -46,6 +46,9 @@ class RobotsNotConnected(ConnectionError):
 def make_driver(robot: Robot, url: str) -> TabletCounter:
     """The driver the configuration names for ``robot``, found through the registry."""
     cls = find_driver(robot.driver.name)
+    if getattr(cls, "kind", None) != robot.kind:
+        raise TypeError(f"robot {robot.id} is a {robot.kind}, but driver {robot.driver.name!r} "
+                        f"drives a {getattr(cls, 'kind', 'device of unknown kind')}")
     settings = robot.driver
     driver = cls(name=robot.id, url=url, baud=settings.baud,
                  reply_timeout=settings.reply_timeout_ms / 1000, retries=settings.retries)

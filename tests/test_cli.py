@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import JobEnded, JobOutcome
+from drivers.base import JobOutcome
 from drivers.registry import UnknownDriverError, driver_names, find_driver
 from drivers.tablet_counter.driver import SerialTabletCounter
+from tests.helpers import until_end
 
 ROOT = Path(__file__).resolve().parent.parent
 RXFILL = [sys.executable, "-m", "controller"]
@@ -83,11 +84,8 @@ async def test_a_person_injects_faults_on_standard_input() -> None:
         async with SerialTabletCounter(name="tc", url=url) as tc:
             events = tc.events()
             await tc.count("J1", 1, 10)
-            async with asyncio.timeout(10):
-                async for event in events:
-                    if isinstance(event, JobEnded):
-                        break
-        assert (event.report.outcome, event.report.count) == (JobOutcome.JAM, 3)
+            report = await until_end(events, "J1")
+        assert (report.outcome, report.count) == (JobOutcome.JAM, 3)
     finally:
         _, err = stop(proc)
     assert "ok: jam 3" in err and "unknown command 'fly away'" in err

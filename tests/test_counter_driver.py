@@ -12,28 +12,18 @@ from drivers.base import (
     CounterEvent,
     CountState,
     DoorMoved,
-    EventStream,
     JobEnded,
     JobOutcome,
-    JobReport,
     PoweredUp,
     Progress,
 )
 from drivers.tablet_counter.driver import SerialTabletCounter
 from simulators.tablet_counter.server import CounterSimulator
+from tests.helpers import until_end
 
 
 def driver(sim: CounterSimulator) -> SerialTabletCounter:
     return SerialTabletCounter(name="tc-test", url=sim.url)
-
-
-async def until_end(events: EventStream[CounterEvent], job: str) -> JobReport:
-    """Read events until ``job`` ends."""
-    async with asyncio.timeout(10):
-        async for event in events:
-            if isinstance(event, JobEnded) and event.report.job == job:
-                return event.report
-    raise AssertionError("the event stream ended before the job did")
 
 
 async def test_identify_reports_vendor_and_channels(counter: CounterSimulator) -> None:
@@ -187,13 +177,9 @@ async def test_door_opening_aborts_the_count_and_refuses_new_ones(
         await asyncio.sleep(0.05)
         counter.device.open_door()
         seen: list[CounterEvent] = []
-        async with asyncio.timeout(10):
-            async for event in events:
-                seen.append(event)
-                if isinstance(event, JobEnded):
-                    break
+        report = await until_end(events, "D1", seen)
         assert DoorMoved(open=True) in seen
-        assert seen[-1].report.outcome is JobOutcome.ABORTED  # type: ignore[union-attr]
+        assert report.outcome is JobOutcome.ABORTED
         await tc.take("D1")
         with pytest.raises(errors.DoorOpen, match="E13"):
             await tc.count("D2", 1, 5)

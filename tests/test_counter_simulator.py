@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
-from drivers.base import JobEnded, JobReport
+from drivers.base import CounterEvent, JobReport, Progress
 from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.driver import SerialTabletCounter
 from simulators.tablet_counter.device import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
+from tests.helpers import until_end
 
 
 async def minute_of_counting(seed: int) -> tuple[list[JobReport], float]:
@@ -23,11 +23,7 @@ async def minute_of_counting(seed: int) -> tuple[list[JobReport], float]:
         for n, quantity in enumerate((300, 400)):
             events = tc.events()
             await tc.count(f"M{n}", 1, quantity)
-            async with asyncio.timeout(20):
-                async for event in events:
-                    if isinstance(event, JobEnded):
-                        reports.append(event.report)
-                        break
+            reports.append(await until_end(events, f"M{n}"))
             await tc.take(f"M{n}")
         elapsed = time.monotonic() - started
     return reports, elapsed
@@ -59,14 +55,11 @@ async def test_replies_take_their_wire_time_at_the_configured_baud() -> None:
 async def test_progress_comes_every_25_tablets_at_least() -> None:
     sim = CounterSimulator(channels=1, time_scale=1000)
     await sim.listen_pty()
-    counts: list[int] = []
+    seen: list[CounterEvent] = []
     async with sim, SerialTabletCounter(name="tc", url=sim.url) as tc:
         events = tc.events()
         await tc.count("P1", 1, 200)
-        async with asyncio.timeout(10):
-            async for event in events:
-                if isinstance(event, JobEnded):
-                    break
-                counts.append(getattr(event, "count", 0))
+        await until_end(events, "P1", seen)
+    counts = [event.count for event in seen if isinstance(event, Progress)]
     gaps = [b - a for a, b in zip([0, *counts], counts, strict=False)]
     assert counts and max(gaps) <= 25

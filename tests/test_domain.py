@@ -123,3 +123,18 @@ def test_no_path_reaches_filled_without_dispensing(path: list[OrderState]) -> No
             visited.append(state)
     if OrderState.FILLED in visited:
         assert visited[visited.index(OrderState.FILLED) - 1] is OrderState.DISPENSING
+
+
+def test_backoff_grows_with_jitter_up_to_its_cap_and_resets() -> None:
+    import random
+
+    from controller.backoff import Backoff
+
+    backoff = Backoff(base=0.2, cap=2.0, rng=random.Random(1))
+    delays = [backoff.next_delay() for _ in range(8)]
+    ceilings = [min(2.0, 0.2 * 2**n) for n in range(8)]
+    assert all(0.1 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    assert max(delays[4:]) > 0.4  # it grew
+    assert len(set(delays)) == len(delays)  # jittered
+    backoff.reset()
+    assert backoff.next_delay() <= 0.2

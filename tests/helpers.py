@@ -1,0 +1,19 @@
+"""Small helpers shared by tests."""
+
+from __future__ import annotations
+
+import asyncio
+
+from drivers.base import CounterEvent, EventStream, JobEnded, JobReport
+
+
+async def until_end(events: EventStream[CounterEvent], job: str | None = None,
+                    seen: list[CounterEvent] | None = None) -> JobReport:
+    """Read events until ``job`` (any job when None) ends; keep what passed in ``seen``."""
+    async with asyncio.timeout(10):
+        async for event in events:
+            if seen is not None:
+                seen.append(event)
+            if isinstance(event, JobEnded) and job in (None, event.report.job):
+                return event.report
+    raise AssertionError("the event stream ended before the job did")
