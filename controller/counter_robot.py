@@ -91,7 +91,6 @@ class CounterRobot:
         self._clock = clock
         self._backoff = backoff
         self._cleared = asyncio.Event()
-        self._ndc = {c.channel: c.ndc for c in robot.channels}
 
     @property
     def ready(self) -> bool:
@@ -138,9 +137,11 @@ class CounterRobot:
                     self._backoff.reset()
                     await self._work()
                 except DeviceError as exc:
-                    # The robot refused something the supervisor thought safe: a person looks.
+                    # The robot refused something the supervisor thought safe: a person looks
+                    # before anything else is sent.
                     log.error("robot refused a request", robot=self.id, error=str(exc))
                     self._needs_person(f"unexpected refusal: {exc.args[0]}")
+                    await self._wait_for_person()
                     continue
                 except (DriverError, OSError) as exc:
                     self.online = False
@@ -161,9 +162,7 @@ class CounterRobot:
     async def _work(self) -> None:
         await self._recover()
         while True:
-            if self.attention is not None:
-                self._cleared.clear()
-                await self._cleared.wait()
+            await self._wait_for_person()
             item = await self.queue.get()
             self.busy = True
             try:
@@ -174,6 +173,12 @@ class CounterRobot:
                 await self._count(fill)
             finally:
                 self.busy = False
+
+    async def _wait_for_person(self) -> None:
+        """Return at once unless the robot waits for a person; then, once cleared."""
+        while self.attention is not None:
+            self._cleared.clear()
+            await self._cleared.wait()
 
     async def _recover(self) -> None:
         """Finish what a lost link or a restart left open, before anything new."""
@@ -214,8 +219,10 @@ class CounterRobot:
             except DeviceError as exc:
                 ended = await self._record(fill, FillResult(
                     FillOutcome.REFUSED, 0, None, None, f"robot refused the count: {exc.args[0]}"))
-                await self._check_state()
-                self._notify(FillEnded(ended))
+                try:
+                    await self._check_state()
+                finally:
+                    self._notify(FillEnded(ended))
                 return
             report = await self._await_end(fill, events)
         finally:
@@ -239,18 +246,21 @@ class CounterRobot:
                 self._notify(FillProgress(fill, event.count))
 
     async def _settle(self, fill: FillRecord, report: JobReport) -> None:
-        drug = self._formulary[self._ndc[fill.bin]]
+        drug = self._formulary[fill.ndc]
         outcome, check, detail = judge_fill(
             stopped=_STOPPED[report.outcome], quantity=fill.quantity, count=report.count,
             weight_mg=report.weight_mg, drug=drug, scale_noise_mg=self.config.scale_noise_mg)
         ended = await self._record(fill, FillResult(outcome, report.count, report.weight_mg,
                                                     check, detail))
-        if outcome is FillOutcome.RAN_EMPTY:
-            await self._store.correct_bin(fill.bin_id, 0, who="supervisor",
-                                          reason=f"channel ran empty during job {fill.job}")
-        await self.driver.take(fill.job)
-        await self._check_state()
-        self._notify(FillEnded(ended))
+        try:
+            if outcome is FillOutcome.RAN_EMPTY:
+                await self._store.correct_bin(fill.bin_id, 0, who="supervisor",
+                                              reason=f"channel ran empty during job {fill.job}")
+            await self.driver.take(fill.job)
+            await self._check_state()
+        finally:
+            # The outcome is recorded: announce it even when the link drops from here on.
+            self._notify(FillEnded(ended))
 
     async def _record(self, fill: FillRecord, result: FillResult) -> FillRecord:
         """Store the outcome (before the tablets leave the chute) and log it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from drivers.base import CounterEvent, EventStream, JobEnded, JobReport
 
@@ -17,3 +18,10 @@ async def until_end(events: EventStream[CounterEvent], job: str | None = None,
             if isinstance(event, JobEnded) and job in (None, event.report.job):
                 return event.report
     raise AssertionError("the event stream ended before the job did")
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Wait (10 s at most) until ``condition()`` holds, for state only seen by looking at it."""
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 - a simulator's state has no event to await
+            await asyncio.sleep(0.02)

@@ -119,3 +119,15 @@ def test_bin_count_is_the_sum_of_its_movements(tmp_path_factory: pytest.TempPath
             await store.close()
 
     asyncio.run(run())
+
+
+async def test_a_fill_never_starts_from_a_bin_of_another_drug(store: Store) -> None:
+    other = BinSpec("tc1", 2, "68180-0513-01", "LOT2", date(2027, 1, 1), 100, 10, 200)
+    await store.ensure_bins([BIN, other])
+    order = await store.receive_order(ORDER)
+    await store.move_order(order.id, OrderState.QUEUED)
+    wrong = next(b for b in await store.bins() if b.bin == 2)
+    with pytest.raises(StoreError, match="holds NDC 68180-0513-01, not the order's 00093-7146-01"):
+        await store.start_fill(order.id, wrong.id)
+    assert await store.fills() == []
+    assert (await store.order(order.id)).state is OrderState.QUEUED

@@ -18,6 +18,7 @@ from controller.simulation import start_simulators
 from controller.store import Store, sqlite_url
 from controller.supervisor import RobotsNotConnected, Supervisor
 from simulators.tablet_counter.server import CounterSimulator
+from tests.helpers import eventually
 
 FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
 ATORVASTATIN, LISINOPRIL = "00093-7146-01", "68180-0513-01"
@@ -243,3 +244,33 @@ def test_routing_says_why_no_bin_can_fill() -> None:
         f"no robot holds NDC {LISINOPRIL}")
     short = choose_bin(ATORVASTATIN, 50, [choice(1, "a", 10), choice(2, "b", 40)])
     assert isinstance(short, Unroutable) and "at most 40 available in 2 bin(s)" in short.reason
+
+
+async def test_link_lost_after_recording_still_settles_the_order_and_empties_the_chute(
+    tmp_path: Path, store: Store,
+) -> None:
+    settings = write_config(tmp_path, [
+        {"id": "tc1", "url": "sim:tcp", "seed": 4, "ndc": ATORVASTATIN, "on_hand": 500}])
+    sims = await start_simulators(settings)
+    sim = sims["tc1"]
+    try:
+        async with supervisor(settings, store, sims) as sup:
+            driver = sup.robots["tc1"].driver
+            real_take = driver.take
+
+            async def take_after_cut(job: str) -> None:
+                driver.take = real_take  # type: ignore[method-assign]
+                sim.cut_link()  # the line drops just as the tablets would leave the chute
+                await asyncio.sleep(0.05)
+                await real_take(job)
+
+            driver.take = take_after_cut  # type: ignore[method-assign]
+            record = await sup.submit(order(ATORVASTATIN, 20))
+            async with asyncio.timeout(10):
+                (settled,) = await sup.wait_settled([record.id])
+            await eventually(lambda: sim.device.chute is None)  # DN again after reconnecting
+    finally:
+        await sim.close()
+    assert settled.state is OrderState.FILLED
+    assert len(sim.device.started_jobs) == 1
+    assert (await store.bins())[0].on_hand == 480

@@ -90,6 +90,8 @@ class FillRecord:
     bin_id: int
     robot: str
     bin: int
+    ndc: str
+    """What the bin holds, which is what the order asked for."""
     job: str
     quantity: int
     state: str
@@ -280,6 +282,10 @@ class Store:
         """
         async with self._transaction() as conn:
             order = await self._order(conn, order_id)
+            held = await conn.scalar(sa.select(bins.c.ndc).where(bins.c.id == bin_id))
+            if held != order.ndc:
+                raise StoreError(f"bin {bin_id} holds NDC {held}, not the order's {order.ndc}: "
+                                 f"refusing to count from it")
             await self._move(conn, order_id, OrderState.DISPENSING, who, None)
             result = await conn.execute(sa.insert(fills).values(
                 order_id=order_id, bin_id=bin_id, quantity=order.quantity, state="dispensing",
@@ -365,7 +371,7 @@ class Store:
 
 
 def _fill_query() -> sa.Select[Any]:
-    return sa.select(fills, bins.c.robot, bins.c.bin).select_from(fills.join(bins))
+    return sa.select(fills, bins.c.robot, bins.c.bin, bins.c.ndc).select_from(fills.join(bins))
 
 
 def _order_record(row: Any) -> OrderRecord:
