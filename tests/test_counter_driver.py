@@ -17,6 +17,7 @@ from drivers.base import (
     PoweredUp,
     Progress,
 )
+from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.driver import SerialTabletCounter
 from simulators.tablet_counter.server import CounterSimulator
 from tests.helpers import until_end
@@ -272,3 +273,24 @@ async def test_waiting_on_events_with_a_timeout_loses_nothing(counter: CounterSi
             await asyncio.wait_for(anext(events), 0.01)
         await tc.count("T1", 1, 3)
         assert (await until_end(events, "T1")).count == 3
+
+
+async def test_closing_fails_a_call_waiting_in_another_task_at_once(
+    counter: CounterSimulator,
+) -> None:
+    tc = driver(counter)
+    await tc.open()
+    counter.drop_replies(4)
+    waiting = asyncio.create_task(tc.status())
+    await asyncio.sleep(0.02)
+    await tc.close()
+    with pytest.raises(errors.NotConnectedError, match="closed while waiting"):
+        await asyncio.wait_for(waiting, 0.05)
+
+
+async def test_an_error_code_outside_the_icd_is_still_a_device_error(
+    counter: CounterSimulator,
+) -> None:
+    async with driver(counter) as tc:
+        with pytest.raises(errors.DeviceError, match="E99 an error code the ICD does not list"):
+            tc._check(">01 ST*00", wire.Reply(1, False, ("E99",)))

@@ -159,9 +159,12 @@ class SerialTabletCounter:
 
     async def close(self) -> None:
         """Close the link; safe to call twice and when cancelled."""
-        writer, receiver = self._writer, self._receiver
+        writer, receiver, pending = self._writer, self._receiver, self._pending
         self._writer = self._reader = None
         self._receiver = None
+        if pending is not None and not pending[1].done():
+            pending[1].set_exception(NotConnectedError("closed while waiting for a reply",
+                                                       device=self.name))
         if receiver is not None:
             receiver.cancel()
         if writer is not None:
@@ -299,8 +302,7 @@ class SerialTabletCounter:
             return reply.args
         code = reply.args[0] if reply.args else ""
         kind = _ERRORS.get(code, DeviceError)
-        meaning = wire.ERROR_MEANING.get(wire.ErrorCode(code), "error") if code in _ERRORS else (
-            "unknown error code")
+        meaning = wire.ERROR_MEANING.get(code, "an error code the ICD does not list")
         text = " ".join(reply.args)
         raise kind(f"{code} {meaning}", device=self.name, code=code, request=request,
                    reply=f"ER {text}")

@@ -120,7 +120,7 @@ class ErrorCode(StrEnum):
     SCALE_NOT_STABLE = "E30"
 
 
-ERROR_MEANING: dict[ErrorCode, str] = {
+ERROR_MEANING: dict[str, str] = {
     ErrorCode.BAD_REQUEST: "unknown verb or wrong number of arguments",
     ErrorCode.BAD_ARGUMENT: "an argument is out of range or malformed",
     ErrorCode.BUSY: "busy: a count is in progress",
