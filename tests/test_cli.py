@@ -77,10 +77,13 @@ async def test_standalone_simulator_prints_one_line_and_serves(listen: str) -> N
 async def test_a_person_injects_faults_on_standard_input() -> None:
     proc, url = start_simulator("--listen", "pty", "--time-scale", "50", "--seed", "4")
     try:
-        assert proc.stdin is not None
-        proc.stdin.write("jam 3\nfly away\n")
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.write("jam 3\n")
         proc.stdin.flush()
-        await asyncio.sleep(0.3)
+        answer = await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 10)
+        assert answer.strip() == "ok: jam 3"
+        proc.stdin.write("fly away\n")
+        proc.stdin.flush()
         async with SerialTabletCounter(name="tc", url=url) as tc:
             events = tc.events()
             await tc.count("J1", 1, 10)
@@ -88,7 +91,7 @@ async def test_a_person_injects_faults_on_standard_input() -> None:
         assert (report.outcome, report.count) == (JobOutcome.JAM, 3)
     finally:
         _, err = stop(proc)
-    assert "ok: jam 3" in err and "unknown command 'fly away'" in err
+    assert "unknown command 'fly away'" in err
 
 
 def test_simulator_refuses_a_bad_listen_address() -> None:

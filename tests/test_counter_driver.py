@@ -20,7 +20,7 @@ from drivers.base import (
 from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.driver import SerialTabletCounter
 from simulators.tablet_counter.server import CounterSimulator
-from tests.helpers import until_end
+from tests.helpers import eventually, until_end
 
 
 def driver(sim: CounterSimulator) -> SerialTabletCounter:
@@ -282,7 +282,7 @@ async def test_closing_fails_a_call_waiting_in_another_task_at_once(
     await tc.open()
     counter.drop_replies(4)
     waiting = asyncio.create_task(tc.status())
-    await asyncio.sleep(0.02)
+    await eventually(lambda: tc._pending is not None)
     await tc.close()
     with pytest.raises(errors.NotConnectedError, match="closed while waiting"):
         await asyncio.wait_for(waiting, 0.05)
