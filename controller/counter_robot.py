@@ -42,7 +42,7 @@ from drivers.base import (
     Progress,
     TabletCounter,
 )
-from drivers.errors import DeviceError, DriverError, UnknownJob
+from drivers.errors import DeviceError, DriverError, NotConnectedError, UnknownJob
 
 log = structlog.get_logger(__name__)
 
@@ -107,12 +107,29 @@ class CounterRobot:
         await self.driver.open()
         try:
             identity = await self.driver.identify()
+            missing = [c.channel for c in self.config.channels if c.channel > identity.channels]
+            if missing:
+                raise NotConnectedError(
+                    f"robot has {identity.channels} channels; the configuration names "
+                    f"channel(s) {missing}", device=self.id)
+            await self._compare_calibration()
         except BaseException:
             await self._close()
             raise
         self.online = True
         log.info("robot connected", robot=self.id, vendor=identity.vendor, model=identity.model,
                  serial=identity.serial, firmware=identity.firmware)
+
+    async def _compare_calibration(self) -> None:
+        """Warn (once a connection) where the robot's calibration is not the configured one."""
+        for channel in self.config.channels:
+            held = await self.driver.read_calibration(channel.channel)
+            wanted = channel.calibration
+            if (held.sensitivity, held.gate_ms) != (wanted.sensitivity, wanted.gate_ms):
+                log.warning("calibration differs from configuration", robot=self.id,
+                            channel=channel.channel, robot_sensitivity=held.sensitivity,
+                            robot_gate_ms=held.gate_ms, configured_sensitivity=wanted.sensitivity,
+                            configured_gate_ms=wanted.gate_ms)
 
     async def clear(self) -> None:
         """A person fixed what stopped the robot: tell it (``CL``) and take work again."""

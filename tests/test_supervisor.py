@@ -32,7 +32,7 @@ driver = {{ name = "serial-counter" }}
 scale_noise_mg = 1.0
 simulator = {{ seed = {seed}, time_scale = 50, scale_noise_mg = 1.0 }}
 [[robots.channels]]
-channel = 1
+channel = {channel}
 ndc = "{ndc}"
 lot = "L1"
 expiry = 2030-01-01
@@ -51,7 +51,7 @@ id = "test"
 name = "Test Pharmacy"
 address = "1 Test Road"
 phone = "555-0100"
-""" + "".join(ROBOT.format(**robot) for robot in robots)
+""" + "".join(ROBOT.format(**{"channel": 1, **robot}) for robot in robots)
     path = tmp_path / "rxfill.toml"
     path.write_text(text)
     return load_config(path)
@@ -274,3 +274,31 @@ async def test_link_lost_after_recording_still_settles_the_order_and_empties_the
     assert settled.state is OrderState.FILLED
     assert len(sim.device.started_jobs) == 1
     assert (await store.bins())[0].on_hand == 480
+
+
+async def test_a_robot_without_a_configured_channel_is_refused_at_connect(
+    tmp_path: Path, store: Store,
+) -> None:
+    settings = write_config(tmp_path, [{"id": "tc1", "url": "sim:pty", "seed": 1,
+                                        "ndc": ATORVASTATIN, "on_hand": 5, "channel": 5}])
+    sim = CounterSimulator(channels=4, seed=1)
+    await sim.listen_pty()
+    try:
+        expected = r"robot has 4 channels; the configuration names channel\(s\) \[5\]"
+        with pytest.raises(RobotsNotConnected, match=expected):
+            await Supervisor(settings, store, urls={"tc1": sim.url}).start()
+    finally:
+        await sim.close()
+
+
+async def test_calibration_that_differs_from_configuration_is_reported(
+    floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
+) -> None:
+    settings, sims = floor
+    sims["tc2"].device.channels[1].sensitivity = 77
+    with structlog.testing.capture_logs() as logs:
+        async with supervisor(settings, store, sims):
+            pass
+    (warning,) = [e for e in logs if e["event"] == "calibration differs from configuration"]
+    assert (warning["robot"], warning["robot_sensitivity"], warning["configured_sensitivity"]) \
+        == ("tc2", 77, 50)
