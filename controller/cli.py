@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,15 @@ simulate = typer.Typer(help="Run a simulated robot on a pty or a TCP port.", no_
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
 app.add_typer(simulate, name="simulate")
 app.add_typer(config_app, name="config")
+
+class LogLevel(StrEnum):
+    """Log levels a command accepts."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
 
@@ -44,6 +54,8 @@ def demo(
     config: Annotated[Path, typer.Option(help="Configuration file.")] = DEMO_CONFIG,
     store: Annotated[Path | None, typer.Option(
         help="SQLite file to keep (default: a fresh temporary file).")] = None,
+    log_level: Annotated[LogLevel | None, typer.Option(
+        help="Log level (default: the configuration's; on a terminal, warning).")] = None,
 ) -> None:
     """Start the simulators and the supervisor in one process and fill the sample orders."""
     from controller.demo import run_demo
@@ -53,6 +65,10 @@ def demo(
     with contextlib.suppress(ConfigError):
         logging = load_config(config).config.logging
         level, fmt = logging.level, logging.format
+    if log_level is not None:
+        level = log_level.value
+    elif sys.stderr.isatty():
+        level = "warning"  # the demo's own lines tell the story; logs only for trouble
     configure_logging(level, fmt)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     raise typer.Exit(asyncio.run(run_demo(config, store, console)))
