@@ -19,8 +19,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check controller drivers simulators tests
+	$(BIN)/ruff check controller drivers simulators tests bench
 	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.driver_roundtrip
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
