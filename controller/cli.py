@@ -70,6 +70,8 @@ def demo(
     elif sys.stderr.isatty():
         level = "warning"  # the demo's own lines tell the story; logs only for trouble
     configure_logging(level, fmt)
+    # `rxfill demo | head` ends quietly, as other command-line tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     raise typer.Exit(asyncio.run(run_demo(config, store, console)))
 

@@ -57,8 +57,7 @@ class DemoFloor:
             colour = "green" if fill.outcome == "filled" else "yellow"
             self.console.print(f"  order {fill.order_id:>3}  [{colour}]{fill.outcome}[/]: "
                                f"{fill.detail}")
-        elif isinstance(notice, OrderSettled) and notice.state in ("exception", "rejected") \
-                and notice.reason and not notice.reason.startswith(("counted", "jammed")):
+        elif isinstance(notice, OrderSettled) and notice.fill_id is None:
             self.console.print(f"  order {notice.order_id:>3}  [yellow]{notice.state}[/]: "
                                f"{notice.reason}")
         elif isinstance(notice, RobotNeedsAttention):

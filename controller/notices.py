@@ -69,6 +69,8 @@ class OrderSettled:
     order_id: int
     state: str
     reason: str | None
+    fill_id: int | None = None
+    """The fill that settled it, or None when no robot was involved."""
 
 
 Notice = (RobotOnline | RobotOffline | RobotNeedsAttention | RobotCleared | FillStarted

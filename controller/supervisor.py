@@ -111,6 +111,7 @@ class Supervisor:
         await self.store.ensure_bins(bin_specs(self.settings))
         await self.connect_all()
         self._task = asyncio.create_task(self._run(), name="supervisor")
+        self._task.add_done_callback(self._stopped)
         for order in await self.store.orders():
             if order.state is OrderState.QUEUED:
                 await self._route(order)
@@ -133,11 +134,16 @@ class Supervisor:
             for robot in self.robots.values():
                 group.create_task(robot.run(), name=f"robot-{robot.id}")
 
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("supervisor stopped: a robot worker failed", error=repr(task.exception()))
+
     async def stop(self) -> None:
         """Stop every worker and close every link."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A worker's failure was logged when it happened (_stopped); closing goes on.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
         for robot in self.robots.values():
@@ -190,18 +196,30 @@ class Supervisor:
         """Wait until every order is filled, in exception, rejected or cancelled."""
         for order_id in order_ids:
             event = self._settled.setdefault(order_id, asyncio.Event())
-            if (await self.store.order(order_id)).state not in SETTLED:
-                await event.wait()
+            if (await self.store.order(order_id)).state in SETTLED:
+                continue
+            waiter = asyncio.ensure_future(event.wait())
+            watched = {waiter} if self._task is None else {waiter, self._task}
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            if not waiter.done():
+                waiter.cancel()
+                raise RuntimeError("the supervisor stopped before the orders settled") from (
+                    None if self._task is None or self._task.cancelled()
+                    else self._task.exception())
         return [await self.store.order(order_id) for order_id in order_ids]
 
     def _notify(self, notice: Notice) -> None:
+        for listener in self._listeners:
+            try:
+                listener(notice)
+            except Exception:
+                # A screen or a publisher that fails must never stop a robot mid-fill.
+                log.exception("notice listener failed", listener=repr(listener),
+                              notice=type(notice).__name__)
         if isinstance(notice, FillEnded):
             fill = notice.fill
             self._reservations.pop(fill.order_id, None)
             state = (OrderState.FILLED if fill.outcome == "filled" else OrderState.EXCEPTION)
-            self._settled.setdefault(fill.order_id, asyncio.Event()).set()
-            self._notify(OrderSettled(fill.order_id, state, fill.detail))
+            self._notify(OrderSettled(fill.order_id, state, fill.detail, fill.id))
         elif isinstance(notice, OrderSettled):
             self._settled.setdefault(notice.order_id, asyncio.Event()).set()
-        for listener in self._listeners:
-            listener(notice)

@@ -302,3 +302,37 @@ async def test_calibration_that_differs_from_configuration_is_reported(
     (warning,) = [e for e in logs if e["event"] == "calibration differs from configuration"]
     assert (warning["robot"], warning["robot_sensitivity"], warning["configured_sensitivity"]) \
         == ("tc2", 77, 50)
+
+
+async def test_waiting_for_orders_fails_loudly_when_a_worker_dies(
+    floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
+) -> None:
+    settings, sims = floor
+    async with supervisor(settings, store, sims) as sup:
+        async def broken() -> None:
+            raise ValueError("a bug in a worker")
+
+        for robot in sup.robots.values():
+            robot._count = lambda fill: broken()  # type: ignore[method-assign]
+        record = await sup.submit(order(ATORVASTATIN, 10))
+        with pytest.raises(RuntimeError, match="stopped before the orders settled"):
+            async with asyncio.timeout(10):
+                await sup.wait_settled([record.id])
+
+
+async def test_a_failing_listener_never_stops_a_fill(
+    floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
+) -> None:
+    settings, sims = floor
+
+    def broken_screen(notice: Notice) -> None:
+        raise OSError("the screen went away")
+
+    with structlog.testing.capture_logs() as logs:
+        async with supervisor(settings, store, sims) as sup:
+            sup.subscribe(broken_screen)
+            record = await sup.submit(order(ATORVASTATIN, 10))
+            async with asyncio.timeout(10):
+                (settled,) = await sup.wait_settled([record.id])
+    assert settled.state is OrderState.FILLED
+    assert any(e["event"] == "notice listener failed" for e in logs)
