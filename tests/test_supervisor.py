@@ -81,6 +81,16 @@ async def floor(tmp_path: Path) -> AsyncIterator[tuple[Settings, dict[str, Count
         await sim.close()
 
 
+@pytest.fixture
+async def tcp_floor(tmp_path: Path) -> AsyncIterator[tuple[Settings, dict[str, CounterSimulator]]]:
+    """One simulated counter, tc1, on TCP (so that a test can cut its link)."""
+    settings = write_config(tmp_path, [
+        {"id": "tc1", "url": "sim:tcp", "seed": 3, "ndc": ATORVASTATIN, "on_hand": 500}])
+    sims = await start_simulators(settings)
+    yield settings, sims
+    await sims["tc1"].close()
+
+
 def supervisor(settings: Settings, store: Store, sims: dict[str, CounterSimulator]) -> Supervisor:
     return Supervisor(settings, store, urls={r: s.url for r, s in sims.items()}, seed=1)
 
@@ -120,11 +130,9 @@ async def test_orders_no_robot_can_fill_go_to_exception_with_the_reason(
 
 
 async def test_link_cut_mid_count_ends_with_the_true_partial_count_and_no_second_count(
-    tmp_path: Path, store: Store,
+    tcp_floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
 ) -> None:
-    settings = write_config(tmp_path, [
-        {"id": "tc1", "url": "sim:tcp", "seed": 3, "ndc": ATORVASTATIN, "on_hand": 500}])
-    sims = await start_simulators(settings)
+    settings, sims = tcp_floor
     sim = sims["tc1"]
     sim.device.faults.jam_after = 70
     cut = asyncio.Event()
@@ -134,16 +142,13 @@ async def test_link_cut_mid_count_ends_with_the_true_partial_count_and_no_second
             cut.set()
             sim.cut_link()
 
-    try:
-        sup = supervisor(settings, store, sims)
-        sup.subscribe(on_notice)
-        with structlog.testing.capture_logs() as logs:
-            async with sup:
-                record = await sup.submit(order(ATORVASTATIN, 120))
-                async with asyncio.timeout(20):
-                    (settled,) = await sup.wait_settled([record.id])
-    finally:
-        await sim.close()
+    sup = supervisor(settings, store, sims)
+    sup.subscribe(on_notice)
+    with structlog.testing.capture_logs() as logs:
+        async with sup:
+            record = await sup.submit(order(ATORVASTATIN, 120))
+            async with asyncio.timeout(20):
+                (settled,) = await sup.wait_settled([record.id])
     assert cut.is_set()
     (fill,) = await store.fills()
     assert settled.state is OrderState.EXCEPTION
@@ -247,30 +252,25 @@ def test_routing_says_why_no_bin_can_fill() -> None:
 
 
 async def test_link_lost_after_recording_still_settles_the_order_and_empties_the_chute(
-    tmp_path: Path, store: Store,
+    tcp_floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
 ) -> None:
-    settings = write_config(tmp_path, [
-        {"id": "tc1", "url": "sim:tcp", "seed": 4, "ndc": ATORVASTATIN, "on_hand": 500}])
-    sims = await start_simulators(settings)
+    settings, sims = tcp_floor
     sim = sims["tc1"]
-    try:
-        async with supervisor(settings, store, sims) as sup:
-            driver = sup.robots["tc1"].driver
-            real_take = driver.take
+    async with supervisor(settings, store, sims) as sup:
+        driver = sup.robots["tc1"].driver
+        real_take = driver.take
 
-            async def take_after_cut(job: str) -> None:
-                driver.take = real_take  # type: ignore[method-assign]
-                sim.cut_link()  # the line drops just as the tablets would leave the chute
-                await asyncio.sleep(0.05)
-                await real_take(job)
+        async def take_after_cut(job: str) -> None:
+            driver.take = real_take  # type: ignore[method-assign]
+            sim.cut_link()  # the line drops just as the tablets would leave the chute
+            await asyncio.sleep(0.05)
+            await real_take(job)
 
-            driver.take = take_after_cut  # type: ignore[method-assign]
-            record = await sup.submit(order(ATORVASTATIN, 20))
-            async with asyncio.timeout(10):
-                (settled,) = await sup.wait_settled([record.id])
-            await eventually(lambda: sim.device.chute is None)  # DN again after reconnecting
-    finally:
-        await sim.close()
+        driver.take = take_after_cut  # type: ignore[method-assign]
+        record = await sup.submit(order(ATORVASTATIN, 20))
+        async with asyncio.timeout(10):
+            (settled,) = await sup.wait_settled([record.id])
+        await eventually(lambda: sim.device.chute is None)  # DN again after reconnecting
     assert settled.state is OrderState.FILLED
     assert len(sim.device.started_jobs) == 1
     assert (await store.bins())[0].on_hand == 480
