@@ -244,8 +244,6 @@ def _explain(path: Path, exc: ValidationError, data: Any) -> str:
             message = "is missing; it is required"
         elif error["type"] == "extra_forbidden":
             message = "is not a known key (misspelt?)"
-        elif error["type"] == "union_tag_invalid":
-            message = f"{message} (known drivers: serial-counter)"
         shown = error["type"] != "missing" and not isinstance(error["input"], dict | list)
         got = f" (got {error['input']!r:.60})" if shown else ""
         lines.append(f"{path}: key {key}: {message}{got}")
@@ -253,18 +251,18 @@ def _explain(path: Path, exc: ValidationError, data: Any) -> str:
 
 
 def _key(loc: tuple[int | str, ...], data: Any) -> str:
+    """The dotted key of ``loc``, with each list item named by its ``id`` where it has one."""
     parts: list[str] = []
     node = data
     for item in loc:
         if isinstance(item, int):
-            name = node[item].get("id") if isinstance(node, list) and item < len(node) and \
-                isinstance(node[item], dict) else None
-            parts[-1] += f"[{item}]" + (f" ({name})" if isinstance(name, str) else "")
             node = node[item] if isinstance(node, list) and item < len(node) else None
+            name = node.get("id") if isinstance(node, dict) else None
+            parts[-1] += f"[{item}]" + (f" ({name})" if isinstance(name, str) else "")
+        elif isinstance(node, dict) and item not in node and node.get("name") == item:
+            continue  # pydantic names the union member by its tag; the file has no such key
         else:
-            if item in ("SerialCounterSettings", "serial-counter"):
-                continue  # pydantic's name for the union member, not a key of the file
-            parts.append(str(item))
+            parts.append(item)
             node = node.get(item) if isinstance(node, dict) else None
     return ".".join(parts) or "(top level)"
 
