@@ -165,10 +165,11 @@ class Supervisor:
             return record
         record = await self.store.move_order(record.id, OrderState.QUEUED, who=who)
         log.info("order queued", order=record.id, ndc=order.ndc, quantity=order.quantity)
-        await self._route(record)
-        return await self.store.order(record.id)
+        # Nothing is awaited after routing: the caller has the record before a robot starts it.
+        return await self._route(record)
 
-    async def _route(self, order: OrderRecord) -> None:
+    async def _route(self, order: OrderRecord) -> OrderRecord:
+        """Queue ``order`` on the chosen robot, or move it to EXCEPTION; the order as it stands."""
         async with self._route_lock:
             reserved: dict[int, int] = {}
             for bin_id, quantity in self._reservations.values():
@@ -180,13 +181,15 @@ class Supervisor:
             ]
             choice = choose_bin(order.ndc, order.quantity, choices)
             if isinstance(choice, Unroutable):
-                await self.store.move_order(order.id, OrderState.EXCEPTION, reason=choice.reason)
+                settled = await self.store.move_order(order.id, OrderState.EXCEPTION,
+                                                      reason=choice.reason)
                 log.warning("order cannot be routed", order=order.id, reason=choice.reason)
                 self._notify(OrderSettled(order.id, OrderState.EXCEPTION, choice.reason))
-                return
+                return settled
             self._reservations[order.id] = (choice.bin_id, order.quantity)
             self.robots[choice.robot].queue.put_nowait(Dispense(order.id, choice.bin_id))
             log.info("order routed", order=order.id, robot=choice.robot, bin=choice.bin)
+            return order
 
     async def clear(self, robot: str) -> None:
         """A person fixed what stopped ``robot``."""

@@ -336,3 +336,23 @@ async def test_a_failing_listener_never_stops_a_fill(
                 (settled,) = await sup.wait_settled([record.id])
     assert settled.state is OrderState.FILLED
     assert any(e["event"] == "notice listener failed" for e in logs)
+
+
+async def test_submit_returns_before_any_robot_starts_the_order(
+    floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
+) -> None:
+    settings, sims = floor
+    returned: set[int] = set()
+    early: list[int] = []
+
+    def on_notice(notice: Notice) -> None:
+        if isinstance(notice, FillStarted) and notice.fill.order_id not in returned:
+            early.append(notice.fill.order_id)
+
+    async with supervisor(settings, store, sims) as sup:
+        sup.subscribe(on_notice)
+        for quantity in (10, 12, 14, 16):
+            returned.add((await sup.submit(order(ATORVASTATIN, quantity))).id)
+        async with asyncio.timeout(10):
+            await sup.wait_settled(sorted(returned))
+    assert early == []
