@@ -193,15 +193,13 @@ class Store:
                 result = await conn.execute(sa.insert(bins).values(
                     robot=spec.robot, bin=spec.bin, ndc=spec.ndc, lot=spec.lot,
                     expiry=spec.expiry, par=spec.par, capacity=spec.capacity))
-                bin_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
                 await conn.execute(sa.insert(bin_movements).values(
-                    bin_id=bin_id, kind="load", quantity=spec.on_hand, who=who,
+                    bin_id=_inserted_id(result), kind="load", quantity=spec.on_hand, who=who,
                     reason="loaded from configuration", at=now))
 
     async def bins(self) -> list[BinRecord]:
         """Every bin with its count on hand."""
-        on_hand = sa.func.coalesce(sa.func.sum(bin_movements.c.quantity), 0)
-        query = (sa.select(bins, on_hand.label("on_hand"))
+        query = (sa.select(bins, _ON_HAND.label("on_hand"))
                  .select_from(bins.outerjoin(bin_movements))
                  .group_by(bins.c.id).order_by(bins.c.robot, bins.c.bin))
         async with self._engine.connect() as conn:
@@ -213,8 +211,7 @@ class Store:
         if count < 0:
             raise ValueError(f"a bin cannot hold {count} tablets")
         async with self._transaction() as conn:
-            on_hand = await conn.scalar(sa.select(
-                sa.func.coalesce(sa.func.sum(bin_movements.c.quantity), 0)).where(
+            on_hand = await conn.scalar(sa.select(_ON_HAND).where(
                 bin_movements.c.bin_id == bin_id))
             difference = count - int(on_hand or 0)
             if difference:
@@ -242,7 +239,7 @@ class Store:
                 patient_name=order.patient.name, patient_birth_date=order.patient.birth_date,
                 ndc=order.ndc, quantity=order.quantity, state=OrderState.RECEIVED,
                 received_at=now, updated_at=now))
-            order_id = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+            order_id = _inserted_id(result)
             await conn.execute(sa.insert(order_events).values(
                 order_id=order_id, from_state=None, to_state=OrderState.RECEIVED, who=who, at=now))
             return await self._order(conn, order_id)
@@ -290,7 +287,7 @@ class Store:
             result = await conn.execute(sa.insert(fills).values(
                 order_id=order_id, bin_id=bin_id, quantity=order.quantity, state="dispensing",
                 started_at=self._clock.now()))
-            fill_id = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+            fill_id = _inserted_id(result)
             await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(
                 job=f"{self.instance}-{fill_id}"))
             return await self._fill(conn, fill_id)
@@ -368,6 +365,18 @@ class Store:
         if row is None:
             raise StoreError(f"no fill {fill_id}")
         return _fill_record(row)
+
+
+_ON_HAND = sa.func.coalesce(sa.func.sum(bin_movements.c.quantity), 0)
+"""A bin's count on hand: the sum of its movements."""
+
+
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT just made."""
+    key = result.inserted_primary_key
+    if not key or key[0] is None:
+        raise StoreError("the database returned no id for a new row")
+    return int(key[0])
 
 
 def _fill_query() -> sa.Select[Any]:
