@@ -145,14 +145,14 @@ def _read_fault_commands(sim: CounterSimulator, loop: asyncio.AbstractEventLoop)
         while b"\n" in buffer:
             line, _, rest = bytes(buffer).partition(b"\n")
             buffer[:] = rest
-            answer = apply_fault(sim, line.decode(errors="replace"), loop)
+            answer = apply_fault(sim, line.decode(errors="replace"))
             print(answer, file=sys.stderr, flush=True)
 
     with contextlib.suppress(OSError, ValueError):  # stdin is a file or closed: no commands
         loop.add_reader(sys.stdin.fileno(), readable)
 
 
-def apply_fault(sim: CounterSimulator, line: str, loop: asyncio.AbstractEventLoop) -> str:
+def apply_fault(sim: CounterSimulator, line: str) -> str:
     """Carry out one fault command; the answer says what happened or what was expected."""
     words = line.split()
     device = sim.device
@@ -175,7 +175,7 @@ def apply_fault(sim: CounterSimulator, line: str, loop: asyncio.AbstractEventLoo
             case ["garble", n]:
                 sim.garble_replies(int(n))
             case ["power"]:
-                loop.create_task(device.power_cycle())
+                sim.power_cycle()
             case []:
                 return ""
             case _:

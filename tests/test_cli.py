@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import JobOutcome
+from drivers.base import JobOutcome, PoweredUp
 from drivers.registry import UnknownDriverError, driver_names, find_driver
 from drivers.tablet_counter.driver import SerialTabletCounter
 from tests.helpers import until_end
@@ -88,7 +88,14 @@ async def test_a_person_injects_faults_on_standard_input() -> None:
             events = tc.events()
             await tc.count("J1", 1, 10)
             report = await until_end(events, "J1")
+            proc.stdin.write("power\n")
+            proc.stdin.flush()
+            async with asyncio.timeout(10):
+                async for event in events:
+                    if isinstance(event, PoweredUp):
+                        break
         assert (report.outcome, report.count) == (JobOutcome.JAM, 3)
+        assert event == PoweredUp("1.4.2")
     finally:
         _, err = stop(proc)
     assert "unknown command 'fly away'" in err

@@ -115,6 +115,10 @@ class CounterSimulator:
         """The next ``n`` replies go out with a wrong checksum."""
         self.device.faults.garble_replies += n
 
+    def power_cycle(self, off_s: float = 0.5) -> None:
+        """Cut the device's power for ``off_s`` machine seconds, in the background."""
+        self._spawn(self.device.power_cycle(off_s), "power-cycle")
+
     def cut_link(self) -> None:
         """Hang up on the host (TCP); the device keeps working."""
         if self._port is not None and self._port is not self._pty:
