@@ -229,3 +229,194 @@ class TabletCounter(Protocol):
     def events(self) -> EventStream[CounterEvent]:
         """Every event the device sends from now on, until the link closes."""
         ...
+
+
+# -- the vial filler ------------------------------------------------------------
+
+
+class FillerState(StrEnum):
+    """A vial filler's state, in the controller's terms."""
+
+    IDLE = "idle"
+    FILLING = "filling"
+    CAPPING = "capping"
+    DONE = "done"
+    """A vial waits in the output bay."""
+    FAULT = "fault"
+    SAFE = "safe"
+    """Stopped for safety (heartbeat lost or emergency stop); the vial is not complete."""
+
+
+class FillerFault(StrEnum):
+    """Why a vial filler stopped a job."""
+
+    JAM = "jam"
+    CELL_EMPTY = "cell_empty"
+    NO_VIAL = "no_vial"
+    DOOR_OPEN = "door_open"
+    CAP_FAULT = "cap_fault"
+    SCALE_FAULT = "scale_fault"
+
+
+class VialEnd(StrEnum):
+    """How a finished vial job ended."""
+
+    DONE = "done"
+    JAM = "jam"
+    CELL_EMPTY = "cell_empty"
+    ABORTED = "aborted"
+    NO_VIAL = "no_vial"
+    CAP_FAULT = "cap_fault"
+    SAFE = "safe"
+
+
+class CapType(StrEnum):
+    """The cap a vial gets."""
+
+    CHILD_RESISTANT = "child_resistant"
+    EASY_OPEN = "easy_open"
+
+
+@dataclass(frozen=True, slots=True)
+class FillerIdentity:
+    """What a vial filler reports about itself."""
+
+    firmware: str
+    cells: int
+    unit: int
+
+
+@dataclass(frozen=True, slots=True)
+class FillerStatus:
+    """A vial filler's registers now, in the controller's terms."""
+
+    state: FillerState
+    job: int | None
+    """The job in progress, or the last one (None before the first)."""
+    count: int
+    weight_mg: int
+    fault: FillerFault | None
+    last_job: int | None
+    last_end: VialEnd
+    last_count: int
+    last_weight_mg: int
+    jobs_done: int
+    heartbeat_echo: int
+    door_closed: bool
+    vial_in_bay: bool
+    estop: bool
+    hopper_low: bool
+    vials_left: dict[int, int]
+    """Vials left per size in drams."""
+
+
+@dataclass(frozen=True, slots=True)
+class VialReport:
+    """A vial job's fate.
+
+    ``end`` is None while the job is not finished: it is filling, capping, or
+    stopped in FAULT (``fault`` says why) or SAFE, waiting for a reset.
+    """
+
+    job: int
+    state: FillerState
+    fault: FillerFault | None
+    end: VialEnd | None
+    count: int
+    weight_mg: int
+
+    @property
+    def finished(self) -> bool:
+        """True once the device has ended the job (LAST_JOB names it)."""
+        return self.end is not None
+
+    @property
+    def stopped(self) -> bool:
+        """True when the job stopped in FAULT or SAFE and waits for RESET_FAULT."""
+        return self.end is None and self.state in (FillerState.FAULT, FillerState.SAFE)
+
+
+@dataclass(frozen=True, slots=True)
+class CellCalibration:
+    """A cell's counting sensitivity (1–100; 0 not calibrated) and expected tablet mass."""
+
+    sensitivity: int
+    unit_mass_mg: float
+
+
+@runtime_checkable
+class VialFiller(Protocol):
+    """A vial-filling robot: cells of one drug each, vial hoppers, a scale and a capper."""
+
+    name: str
+
+    async def open(self) -> None:
+        """Open the link and start polling and the heartbeat; NotConnectedError on failure."""
+        ...
+
+    async def close(self) -> None:
+        """Stop polling and the heartbeat and close the link; safe to call twice."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    @property
+    def connected(self) -> bool:
+        """True while the link is open and polls succeed."""
+        ...
+
+    async def identify(self) -> FillerIdentity:
+        """Firmware, cell count and unit id."""
+        ...
+
+    async def status(self) -> FillerStatus:
+        """Every register now (read fresh, not the poller's copy)."""
+        ...
+
+    async def start(self, job: int, cell: int, quantity: int, vial_drams: int,
+                    cap: CapType) -> None:
+        """Fill a vial as ``job``; returns at once if the device already has that job."""
+        ...
+
+    async def job(self, job: int) -> VialReport:
+        """The fate of ``job``, the job in progress or the last one; UnknownJob otherwise."""
+        ...
+
+    async def abort(self) -> None:
+        """Abort the job in progress (its partial vial goes to the output bay)."""
+        ...
+
+    async def reset_fault(self) -> None:
+        """After a person's fix: end the stopped job and return to idle."""
+        ...
+
+    async def output_taken(self) -> None:
+        """The vial was taken from the output bay."""
+        ...
+
+    async def read_calibration(self, cell: int) -> CellCalibration:
+        """The calibration of ``cell``."""
+        ...
+
+    async def write_calibration(self, cell: int, calibration: CellCalibration) -> None:
+        """Set the calibration of ``cell`` (read back to verify)."""
+        ...
+
+    async def tare(self) -> None:
+        """Zero the scale."""
+        ...
+
+    async def span(self, mass_mg: int) -> None:
+        """Span-calibrate the scale with a reference mass of ``mass_mg`` on it."""
+        ...
+
+    def events(self) -> EventStream[FillerStatus]:
+        """Every change the poller sees, from now until the link closes."""
+        ...

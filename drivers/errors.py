@@ -97,3 +97,12 @@ class JobConflict(DeviceError):
 
 class ScaleNotStable(DeviceError):
     """The scale has not settled."""
+
+
+class ExceptionReply(ProtocolError):
+    """A Modbus device answered with an exception (illegal function, address or value)."""
+
+    def __init__(self, message: str, *, device: str, exception_code: int,
+                 request: str | None = None, reply: str | None = None) -> None:
+        super().__init__(message, device=device, request=request, reply=reply)
+        self.exception_code = exception_code

@@ -8,6 +8,8 @@ import pytest
 
 from simulators.tablet_counter.device import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
+from simulators.vial_filler.device import SimCell
+from simulators.vial_filler.server import FillerSimulator
 
 TIME_SCALE = 20.0
 
@@ -35,6 +37,35 @@ async def counter(request: pytest.FixtureRequest) -> AsyncIterator[CounterSimula
 async def tcp_counter() -> AsyncIterator[CounterSimulator]:
     """A counter simulator on TCP only (for tests that cut the link)."""
     sim = CounterSimulator(channels=channels(), seed=7, time_scale=TIME_SCALE)
+    await sim.listen_tcp()
+    async with sim:
+        yield sim
+
+
+def cells() -> list[SimCell]:
+    """Four cells of 300 tablets of 250 mg, calibrated; cell 4 is not calibrated."""
+    made = [SimCell(n, stock=300, unit_mass_mg=250.0, spread_pct=1.0, cal_unit_dmg=2500)
+            for n in (1, 2, 3)]
+    made.append(SimCell(4, stock=300, sensitivity=0))
+    return made
+
+
+@pytest.fixture(params=["tcp", "rtu"])
+async def filler(request: pytest.FixtureRequest) -> AsyncIterator[FillerSimulator]:
+    """A vial filler simulator on Modbus TCP and on Modbus RTU over a pty."""
+    sim = FillerSimulator(cells=cells(), seed=5, time_scale=TIME_SCALE)
+    if request.param == "rtu":
+        await sim.listen_rtu_pty()
+    else:
+        await sim.listen_tcp()
+    async with sim:
+        yield sim
+
+
+@pytest.fixture
+async def tcp_filler() -> AsyncIterator[FillerSimulator]:
+    """A vial filler simulator on Modbus TCP only (for tests that cut the link)."""
+    sim = FillerSimulator(cells=cells(), seed=5, time_scale=TIME_SCALE)
     await sim.listen_tcp()
     async with sim:
         yield sim

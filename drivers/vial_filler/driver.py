@@ -1,0 +1,433 @@
+"""The vial filler's Modbus driver (ICD version 1), over TCP or RTU, on pymodbus' async clients.
+
+One command is one write of registers 0–8 (or of CMD alone), then one read of
+the input registers for CMD_RESULT; a result other than 0 becomes one of the
+errors in :mod:`drivers.errors`. A poller reads the state at a steady rate and
+tells every ``events()`` reader what changed; a heartbeat task writes
+HEARTBEAT every second. Every pymodbus exception and ``isError()`` reply is
+turned into the driver's own errors here, at the boundary.
+
+Several RTU units on one serial line share one client: the :class:`_Bus`
+lets one request at a time onto the line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+import structlog
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from drivers.base import (
+    CapType,
+    CellCalibration,
+    EventStream,
+    FillerFault,
+    FillerIdentity,
+    FillerState,
+    FillerStatus,
+    VialEnd,
+    VialReport,
+)
+from drivers.errors import (
+    BadRequest,
+    Busy,
+    DeviceError,
+    DoorOpen,
+    DriverError,
+    ExceptionReply,
+    JobConflict,
+    LinkError,
+    NoSuchChannel,
+    NotCalibrated,
+    NotConnectedError,
+    OutputOccupied,
+    ProtocolError,
+    ReplyTimeout,
+    UnknownJob,
+)
+from drivers.vial_filler import protocol as wire
+from drivers.vial_filler.protocol import Cap, CmdResult, Command, CommandBlock, Holding, Inputs
+
+log = structlog.get_logger(__name__)
+
+_STATE = {
+    wire.State.IDLE: FillerState.IDLE, wire.State.FILLING: FillerState.FILLING,
+    wire.State.CAPPING: FillerState.CAPPING, wire.State.DONE: FillerState.DONE,
+    wire.State.FAULT: FillerState.FAULT, wire.State.SAFE: FillerState.SAFE,
+}
+_FAULT = {
+    wire.Fault.JAM: FillerFault.JAM, wire.Fault.CELL_EMPTY: FillerFault.CELL_EMPTY,
+    wire.Fault.NO_VIAL: FillerFault.NO_VIAL, wire.Fault.DOOR_OPEN: FillerFault.DOOR_OPEN,
+    wire.Fault.CAP_FAULT: FillerFault.CAP_FAULT, wire.Fault.SCALE_FAULT: FillerFault.SCALE_FAULT,
+}
+_END = {
+    wire.LastStatus.DONE: VialEnd.DONE, wire.LastStatus.JAM: VialEnd.JAM,
+    wire.LastStatus.CELL_EMPTY: VialEnd.CELL_EMPTY, wire.LastStatus.ABORTED: VialEnd.ABORTED,
+    wire.LastStatus.NO_VIAL: VialEnd.NO_VIAL, wire.LastStatus.CAP_FAULT: VialEnd.CAP_FAULT,
+    wire.LastStatus.SAFE: VialEnd.SAFE,
+}
+_REFUSAL: dict[CmdResult, type[DeviceError]] = {
+    CmdResult.BUSY: Busy,
+    CmdResult.BAD_CELL: NoSuchChannel,
+    CmdResult.BAD_QUANTITY: BadRequest,
+    CmdResult.BAD_VIAL: BadRequest,
+    CmdResult.DUPLICATE_JOB: JobConflict,
+    CmdResult.OUTPUT_OCCUPIED: OutputOccupied,
+    CmdResult.NOT_CALIBRATED: NotCalibrated,
+    CmdResult.DOOR_OPEN: DoorOpen,
+}
+_EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
+               4: "device failure", 11: "target device failed to respond"}
+
+
+class _Bus:
+    """One pymodbus client and the lock that lets one request at a time onto its line."""
+
+    open_buses: ClassVar[dict[tuple[int, str], _Bus]] = {}
+
+    def __init__(self, key: tuple[int, str], client: Any) -> None:
+        self.key = key
+        self.client = client
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+    @classmethod
+    def get(cls, url: str, make: Callable[[], Any]) -> _Bus:
+        """The bus for ``url`` in this event loop, made on first use."""
+        key = (id(asyncio.get_running_loop()), url)
+        bus = cls.open_buses.get(key)
+        if bus is None:
+            bus = cls.open_buses[key] = _Bus(key, make())
+        bus.users += 1
+        return bus
+
+    def release(self) -> None:
+        """One user less; the last one closes the client."""
+        self.users -= 1
+        if self.users <= 0:
+            self.open_buses.pop(self.key, None)
+            self.client.close()
+
+
+class ModbusVialFiller:
+    """A vial filler over Modbus TCP (``modbus-tcp://HOST:PORT``) or RTU (``modbus-rtu:PATH``).
+
+    ``timeout`` and ``retries`` are pymodbus' own per request (a request in
+    flight is never cut short); ``poll_interval`` and ``heartbeat_interval``
+    are in seconds.
+    """
+
+    kind = "vial-filler"
+
+    def __init__(
+        self, *, name: str, url: str, unit: int = wire.DEFAULT_UNIT, baud: int = wire.DEFAULT_BAUD,
+        parity: str = wire.DEFAULT_PARITY, timeout: float = 0.5, retries: int = 2,
+        poll_interval: float = 0.2, heartbeat_interval: float = 1.0,
+    ) -> None:
+        if unit not in wire.UNITS:
+            raise ValueError(f"unit {unit} is outside 1-247")
+        if not (url.startswith("modbus-tcp://") or url.startswith("modbus-rtu:")):
+            raise ValueError(f"url {url!r}: expected modbus-tcp://HOST:PORT or modbus-rtu:PATH")
+        self.name = name
+        self.url = url
+        self.unit = unit
+        self.baud = baud
+        self.parity = parity
+        self.timeout = timeout
+        self.retries = retries
+        self.poll_interval = poll_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.last_status: FillerStatus | None = None
+        """What the poller read last."""
+        self._bus: _Bus | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listeners: set[asyncio.Queue[FillerStatus | None]] = set()
+        self._heartbeat = 0
+        self._lost: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _make_client(self) -> Any:
+        if self.url.startswith("modbus-tcp://"):
+            host, _, port = self.url.removeprefix("modbus-tcp://").rpartition(":")
+            if not host or not port.isdigit():
+                raise NotConnectedError(f"url {self.url!r}: expected modbus-tcp://HOST:PORT",
+                                        device=self.name)
+            return AsyncModbusTcpClient(host, port=int(port), timeout=self.timeout,
+                                        retries=self.retries, reconnect_delay=0)
+        return AsyncModbusSerialClient(
+            self.url.removeprefix("modbus-rtu:"), baudrate=self.baud, parity=self.parity,
+            bytesize=8, stopbits=1, timeout=self.timeout, retries=self.retries,
+            reconnect_delay=0)
+
+    async def open(self) -> None:
+        """Connect, read the registers once, then start the poller and the heartbeat."""
+        if self._bus is not None:
+            return
+        bus = _Bus.get(self.url, self._make_client)
+        try:
+            if not bus.client.connected:
+                with contextlib.suppress(ModbusException, OSError):
+                    await bus.client.connect()
+            if not bus.client.connected:
+                raise NotConnectedError(f"cannot connect to {self.url}", device=self.name)
+            self._bus = bus
+            self._lost = None
+            status = await self.status()
+        except BaseException as exc:
+            self._bus = None
+            bus.release()
+            if isinstance(exc, DriverError) and not isinstance(exc, NotConnectedError):
+                raise NotConnectedError(f"no vial filler answers at {self.url} unit "
+                                        f"{self.unit}: {exc.args[0]}", device=self.name) from exc
+            raise
+        self._heartbeat = status.heartbeat_echo
+        self.last_status = status
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._poll(), name=f"{self.name}-poll"),
+                       loop.create_task(self._beat(), name=f"{self.name}-heartbeat")]
+
+    async def close(self) -> None:
+        """Stop the poller and the heartbeat, end every event stream, release the line."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            bus.release()
+        for queue in list(self._listeners):
+            queue.put_nowait(None)
+        self._listeners.clear()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        """True while open and the last request went through."""
+        return self._bus is not None and self._lost is None
+
+    def events(self) -> EventStream[FillerStatus]:
+        """Every status the poller sees change, from now until the link closes or drops."""
+        return EventStream(self._listeners)
+
+    # -- requests --------------------------------------------------------------
+
+    async def _request(self, what: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
+        """One request on the line, its failures turned into the driver's errors."""
+        bus = self._bus
+        if bus is None:
+            raise NotConnectedError("not open", device=self.name, request=what)
+        if self._lost is not None:
+            raise LinkError(f"link lost: {self._lost}", device=self.name, request=what)
+        try:
+            async with bus.lock:
+                reply = await call(bus.client)
+        except ModbusIOException as exc:
+            self._link_lost(str(exc))
+            raise ReplyTimeout(f"no reply after {self.retries + 1} tries", device=self.name,
+                               request=what) from exc
+        except (ConnectionException, ModbusException, OSError) as exc:
+            self._link_lost(str(exc))
+            raise LinkError(str(exc), device=self.name, request=what) from exc
+        if reply.isError():
+            code = getattr(reply, "exception_code", 0)
+            raise ExceptionReply(
+                f"exception {code} ({_EXCEPTIONS.get(code, 'unknown')})", device=self.name,
+                exception_code=code, request=what, reply=str(reply))
+        return reply
+
+    def _link_lost(self, why: str) -> None:
+        if self._lost is None:
+            self._lost = why
+            for queue in list(self._listeners):
+                queue.put_nowait(None)
+            self._listeners.clear()
+
+    async def _inputs(self) -> Inputs:
+        reply = await self._request("read input registers 0-27", lambda c: c.read_input_registers(
+            0, count=wire.INPUT_COUNT, device_id=self.unit))
+        try:
+            return Inputs.decode(reply.registers)
+        except ValueError as exc:
+            raise ProtocolError(str(exc), device=self.name, request="read input registers 0-27",
+                                reply=str(reply.registers)) from None
+
+    async def _discrete(self) -> list[bool]:
+        reply = await self._request("read discrete inputs 0-3", lambda c: c.read_discrete_inputs(
+            0, count=wire.DISCRETE_COUNT, device_id=self.unit))
+        bits = list(reply.bits)
+        if len(bits) < wire.DISCRETE_COUNT:
+            raise ProtocolError(f"{len(bits)} discrete inputs, expected {wire.DISCRETE_COUNT}",
+                                device=self.name, request="read discrete inputs 0-3",
+                                reply=str(bits))
+        return bits[:wire.DISCRETE_COUNT]
+
+    async def _write(self, address: int, values: list[int], what: str) -> None:
+        await self._request(what, lambda c: c.write_registers(address, values,
+                                                              device_id=self.unit))
+
+    async def _command(self, block: CommandBlock) -> Inputs:
+        """Write a command, then read CMD_RESULT back; raise the refusal it names."""
+        what = f"{block.command.name} {block.registers()}"
+        if block.command in (Command.START, Command.SPAN):
+            values = [*block.registers()[:Holding.HEARTBEAT], self._heartbeat & 0xFFFF]
+            await self._write(0, values, what)
+        else:
+            await self._write(0, [block.command], what)
+        inputs = await self._inputs()
+        result = inputs.cmd_result
+        if result is CmdResult.ACCEPTED:
+            return inputs
+        if (result is CmdResult.DUPLICATE_JOB and block.command is Command.START
+                and block.job in (inputs.job, inputs.last_job)):
+            return inputs  # the device already has this job: START is idempotent
+        raise _REFUSAL[result](wire.CMD_RESULT_MEANING[result], device=self.name,
+                               code=str(int(result)), request=what,
+                               reply=f"CMD_RESULT {int(result)}")
+
+    # -- the Protocol ----------------------------------------------------------
+
+    async def identify(self) -> FillerIdentity:
+        """Firmware and cell count."""
+        inputs = await self._inputs()
+        return FillerIdentity(f"{inputs.firmware // 100}.{inputs.firmware % 100:02d}",
+                              inputs.cells, self.unit)
+
+    async def status(self) -> FillerStatus:
+        """Every register now, read fresh."""
+        inputs = await self._inputs()
+        bits = await self._discrete()
+        return _status(inputs, bits)
+
+    async def start(self, job: int, cell: int, quantity: int, vial_drams: int,
+                    cap: CapType) -> None:
+        """Fill a vial as ``job``; idempotent (the device refuses a second START of a job)."""
+        if not 1 <= job <= wire.MAX_JOB:
+            raise ValueError(f"job {job} is outside 1-{wire.MAX_JOB}")
+        inputs = await self._command(CommandBlock(
+            Command.START, job, cell, quantity, vial_drams,
+            Cap.EASY_OPEN if cap is CapType.EASY_OPEN else Cap.CHILD_RESISTANT))
+        if inputs.cmd_result is CmdResult.DUPLICATE_JOB:
+            log.info("start repeated: the filler already has this job", robot=self.name, job=job)
+
+    async def job(self, job: int) -> VialReport:
+        """The fate of ``job``: the one in progress, or the last finished one."""
+        inputs = await self._inputs()
+        state = _STATE[inputs.state]
+        running = inputs.state in (wire.State.FILLING, wire.State.CAPPING, wire.State.FAULT,
+                                   wire.State.SAFE)
+        if inputs.job == job and running and inputs.last_job != job:
+            return VialReport(job, state, _FAULT.get(inputs.fault), None, inputs.count,
+                              inputs.weight_mg)
+        if inputs.last_job == job:
+            return VialReport(job, state, None, _END[inputs.last_status], inputs.last_count,
+                              inputs.last_weight_mg)
+        raise UnknownJob(f"job {job} is neither in progress nor the last one (device: job "
+                         f"{inputs.job}, last {inputs.last_job})", device=self.name,
+                         code="unknown job", request=f"job {job}")
+
+    async def abort(self) -> None:
+        """Abort the job in progress."""
+        await self._command(CommandBlock(Command.ABORT))
+
+    async def reset_fault(self) -> None:
+        """End a stopped job after a person's fix."""
+        await self._command(CommandBlock(Command.RESET_FAULT))
+
+    async def output_taken(self) -> None:
+        """The vial left the output bay."""
+        await self._command(CommandBlock(Command.OUTPUT_TAKEN))
+
+    async def tare(self) -> None:
+        """Zero the scale."""
+        await self._command(CommandBlock(Command.TARE))
+
+    async def span(self, mass_mg: int) -> None:
+        """Span the scale on a reference mass (sent in units of 10 mg)."""
+        if mass_mg < 10 or mass_mg % 10 or mass_mg // 10 > 0xFFFF:
+            raise ValueError(f"span mass {mass_mg} mg: expected a multiple of 10 mg up to "
+                             f"{0xFFFF * 10} mg")
+        await self._command(CommandBlock(Command.SPAN, span_ref=mass_mg // 10))
+
+    async def read_calibration(self, cell: int) -> CellCalibration:
+        """CAL_SENS and CAL_UNIT of ``cell``."""
+        address = wire.cal_sens_address(cell)
+        reply = await self._request(
+            f"read calibration of cell {cell}",
+            lambda c: c.read_holding_registers(address, count=2, device_id=self.unit))
+        sensitivity, unit_dmg = reply.registers
+        return CellCalibration(sensitivity, unit_dmg / 10)
+
+    async def write_calibration(self, cell: int, calibration: CellCalibration) -> None:
+        """Write CAL_SENS and CAL_UNIT of ``cell``, then read them back."""
+        if calibration.sensitivity not in wire.SENSITIVITY:
+            raise ValueError(f"sensitivity {calibration.sensitivity} is outside 1-100")
+        unit_dmg = round(calibration.unit_mass_mg * 10)
+        if not 1 <= unit_dmg <= wire.UNIT_MASS_MAX_DMG:
+            raise ValueError(f"unit mass {calibration.unit_mass_mg} mg is outside "
+                             f"0.1-{wire.UNIT_MASS_MAX_DMG / 10} mg")
+        await self._write(wire.cal_sens_address(cell), [calibration.sensitivity, unit_dmg],
+                          f"write calibration of cell {cell}")
+        held = await self.read_calibration(cell)
+        if (held.sensitivity, round(held.unit_mass_mg * 10)) != (calibration.sensitivity,
+                                                                 unit_dmg):
+            raise ProtocolError(f"calibration of cell {cell} reads back as {held}",
+                                device=self.name, request=f"write calibration {calibration}")
+
+    # -- background --------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        """Read the state at a steady rate; tell every reader when it changed."""
+        while self._lost is None:
+            try:
+                status = await self.status()
+            except DriverError as exc:
+                log.warning("filler poll failed; link lost", robot=self.name, error=str(exc))
+                return
+            if status != self.last_status:
+                self.last_status = status
+                for queue in list(self._listeners):
+                    queue.put_nowait(status)
+            await asyncio.sleep(self.poll_interval)
+
+    async def _beat(self) -> None:
+        """Write a new HEARTBEAT value every interval, so the device never drops into SAFE."""
+        while self._lost is None:
+            self._heartbeat = (self._heartbeat + 1) & 0xFFFF
+            beat = self._heartbeat
+            try:
+                await self._request("heartbeat", lambda c: c.write_register(
+                    Holding.HEARTBEAT, beat, device_id=self.unit))
+            except DriverError as exc:
+                log.warning("filler heartbeat failed; link lost", robot=self.name,
+                            error=str(exc))
+                return
+            await asyncio.sleep(self.heartbeat_interval)
+
+
+def _status(inputs: Inputs, bits: list[bool]) -> FillerStatus:
+    return FillerStatus(
+        state=_STATE[inputs.state], job=inputs.job or None, count=inputs.count,
+        weight_mg=inputs.weight_mg, fault=_FAULT.get(inputs.fault),
+        last_job=inputs.last_job or None, last_end=_END[inputs.last_status],
+        last_count=inputs.last_count, last_weight_mg=inputs.last_weight_mg,
+        jobs_done=inputs.jobs_done, heartbeat_echo=inputs.heartbeat_echo,
+        door_closed=bits[wire.Discrete.DOOR_CLOSED], vial_in_bay=bits[wire.Discrete.VIAL_IN_BAY],
+        estop=bits[wire.Discrete.ESTOP], hopper_low=bits[wire.Discrete.HOPPER_LOW],
+        vials_left=dict(zip(wire.VIAL_SIZES, inputs.vials_left, strict=True)),
+    )
