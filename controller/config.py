@@ -26,6 +26,7 @@ from controller.domain.drugs import Formulary, FormularyError, parse_formulary
 from controller.domain.ndc import parse_ndc
 from controller.domain.orders import MAX_QUANTITY, Order, Patient
 from drivers.tablet_counter import protocol as counter_wire
+from drivers.vial_filler import protocol as filler_wire
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=32)]
 
@@ -50,10 +51,14 @@ class Site(Model):
 
 
 class ChannelCalibration(Model):
-    """A counting channel's sensor settings, as the counter's ICD bounds them."""
+    """A channel's or cell's counting sensor settings, as the ICDs bound them.
+
+    A tablet counter needs ``gate_ms``; a vial filler has none (its cells'
+    expected tablet mass comes from the formulary).
+    """
 
     sensitivity: int = Field(ge=1, le=100)
-    gate_ms: int = Field(ge=1, le=500)
+    gate_ms: int | None = Field(default=None, ge=1, le=500)
 
 
 class Channel(Model):
@@ -98,7 +103,30 @@ class SerialCounterSettings(Model):
         return value
 
 
-DriverSettings = Annotated[SerialCounterSettings, Field(discriminator="name")]
+class ModbusFillerSettings(Model):
+    """The vendor Modbus ICD driver for vial fillers (TCP or RTU)."""
+
+    name: Literal["modbus-filler"]
+    unit: int = Field(default=filler_wire.DEFAULT_UNIT, ge=1, le=247)
+    baud: int = filler_wire.DEFAULT_BAUD
+    parity: Literal["E", "N", "O"] = Field(
+        default="E", description="8E1 by the ICD; a simulator's pty carries no parity: N")
+    timeout_ms: int = Field(default=500, ge=20, le=10_000)
+    retries: int = Field(default=2, ge=0, le=10)
+    poll_hz: float = Field(default=5.0, gt=0, le=50)
+    heartbeat_s: float = Field(default=1.0, gt=0, lt=2.0,
+                               description="below the ICD's 2 s")
+
+    @field_validator("baud")
+    @classmethod
+    def _baud(cls, value: int) -> int:
+        if value not in filler_wire.BAUD_RATES:
+            raise ValueError(f"baud {value} is not one of {filler_wire.BAUD_RATES}")
+        return value
+
+
+DriverSettings = Annotated[SerialCounterSettings | ModbusFillerSettings,
+                           Field(discriminator="name")]
 """Settings of every driver, told apart by ``name`` (the registry's name)."""
 
 
@@ -108,15 +136,17 @@ class SimulatorSettings(Model):
     seed: int = 0
     time_scale: float = Field(default=1.0, gt=0, le=1000)
     scale_noise_mg: float = Field(default=1.0, ge=0)
+    vials: int = Field(default=200, ge=0, description="vials in each hopper (vial fillers)")
 
 
 class Robot(Model):
     """One robot: how to reach it and what its bins hold."""
 
     id: Slug
-    kind: Literal["tablet-counter"]
-    url: str = Field(min_length=1,
-                     description="/dev/ttyUSB0, socket://host:port, sim:pty or sim:tcp")
+    kind: Literal["tablet-counter", "vial-filler"]
+    url: str = Field(min_length=1, description=(
+        "a counter: /dev/ttyUSB0 or socket://host:port; a filler: modbus-tcp://host:port or "
+        "modbus-rtu:/dev/ttyUSB0; either: sim:pty or sim:tcp"))
     driver: DriverSettings
     scale_noise_mg: float = Field(default=2.0, ge=0,
                                   description="1-sigma scale noise the weight check allows")
@@ -142,9 +172,22 @@ class Robot(Model):
         repeated = sorted({n for n in numbers if numbers.count(n) > 1})
         if repeated:
             raise ValueError(f"channel(s) {repeated} appear more than once")
-        if info.data.get("kind") == "tablet-counter" and max(numbers) > counter_wire.MAX_CHANNELS:
+        kind = info.data.get("kind")
+        if kind == "tablet-counter" and max(numbers) > counter_wire.MAX_CHANNELS:
             raise ValueError(f"a tablet counter has channels 1-{counter_wire.MAX_CHANNELS}")
+        if kind == "tablet-counter" and any(c.calibration.gate_ms is None for c in channels):
+            missing = [c.channel for c in channels if c.calibration.gate_ms is None]
+            raise ValueError(f"a tablet counter's channels need calibration.gate_ms "
+                             f"(missing on channel(s) {missing})")
         return channels
+
+    @model_validator(mode="after")
+    def _driver_fits_kind(self) -> Self:
+        wanted = {"tablet-counter": "serial-counter", "vial-filler": "modbus-filler"}
+        if self.driver.name in wanted.values() and wanted[self.kind] != self.driver.name:
+            raise ValueError(f"a {self.kind} is driven by {wanted[self.kind]!r}, not "
+                             f"{self.driver.name!r}")
+        return self
 
 
 class StoreSettings(Model):
@@ -276,12 +319,14 @@ class OrderEntry(Model):
         id: str = Field(min_length=1)
         name: str = Field(min_length=1)
         birth_date: date
+        easy_open: bool = False
 
     class Simulate(Model):
         """What the demo tells the simulator to do during this order."""
 
         jam_after: int | None = Field(default=None, ge=0)
         miscount: int = 0
+        cap_fault: bool = False
 
     rx_number: str = Field(pattern=r"^[A-Za-z0-9-]{1,20}$")
     patient: PatientEntry
@@ -297,7 +342,7 @@ class OrderEntry(Model):
     def to_order(self) -> Order:
         """The domain's order."""
         patient = Patient(self.patient.id, self.patient.name, self.patient.birth_date)
-        return Order(self.rx_number, patient, self.ndc, self.quantity)
+        return Order(self.rx_number, patient, self.ndc, self.quantity, self.patient.easy_open)
 
 
 class OrdersFile(Model):

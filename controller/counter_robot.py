@@ -9,29 +9,14 @@ before anything new is sent, so no vial is counted twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 
-from controller.backoff import Backoff
-from controller.clock import Clock
-from controller.config import Robot
-from controller.domain.drugs import Formulary
 from controller.domain.fills import judge_fill
 from controller.domain.orders import FillOutcome
-from controller.notices import (
-    FillEnded,
-    FillProgress,
-    FillStarted,
-    Notice,
-    RobotCleared,
-    RobotNeedsAttention,
-    RobotOffline,
-    RobotOnline,
-)
-from controller.store import FillRecord, FillResult, Store
+from controller.notices import FillEnded, FillProgress
+from controller.robot import PROBLEM_OF_OUTCOME, RobotWorker
+from controller.store import FillRecord, FillResult
 from drivers.base import (
     CounterEvent,
     CountState,
@@ -48,6 +33,9 @@ log = structlog.get_logger(__name__)
 
 POLL_S = 1.0
 """Seconds without an event during a count before asking the robot (``JB``) directly."""
+TABLETS_PER_SECOND = 12.0
+OVERHEAD_S = 1.0
+"""Per fill: the command, the scale settling, the chute emptying."""
 
 _STOPPED = {
     JobOutcome.DONE: None,
@@ -63,44 +51,14 @@ _NEEDS_PERSON = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Dispense:
-    """An order routed to a bin of this robot, waiting its turn."""
-
-    order_id: int
-    bin_id: int
-
-
-class CounterRobot:
+class CounterRobot(RobotWorker):
     """The supervisor's hands on one tablet counter."""
 
-    def __init__(
-        self, *, robot: Robot, driver: TabletCounter, store: Store, formulary: Formulary,
-        notify: Callable[[Notice], None], clock: Clock, backoff: Backoff,
-    ) -> None:
-        self.id = robot.id
-        self.config = robot
-        self.driver = driver
-        self.queue: asyncio.Queue[Dispense] = asyncio.Queue()
-        self.online = False
-        self.busy = False
-        self.attention: str | None = None
-        self._store = store
-        self._formulary = formulary
-        self._notify = notify
-        self._clock = clock
-        self._backoff = backoff
-        self._cleared = asyncio.Event()
+    driver: TabletCounter
 
-    @property
-    def ready(self) -> bool:
-        """Connected and not waiting for a person."""
-        return self.online and self.attention is None
-
-    @property
-    def load(self) -> int:
-        """Fills queued or running here."""
-        return self.queue.qsize() + int(self.busy)
+    def estimate_s(self, quantity: int) -> float:
+        """Seconds to count ``quantity`` at the counter's rate."""
+        return OVERHEAD_S + quantity / TABLETS_PER_SECOND
 
     async def connect(self) -> None:
         """Open the link and ask who is there; raises the driver's error on failure."""
@@ -131,76 +89,10 @@ class CounterRobot:
                             robot_gate_ms=held.gate_ms, configured_sensitivity=wanted.sensitivity,
                             configured_gate_ms=wanted.gate_ms)
 
-    async def clear(self) -> None:
-        """A person fixed what stopped the robot: tell it (``CL``) and take work again."""
-        await self.driver.clear()
-        self.attention = None
-        self._cleared.set()
-        log.info("robot cleared", robot=self.id)
-        self._notify(RobotCleared(self.id))
-
-    async def run(self) -> None:
-        """Work until cancelled, reconnecting with backoff when the link drops."""
-        lost: str | None = None
-        try:
-            while True:
-                try:
-                    if not self.online:
-                        await self.connect()
-                    if lost is not None:
-                        log.info("robot link recovered", robot=self.id)
-                        self._notify(RobotOnline(self.id))
-                    lost = None
-                    self._backoff.reset()
-                    await self._work()
-                except DeviceError as exc:
-                    # The robot refused something the supervisor thought safe: a person looks
-                    # before anything else is sent.
-                    log.error("robot refused a request", robot=self.id, error=str(exc))
-                    self._needs_person(f"unexpected refusal: {exc.args[0]}")
-                    await self._wait_for_person()
-                    continue
-                except (DriverError, OSError) as exc:
-                    self.online = False
-                    await self._close()
-                    if lost is None:
-                        lost = str(exc)
-                        log.warning("robot link lost", robot=self.id, error=lost)
-                        self._notify(RobotOffline(self.id, lost))
-                await self._clock.sleep(self._backoff.next_delay())
-        finally:
-            await self._close()
-
-    async def _close(self) -> None:
-        self.online = False
-        with contextlib.suppress(Exception):
-            await self.driver.close()
-
-    async def _work(self) -> None:
-        await self._recover()
-        while True:
-            await self._wait_for_person()
-            item = await self.queue.get()
-            self.busy = True
-            try:
-                fill = await self._store.start_fill(item.order_id, item.bin_id)
-                log.info("fill started", robot=self.id, order=fill.order_id, fill=fill.id,
-                         job=fill.job, bin=fill.bin, quantity=fill.quantity)
-                self._notify(FillStarted(fill))
-                await self._count(fill)
-            finally:
-                self.busy = False
-
-    async def _wait_for_person(self) -> None:
-        """Return at once unless the robot waits for a person; then, once cleared."""
-        while self.attention is not None:
-            self._cleared.clear()
-            await self._cleared.wait()
-
     async def _recover(self) -> None:
         """Finish what a lost link or a restart left open, before anything new."""
         for fill in await self._store.open_fills(self.id):
-            self.busy = True
+            self.busy_s = self.estimate_s(fill.quantity)
             try:
                 events = self.driver.events()
                 try:
@@ -220,7 +112,7 @@ class CounterRobot:
                     events.close()
                 await self._settle(fill, report)
             finally:
-                self.busy = False
+                self.busy_s = 0.0
         status = await self.driver.status()
         if status.job is not None and status.state is not CountState.COUNTING:
             done = await self._store.fill_by_job(status.job)
@@ -228,18 +120,22 @@ class CounterRobot:
                 await self.driver.take(status.job)  # recorded, but its DN was lost
         await self._check_state()
 
+    async def _clear_device(self) -> None:
+        await self.driver.clear()
+
+    async def _fill(self, fill: FillRecord) -> None:
+        await self._count(fill)
+
     async def _count(self, fill: FillRecord) -> None:
         events = self.driver.events()
         try:
             try:
                 await self.driver.count(fill.job, fill.bin, fill.quantity)
             except DeviceError as exc:
-                ended = await self._record(fill, FillResult(
-                    FillOutcome.REFUSED, 0, None, None, f"robot refused the count: {exc.args[0]}"))
                 try:
                     await self._check_state()
                 finally:
-                    self._notify(FillEnded(ended))
+                    await self._refused(fill, exc)
                 return
             report = await self._await_end(fill, events)
         finally:
@@ -267,8 +163,9 @@ class CounterRobot:
         outcome, check, detail = judge_fill(
             stopped=_STOPPED[report.outcome], quantity=fill.quantity, count=report.count,
             weight_mg=report.weight_mg, drug=drug, scale_noise_mg=self.config.scale_noise_mg)
-        ended = await self._record(fill, FillResult(outcome, report.count, report.weight_mg,
-                                                    check, detail))
+        ended, action = await self._record(
+            fill, FillResult(outcome, report.count, report.weight_mg, check, detail),
+            PROBLEM_OF_OUTCOME.get(outcome))
         try:
             if outcome is FillOutcome.RAN_EMPTY:
                 await self._store.correct_bin(fill.bin_id, 0, who="supervisor",
@@ -277,23 +174,10 @@ class CounterRobot:
             await self._check_state()
         finally:
             # The outcome is recorded: announce it even when the link drops from here on.
-            self._notify(FillEnded(ended))
-
-    async def _record(self, fill: FillRecord, result: FillResult) -> FillRecord:
-        """Store the outcome (before the tablets leave the chute) and log it."""
-        ended = await self._store.finish_fill(fill.id, result)
-        log.info("fill ended", robot=self.id, order=fill.order_id, fill=fill.id, job=fill.job,
-                 outcome=result.outcome, counted=result.counted, weight_mg=result.weight_mg,
-                 detail=result.detail)
-        return ended
+            self._notify(FillEnded(ended, action))
 
     async def _check_state(self) -> None:
         """Ask for a person when the robot stopped in a state only a person can clear."""
         status = await self.driver.status()
-        if status.state in _NEEDS_PERSON and self.attention is None:
+        if status.state in _NEEDS_PERSON:
             self._needs_person(_NEEDS_PERSON[status.state])
-
-    def _needs_person(self, reason: str) -> None:
-        self.attention = reason
-        log.warning("robot needs attention", robot=self.id, reason=reason)
-        self._notify(RobotNeedsAttention(self.id, reason))

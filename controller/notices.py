@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from controller.domain.recovery import OrderAction
 from controller.store import FillRecord
 
 
@@ -57,9 +58,11 @@ class FillProgress:
 
 @dataclass(frozen=True, slots=True)
 class FillEnded:
-    """A fill's outcome is recorded."""
+    """A fill's outcome is recorded; ``action`` is what the recovery rules do with its order."""
 
     fill: FillRecord
+    action: OrderAction | None = None
+    """None when the fill succeeded or the order simply settles."""
 
 
 @dataclass(frozen=True, slots=True)

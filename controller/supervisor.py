@@ -11,21 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import structlog
 
 from controller.backoff import Backoff
 from controller.clock import Clock
-from controller.config import Robot, Settings
-from controller.counter_robot import CounterRobot, Dispense
+from controller.config import ModbusFillerSettings, Robot, SerialCounterSettings, Settings
+from controller.counter_robot import CounterRobot
 from controller.domain.orders import Order, OrderState, order_problems
+from controller.domain.recovery import OrderAction
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
+from controller.filler_robot import FillerRobot
 from controller.notices import FillEnded, Notice, OrderSettled
-from controller.store import BinSpec, OrderRecord, Store
-from drivers.base import TabletCounter
+from controller.robot import Dispense, RobotWorker
+from controller.store import BinSpec, FillRecord, OrderRecord, Store
+from drivers.base import TabletCounter, VialFiller
 from drivers.registry import find_driver
 
 log = structlog.get_logger(__name__)
@@ -43,18 +46,30 @@ class RobotsNotConnected(ConnectionError):
         super().__init__(f"{len(self.errors)} robot(s) could not be connected:\n{lines}")
 
 
-def make_driver(robot: Robot, url: str) -> TabletCounter:
+def make_driver(robot: Robot, url: str) -> TabletCounter | VialFiller:
     """The driver the configuration names for ``robot``, found through the registry."""
     cls = find_driver(robot.driver.name)
     if getattr(cls, "kind", None) != robot.kind:
         raise TypeError(f"robot {robot.id} is a {robot.kind}, but driver {robot.driver.name!r} "
                         f"drives a {getattr(cls, 'kind', 'device of unknown kind')}")
     settings = robot.driver
-    driver = cls(name=robot.id, url=url, baud=settings.baud,
-                 reply_timeout=settings.reply_timeout_ms / 1000, retries=settings.retries)
-    if not isinstance(driver, TabletCounter):
-        raise TypeError(f"driver {robot.driver.name!r} is not a TabletCounter")
-    return driver
+    driver: object
+    if isinstance(settings, SerialCounterSettings):
+        driver = cls(name=robot.id, url=url, baud=settings.baud,
+                     reply_timeout=settings.reply_timeout_ms / 1000, retries=settings.retries)
+        protocol: type = TabletCounter
+    else:
+        assert isinstance(settings, ModbusFillerSettings)
+        # A simulator runs machine time fast, its heartbeat watchdog too: keep up with it.
+        scale = robot.simulator.time_scale if robot.simulated else 1.0
+        driver = cls(name=robot.id, url=url, unit=settings.unit, baud=settings.baud,
+                     parity=settings.parity, timeout=settings.timeout_ms / 1000,
+                     retries=settings.retries, poll_interval=1 / settings.poll_hz,
+                     heartbeat_interval=settings.heartbeat_s / scale)
+        protocol = VialFiller
+    if not isinstance(driver, protocol):
+        raise TypeError(f"driver {robot.driver.name!r} is not a {protocol.__name__}")
+    return driver  # type: ignore[return-value]
 
 
 def bin_specs(settings: Settings) -> list[BinSpec]:
@@ -81,13 +96,15 @@ class Supervisor:
         self._settled: dict[int, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
         rng = random.Random(seed)
-        self.robots: dict[str, CounterRobot] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.robots: dict[str, RobotWorker] = {}
         for robot in settings.config.robots:
             url = (urls or {}).get(robot.id, robot.url)
             if url.startswith("sim:"):
                 raise ValueError(f"robot {robot.id} is simulated ({url}): start its simulator "
                                  f"and pass its address in urls")
-            self.robots[robot.id] = CounterRobot(
+            worker = CounterRobot if robot.kind == "tablet-counter" else FillerRobot
+            self.robots[robot.id] = worker(
                 robot=robot, driver=make_driver(robot, url), store=store,
                 formulary=settings.formulary, notify=self._notify, clock=self.clock,
                 backoff=Backoff(rng=random.Random(rng.random())))
@@ -146,6 +163,8 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+        for task in list(self._tasks):
+            task.cancel()
         for robot in self.robots.values():
             await robot.driver.close()
 
@@ -168,28 +187,72 @@ class Supervisor:
         # Nothing is awaited after routing: the caller has the record before a robot starts it.
         return await self._route(record)
 
-    async def _route(self, order: OrderRecord) -> OrderRecord:
-        """Queue ``order`` on the chosen robot, or move it to EXCEPTION; the order as it stands."""
+    async def _route(self, order: OrderRecord, *, exclude: frozenset[str] = frozenset(),
+                     only: str | None = None, failed: str | None = None) -> OrderRecord:
+        """Queue ``order`` on the robot that will finish it first, or move it to EXCEPTION.
+
+        ``exclude`` names robots that must not take it (they failed it);
+        ``only`` keeps it on one robot (a retry there); ``failed`` says what
+        happened before, for the EXCEPTION's reason.
+        """
         async with self._route_lock:
             reserved: dict[int, int] = {}
             for bin_id, quantity in self._reservations.values():
                 reserved[bin_id] = reserved.get(bin_id, 0) + quantity
-            choices = [
-                BinChoice(b.id, b.robot, b.bin, b.ndc, b.on_hand - reserved.get(b.id, 0),
-                          self.robots[b.robot].ready, self.robots[b.robot].load)
-                for b in await self.store.bins() if b.robot in self.robots
-            ]
+            refusals: list[str] = []
+            choices = []
+            for b in await self.store.bins():
+                robot = self.robots.get(b.robot)
+                if robot is None or b.robot in exclude or (only and b.robot != only):
+                    continue
+                if b.ndc == order.ndc and (why := robot.can_fill(order.ndc, order.quantity)):
+                    refusals.append(f"{b.robot}: {why}")
+                    continue
+                choices.append(BinChoice(
+                    b.id, b.robot, b.bin, b.ndc, b.on_hand - reserved.get(b.id, 0), robot.ready,
+                    robot.backlog_s + robot.estimate_s(order.quantity)))
             choice = choose_bin(order.ndc, order.quantity, choices)
             if isinstance(choice, Unroutable):
+                reason = "; ".join([choice.reason, *refusals])
+                if exclude:
+                    reason += f" (not counting {', '.join(sorted(exclude))}, which failed it)"
+                if failed:
+                    reason = f"{failed}; cannot fill it elsewhere: {reason}"
                 settled = await self.store.move_order(order.id, OrderState.EXCEPTION,
-                                                      reason=choice.reason)
-                log.warning("order cannot be routed", order=order.id, reason=choice.reason)
-                self._notify(OrderSettled(order.id, OrderState.EXCEPTION, choice.reason))
+                                                      reason=reason)
+                log.warning("order cannot be routed", order=order.id, reason=reason)
+                self._notify(OrderSettled(order.id, OrderState.EXCEPTION, reason))
                 return settled
             self._reservations[order.id] = (choice.bin_id, order.quantity)
-            self.robots[choice.robot].queue.put_nowait(Dispense(order.id, choice.bin_id))
-            log.info("order routed", order=order.id, robot=choice.robot, bin=choice.bin)
+            worker = self.robots[choice.robot]
+            worker.enqueue(Dispense(order.id, choice.bin_id, worker.estimate_s(order.quantity)))
+            log.info("order routed", order=order.id, robot=choice.robot, bin=choice.bin,
+                     finish_s=round(choice.finish_s, 1))
             return order
+
+    async def _after_failed_fill(self, fill: FillRecord, action: OrderAction) -> None:
+        """Fill the order again, on the same robot or another, as the recovery rule said."""
+        order = await self.store.order(fill.order_id)
+        if order.state is not OrderState.QUEUED:
+            return
+        if action is OrderAction.REROUTE:
+            tried = frozenset(f.robot for f in await self.store.fills(order.id)
+                              if f.outcome is not None and f.outcome != "filled")
+            log.info("order rerouted", order=order.id, away_from=sorted(tried))
+            await self._route(order, exclude=tried, failed=f"{fill.robot}: {fill.detail}")
+        else:
+            await self._route(order, only=fill.robot, failed=f"{fill.robot}: {fill.detail}")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("supervisor task failed", task=task.get_name(),
+                         error=repr(task.exception()))
 
     async def clear(self, robot: str) -> None:
         """A person fixed what stopped ``robot``."""
@@ -222,6 +285,10 @@ class Supervisor:
         if isinstance(notice, FillEnded):
             fill = notice.fill
             self._reservations.pop(fill.order_id, None)
+            if notice.action not in (None, OrderAction.FAIL):
+                self._spawn(self._after_failed_fill(fill, notice.action),
+                            f"refill-order-{fill.order_id}")
+                return
             state = (OrderState.FILLED if fill.outcome == "filled" else OrderState.EXCEPTION)
             self._notify(OrderSettled(fill.order_id, state, fill.detail, fill.id))
         elif isinstance(notice, OrderSettled):

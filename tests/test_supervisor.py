@@ -194,7 +194,7 @@ async def test_restarted_supervisor_reconciles_the_open_fill_and_never_counts_tw
     assert started_jobs == [fill.job]
 
 
-async def test_jam_waits_for_a_person_and_the_robot_works_after_clearing(
+async def test_a_jam_reroutes_the_order_and_the_robot_waits_for_a_person(
     floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
 ) -> None:
     settings, sims = floor
@@ -211,12 +211,16 @@ async def test_jam_waits_for_a_person_and_the_robot_works_after_clearing(
         async with asyncio.timeout(10):
             (result,) = await sup.wait_settled([first.id])
         robot = sup.robots[jammed[0]]
-        assert result.state is OrderState.EXCEPTION and robot.attention is not None
+        assert result.state is OrderState.FILLED and robot.attention is not None
         assert not robot.ready
         await sup.clear(jammed[0])
         assert robot.ready
-    (fill,) = await store.fills()
-    assert (fill.outcome, fill.counted) == (FillOutcome.JAM, 5)
+    jam, refill = await store.fills()
+    assert (jam.outcome, jam.counted, jam.robot) == (FillOutcome.JAM, 5, jammed[0])
+    assert (refill.outcome, refill.counted, refill.quantity) == (FillOutcome.FILLED, 20, 20)
+    assert refill.robot != jam.robot
+    (partial,) = await store.set_aside_vials()
+    assert (partial.fill_id, partial.count, partial.disposition) == (jam.id, 5, None)
 
 
 async def test_connecting_reports_every_robot_that_failed(tmp_path: Path, store: Store) -> None:
@@ -232,13 +236,14 @@ async def test_connecting_reports_every_robot_that_failed(tmp_path: Path, store:
     assert "tc2:" in str(caught.value)
 
 
-def choice(bin_id: int, robot: str, available: int, ready: bool = True, load: int = 0
+def choice(bin_id: int, robot: str, available: int, ready: bool = True, finish_s: float = 0
            ) -> BinChoice:
-    return BinChoice(bin_id, robot, 1, ATORVASTATIN, available, ready, load)
+    return BinChoice(bin_id, robot, 1, ATORVASTATIN, available, ready, finish_s)
 
 
-def test_routing_prefers_a_ready_robot_then_the_least_loaded() -> None:
-    bins = [choice(1, "a", 500, ready=False), choice(2, "b", 100, load=2), choice(3, "c", 90)]
+def test_routing_prefers_a_ready_robot_then_the_one_finishing_first() -> None:
+    bins = [choice(1, "a", 500, ready=False), choice(2, "b", 100, finish_s=20),
+            choice(3, "c", 90, finish_s=5)]
     assert choose_bin(ATORVASTATIN, 50, bins) == bins[2]
     assert choose_bin(ATORVASTATIN, 95, bins) == bins[1]
     assert choose_bin(ATORVASTATIN, 400, bins) == bins[0]

@@ -7,6 +7,15 @@ from controller.domain.orders import FillOutcome
 from controller.domain.weight import WeightCheck, WeightVerdict, check_weight
 
 
+_STOPPED_WORDS = {
+    FillOutcome.JAM: "jammed", FillOutcome.RAN_EMPTY: "ran empty",
+    FillOutcome.NO_VIAL: "no vial of that size", FillOutcome.DOOR_OPENED: "door opened",
+    FillOutcome.CAP_FAULT: "cap fault", FillOutcome.SCALE_FAULT: "scale fault",
+    FillOutcome.SAFE: "stopped safe (heartbeat lost or emergency stop)",
+    FillOutcome.ABORTED: "aborted",
+}
+
+
 def judge_fill(
     *, stopped: FillOutcome | None, quantity: int, count: int, weight_mg: int, drug: Drug,
     scale_noise_mg: float,
@@ -17,11 +26,10 @@ def judge_fill(
     None when it reported the count complete.
     """
     if stopped is not None:
-        what = {FillOutcome.JAM: "jammed", FillOutcome.RAN_EMPTY: "channel ran empty"}.get(
-            stopped, "count stopped")
+        what = _STOPPED_WORDS.get(stopped, "count stopped")
         return stopped, None, f"{what} after {count} of {quantity}; set the partial vial aside"
     if count != quantity:
-        return (FillOutcome.ABORTED, None,
+        return (FillOutcome.COUNT_BY_HAND, None,
                 f"robot reported the count done with {count} of {quantity}; count by hand")
     check = check_weight(count=count, measured_mg=weight_mg, unit_mass_mg=drug.unit_mass_mg,
                          spread_pct=drug.unit_mass_spread_pct, scale_noise_mg=scale_noise_mg)

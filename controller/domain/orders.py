@@ -31,7 +31,8 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     OrderState.RECEIVED: frozenset({OrderState.QUEUED, OrderState.REJECTED}),
     OrderState.QUEUED: frozenset({OrderState.DISPENSING, OrderState.EXCEPTION,
                                   OrderState.CANCELLED}),
-    OrderState.DISPENSING: frozenset({OrderState.FILLED, OrderState.EXCEPTION}),
+    OrderState.DISPENSING: frozenset({OrderState.FILLED, OrderState.EXCEPTION,
+                                      OrderState.QUEUED}),
     OrderState.EXCEPTION: frozenset({OrderState.QUEUED, OrderState.CANCELLED}),
     OrderState.FILLED: frozenset(),
     OrderState.REJECTED: frozenset(),
@@ -69,6 +70,8 @@ class Order:
     patient: Patient
     ndc: str
     quantity: int
+    easy_open: bool = False
+    """The patient asked for easy-open caps (otherwise child-resistant)."""
 
 
 def order_problems(order: Order, formulary: Formulary) -> list[str]:
@@ -90,5 +93,18 @@ class FillOutcome(StrEnum):
     JAM = "jam"
     RAN_EMPTY = "ran_empty"
     ABORTED = "aborted"
+    NO_VIAL = "no_vial"
+    DOOR_OPENED = "door_opened"
+    CAP_FAULT = "cap_fault"
+    SCALE_FAULT = "scale_fault"
+    SAFE = "safe"
+    """The robot stopped for safety (heartbeat lost, emergency stop): never a complete vial."""
     REFUSED = "refused"
     """The robot refused the job (door open, not calibrated...)."""
+
+
+PARTIAL_OUTCOMES = frozenset({
+    FillOutcome.JAM, FillOutcome.RAN_EMPTY, FillOutcome.NO_VIAL, FillOutcome.DOOR_OPENED,
+    FillOutcome.CAP_FAULT, FillOutcome.SCALE_FAULT, FillOutcome.SAFE, FillOutcome.ABORTED,
+})
+"""Outcomes that leave a vial (or a chute) of tablets that is not the order's: set aside."""

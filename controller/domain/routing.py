@@ -17,8 +17,8 @@ class BinChoice:
     """On hand less what queued fills will take."""
     robot_ready: bool
     """Connected and not waiting for a person."""
-    robot_load: int
-    """Fills queued or running on that robot."""
+    finish_s: float
+    """Estimated seconds until that robot would have finished this order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +32,8 @@ def choose_bin(ndc: str, quantity: int, bins: list[BinChoice]) -> BinChoice | Un
     """The bin to count ``quantity`` of ``ndc`` from.
 
     Among the bins holding the NDC with enough available, prefer a ready
-    robot, then the least loaded, then the fullest bin, then the lowest robot
-    and bin (so the choice is deterministic).
+    robot, then the one that will finish it first, then the fullest bin, then
+    the lowest robot and bin (so the choice is deterministic).
     """
     holding = [b for b in bins if b.ndc == ndc]
     if not holding:
@@ -43,5 +43,5 @@ def choose_bin(ndc: str, quantity: int, bins: list[BinChoice]) -> BinChoice | Un
         most = max(b.available for b in holding)
         return Unroutable(f"not enough on hand: {quantity} asked, at most {most} available in "
                           f"{len(holding)} bin(s)")
-    return min(enough, key=lambda b: (not b.robot_ready, b.robot_load, -b.available,
+    return min(enough, key=lambda b: (not b.robot_ready, b.finish_s, -b.available,
                                       b.robot, b.bin))

@@ -46,6 +46,7 @@ orders = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("easy_open", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 order_events = sa.Table(
@@ -102,3 +103,17 @@ bin_movements = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("at", UtcDateTime, nullable=False),
 )
+
+set_aside = sa.Table(
+    "set_aside", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("fill_id", sa.Integer, sa.ForeignKey("fills.id"), nullable=False, unique=True),
+    sa.Column("bin_id", sa.Integer, sa.ForeignKey("bins.id"), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("disposition", sa.String(20)),
+    sa.Column("disposed_by", sa.String(80)),
+    sa.Column("disposed_at", UtcDateTime),
+)
+"""A partial vial a failed fill left: tablets off their bin, until a technician says
+whether they went back to stock or were wasted."""

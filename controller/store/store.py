@@ -22,9 +22,23 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from controller.clock import Clock
-from controller.domain.orders import FillOutcome, Order, OrderState, check_transition
+from controller.domain.orders import (
+    PARTIAL_OUTCOMES,
+    FillOutcome,
+    Order,
+    OrderState,
+    check_transition,
+)
 from controller.domain.weight import WeightCheck
-from controller.store.schema import bin_movements, bins, fills, order_events, orders, store_info
+from controller.store.schema import (
+    bin_movements,
+    bins,
+    fills,
+    order_events,
+    orders,
+    set_aside,
+    store_info,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SUPERVISOR = "supervisor"
@@ -79,6 +93,7 @@ class OrderRecord:
     reason: str | None
     received_at: datetime
     updated_at: datetime
+    easy_open: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +147,26 @@ class Movement:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SetAsideVial:
+    """A partial vial a failed fill left, and what became of its tablets."""
+
+    id: int
+    fill_id: int
+    bin_id: int
+    count: int
+    at: datetime
+    disposition: str | None
+    """None until a technician records ``returned`` (to the bin) or ``wasted``."""
+    disposed_by: str | None
+    disposed_at: datetime | None
+
+
+DISPOSITIONS = ("returned", "wasted")
+JOB_SPACE = 0xFFFF_FFFF
+"""Numeric job ids (a vial filler's JOB_ID) run 1 … 2³² − 1."""
+
+
 def sqlite_url(path: Path) -> str:
     """The async SQLAlchemy URL of a SQLite file."""
     return f"sqlite+aiosqlite:///{path}"
@@ -140,12 +175,14 @@ def sqlite_url(path: Path) -> str:
 class Store:
     """The pharmacy's records. Open with :meth:`open`; close with :meth:`close`."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, instance: str) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock, instance: str, job_base: int) -> None:
         self._engine = engine
         self._clock = clock
         self._write = asyncio.Lock()
         self.instance = instance
         """A short id of this store, part of every job id so that no two stores collide."""
+        self.job_base = job_base
+        """A random offset of this store's numeric job ids, for the same reason."""
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock | None = None) -> Store:
@@ -164,7 +201,12 @@ class Store:
             if instance is None:
                 instance = secrets.token_hex(2).upper()
                 await conn.execute(sa.insert(store_info).values(key="instance", value=instance))
-        return cls(engine, clock or Clock(), instance)
+            job_base = await conn.scalar(
+                sa.select(store_info.c.value).where(store_info.c.key == "job_base"))
+            if job_base is None:
+                job_base = str(secrets.randbelow(JOB_SPACE))
+                await conn.execute(sa.insert(store_info).values(key="job_base", value=job_base))
+        return cls(engine, clock or Clock(), instance, int(job_base))
 
     async def close(self) -> None:
         """Close every connection."""
@@ -238,7 +280,7 @@ class Store:
                 rx_number=order.rx_number, patient_id=order.patient.id,
                 patient_name=order.patient.name, patient_birth_date=order.patient.birth_date,
                 ndc=order.ndc, quantity=order.quantity, state=OrderState.RECEIVED,
-                received_at=now, updated_at=now))
+                received_at=now, updated_at=now, easy_open=order.easy_open))
             order_id = _inserted_id(result)
             await conn.execute(sa.insert(order_events).values(
                 order_id=order_id, from_state=None, to_state=OrderState.RECEIVED, who=who, at=now))
@@ -272,10 +314,13 @@ class Store:
 
     # -- fills ---------------------------------------------------------------
 
-    async def start_fill(self, order_id: int, bin_id: int, *, who: str = SUPERVISOR) -> FillRecord:
+    async def start_fill(self, order_id: int, bin_id: int, *, who: str = SUPERVISOR,
+                         numeric_job: bool = False) -> FillRecord:
         """Record that ``order_id`` is about to be counted from ``bin_id`` (QUEUED → DISPENSING).
 
         Committed before the robot is told anything, so that a restart finds it.
+        The job id is ``<instance>-<fill id>``, or with ``numeric_job`` (a vial
+        filler's 32-bit JOB_ID) the fill id offset by this store's job base.
         """
         async with self._transaction() as conn:
             order = await self._order(conn, order_id)
@@ -288,13 +333,18 @@ class Store:
                 order_id=order_id, bin_id=bin_id, quantity=order.quantity, state="dispensing",
                 started_at=self._clock.now()))
             fill_id = _inserted_id(result)
-            await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(
-                job=f"{self.instance}-{fill_id}"))
+            job = (str((self.job_base + fill_id - 1) % JOB_SPACE + 1) if numeric_job
+                   else f"{self.instance}-{fill_id}")
+            await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(job=job))
             return await self._fill(conn, fill_id)
 
-    async def finish_fill(self, fill_id: int, result: FillResult, *,
-                          who: str = SUPERVISOR) -> FillRecord:
-        """Record how a fill ended, take its count off the bin, and move its order on."""
+    async def finish_fill(self, fill_id: int, result: FillResult, *, who: str = SUPERVISOR,
+                          then: OrderState | None = None) -> FillRecord:
+        """Record how a fill ended, take its count off the bin, and move its order on.
+
+        The order goes to FILLED or EXCEPTION, or to ``then`` (QUEUED to fill it
+        again). A stopped fill's tablets are recorded as a partial vial set aside.
+        """
         now = self._clock.now()
         async with self._transaction() as conn:
             fill = await self._fill(conn, fill_id)
@@ -311,8 +361,11 @@ class Store:
                 await conn.execute(sa.insert(bin_movements).values(
                     bin_id=fill.bin_id, kind="fill", quantity=-result.counted, fill_id=fill_id,
                     who=who, reason=result.outcome, at=now))
-            target = (OrderState.FILLED if result.outcome is FillOutcome.FILLED
-                      else OrderState.EXCEPTION)
+            if result.counted and result.outcome in PARTIAL_OUTCOMES:
+                await conn.execute(sa.insert(set_aside).values(
+                    fill_id=fill_id, bin_id=fill.bin_id, count=result.counted, at=now))
+            target = then or (OrderState.FILLED if result.outcome is FillOutcome.FILLED
+                              else OrderState.EXCEPTION)
             await self._move(conn, fill.order_id, target, who, result.detail)
             return await self._fill(conn, fill_id)
 
@@ -339,6 +392,41 @@ class Store:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query.order_by(fills.c.id))).mappings().all()
         return [_fill_record(row) for row in rows]
+
+    # -- partial vials ---------------------------------------------------------
+
+    async def set_aside_vials(self, *, pending_only: bool = False) -> list[SetAsideVial]:
+        """Partial vials set aside, oldest first (only those awaiting a decision, if asked)."""
+        query = sa.select(set_aside).order_by(set_aside.c.id)
+        if pending_only:
+            query = query.where(set_aside.c.disposition.is_(None))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [SetAsideVial(**dict(row)) for row in rows]
+
+    async def dispose_vial(self, vial_id: int, disposition: str, *, who: str) -> SetAsideVial:
+        """A technician returned a partial vial's tablets to their bin, or wasted them."""
+        if disposition not in DISPOSITIONS:
+            raise ValueError(f"disposition {disposition!r}: expected one of {DISPOSITIONS}")
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            row = (await conn.execute(sa.select(set_aside).where(set_aside.c.id == vial_id))
+                   ).mappings().first()
+            if row is None:
+                raise StoreError(f"no set-aside vial {vial_id}")
+            if row["disposition"] is not None:
+                raise StoreError(f"set-aside vial {vial_id} was already {row['disposition']} "
+                                 f"by {row['disposed_by']}")
+            if disposition == "returned":
+                await conn.execute(sa.insert(bin_movements).values(
+                    bin_id=row["bin_id"], kind="return", quantity=row["count"],
+                    fill_id=row["fill_id"], who=who,
+                    reason=f"partial vial {vial_id} returned to stock", at=now))
+            await conn.execute(sa.update(set_aside).where(set_aside.c.id == vial_id).values(
+                disposition=disposition, disposed_by=who, disposed_at=now))
+            row = (await conn.execute(sa.select(set_aside).where(set_aside.c.id == vial_id))
+                   ).mappings().one()
+        return SetAsideVial(**dict(row))
 
     # -- inside a transaction --------------------------------------------------
 

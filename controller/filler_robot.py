@@ -1,0 +1,244 @@
+"""One vial filler as the supervisor drives it: START, follow, judge, release the vial.
+
+The fill is recorded before START; START is idempotent on the device (a
+second START of the same JOB_ID does nothing), and after a lost link or a
+restart each open fill is reconciled from JOB_ID/LAST_JOB before anything
+new is sent, so a vial is never filled twice. A job stopped in FAULT or SAFE
+is never taken as complete: its partial vial is recorded and set aside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from controller.domain.fills import judge_fill
+from controller.domain.orders import FillOutcome
+from controller.domain.vials import cap_for, vial_for
+from controller.notices import FillEnded, FillProgress
+from controller.robot import PROBLEM_OF_OUTCOME, RobotWorker
+from controller.store import FillRecord, FillResult
+from drivers.base import (
+    CapType,
+    EventStream,
+    FillerFault,
+    FillerState,
+    FillerStatus,
+    VialEnd,
+    VialFiller,
+    VialReport,
+)
+from drivers.errors import DeviceError, DriverError, NotConnectedError, UnknownJob
+
+log = structlog.get_logger(__name__)
+
+POLL_S = 1.0
+"""Seconds without a change from the poller before asking for the job directly."""
+PICK_WEIGH_CAP_S = 1.5 + 0.4 + 1.0
+TABLETS_PER_SECOND = 8.0
+
+_STOPPED_BY: dict[FillerFault | None, FillOutcome] = {
+    FillerFault.JAM: FillOutcome.JAM,
+    FillerFault.CELL_EMPTY: FillOutcome.RAN_EMPTY,
+    FillerFault.NO_VIAL: FillOutcome.NO_VIAL,
+    FillerFault.DOOR_OPEN: FillOutcome.DOOR_OPENED,
+    FillerFault.CAP_FAULT: FillOutcome.CAP_FAULT,
+    FillerFault.SCALE_FAULT: FillOutcome.SCALE_FAULT,
+}
+_ENDED_AS: dict[VialEnd, FillOutcome | None] = {
+    VialEnd.DONE: None,
+    VialEnd.JAM: FillOutcome.JAM,
+    VialEnd.CELL_EMPTY: FillOutcome.RAN_EMPTY,
+    VialEnd.ABORTED: FillOutcome.ABORTED,
+    VialEnd.NO_VIAL: FillOutcome.NO_VIAL,
+    VialEnd.CAP_FAULT: FillOutcome.CAP_FAULT,
+    VialEnd.SAFE: FillOutcome.SAFE,
+}
+_NEEDS_PERSON = {
+    FillerState.FAULT: "stopped on a fault: fix it and clear the robot",
+    FillerState.SAFE: "in SAFE (heartbeat lost or emergency stop): check it and clear it",
+}
+
+
+class FillerRobot(RobotWorker):
+    """The supervisor's hands on one vial filler."""
+
+    numeric_jobs = True
+    driver: VialFiller
+
+    def estimate_s(self, quantity: int) -> float:
+        """Seconds to pick, count, weigh and cap a vial of ``quantity``."""
+        return PICK_WEIGH_CAP_S + quantity / TABLETS_PER_SECOND
+
+    def can_fill(self, ndc: str, quantity: int) -> str | None:
+        """A filler cannot take an order no vial holds."""
+        drug = self._formulary.get(ndc)
+        if drug is not None and vial_for(quantity, drug.unit_volume_mm3) is None:
+            return f"{quantity} tablets need more than a 60-dram vial"
+        return None
+
+    async def connect(self) -> None:
+        """Open the link (the driver starts polling and the heartbeat) and check the cells."""
+        await self.driver.open()
+        try:
+            identity = await self.driver.identify()
+            missing = [c.channel for c in self.config.channels if c.channel > identity.cells]
+            if missing:
+                raise NotConnectedError(f"robot has {identity.cells} cells; the configuration "
+                                        f"names cell(s) {missing}", device=self.id)
+            await self._compare_calibration()
+        except BaseException:
+            await self._close()
+            raise
+        self.online = True
+        log.info("robot connected", robot=self.id, firmware=identity.firmware,
+                 cells=identity.cells, unit=identity.unit)
+
+    async def _compare_calibration(self) -> None:
+        for cell in self.config.channels:
+            held = await self.driver.read_calibration(cell.channel)
+            unit_mass = self._formulary[cell.ndc].unit_mass_mg
+            if (held.sensitivity != cell.calibration.sensitivity
+                    or abs(held.unit_mass_mg - unit_mass) > 0.05):
+                log.warning("calibration differs from configuration", robot=self.id,
+                            cell=cell.channel, robot_sensitivity=held.sensitivity,
+                            robot_unit_mass_mg=held.unit_mass_mg,
+                            configured_sensitivity=cell.calibration.sensitivity,
+                            formulary_unit_mass_mg=unit_mass)
+
+    async def _clear_device(self) -> None:
+        status = await self.driver.status()
+        if status.state in (FillerState.FAULT, FillerState.SAFE):
+            await self.driver.reset_fault()
+        if status.vial_in_bay:
+            await self.driver.output_taken()
+
+    # -- a fill --------------------------------------------------------------
+
+    async def _fill(self, fill: FillRecord) -> None:
+        order = await self._store.order(fill.order_id)
+        drug = self._formulary[fill.ndc]
+        vial = vial_for(fill.quantity, drug.unit_volume_mm3)
+        job = int(fill.job)
+        status = await self.driver.status()
+        if job in (status.job, status.last_job):
+            # Another store's job ids overlap ours: never take that job's vial for this one.
+            await self._refused(fill, DeviceError(
+                f"job id {job} is the robot's current or last job, from another store",
+                device=self.id, code="job id collision"))
+            return
+        if vial is None:
+            await self._refused(fill, DeviceError(
+                f"{fill.quantity} tablets need more than a 60-dram vial", device=self.id,
+                code="no vial size"))
+            return
+        events = self.driver.events()
+        try:
+            try:
+                await self.driver.start(job, fill.bin, fill.quantity, vial,
+                                        CapType(cap_for(order.easy_open)))
+            except DeviceError as exc:
+                await self._refused(fill, exc)
+                await self._check_state()
+                return
+            log.info("vial started", robot=self.id, fill=fill.id, job=job, vial_drams=vial,
+                     cap=cap_for(order.easy_open))
+            report = await self._follow(fill, events)
+        finally:
+            events.close()
+        await self._settle(fill, report)
+
+    async def _follow(self, fill: FillRecord, events: EventStream[FillerStatus]) -> VialReport:
+        """Until the job ends or stops; progress to the listeners on the way."""
+        job = int(fill.job)
+        last_count = -1
+        while True:
+            try:
+                status = await asyncio.wait_for(anext(events), POLL_S)
+            except TimeoutError:
+                report = await self.driver.job(job)
+                if report.finished or report.stopped:
+                    return report
+                continue
+            except StopAsyncIteration:
+                raise DriverError("link lost while filling", device=self.id) from None
+            if status.job != job:
+                continue
+            if status.count != last_count and status.state is FillerState.FILLING:
+                last_count = status.count
+                self._notify(FillProgress(fill, status.count))
+            if status.state in (FillerState.DONE, FillerState.FAULT, FillerState.SAFE,
+                                FillerState.IDLE):
+                report = await self.driver.job(job)
+                if report.finished or report.stopped:
+                    return report
+
+    async def _settle(self, fill: FillRecord, report: VialReport) -> None:
+        """Judge and record the vial, then release the output bay (for a complete one)."""
+        if report.stopped:
+            stopped: FillOutcome | None = (FillOutcome.SAFE if report.state is FillerState.SAFE
+                                           else _STOPPED_BY.get(report.fault, FillOutcome.ABORTED))
+        else:
+            stopped = _ENDED_AS[report.end] if report.end is not None else FillOutcome.ABORTED
+        outcome, check, detail = judge_fill(
+            stopped=stopped, quantity=fill.quantity, count=report.count,
+            weight_mg=report.weight_mg, drug=self._formulary[fill.ndc],
+            scale_noise_mg=self.config.scale_noise_mg)
+        ended, action = await self._record(
+            fill, FillResult(outcome, report.count, report.weight_mg, check, detail),
+            PROBLEM_OF_OUTCOME.get(outcome))
+        try:
+            if outcome is FillOutcome.RAN_EMPTY:
+                await self._store.correct_bin(fill.bin_id, 0, who="supervisor",
+                                              reason=f"cell ran empty during job {fill.job}")
+            if report.finished:
+                status = await self.driver.status()
+                if status.vial_in_bay:
+                    # Issue 5 makes this the technician's scan of the vial at the bay.
+                    await self.driver.output_taken()
+            await self._check_state()
+        finally:
+            self._notify(FillEnded(ended, action))
+
+    # -- after a lost link or a restart --------------------------------------
+
+    async def _recover(self) -> None:
+        """Reconcile every open fill with JOB_ID/LAST_JOB before anything new is sent."""
+        for fill in await self._store.open_fills(self.id):
+            self.busy_s = self.estimate_s(fill.quantity)
+            try:
+                events = self.driver.events()
+                try:
+                    try:
+                        report = await self.driver.job(int(fill.job))
+                    except UnknownJob:
+                        events.close()
+                        log.info("fill resumed: robot never started it", robot=self.id,
+                                 fill=fill.id, job=fill.job)
+                        await self._fill(fill)
+                        continue
+                    log.info("fill reconciled with robot", robot=self.id, fill=fill.id,
+                             job=fill.job, state=report.state, end=report.end,
+                             count=report.count)
+                    if not (report.finished or report.stopped):
+                        report = await self._follow(fill, events)
+                finally:
+                    events.close()
+                await self._settle(fill, report)
+            finally:
+                self.busy_s = 0.0
+        status = await self.driver.status()
+        if status.vial_in_bay and status.state is FillerState.DONE and status.last_job:
+            done = await self._store.fill_by_job(str(status.last_job))
+            if done is not None and done.state == "ended":
+                await self.driver.output_taken()  # recorded, but OUTPUT_TAKEN was lost
+        await self._check_state()
+
+    async def _check_state(self) -> None:
+        """Ask for a person when the robot stopped where only a person can clear it."""
+        status = await self.driver.status()
+        if status.state in _NEEDS_PERSON:
+            self._needs_person(_NEEDS_PERSON[status.state])
+        elif status.vial_in_bay and status.state is FillerState.DONE:
+            self._needs_person("a vial waits in the output bay: take it")
