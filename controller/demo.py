@@ -24,7 +24,7 @@ from controller.notices import (
     RobotOffline,
     RobotOnline,
 )
-from controller.simulation import start_simulators
+from controller.simulation import Simulator, start_simulators
 from controller.store import FillRecord, OrderRecord, Store, sqlite_url
 from controller.supervisor import Supervisor, bin_specs
 from simulators.tablet_counter.server import CounterSimulator
@@ -37,7 +37,7 @@ class DemoFloor:
     """What happens on the pharmacy floor during the demo: faults injected, people acting."""
 
     def __init__(self, console: Console, supervisor: Supervisor,
-                 simulators: dict[str, CounterSimulator]) -> None:
+                 simulators: dict[str, Simulator]) -> None:
         self.console = console
         self.supervisor = supervisor
         self.simulators = simulators
@@ -55,8 +55,9 @@ class DemoFloor:
         elif isinstance(notice, FillEnded):
             fill = notice.fill
             colour = "green" if fill.outcome == "filled" else "yellow"
+            then = f" → {notice.action}" if notice.action else ""
             self.console.print(f"  order {fill.order_id:>3}  [{colour}]{fill.outcome}[/]: "
-                               f"{fill.detail}")
+                               f"{fill.detail}{then}")
         elif isinstance(notice, OrderSettled) and notice.fill_id is None:
             self.console.print(f"  order {notice.order_id:>3}  [yellow]{notice.state}[/]: "
                                f"{notice.reason}")
@@ -76,17 +77,37 @@ class DemoFloor:
         if entry is None or sim is None or fill.order_id in self._faulted:
             return
         self._faulted.add(fill.order_id)
+        faults = sim.device.faults
         if entry.simulate.jam_after is not None:
-            sim.device.faults.jam_after = entry.simulate.jam_after
+            faults.jam_after = entry.simulate.jam_after
         if entry.simulate.miscount:
-            sim.device.faults.miscount = entry.simulate.miscount
+            faults.miscount = entry.simulate.miscount
+        if entry.simulate.cap_fault and not isinstance(sim, CounterSimulator):
+            sim.device.faults.cap_fault = True
+
+    async def finish(self) -> None:
+        """Wait for the technician to finish what they started (a robot still being cleared)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks)
 
     async def _technician(self, robot: str) -> None:
         await asyncio.sleep(TECHNICIAN_PAUSE_S)
         sim = self.simulators.get(robot)
-        if sim is not None and sim.device.door_open:
+        if isinstance(sim, CounterSimulator) and sim.device.door_open:
             sim.device.close_door()
+        elif sim is not None and not isinstance(sim, CounterSimulator):
+            sim.device.close_door()
+            sim.device.take_vial()
         await self.supervisor.clear(robot)
+        store = self.supervisor.store
+        for vial in await store.set_aside_vials(pending_only=True):
+            # Tablets of a jam or an empty bin are whole: back to stock. A vial the capper
+            # or the scale failed on was handled: wasted.
+            fill = next(f for f in await store.fills() if f.id == vial.fill_id)
+            disposition = "returned" if fill.outcome in ("jam", "ran_empty") else "wasted"
+            await store.dispose_vial(vial.id, disposition, who="demo technician")
+            self.console.print(f"  technician: partial vial of {vial.count} from order "
+                               f"{fill.order_id} {disposition}")
 
 
 async def run_demo(config_path: Path, store_path: Path | None, console: Console) -> int:
@@ -132,6 +153,7 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
             try:
                 async with asyncio.timeout(DEMO_TIMEOUT_S):
                     orders = await supervisor.wait_settled(ids)
+                    await floor.finish()
             except TimeoutError:
                 console.print(f"[red]error:[/] orders were still open after {DEMO_TIMEOUT_S} s")
                 return 1

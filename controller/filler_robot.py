@@ -142,7 +142,7 @@ class FillerRobot(RobotWorker):
                 await self._refused(fill, exc)
                 await self._check_state()
                 return
-            log.info("vial started", robot=self.id, fill=fill.id, job=job, vial_drams=vial,
+            log.info("vial started", robot=self.id, fill=fill.id, job=fill.job, vial_drams=vial,
                      cap=cap_for(order.easy_open))
             report = await self._follow(fill, events)
         finally:

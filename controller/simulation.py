@@ -1,48 +1,86 @@
-"""Simulators for the robots whose url is ``sim:pty`` or ``sim:tcp``, started in-process."""
+"""Simulators for the robots whose url is ``sim:pty`` or ``sim:tcp``, started in-process.
+
+A tablet counter's simulator listens on a pty or TCP; a vial filler's speaks
+Modbus RTU on a pty (``sim:pty``) or Modbus TCP (``sim:tcp``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from controller.config import Settings
+from controller.config import Robot, Settings
+from simulators.clock import MachineClock
 from simulators.tablet_counter.device import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
+from simulators.vial_filler.device import SimCell, VialFillerDevice
+from simulators.vial_filler.server import FillerSimulator
+
+Simulator = CounterSimulator | FillerSimulator
 
 
 async def start_simulators(
     settings: Settings, on_hand: Mapping[tuple[str, int], int] | None = None,
-) -> dict[str, CounterSimulator]:
-    """Start one simulator per simulated robot; each canister holds its bin's count.
+) -> dict[str, Simulator]:
+    """Start one simulator per simulated robot; each bin holds its count.
 
     ``on_hand`` (robot, bin) → count overrides the configured counts, so that
     a simulator started against an existing store holds what the store says.
     """
     counts = on_hand or {}
-    simulators: dict[str, CounterSimulator] = {}
+    simulators: dict[str, Simulator] = {}
     try:
         for robot in settings.config.robots:
             if not robot.simulated:
                 continue
-            channels = []
-            for channel in robot.channels:
-                drug = settings.formulary[channel.ndc]
-                channels.append(SimChannel(
-                    channel.channel, stock=counts.get((robot.id, channel.channel),
-                                                      channel.on_hand),
-                    sensitivity=channel.calibration.sensitivity,
-                    gate_ms=channel.calibration.gate_ms, unit_mass_mg=drug.unit_mass_mg,
-                    spread_pct=drug.unit_mass_spread_pct))
-            sim = CounterSimulator(
-                channels=channels, seed=robot.simulator.seed,
-                time_scale=robot.simulator.time_scale, baud=robot.driver.baud,
-                scale_noise_mg=robot.simulator.scale_noise_mg)
-            simulators[robot.id] = sim
-            if robot.url == "sim:pty":
-                await sim.listen_pty()
+            if robot.kind == "tablet-counter":
+                counter = _counter(settings, robot, counts)
+                simulators[robot.id] = counter
+                await (counter.listen_pty() if robot.url == "sim:pty" else counter.listen_tcp())
             else:
-                await sim.listen_tcp()
+                filler = _filler(settings, robot, counts)
+                simulators[robot.id] = filler
+                await (filler.listen_rtu_pty() if robot.url == "sim:pty"
+                       else filler.listen_tcp())
     except BaseException:
         for sim in simulators.values():
             await sim.close()
         raise
     return simulators
+
+
+def _counter(settings: Settings, robot: Robot,
+             counts: Mapping[tuple[str, int], int]) -> CounterSimulator:
+    channels = []
+    for channel in robot.channels:
+        drug = settings.formulary[channel.ndc]
+        channels.append(SimChannel(
+            channel.channel, stock=counts.get((robot.id, channel.channel), channel.on_hand),
+            sensitivity=channel.calibration.sensitivity,
+            gate_ms=channel.calibration.gate_ms or 0, unit_mass_mg=drug.unit_mass_mg,
+            spread_pct=drug.unit_mass_spread_pct))
+    return CounterSimulator(channels=channels, seed=robot.simulator.seed,
+                            time_scale=robot.simulator.time_scale,
+                            baud=getattr(robot.driver, "baud", 115200),
+                            scale_noise_mg=robot.simulator.scale_noise_mg)
+
+
+def _filler(settings: Settings, robot: Robot,
+            counts: Mapping[tuple[str, int], int]) -> FillerSimulator:
+    configured = {c.channel: c for c in robot.channels}
+    cells = []
+    for number in range(1, max(configured) + 1):
+        channel = configured.get(number)
+        if channel is None:  # a cell the configuration does not use: empty, not calibrated
+            cells.append(SimCell(number, stock=0, sensitivity=0))
+            continue
+        drug = settings.formulary[channel.ndc]
+        cells.append(SimCell(
+            number, stock=counts.get((robot.id, number), channel.on_hand),
+            sensitivity=channel.calibration.sensitivity, unit_mass_mg=drug.unit_mass_mg,
+            spread_pct=drug.unit_mass_spread_pct, cal_unit_dmg=round(drug.unit_mass_mg * 10)))
+    unit = getattr(robot.driver, "unit", 1)
+    device = VialFillerDevice(cells=cells, seed=robot.simulator.seed,
+                              clock=MachineClock(robot.simulator.time_scale),
+                              scale_noise_mg=robot.simulator.scale_noise_mg,
+                              vials=robot.simulator.vials)
+    return FillerSimulator(devices={unit: device}, baud=getattr(robot.driver, "baud", 19200))

@@ -111,7 +111,7 @@ def test_simulator_refuses_a_bad_listen_address() -> None:
 def test_config_check_names_the_mistake(tmp_path: Path) -> None:
     good = subprocess.run([*RXFILL, "config", "check", str(ROOT / "config" / "demo.toml")],
                           capture_output=True, text=True, timeout=30)
-    assert good.returncode == 0 and "ok (2 robot(s)" in good.stdout
+    assert good.returncode == 0 and "ok (3 robot(s)" in good.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text((ROOT / "config" / "demo.toml").read_text().replace(
         'formulary = "formulary.csv"', f'formulary = "{ROOT / "config" / "formulary.csv"}"'

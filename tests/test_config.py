@@ -29,7 +29,7 @@ def spoil(path: Path, old: str, new: str, count: int = 1) -> None:
 
 def test_demo_config_loads_with_its_formulary_and_orders() -> None:
     settings = load_config(CONFIG / "demo.toml")
-    assert [r.id for r in settings.config.robots] == ["tc1", "tc2"]
+    assert [r.id for r in settings.config.robots] == ["tc1", "fv1", "fv2"]
     assert len(settings.formulary) >= 25
     assert settings.config.orders is not None
     assert len(load_orders(settings.resolve(settings.config.orders))) >= 10
@@ -59,7 +59,7 @@ MISTAKES: list[tuple[str, Callable[[Path], None], list[str]]] = [
      ["robots[0] (tc1).driver", "telepathy", "serial-counter"]),
     ("bad baud", lambda p: spoil(p, "baud = 115200", "baud = 12345"),
      ["robots[0] (tc1).driver.baud", "12345 is not one of"]),
-    ("duplicate robot", lambda p: spoil(p, 'id = "tc2"', 'id = "tc1"'),
+    ("duplicate robot", lambda p: spoil(p, 'id = "fv1"', 'id = "tc1"'),
      ["key robots", "'tc1'", "more than once"]),
     ("duplicate channel", lambda p: spoil(p, "channel = 2\n", "channel = 1\n"),
      ["robots[0] (tc1)", "channel(s) [1]", "more than once"]),
@@ -69,6 +69,20 @@ MISTAKES: list[tuple[str, Callable[[Path], None], list[str]]] = [
      ["channels[0].calibration.sensitivity", "greater than or equal to 1"]),
     ("bad sim url", lambda p: spoil(p, 'url = "sim:pty"', 'url = "sim:usb"'),
      ["robots[0] (tc1).url", "sim:pty or sim:tcp"]),
+    ("filler driver on a counter", lambda p: spoil(
+        p, 'driver = { name = "serial-counter", baud = 115200 }',
+        'driver = { name = "modbus-filler" }'),
+     ["robots[0] (tc1)", "a tablet-counter is driven by 'serial-counter', not 'modbus-filler'"]),
+    ("counter channel without gate", lambda p: spoil(
+        p, "calibration = { sensitivity = 55, gate_ms = 40 }",
+        "calibration = { sensitivity = 55 }"),
+     ["robots[0] (tc1).channels", "need calibration.gate_ms", "channel(s) [1]"]),
+    ("filler parity", lambda p: spoil(p, 'parity = "N"', 'parity = "X"'),
+     ["robots[2] (fv2).driver.parity", "'E', 'N' or 'O'"]),
+    ("filler heartbeat too slow", lambda p: spoil(p, "unit = 3,", "unit = 3, heartbeat_s = 2.5,"),
+     ["robots[2] (fv2).driver.heartbeat_s", "less than 2"]),
+    ("filler unit", lambda p: spoil(p, "unit = 3,", "unit = 300,"),
+     ["robots[2] (fv2).driver.unit", "less than or equal to 247"]),
     ("formulary missing", lambda p: (p.parent / "formulary.csv").unlink(),
      ["key formulary", "formulary.csv", "No such file"]),
     ("formulary bad row", lambda p: spoil(p.parent / "formulary.csv", ",155,1.8,", ",heavy,1.8,"),

@@ -36,7 +36,7 @@ def test_enumerations_match_the_icd() -> None:
     assert [s.name for s in wire.LastStatus] == ["DONE", "JAM", "CELL_EMPTY", "ABORTED",
                                                  "NO_VIAL", "CAP_FAULT", "SAFE"]
     assert wire.VIAL_SIZES == (6, 8, 13, 16, 20, 30, 40, 60)
-    assert wire.FUNCTION_CODES == {2, 3, 4, 6, 16, 23}
+    assert {2, 3, 4, 6, 16, 23} == wire.FUNCTION_CODES
 
 
 def test_32_bit_values_are_high_word_first() -> None:

@@ -14,7 +14,7 @@ from controller.config import Settings, load_config
 from controller.domain.orders import FillOutcome, Order, OrderState, Patient
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
 from controller.notices import FillProgress, FillStarted, Notice
-from controller.simulation import start_simulators
+from controller.simulation import Simulator, start_simulators
 from controller.store import Store, sqlite_url
 from controller.supervisor import RobotsNotConnected, Supervisor
 from simulators.tablet_counter.server import CounterSimulator
@@ -68,6 +68,12 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await opened.close()
 
 
+def counters(sims: dict[str, Simulator]) -> dict[str, CounterSimulator]:
+    """The simulators of a floor of counters, typed as such."""
+    assert all(isinstance(s, CounterSimulator) for s in sims.values())
+    return {r: s for r, s in sims.items() if isinstance(s, CounterSimulator)}
+
+
 @pytest.fixture
 async def floor(tmp_path: Path) -> AsyncIterator[tuple[Settings, dict[str, CounterSimulator]]]:
     """Two simulated counters: tc1 on a pty, tc2 on TCP, both holding atorvastatin."""
@@ -75,7 +81,7 @@ async def floor(tmp_path: Path) -> AsyncIterator[tuple[Settings, dict[str, Count
         {"id": "tc1", "url": "sim:pty", "seed": 1, "ndc": ATORVASTATIN, "on_hand": 500},
         {"id": "tc2", "url": "sim:tcp", "seed": 2, "ndc": ATORVASTATIN, "on_hand": 300},
     ])
-    sims = await start_simulators(settings)
+    sims = counters(await start_simulators(settings))
     yield settings, sims
     for sim in sims.values():
         await sim.close()
@@ -86,7 +92,7 @@ async def tcp_floor(tmp_path: Path) -> AsyncIterator[tuple[Settings, dict[str, C
     """One simulated counter, tc1, on TCP (so that a test can cut its link)."""
     settings = write_config(tmp_path, [
         {"id": "tc1", "url": "sim:tcp", "seed": 3, "ndc": ATORVASTATIN, "on_hand": 500}])
-    sims = await start_simulators(settings)
+    sims = counters(await start_simulators(settings))
     yield settings, sims
     await sims["tc1"].close()
 
@@ -266,12 +272,12 @@ async def test_link_lost_after_recording_still_settles_the_order_and_empties_the
         real_take = driver.take
 
         async def take_after_cut(job: str) -> None:
-            driver.take = real_take  # type: ignore[method-assign]
+            driver.take = real_take
             sim.cut_link()  # the line drops just as the tablets would leave the chute
             await asyncio.sleep(0.05)
             await real_take(job)
 
-        driver.take = take_after_cut  # type: ignore[method-assign]
+        driver.take = take_after_cut
         record = await sup.submit(order(ATORVASTATIN, 20))
         async with asyncio.timeout(10):
             (settled,) = await sup.wait_settled([record.id])
@@ -318,7 +324,7 @@ async def test_waiting_for_orders_fails_loudly_when_a_worker_dies(
             raise ValueError("a bug in a worker")
 
         for robot in sup.robots.values():
-            robot._count = lambda fill: broken()  # type: ignore[method-assign]
+            robot._fill = lambda fill: broken()  # type: ignore[method-assign]
         record = await sup.submit(order(ATORVASTATIN, 10))
         with pytest.raises(RuntimeError, match="stopped before the orders settled"):
             async with asyncio.timeout(10):

@@ -6,7 +6,6 @@ from controller.domain.drugs import Drug
 from controller.domain.orders import FillOutcome
 from controller.domain.weight import WeightCheck, WeightVerdict, check_weight
 
-
 _STOPPED_WORDS = {
     FillOutcome.JAM: "jammed", FillOutcome.RAN_EMPTY: "ran empty",
     FillOutcome.NO_VIAL: "no vial of that size", FillOutcome.DOOR_OPENED: "door opened",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -409,15 +410,18 @@ class ModbusVialFiller:
         """Write a new HEARTBEAT value every interval, so the device never drops into SAFE."""
         while self._lost is None:
             self._heartbeat = (self._heartbeat + 1) & 0xFFFF
-            beat = self._heartbeat
             try:
-                await self._request("heartbeat", lambda c: c.write_register(
-                    Holding.HEARTBEAT, beat, device_id=self.unit))
+                await self._request("heartbeat", functools.partial(
+                    _write_heartbeat, value=self._heartbeat, unit=self.unit))
             except DriverError as exc:
                 log.warning("filler heartbeat failed; link lost", robot=self.name,
                             error=str(exc))
                 return
             await asyncio.sleep(self.heartbeat_interval)
+
+
+async def _write_heartbeat(client: Any, *, value: int, unit: int) -> Any:
+    return await client.write_register(Holding.HEARTBEAT, value, device_id=unit)
 
 
 def _status(inputs: Inputs, bits: list[bool]) -> FillerStatus:

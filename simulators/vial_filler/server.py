@@ -136,7 +136,7 @@ class FillerSimulator:
                 await task
         self._tasks.clear()
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
         if self._line is not None:
             self._line.close()
@@ -186,7 +186,8 @@ class FillerSimulator:
         else:
             written = [int(v) for v in values]
             device.write_holding(address, written)
-            values[:] = device.holding(address, len(written))  # CMD reads 0 once taken up
+            # CMD reads 0 once taken up: what lands in the registers is what the device holds.
+            values[:] = device.holding(address, len(written))  # type: ignore[assignment]
         return None
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
