@@ -176,6 +176,9 @@ class CounterRobot(RobotWorker):
             # The outcome is recorded: announce it even when the link drops from here on.
             self._notify(FillEnded(ended, action))
 
+    async def _busy(self) -> bool:
+        return (await self.driver.status()).state is CountState.COUNTING
+
     async def _check_state(self) -> None:
         """Ask for a person when the robot stopped in a state only a person can clear."""
         status = await self.driver.status()

@@ -235,6 +235,9 @@ class FillerRobot(RobotWorker):
                 await self.driver.output_taken()  # recorded, but OUTPUT_TAKEN was lost
         await self._check_state()
 
+    async def _busy(self) -> bool:
+        return (await self.driver.status()).state in (FillerState.FILLING, FillerState.CAPPING)
+
     async def _check_state(self) -> None:
         """Ask for a person when the robot stopped where only a person can clear it."""
         status = await self.driver.status()

@@ -39,6 +39,9 @@ from drivers import errors
 
 log = structlog.get_logger(__name__)
 
+BUSY_POLL_S = 0.2
+"""How often to look whether a robot that refused as busy has finished."""
+
 PROBLEM_OF_OUTCOME: dict[FillOutcome, Problem] = {
     FillOutcome.JAM: Problem.JAM,
     FillOutcome.RAN_EMPTY: Problem.RAN_EMPTY,
@@ -151,6 +154,10 @@ class RobotWorker(ABC):
     async def _fill(self, fill: FillRecord) -> None:
         """Carry out one recorded fill on the robot and record how it ended."""
 
+    @abstractmethod
+    async def _busy(self) -> bool:
+        """True while the robot is working on a job (ours or anyone's)."""
+
     async def clear(self) -> None:
         """A person fixed what stopped the robot: tell it and take work again."""
         await self._clear_device()
@@ -256,4 +263,13 @@ class RobotWorker(ABC):
         ended, action = await self._record(fill, FillResult(
             FillOutcome.REFUSED, 0, None, None, f"robot refused the fill: {error.args[0]}"),
             problem)
-        self._notify(FillEnded(ended, action))
+        try:
+            if action is OrderAction.RETRY:
+                await self._until_not_busy()
+        finally:
+            self._notify(FillEnded(ended, action))
+
+    async def _until_not_busy(self) -> None:
+        """Wait (polling) until the robot has finished whatever job it is on."""
+        while await self._busy():
+            await self._clock.sleep(BUSY_POLL_S)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from controller.store import Store, sqlite_url
 from simulators.tablet_counter.device import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.device import SimCell
@@ -69,3 +71,11 @@ async def tcp_filler() -> AsyncIterator[FillerSimulator]:
     await sim.listen_tcp()
     async with sim:
         yield sim
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh store in a real SQLite file."""
+    opened = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    yield opened
+    await opened.close()

@@ -4,68 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import date
 from pathlib import Path
 
 import pytest
 import structlog
 
-from controller.config import Settings, load_config
-from controller.domain.orders import FillOutcome, Order, OrderState, Patient
+from controller.config import Settings
+from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
 from controller.notices import FillProgress, FillStarted, Notice
 from controller.simulation import Simulator, start_simulators
 from controller.store import Store, sqlite_url
 from controller.supervisor import RobotsNotConnected, Supervisor
 from simulators.tablet_counter.server import CounterSimulator
+from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
 from tests.helpers import eventually
-
-FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
-ATORVASTATIN, LISINOPRIL = "00093-7146-01", "68180-0513-01"
-
-ROBOT = """
-[[robots]]
-id = "{id}"
-kind = "tablet-counter"
-url = "{url}"
-driver = {{ name = "serial-counter" }}
-scale_noise_mg = 1.0
-simulator = {{ seed = {seed}, time_scale = 50, scale_noise_mg = 1.0 }}
-[[robots.channels]]
-channel = {channel}
-ndc = "{ndc}"
-lot = "L1"
-expiry = 2030-01-01
-on_hand = {on_hand}
-par = 50
-capacity = 900
-calibration = {{ sensitivity = 50, gate_ms = 40 }}
-"""
-
-
-def write_config(tmp_path: Path, robots: list[dict[str, object]]) -> Settings:
-    text = f"""
-formulary = "{FORMULARY}"
-[site]
-id = "test"
-name = "Test Pharmacy"
-address = "1 Test Road"
-phone = "555-0100"
-""" + "".join(ROBOT.format(**{"channel": 1, **robot}) for robot in robots)
-    path = tmp_path / "rxfill.toml"
-    path.write_text(text)
-    return load_config(path)
-
-
-def order(ndc: str, quantity: int, rx: str = "RX100") -> Order:
-    return Order(rx, Patient("P1", "Pat Example", date(1960, 1, 2)), ndc, quantity)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
-    yield opened
-    await opened.close()
 
 
 def counters(sims: dict[str, Simulator]) -> dict[str, CounterSimulator]:
