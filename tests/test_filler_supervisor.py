@@ -23,7 +23,6 @@ from drivers.vial_filler import protocol as wire
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
 from tests.floors import ATORVASTATIN, order, write_config
-
 from tests.helpers import eventually
 
 METFORMIN = "65862-0008-01"
