@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,7 @@ from rich.console import Console
 from controller.config import ConfigError, load_config
 from controller.logs import Format, configure_logging
 from simulators.tablet_counter.server import CounterSimulator
+from simulators.vial_filler.server import FillerSimulator
 
 app = typer.Typer(help="rxfill: control software for automated pharmacies.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -89,6 +91,118 @@ def config_check(path: Annotated[Path, typer.Argument(help="Configuration file."
                f"{len(settings.formulary)} drugs in the formulary)")
 
 
+FILLER_FAULT_HELP = """\
+fault commands, one a line on standard input:
+  jam K              the running or next job jams after K tablets
+  empty C            cell C runs empty
+  stock C N          put N tablets in cell C
+  vials SIZE N       put N vials in the hopper of SIZE drams
+  door open|close    open or close the door
+  estop press|release  the emergency stop
+  cap                the next vial's cap fails
+  scale              the next weighing fails
+  miscount M         the next job's counter runs M tablets ahead (negative: behind)
+  take               a person takes the vial out of the output bay
+  drop N             the next N replies are never sent
+  slow SECONDS       every reply waits SECONDS (0: no more)
+"""
+
+
+@app.command()
+def rules() -> None:
+    """Print the recovery rules: what happens to an order and a robot for each problem."""
+    from controller.domain.recovery import rules_markdown
+
+    typer.echo(rules_markdown())
+
+
+@simulate.command("filler", epilog=FILLER_FAULT_HELP)
+def simulate_filler(
+    listen: Annotated[str, typer.Option(
+        help="modbus-tcp://HOST:PORT or modbus-rtu+pty")] = "modbus-rtu+pty",
+    unit: Annotated[int, typer.Option(min=1, max=247)] = 1,
+    cells: Annotated[int, typer.Option(min=1, max=240)] = 12,
+    seed: Annotated[int, typer.Option()] = 0,
+    time_scale: Annotated[float, typer.Option(min=0.001)] = 1.0,
+    baud: Annotated[int, typer.Option()] = 19200,
+) -> None:
+    """A vial filler speaking the Modbus ICD; prints 'listening on <url>' when ready."""
+    configure_logging("warning", "auto")
+    host, port = "", 0
+    if listen.startswith("modbus-tcp://"):
+        host, _, number = listen.removeprefix("modbus-tcp://").rpartition(":")
+        if not host or not number.isdigit():
+            typer.echo(f"--listen {listen!r}: expected modbus-tcp://HOST:PORT", err=True)
+            raise typer.Exit(2)
+        port = int(number)
+    elif listen != "modbus-rtu+pty":
+        typer.echo(f"--listen {listen!r}: expected modbus-tcp://HOST:PORT or modbus-rtu+pty",
+                   err=True)
+        raise typer.Exit(2)
+
+    async def serve() -> None:
+        try:
+            sim = FillerSimulator(unit=unit, cells=cells, seed=seed, time_scale=time_scale,
+                                  baud=baud)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        async with sim:
+            url = await (sim.listen_tcp(host, port) if host else sim.listen_rtu_pty())
+            print(f"listening on {url}", flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            _read_commands(lambda line: apply_filler_fault(sim, line), loop)
+            await stop.wait()
+
+    asyncio.run(serve())
+
+
+def apply_filler_fault(sim: FillerSimulator, line: str) -> str:
+    """Carry out one vial filler fault command; the answer says what happened or was expected."""
+    words = line.split()
+    device = sim.device
+    try:
+        match words:
+            case ["jam", k]:
+                device.faults.jam_after = int(k)
+            case ["empty", cell]:
+                device.set_stock(int(cell), 0)
+            case ["stock", cell, n]:
+                device.set_stock(int(cell), int(n))
+            case ["vials", size, n]:
+                device.set_vials(int(size), int(n))
+            case ["door", "open"]:
+                device.open_door()
+            case ["door", "close"]:
+                device.close_door()
+            case ["estop", "press"]:
+                device.press_estop()
+            case ["estop", "release"]:
+                device.release_estop()
+            case ["cap"]:
+                device.faults.cap_fault = True
+            case ["scale"]:
+                device.faults.scale_fault = True
+            case ["miscount", m]:
+                device.faults.miscount = int(m)
+            case ["take"]:
+                device.take_vial()
+            case ["drop", n]:
+                sim.drop_replies(int(n))
+            case ["slow", seconds]:
+                sim.reply_delay_s = float(seconds)
+            case []:
+                return ""
+            case _:
+                return f"unknown command {line.strip()!r}\n{FILLER_FAULT_HELP}"
+    except (ValueError, KeyError) as exc:
+        return f"cannot do {line.strip()!r}: {exc}"
+    return f"ok: {line.strip()}"
+
+
 @simulate.command("counter", epilog=FAULT_HELP)
 def simulate_counter(
     listen: Annotated[str, typer.Option(help="'pty' or tcp://HOST:PORT")] = "pty",
@@ -122,14 +236,14 @@ def simulate_counter(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        _read_fault_commands(sim, loop)
+        _read_commands(lambda line: apply_fault(sim, line), loop)
         async with sim:
             await stop.wait()
 
     asyncio.run(serve())
 
 
-def _read_fault_commands(sim: CounterSimulator, loop: asyncio.AbstractEventLoop) -> None:
+def _read_commands(apply: Callable[[str], str], loop: asyncio.AbstractEventLoop) -> None:
     """Let a person type fault commands on standard input (when it can be watched)."""
     buffer = bytearray()
 
@@ -145,7 +259,7 @@ def _read_fault_commands(sim: CounterSimulator, loop: asyncio.AbstractEventLoop)
         while b"\n" in buffer:
             line, _, rest = bytes(buffer).partition(b"\n")
             buffer[:] = rest
-            answer = apply_fault(sim, line.decode(errors="replace"))
+            answer = apply(line.decode(errors="replace"))
             print(answer, file=sys.stderr, flush=True)
 
     with contextlib.suppress(OSError, ValueError):  # stdin is a file or closed: no commands

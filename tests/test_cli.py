@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import JobOutcome, PoweredUp
+from controller.domain.recovery import rules_markdown
+from drivers.base import CapType, FillerFault, JobOutcome, PoweredUp
 from drivers.registry import UnknownDriverError, driver_names, find_driver
 from drivers.tablet_counter.driver import SerialTabletCounter
+from drivers.vial_filler.driver import ModbusVialFiller
 from tests.helpers import until_end
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +47,8 @@ def test_demo_fills_the_sample_orders_and_logs_no_patient_data(tmp_path: Path) -
         assert leaked == [], f"patient data in the demo's {where}: {leaked}"
 
 
-def start_simulator(*args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([*RXFILL, "simulate", "counter", *args], stdin=subprocess.PIPE,
+def start_simulator(*args: str, kind: str = "counter") -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([*RXFILL, "simulate", kind, *args], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -128,3 +130,46 @@ def test_registry_finds_the_serial_counter_by_name() -> None:
     assert find_driver("serial-counter") is SerialTabletCounter
     with pytest.raises(UnknownDriverError, match=r"no driver named 'nope'.*serial-counter"):
         find_driver("nope")
+
+
+@pytest.mark.parametrize("listen", ["modbus-rtu+pty", "modbus-tcp://127.0.0.1:0"])
+async def test_standalone_filler_prints_one_line_and_serves(listen: str) -> None:
+    proc, url = start_simulator("--listen", listen, "--cells", "5", "--unit", "7",
+                                "--time-scale", "50", kind="filler")
+    try:
+        assert url.startswith("modbus-rtu:/dev/" if "rtu" in listen else "modbus-tcp://")
+        async with ModbusVialFiller(name="fv", url=url, unit=7, parity="N") as fv:
+            identity = await fv.identify()
+        assert (identity.cells, identity.unit) == (5, 7)
+    finally:
+        out, _ = stop(proc)
+    assert out == ""
+
+
+async def test_a_person_injects_filler_faults_on_standard_input() -> None:
+    proc, url = start_simulator("--listen", "modbus-tcp://127.0.0.1:0", "--time-scale", "20",
+                                kind="filler")
+    try:
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.write("vials 13 0\nvials 7 3\n")
+        proc.stdin.flush()
+        answers = [await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 10)
+                   for _ in range(2)]
+        async with ModbusVialFiller(name="fv", url=url, heartbeat_interval=0.02) as fv:
+            await fv.start(5, 1, 10, 13, CapType.CHILD_RESISTANT)
+            async with asyncio.timeout(10):
+                while not (report := await fv.job(5)).stopped:
+                    await asyncio.sleep(0.02)
+    finally:
+        stop(proc)
+    assert answers[0].strip() == "ok: vials 13 0"
+    assert "no hopper for 7 drams" in answers[1]
+    assert report.fault is FillerFault.NO_VIAL
+
+
+def test_rules_prints_the_recovery_table_the_readme_shows() -> None:
+    run = subprocess.run([*RXFILL, "rules"], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0
+    assert run.stdout.strip() == rules_markdown()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert rules_markdown() in readme, "README.md's recovery table differs from the code's"
