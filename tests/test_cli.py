@@ -158,7 +158,7 @@ async def test_a_person_injects_filler_faults_on_standard_input() -> None:
         async with ModbusVialFiller(name="fv", url=url, heartbeat_interval=0.02) as fv:
             await fv.start(5, 1, 10, 13, CapType.CHILD_RESISTANT)
             async with asyncio.timeout(10):
-                while not (report := await fv.job(5)).stopped:
+                while not (report := await fv.job(5)).stopped:  # noqa: ASYNC110 - polled
                     await asyncio.sleep(0.02)
     finally:
         stop(proc)

@@ -117,8 +117,8 @@ async def test_icd_filler_client_sees_safe_without_heartbeat(tcp_filler: FillerS
     async with icd.IcdFillerClient(*tcp_address(tcp_filler)) as client:
         assert await client.command(icd.START, job=9, cell=2, qty=200, vial=30) == 0
         async with asyncio.timeout(10):
-            while (regs := await client.inputs())[icd.STATE] != icd.SAFE:
-                await asyncio.sleep(0.05)  # no heartbeat written
+            while (regs := await client.inputs())[icd.STATE] != icd.SAFE:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)  # Modbus is polled; and no heartbeat is written
         assert regs[icd.COUNT] < 200
         assert await client.command(icd.RESET_FAULT) == 0
         regs = await client.inputs()
