@@ -79,3 +79,13 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     opened = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
     yield opened
     await opened.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Options of the conformance kits (tests/conformance), for vendors' drivers and devices."""
+    group = parser.getgroup("rxfill conformance kits")
+    group.addoption("--driver", action="append", default=[], metavar="NAME",
+                    help="run the kits only for this registered driver (repeatable)")
+    group.addoption("--device-url", default=None, metavar="URL",
+                    help="run the kits against this device instead of our simulator; "
+                         "tests that inject faults are skipped")
