@@ -37,3 +37,8 @@ def configure_logging(level: str = "info", fmt: Format = "auto",
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    # pymodbus logs through the standard library, unstructured and in its own words: a
+    # request it could not decode, a reply that never came. The driver turns each into one
+    # of our errors (logged once, by robot) and the simulator answers them as the ICD says,
+    # so its own lines would only repeat them, unstructured.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
