@@ -192,10 +192,12 @@ class FillerRobot(RobotWorker):
             if outcome is FillOutcome.RAN_EMPTY:
                 await self._store.correct_bin(fill.bin_id, 0, who="supervisor",
                                               reason=f"cell ran empty during job {fill.job}")
-            if report.finished:
+            if report.end is VialEnd.DONE:
                 status = await self.driver.status()
                 if status.vial_in_bay:
-                    # Issue 5 makes this the technician's scan of the vial at the bay.
+                    # The order's vial goes on to labelling (or a hand count); issue 5 makes
+                    # this the technician's scan of it at the bay. A partial vial (an abort)
+                    # stays in the bay until a person takes it and clears the robot.
                     await self.driver.output_taken()
             await self._check_state()
         finally:

@@ -21,7 +21,7 @@ from controller.backoff import Backoff
 from controller.clock import Clock
 from controller.config import ModbusFillerSettings, Robot, SerialCounterSettings, Settings
 from controller.counter_robot import CounterRobot
-from controller.domain.orders import Order, OrderState, order_problems
+from controller.domain.orders import PARTIAL_OUTCOMES, Order, OrderState, order_problems
 from controller.domain.recovery import OrderAction
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
 from controller.filler_robot import FillerRobot
@@ -131,7 +131,8 @@ class Supervisor:
         self._task.add_done_callback(self._stopped)
         for order in await self.store.orders():
             if order.state is OrderState.QUEUED:
-                await self._route(order)
+                # An order a robot left a partial vial of is not sent back to that robot.
+                await self._route(order, exclude=await self._failed_on(order.id))
 
     async def connect_all(self) -> None:
         """Connect every robot in parallel; RobotsNotConnected names every failure."""
@@ -236,12 +237,16 @@ class Supervisor:
         if order.state is not OrderState.QUEUED:
             return
         if action is OrderAction.REROUTE:
-            tried = frozenset(f.robot for f in await self.store.fills(order.id)
-                              if f.outcome is not None and f.outcome != "filled")
-            log.info("order rerouted", order=order.id, away_from=sorted(tried))
-            await self._route(order, exclude=tried, failed=f"{fill.robot}: {fill.detail}")
+            away = await self._failed_on(order.id) | {fill.robot}
+            log.info("order rerouted", order=order.id, away_from=sorted(away))
+            await self._route(order, exclude=away, failed=f"{fill.robot}: {fill.detail}")
         else:
             await self._route(order, only=fill.robot, failed=f"{fill.robot}: {fill.detail}")
+
+    async def _failed_on(self, order_id: int) -> frozenset[str]:
+        """The robots that left a partial vial of this order."""
+        return frozenset(f.robot for f in await self.store.fills(order_id)
+                         if f.outcome in PARTIAL_OUTCOMES)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

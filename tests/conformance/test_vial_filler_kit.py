@@ -59,16 +59,16 @@ async def test_a_vial_is_filled_and_released(filler_kit: Kit) -> None:
     async with filler_kit.make() as fv:
         events = fv.events()
         await fv.start(1001, 1, 20, 8, CapType.EASY_OPEN)
+        seen = []
+        async with asyncio.timeout(15):
+            async for change in events:  # the poller tells each change as it sees it
+                seen.append(change)
+                if change.state is FillerState.DONE:
+                    break
         report = await fate(fv, 1001)
         status = await fv.status()
         await fv.output_taken()
         after = await fv.status()
-        seen = []
-        while True:
-            try:
-                seen.append(await asyncio.wait_for(anext(events), 0.01))
-            except TimeoutError:
-                break
     assert report.end is VialEnd.DONE and report.count == 20 and report.weight_mg > 0
     assert status.state is FillerState.DONE and status.vial_in_bay
     assert after.state is FillerState.IDLE and not after.vial_in_bay
