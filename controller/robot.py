@@ -36,6 +36,7 @@ from controller.notices import (
 )
 from controller.store import FillRecord, FillResult, Store
 from drivers import errors
+from drivers.tasks import cancelled
 
 log = structlog.get_logger(__name__)
 
@@ -188,6 +189,8 @@ class RobotWorker(ABC):
                     await self._wait_for_person()
                     continue
                 except (errors.DriverError, OSError) as exc:
+                    if cancelled():  # a library swallowed our cancellation: stop as asked
+                        raise asyncio.CancelledError from exc
                     await self._close()
                     if lost is None:
                         lost = str(exc)

@@ -9,7 +9,6 @@ MQTT and the console) hear every notice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
@@ -30,6 +29,7 @@ from controller.robot import Dispense, RobotWorker
 from controller.store import BinSpec, FillRecord, OrderRecord, Store
 from drivers.base import TabletCounter, VialFiller
 from drivers.registry import find_driver
+from drivers.tasks import stop_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +97,7 @@ class Supervisor:
         self._task: asyncio.Task[None] | None = None
         rng = random.Random(seed)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._workers: list[asyncio.Task[None]] = []
         self.robots: dict[str, RobotWorker] = {}
         for robot in settings.config.robots:
             url = (urls or {}).get(robot.id, robot.url)
@@ -149,8 +150,8 @@ class Supervisor:
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as group:
-            for robot in self.robots.values():
-                group.create_task(robot.run(), name=f"robot-{robot.id}")
+            self._workers = [group.create_task(robot.run(), name=f"robot-{robot.id}")
+                             for robot in self.robots.values()]
 
     def _stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -159,10 +160,9 @@ class Supervisor:
     async def stop(self) -> None:
         """Stop every worker and close every link."""
         if self._task is not None:
-            self._task.cancel()
-            # A worker's failure was logged when it happened (_stopped); closing goes on.
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            # A worker's failure was logged when it happened (_stopped); closing goes on. A
+            # worker whose cancellation a library swallowed is cancelled again until it stops.
+            await stop_tasks([self._task, *self._workers])
             self._task = None
         for task in list(self._tasks):
             task.cancel()

@@ -38,7 +38,7 @@ kind = "vial-filler"
 url = "{url}"
 driver = {{ name = "modbus-filler", parity = "N" }}
 scale_noise_mg = 1.0
-simulator = {{ seed = {seed}, time_scale = 20, scale_noise_mg = 1.0, vials = 50 }}
+simulator = {{ seed = {seed}, time_scale = {time_scale}, scale_noise_mg = 1.0, vials = 50 }}
 [[robots.channels]]
 channel = {channel}
 ndc = "{ndc}"
@@ -52,7 +52,10 @@ calibration = {{ sensitivity = 50 }}
 
 
 def write_config(tmp_path: Path, robots: list[dict[str, object]]) -> Settings:
-    """A configuration of counters (and vial fillers: ``"kind": "vial-filler"``)."""
+    """A configuration of counters (and vial fillers: ``"kind": "vial-filler"``).
+
+    A filler's machine runs 20 times fast unless the robot says ``time_scale``.
+    """
     text = f"""
 formulary = "{FORMULARY}"
 [site]
@@ -61,7 +64,7 @@ name = "Test Pharmacy"
 address = "1 Test Road"
 phone = "555-0100"
 """ + "".join((FILLER if robot.get("kind") == "vial-filler" else ROBOT).format(
-        **{"channel": 1, **robot}) for robot in robots)
+        **{"channel": 1, "time_scale": 20, **robot}) for robot in robots)
     path = tmp_path / "rxfill.toml"
     path.write_text(text)
     return load_config(path)

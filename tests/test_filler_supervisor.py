@@ -103,18 +103,32 @@ async def test_routing_prefers_the_robot_that_finishes_first(
 
 
 async def test_restarted_supervisor_never_fills_a_vial_twice(
-        lone_filler: Floor, store: Store) -> None:
-    settings, sims = lone_filler
+        tmp_path: Path, store: Store) -> None:
+    # Time scale 4: the restart must fit in the heartbeat's 5 s (1.25 s here) even on a
+    # busy machine; a longer absence is the next test.
+    settings = write_config(tmp_path, [
+        {"id": "fv1", "kind": "vial-filler", "url": "sim:tcp", "seed": 3, "ndc": ATORVASTATIN,
+         "on_hand": 400, "time_scale": 4}])
+    sims = await start_simulators(settings)
+    try:
+        await _restart_mid_vial(settings, store, sims)
+    finally:
+        for sim in sims.values():
+            await sim.close()
+
+
+async def _restart_mid_vial(settings: Settings, store: Store,
+                            sims: dict[str, Simulator]) -> None:
     device = filler(sims).device
     sup = supervisor(settings, store, sims)
     await sup.start()
-    record = await sup.submit(order(ATORVASTATIN, 60))
-    await eventually(lambda: device.job is not None and device.job.count > 5)
+    record = await sup.submit(order(ATORVASTATIN, 30))
+    await eventually(lambda: device.job is not None and device.job.count > 2)
     await sup.stop()  # the supervisor restarts mid-vial, within the heartbeat's 5 s
     async with supervisor(settings, store, sims) as again:
         state = await settle(again, record.id)
     (fill,) = await store.fills(record.id)
-    assert state is OrderState.FILLED and fill.counted == 60
+    assert state is OrderState.FILLED and fill.counted == 30
     assert device.started_jobs == [int(fill.job)]
     assert not device.vial_in_bay
 
@@ -271,6 +285,7 @@ async def test_recovery_rule(tmp_path: Path, store: Store, problem: Problem, whe
     rule = RULES[problem]
     ended: list[FillEnded] = []
     provoked: list[asyncio.Task[object]] = []
+    people: list[asyncio.Task[None]] = []
 
     def on_notice(notice: Notice) -> None:
         if isinstance(notice, FillStarted) and notice.fill.robot == "fv1" and when == "started" \
@@ -282,7 +297,7 @@ async def test_recovery_rule(tmp_path: Path, store: Store, problem: Problem, whe
         elif isinstance(notice, FillEnded):
             ended.append(notice)
         elif isinstance(notice, RobotNeedsAttention) and notice.robot == "fv1":
-            asyncio.get_running_loop().create_task(person(notice.robot))
+            people.append(asyncio.get_running_loop().create_task(person(notice.robot)))
 
     async def person(robot: str) -> None:
         # Where the order stays on fv1, the technician takes the vial out of its bay and
@@ -303,6 +318,7 @@ async def test_recovery_rule(tmp_path: Path, store: Store, problem: Problem, whe
                 tc1.device.close_door()
                 await sup.clear("tc1")
             state = await settle(sup, record.id)
+            await asyncio.gather(*provoked, *people)
     finally:
         for sim in sims.values():
             await sim.close()

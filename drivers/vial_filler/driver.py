@@ -52,6 +52,7 @@ from drivers.errors import (
     ReplyTimeout,
     UnknownJob,
 )
+from drivers.tasks import cancelled, stop_tasks
 from drivers.vial_filler import protocol as wire
 from drivers.vial_filler.protocol import Cap, CmdResult, Command, CommandBlock, Holding, Inputs
 
@@ -197,11 +198,7 @@ class ModbusVialFiller:
     async def close(self) -> None:
         """Stop the poller and the heartbeat, end every event stream, release the line."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(tasks)
         bus, self._bus = self._bus, None
         if bus is not None:
             bus.release()
@@ -394,10 +391,12 @@ class ModbusVialFiller:
 
     async def _poll(self) -> None:
         """Read the state at a steady rate; tell every reader when it changed."""
-        while self._lost is None:
+        while self._lost is None and not cancelled():
             try:
                 status = await self.status()
             except DriverError as exc:
+                if cancelled():
+                    raise asyncio.CancelledError from exc
                 log.warning("filler poll failed; link lost", robot=self.name, error=str(exc))
                 return
             if status != self.last_status:
@@ -408,12 +407,14 @@ class ModbusVialFiller:
 
     async def _beat(self) -> None:
         """Write a new HEARTBEAT value every interval, so the device never drops into SAFE."""
-        while self._lost is None:
+        while self._lost is None and not cancelled():
             self._heartbeat = (self._heartbeat + 1) & 0xFFFF
             try:
                 await self._request("heartbeat", functools.partial(
                     _write_heartbeat, value=self._heartbeat, unit=self.unit))
             except DriverError as exc:
+                if cancelled():
+                    raise asyncio.CancelledError from exc
                 log.warning("filler heartbeat failed; link lost", robot=self.name,
                             error=str(exc))
                 return

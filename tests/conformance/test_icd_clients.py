@@ -244,15 +244,16 @@ async def test_rtu_timing_follows_the_wire_formula(baud: int) -> None:
             def measure() -> float:
                 line.exchange(1, bytes([0x04, 0, 0, 0, 28]), 61)  # warm up
                 times = []
-                for _ in range(8):
+                for _ in range(10):
                     started = time.perf_counter()
                     reply = line.exchange(1, bytes([0x04, 0, 0, 0, 28]), 61)
                     times.append(time.perf_counter() - started)
                     assert len(reply) == 61
                     time.sleep(0.005)
-                return sorted(times)[len(times) // 2]
+                # A busy machine only ever adds delay: the quickest exchange is the line's own.
+                return min(times)
 
-            median = await asyncio.to_thread(measure)
+            quickest = await asyncio.to_thread(measure)
         finally:
             line.close()
     finally:
@@ -261,4 +262,4 @@ async def test_rtu_timing_follows_the_wire_formula(baud: int) -> None:
     char = 11 / baud
     silence = 0.00175 if baud > 19200 else 3.5 * char
     formula = (8 + 61) * char + silence
-    assert formula * 0.9 <= median <= formula * 1.1, (median, formula)
+    assert formula * 0.9 <= quickest <= formula * 1.1, (quickest, formula)
