@@ -138,3 +138,21 @@ def test_backoff_grows_with_jitter_up_to_its_cap_and_resets() -> None:
     assert len(set(delays)) == len(delays)  # jittered
     backoff.reset()
     assert backoff.next_delay() <= 0.2
+
+
+def test_vial_size_is_the_smallest_that_holds_the_tablets_with_headroom() -> None:
+    from controller.domain.vials import cap_for, vial_for
+
+    assert vial_for(30, 128) == 6        # 8 000 mm³ needed, 2.2 drams: the smallest vial
+    assert vial_for(90, 480) == 30       # 90 000 mm³, 24.3 drams: not 20, so 30
+    assert vial_for(300, 470) is None    # 293 750 mm³, 79.5 drams: more than 60
+    assert cap_for(False) == "child_resistant" and cap_for(True) == "easy_open"
+
+
+def test_the_recovery_table_covers_every_problem_once() -> None:
+    from controller.domain.recovery import RULES, Problem, rules_markdown
+
+    table = rules_markdown().splitlines()
+    assert set(RULES) == set(Problem)
+    assert len(table) == 2 + len(Problem)
+    assert all(any(f"| {p} |" in line for line in table) for p in Problem)

@@ -131,3 +131,67 @@ async def test_a_fill_never_starts_from_a_bin_of_another_drug(store: Store) -> N
         await store.start_fill(order.id, wrong.id)
     assert await store.fills() == []
     assert (await store.order(order.id)).state is OrderState.QUEUED
+
+
+async def test_a_store_made_by_the_first_migration_is_upgraded_in_place(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import create_engine
+
+    from controller.store.store import MIGRATIONS
+
+    path = tmp_path / "old.sqlite"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.exec_driver_sql(
+            "INSERT INTO orders (rx_number, patient_id, patient_name, patient_birth_date, ndc, "
+            "quantity, state, received_at, updated_at) VALUES ('RX1', 'P', 'N', '1970-01-01', "
+            "'00093-7146-01', 10, 'queued', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    engine.dispose()
+    store = await Store.open(sqlite_url(path))
+    try:
+        (old,) = await store.orders()
+        assert old.easy_open is False and old.state is OrderState.QUEUED
+        assert await store.set_aside_vials() == []
+    finally:
+        await store.close()
+
+
+async def test_numeric_job_ids_are_offset_by_the_store_and_never_zero(store: Store) -> None:
+    await store.ensure_bins([BIN])
+    (bin_,) = await store.bins()
+    jobs = []
+    for n in range(3):
+        order = await store.receive_order(ORDER)
+        await store.move_order(order.id, OrderState.QUEUED)
+        fill = await store.start_fill(order.id, bin_.id, numeric_job=n != 1)
+        jobs.append(fill.job)
+    assert jobs[1] == f"{store.instance}-2"
+    first, third = int(jobs[0]), int(jobs[2])
+    assert 1 <= first <= 0xFFFF_FFFF and 1 <= third <= 0xFFFF_FFFF
+    assert (third - first) % 0xFFFF_FFFF == 2
+    assert first == store.job_base % 0xFFFF_FFFF + 1
+
+
+async def test_a_partial_vial_is_set_aside_and_disposed_of_once(store: Store) -> None:
+    await store.ensure_bins([BIN])
+    (bin_,) = await store.bins()
+    order = await store.receive_order(ORDER)
+    await store.move_order(order.id, OrderState.QUEUED)
+    fill = await store.start_fill(order.id, bin_.id)
+    await store.finish_fill(fill.id, FillResult(FillOutcome.JAM, 12, 1800, None, "jammed"),
+                            then=OrderState.QUEUED)
+    assert (await store.order(order.id)).state is OrderState.QUEUED
+    (vial,) = await store.set_aside_vials(pending_only=True)
+    assert (vial.count, vial.bin_id) == (12, bin_.id)
+    wasted = await store.dispose_vial(vial.id, "wasted", who="tech-2")
+    assert (wasted.disposition, wasted.disposed_by) == ("wasted", "tech-2")
+    assert await store.set_aside_vials(pending_only=True) == []
+    with pytest.raises(StoreError, match="already wasted by tech-2"):
+        await store.dispose_vial(vial.id, "returned", who="tech-3")
+    (after,) = await store.bins()
+    assert after.on_hand == 400 - 12  # wasted tablets stay off the bin
