@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +17,7 @@ from rich.console import Console
 
 from controller.config import ConfigError, load_config
 from controller.logs import Format, configure_logging
+from controller.store import Store, StoreError, sqlite_url
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
 
@@ -24,8 +25,10 @@ app = typer.Typer(help="rxfill: control software for automated pharmacies.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 simulate = typer.Typer(help="Run a simulated robot on a pty or a TCP port.", no_args_is_help=True)
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
+vials_app = typer.Typer(help="Partial vials set aside after a failed fill.", no_args_is_help=True)
 app.add_typer(simulate, name="simulate")
 app.add_typer(config_app, name="config")
+app.add_typer(vials_app, name="vials")
 
 class LogLevel(StrEnum):
     """Log levels a command accepts."""
@@ -106,6 +109,78 @@ fault commands, one a line on standard input:
   drop N             the next N replies are never sent
   slow SECONDS       every reply waits SECONDS (0: no more)
 """
+
+
+StoreOption = Annotated[Path | None, typer.Option(
+    help="SQLite store (default: the configuration's [store] path).")]
+ConfigOption = Annotated[Path, typer.Option(help="Configuration file.")]
+
+
+def _store_path(config: Path, store: Path | None) -> Path:
+    """The store file to open: ``--store``, or the configuration's; it must exist."""
+    if store is None:
+        try:
+            settings = load_config(config)
+        except ConfigError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        store = settings.resolve(settings.config.store.path)
+    if not store.is_file():
+        typer.echo(f"{store}: no such store file; expected the SQLite file rxfill keeps "
+                   f"(--store, or [store] path in the configuration)", err=True)
+        raise typer.Exit(2)
+    return store
+
+
+async def _with_store(path: Path, work: Callable[[Store], Awaitable[str]]) -> str:
+    store = await Store.open(sqlite_url(path))
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+@vials_app.command("list")
+def vials_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
+               all_: Annotated[bool, typer.Option("--all", help="Include those decided.")] = False,
+               ) -> None:
+    """The partial vials waiting for a technician's decision (or all of them)."""
+    async def work(db: Store) -> str:
+        vials = await db.set_aside_vials(pending_only=not all_)
+        fills = {f.id: f for f in await db.fills()}
+        lines = [f"{v.id:>5}  fill {v.fill_id} (order {fills[v.fill_id].order_id}, "
+                 f"{fills[v.fill_id].robot} bin {fills[v.fill_id].bin}): {v.count} tablets, "
+                 f"{v.disposition or 'waiting'}"
+                 + (f" by {v.disposed_by}" if v.disposed_by else "") for v in vials]
+        return "\n".join(lines) or "no partial vials waiting"
+    typer.echo(asyncio.run(_with_store(_store_path(config, store), work)))
+
+
+def _dispose(vial: int, disposition: str, who: str, config: Path, store: Path | None) -> None:
+    async def work(db: Store) -> str:
+        try:
+            done = await db.dispose_vial(vial, disposition, who=who)
+        except StoreError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        return f"vial {done.id}: {done.count} tablets {done.disposition} by {done.disposed_by}"
+    typer.echo(asyncio.run(_with_store(_store_path(config, store), work)))
+
+
+@vials_app.command("return")
+def vials_return(vial: Annotated[int, typer.Argument(help="The set-aside vial's id.")],
+                 who: Annotated[str, typer.Option(help="The technician.")],
+                 config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
+    """Its tablets went back into the bin they came from (recorded as a bin movement)."""
+    _dispose(vial, "returned", who, config, store)
+
+
+@vials_app.command("waste")
+def vials_waste(vial: Annotated[int, typer.Argument(help="The set-aside vial's id.")],
+                who: Annotated[str, typer.Option(help="The technician.")],
+                config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
+    """Its tablets were destroyed (they stay off the bin)."""
+    _dispose(vial, "wasted", who, config, store)
 
 
 @app.command()

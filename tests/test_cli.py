@@ -173,3 +173,22 @@ def test_rules_prints_the_recovery_table_the_readme_shows() -> None:
     assert run.stdout.strip() == rules_markdown()
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert rules_markdown() in readme, "README.md's recovery table differs from the code's"
+
+
+def test_a_technician_records_what_became_of_a_partial_vial(tmp_path: Path) -> None:
+    store = tmp_path / "demo.sqlite"
+    demo = subprocess.run([*RXFILL, "demo", "--store", str(store)], capture_output=True,
+                          text=True, timeout=120)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+
+    def vials(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*RXFILL, "vials", *args, "--store", str(store)],
+                              capture_output=True, text=True, timeout=30)
+
+    listed = vials("list", "--all")
+    assert "17 tablets, returned by demo technician" in listed.stdout  # the jam's partial vial
+    again = vials("waste", "1", "--who", "tech-9")
+    assert again.returncode == 1 and "already returned by demo technician" in again.stderr
+    missing = subprocess.run([*RXFILL, "vials", "list", "--store", str(tmp_path / "no.sqlite")],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2 and "no such store file" in missing.stderr
