@@ -18,6 +18,7 @@ from rich.console import Console
 from controller.config import ConfigError, load_config
 from controller.logs import Format, configure_logging
 from controller.store import Store, StoreError, sqlite_url
+from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply, help_text
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
 
@@ -41,17 +42,6 @@ class LogLevel(StrEnum):
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
 
-FAULT_HELP = """\
-fault commands, one a line on standard input:
-  jam K            the running or next job jams after K tablets
-  empty CH         channel CH runs empty
-  stock CH N       put N tablets in channel CH
-  door open|close  open or close the door
-  miscount M       the next job's sensor runs M tablets ahead (negative: behind)
-  drop N           the next N replies are never sent
-  garble N         the next N replies go out with a wrong checksum
-  power            a power cycle
-"""
 
 
 @app.command()
@@ -94,21 +84,6 @@ def config_check(path: Annotated[Path, typer.Argument(help="Configuration file."
                f"{len(settings.formulary)} drugs in the formulary)")
 
 
-FILLER_FAULT_HELP = """\
-fault commands, one a line on standard input:
-  jam K              the running or next job jams after K tablets
-  empty C            cell C runs empty
-  stock C N          put N tablets in cell C
-  vials SIZE N       put N vials in the hopper of SIZE drams
-  door open|close    open or close the door
-  estop press|release  the emergency stop
-  cap                the next vial's cap fails
-  scale              the next weighing fails
-  miscount M         the next job's counter runs M tablets ahead (negative: behind)
-  take               a person takes the vial out of the output bay
-  drop N             the next N replies are never sent
-  slow SECONDS       every reply waits SECONDS (0: no more)
-"""
 
 
 StoreOption = Annotated[Path | None, typer.Option(
@@ -191,7 +166,7 @@ def rules() -> None:
     typer.echo(rules_markdown())
 
 
-@simulate.command("filler", epilog=FILLER_FAULT_HELP)
+@simulate.command("filler", epilog=help_text(FILLER_COMMANDS))
 def simulate_filler(
     listen: Annotated[str, typer.Option(
         help="modbus-tcp://HOST:PORT or modbus-rtu+pty")] = "modbus-rtu+pty",
@@ -229,56 +204,13 @@ def simulate_filler(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            _read_commands(lambda line: apply_filler_fault(sim, line), loop)
+            _read_commands(lambda line: apply(FILLER_COMMANDS, sim, line), loop)
             await stop.wait()
 
     asyncio.run(serve())
 
 
-def apply_filler_fault(sim: FillerSimulator, line: str) -> str:
-    """Carry out one vial filler fault command; the answer says what happened or was expected."""
-    words = line.split()
-    device = sim.device
-    try:
-        match words:
-            case ["jam", k]:
-                device.faults.jam_after = int(k)
-            case ["empty", cell]:
-                device.set_stock(int(cell), 0)
-            case ["stock", cell, n]:
-                device.set_stock(int(cell), int(n))
-            case ["vials", size, n]:
-                device.set_vials(int(size), int(n))
-            case ["door", "open"]:
-                device.open_door()
-            case ["door", "close"]:
-                device.close_door()
-            case ["estop", "press"]:
-                device.press_estop()
-            case ["estop", "release"]:
-                device.release_estop()
-            case ["cap"]:
-                device.faults.cap_fault = True
-            case ["scale"]:
-                device.faults.scale_fault = True
-            case ["miscount", m]:
-                device.faults.miscount = int(m)
-            case ["take"]:
-                device.take_vial()
-            case ["drop", n]:
-                sim.drop_replies(int(n))
-            case ["slow", seconds]:
-                sim.reply_delay_s = float(seconds)
-            case []:
-                return ""
-            case _:
-                return f"unknown command {line.strip()!r}\n{FILLER_FAULT_HELP}"
-    except (ValueError, KeyError) as exc:
-        return f"cannot do {line.strip()!r}: {exc}"
-    return f"ok: {line.strip()}"
-
-
-@simulate.command("counter", epilog=FAULT_HELP)
+@simulate.command("counter", epilog=help_text(COUNTER_COMMANDS))
 def simulate_counter(
     listen: Annotated[str, typer.Option(help="'pty' or tcp://HOST:PORT")] = "pty",
     channels: Annotated[int, typer.Option(min=1, max=64)] = 8,
@@ -311,7 +243,7 @@ def simulate_counter(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        _read_commands(lambda line: apply_fault(sim, line), loop)
+        _read_commands(lambda line: apply(COUNTER_COMMANDS, sim, line), loop)
         async with sim:
             await stop.wait()
 
@@ -339,36 +271,3 @@ def _read_commands(apply: Callable[[str], str], loop: asyncio.AbstractEventLoop)
 
     with contextlib.suppress(OSError, ValueError):  # stdin is a file or closed: no commands
         loop.add_reader(sys.stdin.fileno(), readable)
-
-
-def apply_fault(sim: CounterSimulator, line: str) -> str:
-    """Carry out one fault command; the answer says what happened or what was expected."""
-    words = line.split()
-    device = sim.device
-    try:
-        match words:
-            case ["jam", k]:
-                device.faults.jam_after = int(k)
-            case ["empty", ch]:
-                device.set_stock(int(ch), 0)
-            case ["stock", ch, n]:
-                device.set_stock(int(ch), int(n))
-            case ["door", "open"]:
-                device.open_door()
-            case ["door", "close"]:
-                device.close_door()
-            case ["miscount", m]:
-                device.faults.miscount = int(m)
-            case ["drop", n]:
-                sim.drop_replies(int(n))
-            case ["garble", n]:
-                sim.garble_replies(int(n))
-            case ["power"]:
-                sim.power_cycle()
-            case []:
-                return ""
-            case _:
-                return f"unknown command {line.strip()!r}\n{FAULT_HELP}"
-    except (ValueError, KeyError) as exc:
-        return f"cannot do {line.strip()!r}: {exc}"
-    return f"ok: {line.strip()}"
