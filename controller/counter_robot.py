@@ -60,23 +60,15 @@ class CounterRobot(RobotWorker):
         """Seconds to count ``quantity`` at the counter's rate."""
         return OVERHEAD_S + quantity / TABLETS_PER_SECOND
 
-    async def connect(self) -> None:
-        """Open the link and ask who is there; raises the driver's error on failure."""
-        await self.driver.open()
-        try:
-            identity = await self.driver.identify()
-            missing = [c.channel for c in self.config.channels if c.channel > identity.channels]
-            if missing:
-                raise NotConnectedError(
-                    f"robot has {identity.channels} channels; the configuration names "
-                    f"channel(s) {missing}", device=self.id)
-            await self._compare_calibration()
-        except BaseException:
-            await self._close()
-            raise
-        self.online = True
-        log.info("robot connected", robot=self.id, vendor=identity.vendor, model=identity.model,
-                 serial=identity.serial, firmware=identity.firmware)
+    async def _check_robot(self) -> dict[str, object]:
+        identity = await self.driver.identify()
+        missing = [c.channel for c in self.config.channels if c.channel > identity.channels]
+        if missing:
+            raise NotConnectedError(f"robot has {identity.channels} channels; the configuration "
+                                    f"names channel(s) {missing}", device=self.id)
+        await self._compare_calibration()
+        return {"vendor": identity.vendor, "model": identity.model, "serial": identity.serial,
+                "firmware": identity.firmware}
 
     async def _compare_calibration(self) -> None:
         """Warn (once a connection) where the robot's calibration is not the configured one."""

@@ -78,22 +78,14 @@ class FillerRobot(RobotWorker):
             return f"{quantity} tablets need more than a 60-dram vial"
         return None
 
-    async def connect(self) -> None:
-        """Open the link (the driver starts polling and the heartbeat) and check the cells."""
-        await self.driver.open()
-        try:
-            identity = await self.driver.identify()
-            missing = [c.channel for c in self.config.channels if c.channel > identity.cells]
-            if missing:
-                raise NotConnectedError(f"robot has {identity.cells} cells; the configuration "
-                                        f"names cell(s) {missing}", device=self.id)
-            await self._compare_calibration()
-        except BaseException:
-            await self._close()
-            raise
-        self.online = True
-        log.info("robot connected", robot=self.id, firmware=identity.firmware,
-                 cells=identity.cells, unit=identity.unit)
+    async def _check_robot(self) -> dict[str, object]:
+        identity = await self.driver.identify()
+        missing = [c.channel for c in self.config.channels if c.channel > identity.cells]
+        if missing:
+            raise NotConnectedError(f"robot has {identity.cells} cells; the configuration "
+                                    f"names cell(s) {missing}", device=self.id)
+        await self._compare_calibration()
+        return {"firmware": identity.firmware, "cells": identity.cells, "unit": identity.unit}
 
     async def _compare_calibration(self) -> None:
         for cell in self.config.channels:

@@ -139,9 +139,20 @@ class RobotWorker(ABC):
 
     # -- the link's life --------------------------------------------------------
 
-    @abstractmethod
     async def connect(self) -> None:
-        """Open the link and check the robot is the one configured."""
+        """Open the link and check the robot is the one configured; the driver's error if not."""
+        await self.driver.open()
+        try:
+            facts = await self._check_robot()
+        except BaseException:
+            await self._close()
+            raise
+        self.online = True
+        log.info("robot connected", robot=self.id, **facts)
+
+    @abstractmethod
+    async def _check_robot(self) -> dict[str, object]:
+        """Check the robot has the configured bins; what it says of itself, for the log."""
 
     @abstractmethod
     async def _clear_device(self) -> None:

@@ -151,8 +151,8 @@ CounterEvent = Progress | JobEnded | DoorMoved | PoweredUp
 
 
 @runtime_checkable
-class TabletCounter(Protocol):
-    """A tablet-counting robot: channels of one drug each, a chute and a scale."""
+class Device(Protocol):
+    """What every driver is: a named link, opened and closed as an async context manager."""
 
     name: str
 
@@ -161,7 +161,7 @@ class TabletCounter(Protocol):
         ...
 
     async def close(self) -> None:
-        """Close the link; safe to call twice and when cancelled."""
+        """Close the link (and stop whatever runs in the background); safe to call twice."""
         ...
 
     async def __aenter__(self) -> Self: ...
@@ -177,6 +177,11 @@ class TabletCounter(Protocol):
     def connected(self) -> bool:
         """True while the link is open and has not dropped."""
         ...
+
+
+@runtime_checkable
+class TabletCounter(Device, Protocol):
+    """A tablet-counting robot: channels of one drug each, a chute and a scale."""
 
     async def identify(self) -> Identity:
         """The device's vendor, model, serial, firmware and channel count."""
@@ -345,32 +350,11 @@ class CellCalibration:
 
 
 @runtime_checkable
-class VialFiller(Protocol):
-    """A vial-filling robot: cells of one drug each, vial hoppers, a scale and a capper."""
+class VialFiller(Device, Protocol):
+    """A vial-filling robot: cells of one drug each, vial hoppers, a scale and a capper.
 
-    name: str
-
-    async def open(self) -> None:
-        """Open the link and start polling and the heartbeat; NotConnectedError on failure."""
-        ...
-
-    async def close(self) -> None:
-        """Stop polling and the heartbeat and close the link; safe to call twice."""
-        ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    @property
-    def connected(self) -> bool:
-        """True while the link is open and polls succeed."""
-        ...
+    Open, it polls the robot's state and writes its heartbeat in the background.
+    """
 
     async def identify(self) -> FillerIdentity:
         """Firmware, cell count and unit id."""
