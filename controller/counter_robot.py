@@ -27,7 +27,7 @@ from drivers.base import (
     Progress,
     TabletCounter,
 )
-from drivers.errors import DeviceError, DriverError, NotConnectedError, UnknownJob
+from drivers.errors import DeviceError, DriverError, UnknownJob
 
 log = structlog.get_logger(__name__)
 
@@ -62,10 +62,7 @@ class CounterRobot(RobotWorker):
 
     async def _check_robot(self) -> dict[str, object]:
         identity = await self.driver.identify()
-        missing = [c.channel for c in self.config.channels if c.channel > identity.channels]
-        if missing:
-            raise NotConnectedError(f"robot has {identity.channels} channels; the configuration "
-                                    f"names channel(s) {missing}", device=self.id)
+        self._require_bins(identity.channels, "channel")
         await self._compare_calibration()
         return {"vendor": identity.vendor, "model": identity.model, "serial": identity.serial,
                 "firmware": identity.firmware}

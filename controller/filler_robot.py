@@ -29,7 +29,7 @@ from drivers.base import (
     VialFiller,
     VialReport,
 )
-from drivers.errors import DeviceError, DriverError, NotConnectedError, UnknownJob
+from drivers.errors import DeviceError, DriverError, UnknownJob
 
 log = structlog.get_logger(__name__)
 
@@ -80,10 +80,7 @@ class FillerRobot(RobotWorker):
 
     async def _check_robot(self) -> dict[str, object]:
         identity = await self.driver.identify()
-        missing = [c.channel for c in self.config.channels if c.channel > identity.cells]
-        if missing:
-            raise NotConnectedError(f"robot has {identity.cells} cells; the configuration "
-                                    f"names cell(s) {missing}", device=self.id)
+        self._require_bins(identity.cells, "cell")
         await self._compare_calibration()
         return {"firmware": identity.firmware, "cells": identity.cells, "unit": identity.unit}
 

@@ -154,6 +154,13 @@ class RobotWorker(ABC):
     async def _check_robot(self) -> dict[str, object]:
         """Check the robot has the configured bins; what it says of itself, for the log."""
 
+    def _require_bins(self, robot_has: int, word: str) -> None:
+        """NotConnectedError when the configuration names bins beyond the robot's ``robot_has``."""
+        missing = [c.channel for c in self.config.channels if c.channel > robot_has]
+        if missing:
+            raise errors.NotConnectedError(f"robot has {robot_has} {word}s; the configuration "
+                                           f"names {word}(s) {missing}", device=self.id)
+
     @abstractmethod
     async def _clear_device(self) -> None:
         """Tell the robot a person fixed what stopped it."""

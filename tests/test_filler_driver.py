@@ -143,3 +143,12 @@ async def test_units_on_one_rtu_bus_share_the_line() -> None:
             first, second = await asyncio.gather(until(one, 1), until(two, 1))
     assert (first.count, second.count) == (10, 12)
     assert devices[1].cells[1].stock == 490 and devices[2].cells[2].stock == 488
+
+
+async def test_a_tcp_url_without_a_port_means_the_icd_default_502() -> None:
+    fv = ModbusVialFiller(name="fv", url="modbus-tcp://192.0.2.7")
+    client = fv._make_client()
+    try:
+        assert (client.comm_params.host, client.comm_params.port) == ("192.0.2.7", 502)
+    finally:
+        client.close()

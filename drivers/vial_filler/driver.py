@@ -118,7 +118,8 @@ class _Bus:
 
 
 class ModbusVialFiller:
-    """A vial filler over Modbus TCP (``modbus-tcp://HOST:PORT``) or RTU (``modbus-rtu:PATH``).
+    """A vial filler over Modbus TCP (``modbus-tcp://HOST[:PORT]``, 502 by default) or RTU
+    (``modbus-rtu:PATH``).
 
     ``timeout`` and ``retries`` are pymodbus' own per request (a request in
     flight is never cut short); ``poll_interval`` and ``heartbeat_interval``
@@ -157,9 +158,11 @@ class ModbusVialFiller:
 
     def _make_client(self) -> Any:
         if self.url.startswith("modbus-tcp://"):
-            host, _, port = self.url.removeprefix("modbus-tcp://").rpartition(":")
+            address = self.url.removeprefix("modbus-tcp://")
+            host, _, port = address.rpartition(":") if ":" in address else (
+                address, "", str(wire.DEFAULT_TCP_PORT))
             if not host or not port.isdigit():
-                raise NotConnectedError(f"url {self.url!r}: expected modbus-tcp://HOST:PORT",
+                raise NotConnectedError(f"url {self.url!r}: expected modbus-tcp://HOST[:PORT]",
                                         device=self.name)
             return AsyncModbusTcpClient(host, port=int(port), timeout=self.timeout,
                                         retries=self.retries, reconnect_delay=0)

@@ -26,9 +26,6 @@ BITS_PER_CHAR = 11
 """Start, 8 data, parity and stop bits: 8E1 is 11 bits a character."""
 FUNCTION_CODES = frozenset({0x02, 0x03, 0x04, 0x06, 0x10, 0x17})
 """Read discrete inputs, read holding, read input, write single, write multiple, read/write."""
-MAX_READ = 125
-MAX_WRITE = 123
-MAX_RW_WRITE = 121
 
 
 def char_time(baud: int) -> float:
