@@ -27,7 +27,7 @@ from drivers.base import (
     Progress,
     TabletCounter,
 )
-from drivers.errors import DeviceError, DriverError, UnknownJob
+from drivers.errors import DeviceError, DriverError
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +51,7 @@ _NEEDS_PERSON = {
 }
 
 
-class CounterRobot(RobotWorker):
+class CounterRobot(RobotWorker[JobReport]):
     """The supervisor's hands on one tablet counter."""
 
     driver: TabletCounter
@@ -78,36 +78,18 @@ class CounterRobot(RobotWorker):
                             robot_gate_ms=held.gate_ms, configured_sensitivity=wanted.sensitivity,
                             configured_gate_ms=wanted.gate_ms)
 
-    async def _recover(self) -> None:
-        """Finish what a lost link or a restart left open, before anything new."""
-        for fill in await self._store.open_fills(self.id):
-            self.busy_s = self.estimate_s(fill.quantity)
-            try:
-                events = self.driver.events()
-                try:
-                    report = await self.driver.job(fill.job)
-                except UnknownJob:
-                    events.close()
-                    log.info("fill resumed: robot never started it", robot=self.id,
-                             fill=fill.id, job=fill.job)
-                    await self._count(fill)
-                    continue
-                log.info("fill reconciled with robot", robot=self.id, fill=fill.id,
-                         job=fill.job, state=report.outcome, count=report.count)
-                try:
-                    if not report.finished:
-                        report = await self._await_end(fill, events)
-                finally:
-                    events.close()
-                await self._settle(fill, report)
-            finally:
-                self.busy_s = 0.0
+    async def _job(self, fill: FillRecord) -> JobReport:
+        return await self.driver.job(fill.job)
+
+    def _over(self, report: JobReport) -> bool:
+        return report.finished
+
+    async def _release_recorded_output(self) -> None:
         status = await self.driver.status()
         if status.job is not None and status.state is not CountState.COUNTING:
             done = await self._store.fill_by_job(status.job)
             if done is not None and done.state == "ended":
                 await self.driver.take(status.job)  # recorded, but its DN was lost
-        await self._check_state()
 
     async def _clear_device(self) -> None:
         await self.driver.clear()
@@ -126,12 +108,12 @@ class CounterRobot(RobotWorker):
                 finally:
                     await self._refused(fill, exc)
                 return
-            report = await self._await_end(fill, events)
+            report = await self._follow(fill, events)
         finally:
             events.close()
         await self._settle(fill, report)
 
-    async def _await_end(self, fill: FillRecord, events: EventStream[CounterEvent]) -> JobReport:
+    async def _follow(self, fill: FillRecord, events: EventStream[CounterEvent]) -> JobReport:
         while True:
             try:
                 event = await asyncio.wait_for(anext(events), POLL_S)
@@ -156,9 +138,7 @@ class CounterRobot(RobotWorker):
             fill, FillResult(outcome, report.count, report.weight_mg, check, detail),
             PROBLEM_OF_OUTCOME.get(outcome))
         try:
-            if outcome is FillOutcome.RAN_EMPTY:
-                await self._store.correct_bin(fill.bin_id, 0, who="supervisor",
-                                              reason=f"channel ran empty during job {fill.job}")
+            await self._correct_if_empty(fill, outcome)
             await self.driver.take(fill.job)
             await self._check_state()
         finally:

@@ -29,7 +29,7 @@ from drivers.base import (
     VialFiller,
     VialReport,
 )
-from drivers.errors import DeviceError, DriverError, UnknownJob
+from drivers.errors import DeviceError, DriverError
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +61,7 @@ _NEEDS_PERSON = {
 }
 
 
-class FillerRobot(RobotWorker):
+class FillerRobot(RobotWorker[VialReport]):
     """The supervisor's hands on one vial filler."""
 
     numeric_jobs = True
@@ -147,7 +147,7 @@ class FillerRobot(RobotWorker):
                 status = await asyncio.wait_for(anext(events), POLL_S)
             except TimeoutError:
                 report = await self.driver.job(job)
-                if report.finished or report.stopped:
+                if self._over(report):
                     return report
                 continue
             except StopAsyncIteration:
@@ -160,7 +160,7 @@ class FillerRobot(RobotWorker):
             if status.state in (FillerState.DONE, FillerState.FAULT, FillerState.SAFE,
                                 FillerState.IDLE):
                 report = await self.driver.job(job)
-                if report.finished or report.stopped:
+                if self._over(report):
                     return report
 
     async def _settle(self, fill: FillRecord, report: VialReport) -> None:
@@ -178,9 +178,7 @@ class FillerRobot(RobotWorker):
             fill, FillResult(outcome, report.count, report.weight_mg, check, detail),
             PROBLEM_OF_OUTCOME.get(outcome))
         try:
-            if outcome is FillOutcome.RAN_EMPTY:
-                await self._store.correct_bin(fill.bin_id, 0, who="supervisor",
-                                              reason=f"cell ran empty during job {fill.job}")
+            await self._correct_if_empty(fill, outcome)
             if report.end is VialEnd.DONE:
                 status = await self.driver.status()
                 if status.vial_in_bay:
@@ -194,37 +192,18 @@ class FillerRobot(RobotWorker):
 
     # -- after a lost link or a restart --------------------------------------
 
-    async def _recover(self) -> None:
-        """Reconcile every open fill with JOB_ID/LAST_JOB before anything new is sent."""
-        for fill in await self._store.open_fills(self.id):
-            self.busy_s = self.estimate_s(fill.quantity)
-            try:
-                events = self.driver.events()
-                try:
-                    try:
-                        report = await self.driver.job(int(fill.job))
-                    except UnknownJob:
-                        events.close()
-                        log.info("fill resumed: robot never started it", robot=self.id,
-                                 fill=fill.id, job=fill.job)
-                        await self._fill(fill)
-                        continue
-                    log.info("fill reconciled with robot", robot=self.id, fill=fill.id,
-                             job=fill.job, state=report.state, end=report.end,
-                             count=report.count)
-                    if not (report.finished or report.stopped):
-                        report = await self._follow(fill, events)
-                finally:
-                    events.close()
-                await self._settle(fill, report)
-            finally:
-                self.busy_s = 0.0
+    async def _job(self, fill: FillRecord) -> VialReport:
+        return await self.driver.job(int(fill.job))
+
+    def _over(self, report: VialReport) -> bool:
+        return report.finished or report.stopped
+
+    async def _release_recorded_output(self) -> None:
         status = await self.driver.status()
         if status.vial_in_bay and status.state is FillerState.DONE and status.last_job:
             done = await self._store.fill_by_job(str(status.last_job))
             if done is not None and done.state == "ended":
                 await self.driver.output_taken()  # recorded, but OUTPUT_TAKEN was lost
-        await self._check_state()
 
     async def _busy(self) -> bool:
         return (await self.driver.status()).state in (FillerState.FILLING, FillerState.CAPPING)

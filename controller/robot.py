@@ -15,7 +15,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -34,8 +34,9 @@ from controller.notices import (
     RobotOffline,
     RobotOnline,
 )
-from controller.store import FillRecord, FillResult, Store
+from controller.store import SUPERVISOR, FillRecord, FillResult, Store
 from drivers import errors
+from drivers.base import EventStream
 from drivers.tasks import cancelled
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,9 @@ def problem_of_refusal(error: errors.DeviceError) -> Problem:
             return Problem.REFUSED_BAD_REQUEST
 
 
+R = TypeVar("R")
+
+
 @dataclass(frozen=True, slots=True)
 class Dispense:
     """An order routed to a bin of this robot, waiting its turn."""
@@ -86,8 +90,8 @@ class Dispense:
     """How long the robot will take for it, for routing's finish-time estimate."""
 
 
-class RobotWorker(ABC):
-    """The supervisor's hands on one robot."""
+class RobotWorker(ABC, Generic[R]):
+    """The supervisor's hands on one robot; ``R`` is its driver's report of a job's fate."""
 
     numeric_jobs = False
     """True when the robot's job ids are numbers (the store then issues numeric ones)."""
@@ -166,12 +170,63 @@ class RobotWorker(ABC):
         """Tell the robot a person fixed what stopped it."""
 
     @abstractmethod
-    async def _recover(self) -> None:
-        """Finish what a lost link or a restart left open, before anything new."""
-
-    @abstractmethod
     async def _fill(self, fill: FillRecord) -> None:
         """Carry out one recorded fill on the robot and record how it ended."""
+
+    @abstractmethod
+    async def _job(self, fill: FillRecord) -> R:
+        """The robot's report of ``fill``'s job; UnknownJob when it does not know it."""
+
+    @abstractmethod
+    def _over(self, report: R) -> bool:
+        """True when the robot will do no more for that job (ended, or stopped for a person)."""
+
+    @abstractmethod
+    async def _follow(self, fill: FillRecord, events: EventStream[Any]) -> R:
+        """Follow a running job until it is over; progress to the listeners on the way."""
+
+    @abstractmethod
+    async def _settle(self, fill: FillRecord, report: R) -> None:
+        """Judge and record a job that is over, then release what the robot holds."""
+
+    @abstractmethod
+    async def _release_recorded_output(self) -> None:
+        """Release output whose outcome is recorded but whose release was lost with the link."""
+
+    @abstractmethod
+    async def _check_state(self) -> None:
+        """Ask for a person when the robot stopped where only a person can clear it."""
+
+    async def _recover(self) -> None:
+        """Reconcile every open fill with the robot before anything new is sent.
+
+        A job the robot knows is followed to its end and recorded; one it never
+        started is started now. Either way no vial is filled twice.
+        """
+        for fill in await self._store.open_fills(self.id):
+            self.busy_s = self.estimate_s(fill.quantity)
+            try:
+                events = self.driver.events()
+                try:
+                    try:
+                        report = await self._job(fill)
+                    except errors.UnknownJob:
+                        events.close()
+                        log.info("fill resumed: robot never started it", robot=self.id,
+                                 fill=fill.id, job=fill.job)
+                        await self._fill(fill)
+                        continue
+                    log.info("fill reconciled with robot", robot=self.id, fill=fill.id,
+                             job=fill.job, report=str(report))
+                    if not self._over(report):
+                        report = await self._follow(fill, events)
+                finally:
+                    events.close()
+                await self._settle(fill, report)
+            finally:
+                self.busy_s = 0.0
+        await self._release_recorded_output()
+        await self._check_state()
 
     @abstractmethod
     async def _busy(self) -> bool:
@@ -277,6 +332,12 @@ class RobotWorker(ABC):
                  outcome=result.outcome, counted=result.counted, weight_mg=result.weight_mg,
                  detail=result.detail, action=action)
         return ended, action
+
+    async def _correct_if_empty(self, fill: FillRecord, outcome: FillOutcome) -> None:
+        """A bin that ran empty holds nothing, whatever the sum of its movements said."""
+        if outcome is FillOutcome.RAN_EMPTY:
+            await self._store.correct_bin(fill.bin_id, 0, who=SUPERVISOR,
+                                          reason=f"bin ran empty during job {fill.job}")
 
     async def _refused(self, fill: FillRecord, error: errors.DeviceError) -> None:
         """The robot refused to start the fill: nothing was dispensed."""

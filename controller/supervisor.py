@@ -98,7 +98,7 @@ class Supervisor:
         rng = random.Random(seed)
         self._tasks: set[asyncio.Task[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
-        self.robots: dict[str, RobotWorker] = {}
+        self.robots: dict[str, RobotWorker[Any]] = {}
         for robot in settings.config.robots:
             url = (urls or {}).get(robot.id, robot.url)
             if url.startswith("sim:"):
