@@ -1,27 +1,34 @@
-"""The store: orders, fills, bins and their movements, behind one async interface."""
+"""The store: orders, fills, bins and their lots, alarms and the outbox, behind one interface."""
 
-from controller.store.store import (
+from controller.store.alarm_records import AlarmEvent, Outgoing
+from controller.store.stock import (
     SUPERVISOR,
     BinRecord,
     BinSpec,
+    Movement,
+    RecalledVial,
+    StoreError,
+)
+from controller.store.store import (
     FillRecord,
     FillResult,
-    Movement,
     OrderRecord,
     SetAsideVial,
     Store,
-    StoreError,
     sqlite_url,
 )
 
 __all__ = [
     "SUPERVISOR",
+    "AlarmEvent",
     "BinRecord",
     "BinSpec",
     "FillRecord",
     "FillResult",
     "Movement",
     "OrderRecord",
+    "Outgoing",
+    "RecalledVial",
     "SetAsideVial",
     "Store",
     "StoreError",

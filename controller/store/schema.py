@@ -102,7 +102,11 @@ bin_movements = sa.Table(
     sa.Column("who", sa.String(80), nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("lot", sa.String(20), nullable=False),
+    sa.Column("expiry", sa.Date, nullable=False),
+    sa.Column("serial", sa.String(20)),
 )
+"""Every change of a bin's count, lot by lot: a bin holds the sum of its movements."""
 
 set_aside = sa.Table(
     "set_aside", metadata,
@@ -117,3 +121,45 @@ set_aside = sa.Table(
 )
 """A partial vial a failed fill left: tablets off their bin, until a technician says
 whether they went back to stock or were wasted."""
+
+alarms = sa.Table(
+    "alarms", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("priority", sa.String(10), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("robot", sa.String(32), nullable=False),
+    sa.Column("bin", sa.Integer),
+    sa.Column("facts", sa.Text, nullable=False),
+    sa.Column("raised_at", UtcDateTime),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("acked_by", sa.String(80)),
+    sa.Column("acked_at", UtcDateTime),
+    sa.Column("shelved_by", sa.String(80)),
+    sa.Column("shelved_reason", sa.Text),
+    sa.Column("shelved_until", UtcDateTime),
+    sa.Column("seq", sa.Integer, nullable=False),
+)
+"""Every alarm condition ever raised and where it stands (``normal`` once over)."""
+
+alarm_events = sa.Table(
+    "alarm_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("alarm_id", sa.String(64), sa.ForeignKey("alarms.id"), nullable=False),
+    sa.Column("from_state", sa.String(20)),
+    sa.Column("to_state", sa.String(20), nullable=False),
+    sa.Column("who", sa.String(80), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("topic", sa.String(255), nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("retain", sa.Boolean, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+"""MQTT messages written with the change that caused them, until the broker acknowledged them."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,8 +30,9 @@ from controller.domain.orders import (
     check_transition,
 )
 from controller.domain.weight import WeightCheck
+from controller.messages import Topics
+from controller.store.alarm_records import AlarmRecords
 from controller.store.schema import (
-    bin_movements,
     bins,
     fills,
     order_events,
@@ -39,43 +40,18 @@ from controller.store.schema import (
     set_aside,
     store_info,
 )
+from controller.store.stock import (
+    SUPERVISOR,
+    StockRecords,
+    StoreError,
+    bin_by_id,
+    enqueue,
+    inserted_id,
+    return_to_bin,
+    take_from_bin,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-SUPERVISOR = "supervisor"
-"""Who the store records for what the supervisor did by itself."""
-
-
-class StoreError(LookupError):
-    """A record the caller named does not exist, or cannot change as asked."""
-
-
-@dataclass(frozen=True, slots=True)
-class BinSpec:
-    """A bin as configuration describes it."""
-
-    robot: str
-    bin: int
-    ndc: str
-    lot: str
-    expiry: date
-    on_hand: int
-    par: int
-    capacity: int
-
-
-@dataclass(frozen=True, slots=True)
-class BinRecord:
-    """A bin and its count on hand (the sum of its movements)."""
-
-    id: int
-    robot: str
-    bin: int
-    ndc: str
-    lot: str
-    expiry: date
-    par: int
-    capacity: int
-    on_hand: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,20 +110,6 @@ class FillResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Movement:
-    """One change of a bin's count."""
-
-    id: int
-    bin_id: int
-    kind: str
-    quantity: int
-    fill_id: int | None
-    who: str
-    reason: str | None
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class SetAsideVial:
     """A partial vial a failed fill left, and what became of its tablets."""
 
@@ -172,8 +134,12 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-class Store:
-    """The pharmacy's records. Open with :meth:`open`; close with :meth:`close`."""
+class Store(StockRecords, AlarmRecords):
+    """The pharmacy's records. Open with :meth:`open`; close with :meth:`close`.
+
+    With ``topics`` set, changes that the MQTT ICD announces put their
+    messages in the outbox in the same transaction.
+    """
 
     def __init__(self, engine: AsyncEngine, clock: Clock, instance: str, job_base: int) -> None:
         self._engine = engine
@@ -183,6 +149,7 @@ class Store:
         """A short id of this store, part of every job id so that no two stores collide."""
         self.job_base = job_base
         """A random offset of this store's numeric job ids, for the same reason."""
+        self.topics: Topics | None = None
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock | None = None) -> Store:
@@ -214,61 +181,12 @@ class Store:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction. It takes the database's write lock at once, so that what
+        it reads stays true until it commits, even against another process (the CLI)."""
         async with self._write, self._engine.begin() as conn:
+            await conn.execute(sa.update(store_info).where(store_info.c.key == "instance")
+                               .values(value=store_info.c.value))
             yield conn
-
-    # -- bins ----------------------------------------------------------------
-
-    async def ensure_bins(self, specs: Iterable[BinSpec], who: str = SUPERVISOR) -> None:
-        """Create the bins that do not exist yet, loaded with their configured count.
-
-        A bin that exists keeps its recorded count: the store, not the
-        configuration file, knows what was dispensed since.
-        """
-        now = self._clock.now()
-        async with self._transaction() as conn:
-            for spec in specs:
-                exists = await conn.scalar(sa.select(bins.c.id).where(
-                    bins.c.robot == spec.robot, bins.c.bin == spec.bin))
-                if exists is not None:
-                    continue
-                result = await conn.execute(sa.insert(bins).values(
-                    robot=spec.robot, bin=spec.bin, ndc=spec.ndc, lot=spec.lot,
-                    expiry=spec.expiry, par=spec.par, capacity=spec.capacity))
-                await conn.execute(sa.insert(bin_movements).values(
-                    bin_id=_inserted_id(result), kind="load", quantity=spec.on_hand, who=who,
-                    reason="loaded from configuration", at=now))
-
-    async def bins(self) -> list[BinRecord]:
-        """Every bin with its count on hand."""
-        query = (sa.select(bins, _ON_HAND.label("on_hand"))
-                 .select_from(bins.outerjoin(bin_movements))
-                 .group_by(bins.c.id).order_by(bins.c.robot, bins.c.bin))
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [BinRecord(**dict(row)) for row in rows]
-
-    async def correct_bin(self, bin_id: int, count: int, *, who: str, reason: str) -> BinRecord:
-        """Record that the bin truly holds ``count``: one movement of the difference."""
-        if count < 0:
-            raise ValueError(f"a bin cannot hold {count} tablets")
-        async with self._transaction() as conn:
-            on_hand = await conn.scalar(sa.select(_ON_HAND).where(
-                bin_movements.c.bin_id == bin_id))
-            difference = count - int(on_hand or 0)
-            if difference:
-                await conn.execute(sa.insert(bin_movements).values(
-                    bin_id=bin_id, kind="correction", quantity=difference, who=who,
-                    reason=reason, at=self._clock.now()))
-        return next(b for b in await self.bins() if b.id == bin_id)
-
-    async def movements(self, bin_id: int) -> list[Movement]:
-        """Every movement of one bin, oldest first."""
-        query = sa.select(bin_movements).where(bin_movements.c.bin_id == bin_id).order_by(
-            bin_movements.c.id)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [Movement(**dict(row)) for row in rows]
 
     # -- orders --------------------------------------------------------------
 
@@ -281,7 +199,7 @@ class Store:
                 patient_name=order.patient.name, patient_birth_date=order.patient.birth_date,
                 ndc=order.ndc, quantity=order.quantity, state=OrderState.RECEIVED,
                 received_at=now, updated_at=now, easy_open=order.easy_open))
-            order_id = _inserted_id(result)
+            order_id = inserted_id(result)
             await conn.execute(sa.insert(order_events).values(
                 order_id=order_id, from_state=None, to_state=OrderState.RECEIVED, who=who, at=now))
             return await self._order(conn, order_id)
@@ -332,7 +250,7 @@ class Store:
             result = await conn.execute(sa.insert(fills).values(
                 order_id=order_id, bin_id=bin_id, quantity=order.quantity, state="dispensing",
                 started_at=self._clock.now()))
-            fill_id = _inserted_id(result)
+            fill_id = inserted_id(result)
             job = (str((self.job_base + fill_id - 1) % JOB_SPACE + 1) if numeric_job
                    else f"{self.instance}-{fill_id}")
             await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(job=job))
@@ -358,16 +276,21 @@ class Store:
                 tolerance_mg=check.tolerance_mg if check else None,
                 verdict=check.verdict if check else None, detail=result.detail, ended_at=now))
             if result.counted:
-                await conn.execute(sa.insert(bin_movements).values(
-                    bin_id=fill.bin_id, kind="fill", quantity=-result.counted, fill_id=fill_id,
-                    who=who, reason=result.outcome, at=now))
+                await take_from_bin(conn, await bin_by_id(conn, fill.bin_id), result.counted,
+                                    kind="fill", who=who, reason=result.outcome, at=now,
+                                    fill_id=fill_id)
             if result.counted and result.outcome in PARTIAL_OUTCOMES:
                 await conn.execute(sa.insert(set_aside).values(
                     fill_id=fill_id, bin_id=fill.bin_id, count=result.counted, at=now))
             target = then or (OrderState.FILLED if result.outcome is FillOutcome.FILLED
                               else OrderState.EXCEPTION)
             await self._move(conn, fill.order_id, target, who, result.detail)
-            return await self._fill(conn, fill_id)
+            ended = await self._fill(conn, fill_id)
+            if self.topics is not None and ended.outcome is FillOutcome.FILLED:
+                await enqueue(conn, [self.topics.event(
+                    "fill_done", now, fill=ended.id, order=ended.order_id, robot=ended.robot,
+                    bin=ended.bin, ndc=ended.ndc, quantity=ended.counted)], now)
+            return ended
 
     async def open_fills(self, robot: str | None = None) -> list[FillRecord]:
         """Fills that started and whose outcome is not recorded yet."""
@@ -418,10 +341,8 @@ class Store:
                 raise StoreError(f"set-aside vial {vial_id} was already {row['disposition']} "
                                  f"by {row['disposed_by']}")
             if disposition == "returned":
-                await conn.execute(sa.insert(bin_movements).values(
-                    bin_id=row["bin_id"], kind="return", quantity=row["count"],
-                    fill_id=row["fill_id"], who=who,
-                    reason=f"partial vial {vial_id} returned to stock", at=now))
+                await return_to_bin(conn, row["fill_id"], row["count"], who=who,
+                                    reason=f"partial vial {vial_id} returned to stock", at=now)
             await conn.execute(sa.update(set_aside).where(set_aside.c.id == vial_id).values(
                 disposition=disposition, disposed_by=who, disposed_at=now))
             row = (await conn.execute(sa.select(set_aside).where(set_aside.c.id == vial_id))
@@ -453,18 +374,6 @@ class Store:
         if row is None:
             raise StoreError(f"no fill {fill_id}")
         return _fill_record(row)
-
-
-_ON_HAND = sa.func.coalesce(sa.func.sum(bin_movements.c.quantity), 0)
-"""A bin's count on hand: the sum of its movements."""
-
-
-def _inserted_id(result: sa.CursorResult[Any]) -> int:
-    """The primary key of the row an INSERT just made."""
-    key = result.inserted_primary_key
-    if not key or key[0] is None:
-        raise StoreError("the database returned no id for a new row")
-    return int(key[0])
 
 
 def _fill_query() -> sa.Select[Any]:

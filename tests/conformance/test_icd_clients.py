@@ -262,4 +262,6 @@ async def test_rtu_timing_follows_the_wire_formula(baud: int) -> None:
     char = 11 / baud
     silence = 0.00175 if baud > 19200 else 3.5 * char
     formula = (8 + 61) * char + silence
-    assert formula * 0.9 <= quickest <= formula * 1.1, (quickest, formula)
+    # Never quicker than the wire; at most a few milliseconds of a shared machine's
+    # scheduling slower (the simulator's own pacing sleeps wake late under load).
+    assert formula * 0.9 <= quickest <= formula * 1.1 + 0.004, (quickest, formula)

@@ -1,0 +1,174 @@
+"""The store's alarms, their history, robots out of service, and the MQTT outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from controller.clock import Clock
+from controller.domain.alarms import Alarm, AlarmChange, AlarmState, AlarmType, Priority
+from controller.messages import Message, Topics
+from controller.store.schema import alarm_events, alarms, outbox, store_info
+from controller.store.stock import BinRecord, bin_records, enqueue
+
+OUT_OF_SERVICE = "out_of_service:"
+"""store_info keys naming a robot down for maintenance."""
+
+Decide = Callable[[Mapping[str, Alarm], list[BinRecord], frozenset[str]], list[AlarmChange]]
+"""Given the alarms, the bins and the robots out of service, the changes to make."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    """One recorded change of an alarm's state."""
+
+    alarm_id: str
+    from_state: str | None
+    to_state: str
+    who: str
+    reason: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message waiting in the outbox."""
+
+    id: int
+    message: Message
+
+
+class _Base(Protocol):
+    _engine: AsyncEngine
+    _clock: Clock
+    _write: asyncio.Lock
+    topics: Topics | None
+
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+
+class AlarmRecords:
+    """The alarms' half of the store (mixed into Store)."""
+
+    async def alarms(self: _Base, *, standing_only: bool = True) -> list[Alarm]:
+        """Alarms that stand (not normal), or every alarm ever raised."""
+        async with self._engine.connect() as conn:
+            found = await _alarms(conn)
+        return [a for a in found.values() if not standing_only or a.state is not AlarmState.NORMAL]
+
+    async def change_alarms(self: _Base, decide: Decide, *,
+                            service: tuple[str, bool] | None = None) -> list[AlarmChange]:
+        """Decide and record alarm changes in one transaction, with their messages.
+
+        ``service`` = (robot, in service?) first takes a robot out of service or
+        brings it back.
+        """
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            if service is not None:
+                robot, in_service = service
+                key = OUT_OF_SERVICE + robot
+                await conn.execute(sa.delete(store_info).where(store_info.c.key == key))
+                if not in_service:
+                    await conn.execute(sa.insert(store_info).values(key=key, value=now.isoformat()))
+            down = frozenset(
+                key.removeprefix(OUT_OF_SERVICE) for key in (await conn.scalars(
+                    sa.select(store_info.c.key).where(store_info.c.key.startswith(
+                        OUT_OF_SERVICE)))).all())
+            current = await _alarms(conn)
+            changes = decide(current, await bin_records(conn), down)
+            for change in changes:
+                await _save(conn, change, now)
+            if self.topics is not None:
+                topics = self.topics
+                await enqueue(conn, [topics.alarm(c) for c in changes], now)
+            return changes
+
+    async def out_of_service(self: _Base) -> frozenset[str]:
+        """Robots down for maintenance."""
+        async with self._engine.connect() as conn:
+            keys = (await conn.scalars(sa.select(store_info.c.key).where(
+                store_info.c.key.startswith(OUT_OF_SERVICE)))).all()
+        return frozenset(key.removeprefix(OUT_OF_SERVICE) for key in keys)
+
+    async def alarm_history(self: _Base, alarm_id: str | None = None) -> list[AlarmEvent]:
+        """Every recorded state change (of one alarm, when given), oldest first."""
+        query = sa.select(alarm_events.c.alarm_id, alarm_events.c.from_state,
+                          alarm_events.c.to_state, alarm_events.c.who, alarm_events.c.reason,
+                          alarm_events.c.at).order_by(alarm_events.c.id)
+        if alarm_id is not None:
+            query = query.where(alarm_events.c.alarm_id == alarm_id)
+        async with self._engine.connect() as conn:
+            return [AlarmEvent(*row) for row in (await conn.execute(query)).all()]
+
+    async def raised_since(self: _Base, moment: datetime) -> int:
+        """How many alarms were raised (newly announced) since ``moment``."""
+        query = sa.select(sa.func.count()).select_from(alarm_events).where(
+            alarm_events.c.at >= moment, alarm_events.c.to_state == AlarmState.UNACK_ACTIVE,
+            sa.or_(alarm_events.c.from_state.is_(None),
+                   alarm_events.c.from_state.in_([AlarmState.NORMAL, AlarmState.UNACK_RTN])))
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    async def enqueue(self: _Base, messages: Iterable[Message]) -> None:
+        """Messages that no other record causes (a robot's state), into the outbox."""
+        async with self._transaction() as conn:
+            await enqueue(conn, messages, self._clock.now())
+
+    async def outbox(self: _Base, limit: int = 100) -> list[Outgoing]:
+        """The oldest messages not yet acknowledged by the broker, in order."""
+        query = sa.select(outbox).order_by(outbox.c.id).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [Outgoing(row["id"], Message(row["topic"], row["payload"], row["retain"]))
+                for row in rows]
+
+    async def sent(self: _Base, message_id: int) -> None:
+        """The broker acknowledged a message: it leaves the outbox."""
+        async with self._write, self._engine.begin() as conn:
+            await conn.execute(sa.delete(outbox).where(outbox.c.id == message_id))
+
+
+async def _alarms(conn: AsyncConnection) -> dict[str, Alarm]:
+    rows = (await conn.execute(sa.select(alarms))).mappings().all()
+    return {row["id"]: _alarm(row) for row in rows}
+
+
+def _alarm(row: Any) -> Alarm:
+    values = dict(row)
+    values["type"] = AlarmType(values["type"])
+    values["priority"] = Priority(values["priority"])
+    values["state"] = AlarmState(values["state"])
+    values["facts"] = json.loads(values["facts"])
+    return Alarm(**values)
+
+
+async def _save(conn: AsyncConnection, change: AlarmChange, now: datetime) -> None:
+    alarm = change.after
+    values = {
+        "type": alarm.type.value, "priority": alarm.priority.value, "state": alarm.state.value,
+        "active": alarm.active, "robot": alarm.robot, "bin": alarm.bin,
+        "facts": json.dumps(dict(alarm.facts), sort_keys=True), "raised_at": alarm.raised_at,
+        "updated_at": alarm.updated_at, "acked_by": alarm.acked_by, "acked_at": alarm.acked_at,
+        "shelved_by": alarm.shelved_by, "shelved_reason": alarm.shelved_reason,
+        "shelved_until": alarm.shelved_until, "seq": alarm.seq,
+    }
+    if change.before is None:
+        await conn.execute(sa.insert(alarms).values(id=alarm.id, **values))
+    else:
+        await conn.execute(sa.update(alarms).where(alarms.c.id == alarm.id).values(**values))
+    before = change.before.state if change.before is not None else None
+    if before is not alarm.state:
+        await conn.execute(sa.insert(alarm_events).values(
+            alarm_id=alarm.id, from_state=before, to_state=alarm.state, who=change.who,
+            reason=change.reason, at=now))

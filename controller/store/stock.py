@@ -1,0 +1,362 @@
+"""The store's bins: lots, movements, restocks, corrections, unloads and recalls.
+
+A bin's count is the sum of its movements; a lot's count, the sum of the
+movements of that lot. Tablets leave a bin first-expired-first-out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from controller.clock import Clock
+from controller.domain.gs1 import BottleScan
+from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
+from controller.messages import Message, Topics
+from controller.store.schema import bin_movements, bins, fills, outbox
+
+SUPERVISOR = "supervisor"
+"""Who the store records for what the supervisor did by itself."""
+
+
+class StoreError(LookupError):
+    """A record the caller named does not exist, or cannot change as asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class BinSpec:
+    """A bin as configuration describes it."""
+
+    robot: str
+    bin: int
+    ndc: str
+    lot: str
+    expiry: date
+    on_hand: int
+    par: int
+    capacity: int
+
+
+@dataclass(frozen=True, slots=True)
+class BinRecord:
+    """A bin, its lots and its count on hand (the sum of its movements)."""
+
+    id: int
+    robot: str
+    bin: int
+    ndc: str
+    par: int
+    capacity: int
+    on_hand: int
+    lots: tuple[Lot, ...]
+    """Lots with tablets on hand, in the order they are dispensed (first to expire first);
+    when the bin is empty, the last lot it held, at 0."""
+
+    @property
+    def lot(self) -> str:
+        """The lot dispensed next."""
+        return self.lots[0].lot
+
+    @property
+    def expiry(self) -> date:
+        """The earliest expiry of what the bin holds."""
+        return self.lots[0].expiry
+
+    def stock(self) -> BinStock:
+        """What a restock is checked against."""
+        return BinStock(self.robot, self.bin, self.ndc, self.capacity,
+                        tuple(lot for lot in self.lots if lot.on_hand > 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One change of a bin's count, of one lot."""
+
+    id: int
+    bin_id: int
+    kind: str
+    quantity: int
+    fill_id: int | None
+    who: str
+    reason: str | None
+    at: datetime
+    lot: str
+    expiry: date
+    serial: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecalledVial:
+    """A fill that drew tablets of a recalled lot, or may have (the lots were mixed)."""
+
+    fill_id: int
+    order_id: int
+    robot: str
+    bin: int
+    quantity: int
+    """Tablets of the lot, as first-expired-first-out counted them."""
+    at: datetime
+    mixed: bool
+    """The bin held other lots too: the vial may hold either."""
+
+
+class _Base(Protocol):
+    _engine: AsyncEngine
+    _clock: Clock
+    _write: asyncio.Lock
+    topics: Topics | None
+
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+
+class StockRecords:
+    """The bins' half of the store (mixed into Store)."""
+
+    async def ensure_bins(self: _Base, specs: Iterable[BinSpec], who: str = SUPERVISOR) -> None:
+        """Create the bins that do not exist yet, loaded with their configured count.
+
+        A bin that exists keeps its recorded count: the store, not the
+        configuration file, knows what was dispensed since.
+        """
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            for spec in specs:
+                exists = await conn.scalar(sa.select(bins.c.id).where(
+                    bins.c.robot == spec.robot, bins.c.bin == spec.bin))
+                if exists is not None:
+                    continue
+                result = await conn.execute(sa.insert(bins).values(
+                    robot=spec.robot, bin=spec.bin, ndc=spec.ndc, lot=spec.lot,
+                    expiry=spec.expiry, par=spec.par, capacity=spec.capacity))
+                await conn.execute(sa.insert(bin_movements).values(
+                    bin_id=inserted_id(result), kind="load", quantity=spec.on_hand, who=who,
+                    reason="loaded from configuration", at=now, lot=spec.lot,
+                    expiry=spec.expiry))
+
+    async def bins(self: _Base) -> list[BinRecord]:
+        """Every bin with its lots and count on hand."""
+        async with self._engine.connect() as conn:
+            return await bin_records(conn)
+
+    async def bin(self: _Base, robot: str, number: int) -> BinRecord:
+        """One bin, by robot and channel or cell."""
+        async with self._engine.connect() as conn:
+            found = await bin_records(conn, robot=robot, number=number)
+        if not found:
+            raise StoreError(f"robot {robot} has no bin {number}")
+        return found[0]
+
+    async def restock(self: _Base, robot: str, number: int, scan: BottleScan, ndc: str, *,
+                      quantity: int, who: str, policy: RestockPolicy, today: date,
+                      partial: bool) -> BinRecord:
+        """Pour a scanned bottle into a bin, as the restock rules allow (RestockRefused).
+
+        A full bottle's serial can be restocked once; a partial bottle (a counted
+        quantity) may be poured in more than one go.
+        """
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            record = await _one_bin(conn, robot, number)
+            check_restock(record.stock(), scan, ndc, quantity, today=today, policy=policy)
+            if not partial:
+                before = (await conn.execute(sa.select(bin_movements.c.at).where(
+                    bin_movements.c.kind == "restock", bin_movements.c.serial == scan.serial,
+                    bin_movements.c.lot == scan.lot))).first()
+                if before is not None:
+                    raise StoreError(f"bottle serial {scan.serial} of lot {scan.lot} was "
+                                     f"restocked on {before[0]:%Y-%m-%d %H:%M}: a full bottle "
+                                     f"goes in once (give --quantity for the rest of a partial "
+                                     f"bottle)")
+            held = {lot.lot for lot in record.lots if lot.on_hand > 0}
+            reason = (f"restocked by scan, {'partial' if partial else 'full'} bottle"
+                      + (f"; lot {scan.lot} added beside {', '.join(sorted(held))}"
+                         if held - {scan.lot} else "")
+                      + (f"; lot change from {record.lot}" if not held and
+                         record.lot != scan.lot else ""))
+            await conn.execute(sa.insert(bin_movements).values(
+                bin_id=record.id, kind="restock", quantity=quantity, who=who, reason=reason,
+                at=now, lot=scan.lot, expiry=scan.expiry, serial=scan.serial))
+            await conn.execute(sa.update(bins).where(bins.c.id == record.id).values(
+                lot=scan.lot, expiry=scan.expiry))
+            after = await _one_bin(conn, robot, number)
+            if self.topics is not None:
+                await enqueue(conn, [self.topics.event(
+                    "restocked", now, robot=robot, bin=number, ndc=ndc, lot=scan.lot,
+                    expiry=f"{scan.expiry:%Y-%m-%d}", quantity=quantity,
+                    on_hand=after.on_hand)], now)
+            return after
+
+    async def correct_bin(self: _Base, bin_id: int, count: int, *, who: str,
+                          reason: str) -> BinRecord:
+        """Record that the bin truly holds ``count``: movements of the difference, by lot."""
+        if count < 0:
+            raise ValueError(f"a bin cannot hold {count} tablets")
+        if not reason.strip():
+            raise ValueError("a count correction needs a reason")
+        async with self._transaction() as conn:
+            record = await bin_by_id(conn, bin_id)
+            difference = count - record.on_hand
+            if difference < 0:
+                await take_from_bin(conn, record, -difference, kind="correction", who=who,
+                                    reason=reason, at=self._clock.now())
+            elif difference > 0:
+                lot = record.lots[-1]
+                await conn.execute(sa.insert(bin_movements).values(
+                    bin_id=bin_id, kind="correction", quantity=difference, who=who,
+                    reason=reason, at=self._clock.now(), lot=lot.lot, expiry=lot.expiry))
+            return await bin_by_id(conn, bin_id)
+
+    async def unload_bin(self: _Base, bin_id: int, *, who: str, reason: str) -> BinRecord:
+        """Everything taken out of a bin (a lot change, an expired or recalled lot)."""
+        if not reason.strip():
+            raise ValueError("an unload needs a reason")
+        async with self._transaction() as conn:
+            record = await bin_by_id(conn, bin_id)
+            for lot in record.lots:
+                if lot.on_hand:
+                    await conn.execute(sa.insert(bin_movements).values(
+                        bin_id=bin_id, kind="unload", quantity=-lot.on_hand, who=who,
+                        reason=reason, at=self._clock.now(), lot=lot.lot, expiry=lot.expiry))
+            return await bin_by_id(conn, bin_id)
+
+    async def movements(self: _Base, bin_id: int) -> list[Movement]:
+        """Every movement of one bin, oldest first."""
+        query = sa.select(bin_movements).where(bin_movements.c.bin_id == bin_id).order_by(
+            bin_movements.c.id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [Movement(**dict(row)) for row in rows]
+
+    async def recall(self: _Base, lot: str) -> list[RecalledVial]:
+        """Every fill that drew tablets of ``lot``, or may have because its bin mixed lots."""
+        async with self._engine.connect() as conn:
+            query = (sa.select(bin_movements.c.bin_id).where(bin_movements.c.lot == lot)
+                     .distinct())
+            bin_ids = list((await conn.scalars(query)).all())
+            found: list[RecalledVial] = []
+            for bin_id in bin_ids:
+                found.extend(await _recall_in_bin(conn, bin_id, lot))
+        return sorted(found, key=lambda v: v.fill_id)
+
+
+async def take_from_bin(conn: AsyncConnection, record: BinRecord, count: int, *, kind: str,
+                        who: str, reason: str | None, at: datetime,
+                        fill_id: int | None = None) -> None:
+    """``count`` tablets leave the bin, one movement per lot, first-expired-first-out."""
+    for lot, n in take(record.lots, count):
+        await conn.execute(sa.insert(bin_movements).values(
+            bin_id=record.id, kind=kind, quantity=-n, fill_id=fill_id, who=who, reason=reason,
+            at=at, lot=lot.lot, expiry=lot.expiry))
+
+
+async def return_to_bin(conn: AsyncConnection, fill_id: int, count: int, *, who: str,
+                        reason: str, at: datetime) -> None:
+    """A fill's tablets go back to the lots they came from (the last taken first)."""
+    rows = (await conn.execute(sa.select(bin_movements).where(
+        bin_movements.c.fill_id == fill_id, bin_movements.c.kind == "fill").order_by(
+        bin_movements.c.id.desc()))).mappings().all()
+    left = count
+    for row in rows:
+        n = min(left, -row["quantity"])
+        if n <= 0:
+            continue
+        await conn.execute(sa.insert(bin_movements).values(
+            bin_id=row["bin_id"], kind="return", quantity=n, fill_id=fill_id, who=who,
+            reason=reason, at=at, lot=row["lot"], expiry=row["expiry"]))
+        left -= n
+    if left:
+        raise StoreError(f"fill {fill_id} took fewer tablets than the {count} returned")
+
+
+async def enqueue(conn: AsyncConnection, messages: Iterable[Message], at: datetime) -> None:
+    """Messages into the outbox, in this transaction: they leave with its commit or never."""
+    for message in messages:
+        await conn.execute(sa.insert(outbox).values(
+            topic=message.topic, payload=message.payload, retain=message.retain,
+            created_at=at))
+
+
+def inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT just made."""
+    key = result.inserted_primary_key
+    if not key or key[0] is None:
+        raise StoreError("the database returned no id for a new row")
+    return int(key[0])
+
+
+ON_HAND = sa.func.coalesce(sa.func.sum(bin_movements.c.quantity), 0)
+"""A bin's (or a lot's) count on hand: the sum of its movements."""
+
+
+async def bin_records(conn: AsyncConnection, *, robot: str | None = None,
+                       number: int | None = None, bin_id: int | None = None,
+                       ) -> list[BinRecord]:
+    query = sa.select(bins).order_by(bins.c.robot, bins.c.bin)
+    if robot is not None:
+        query = query.where(bins.c.robot == robot, bins.c.bin == number)
+    if bin_id is not None:
+        query = query.where(bins.c.id == bin_id)
+    rows = (await conn.execute(query)).mappings().all()
+    lots_query = (sa.select(bin_movements.c.bin_id, bin_movements.c.lot,
+                            bin_movements.c.expiry, ON_HAND.label("on_hand"))
+                  .group_by(bin_movements.c.bin_id, bin_movements.c.lot,
+                            bin_movements.c.expiry))
+    if len(rows) == 1:
+        lots_query = lots_query.where(bin_movements.c.bin_id == rows[0]["id"])
+    by_bin: dict[int, list[Lot]] = {}
+    for bid, lot, expiry, on_hand in (await conn.execute(lots_query)).all():
+        by_bin.setdefault(bid, []).append(Lot(lot, expiry, int(on_hand)))
+    records = []
+    for row in rows:
+        lots = by_bin.get(row["id"], [])
+        holding = fefo(tuple(lot for lot in lots if lot.on_hand != 0))
+        shown = holding or (Lot(row["lot"], row["expiry"], 0),)
+        records.append(BinRecord(
+            id=row["id"], robot=row["robot"], bin=row["bin"], ndc=row["ndc"], par=row["par"],
+            capacity=row["capacity"], on_hand=sum(lot.on_hand for lot in lots), lots=shown))
+    return records
+
+
+async def _one_bin(conn: AsyncConnection, robot: str, number: int) -> BinRecord:
+    found = await bin_records(conn, robot=robot, number=number)
+    if not found:
+        raise StoreError(f"robot {robot} has no bin {number}")
+    return found[0]
+
+
+async def bin_by_id(conn: AsyncConnection, bin_id: int) -> BinRecord:
+    found = await bin_records(conn, bin_id=bin_id)
+    if not found:
+        raise StoreError(f"no bin {bin_id}")
+    return found[0]
+
+
+async def _recall_in_bin(conn: AsyncConnection, bin_id: int, lot: str) -> list[RecalledVial]:
+    """Walk a bin's movements in order, keeping each lot's count, and note every fill that
+    drew the lot or ran while it was in the bin beside another."""
+    where = sa.select(bins.c.robot, bins.c.bin).where(bins.c.id == bin_id)
+    robot, number = (await conn.execute(where)).one()
+    rows = (await conn.execute(sa.select(bin_movements, fills.c.order_id).select_from(
+        bin_movements.outerjoin(fills)).where(bin_movements.c.bin_id == bin_id).order_by(
+        bin_movements.c.id))).mappings().all()
+    counts: dict[str, int] = {}
+    found: dict[int, RecalledVial] = {}
+    for row in rows:
+        in_bin = {name for name, n in counts.items() if n > 0}
+        fill_id = row["fill_id"]
+        if row["kind"] == "fill" and fill_id is not None and lot in in_bin | {row["lot"]}:
+            drew = -row["quantity"] if row["lot"] == lot else 0
+            seen = found.get(fill_id)
+            found[fill_id] = RecalledVial(
+                fill_id=fill_id, order_id=row["order_id"], robot=robot, bin=number,
+                quantity=(seen.quantity if seen else 0) + drew, at=row["at"],
+                mixed=(seen.mixed if seen else False) or len(in_bin) > 1)
+        counts[row["lot"]] = counts.get(row["lot"], 0) + row["quantity"]
+    return list(found.values())
