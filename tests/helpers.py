@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
+from controller.domain.drugs import Formulary, parse_formulary
 from drivers.base import CounterEvent, EventStream, JobEnded, JobReport
+
+FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
 
 
 async def until_end(events: EventStream[CounterEvent], job: str | None = None,
@@ -25,3 +29,8 @@ async def eventually(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(10):
         while not condition():  # noqa: ASYNC110 - a simulator's state has no event to await
             await asyncio.sleep(0.02)
+
+
+def formulary() -> Formulary:
+    """The demo's sample formulary."""
+    return parse_formulary(FORMULARY.read_text(encoding="utf-8"), str(FORMULARY))
