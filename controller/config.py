@@ -25,6 +25,7 @@ from pydantic import (
 from controller.domain.drugs import Formulary, FormularyError, parse_formulary
 from controller.domain.ndc import parse_ndc
 from controller.domain.orders import MAX_QUANTITY, Order, Patient
+from controller.domain.stock import LotMixing, RestockPolicy
 from drivers.tablet_counter import protocol as counter_wire
 from drivers.vial_filler import protocol as filler_wire
 
@@ -196,6 +197,70 @@ class StoreSettings(Model):
     path: Path = Path("var/rxfill.sqlite")
 
 
+class StockSettings(Model):
+    """Restocking rules."""
+
+    expiring_days: int = Field(default=30, ge=0, le=365, description=(
+        "a bottle expiring within this many days is refused; a loaded lot alarms"))
+    lot_mixing: LotMixing = Field(default=LotMixing.FEFO, description=(
+        "fefo: a new lot may join an older one, which is dispensed first; refuse: it may not"))
+
+    @property
+    def policy(self) -> RestockPolicy:
+        """The domain's restock policy."""
+        return RestockPolicy(expiring_days=self.expiring_days, mixing=self.lot_mixing)
+
+
+class AlarmSettings(Model):
+    """When alarms are raised and cleared."""
+
+    low_deadband_pct: float = Field(default=10.0, ge=0, le=100, description=(
+        "a bin_low clears only above par plus this share of par"))
+    hopper_low_vials: int = Field(default=10, ge=0, description=(
+        "a vial filler's hopper with this many vials or fewer raises vial_hopper_low"))
+
+
+class MqttSettings(Model):
+    """The broker the supervisor publishes to (icd/mqtt-alarms.md)."""
+
+    broker: str = Field(default="embedded", description=(
+        "embedded (an amqtt broker in the supervisor's process, on loopback), "
+        "mqtt://HOST[:PORT], mqtts://HOST[:PORT], or off"))
+    embedded_port: int = Field(default=0, ge=0, le=65535,
+                               description="the embedded broker's port; 0 picks a free one")
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = Field(default=None, description="CA certificates for mqtts://")
+    keepalive_s: int = Field(default=5, ge=2, le=300, description=(
+        "short, so that a half-open link is noticed within 1.5 × this"))
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if value in ("embedded", "off"):
+            return value
+        try:
+            broker_address(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+def broker_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, tls) of ``mqtt://HOST[:PORT]`` or ``mqtts://HOST[:PORT]``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"broker {url!r}: expected embedded, off, mqtt://HOST[:PORT] or "
+                         f"mqtts://HOST[:PORT]")
+    host, colon, port = rest.rstrip("/").rpartition(":")
+    if not colon:
+        host, port = rest.rstrip("/"), ""
+    if not host or (port and not port.isdigit()):
+        raise ValueError(f"broker {url!r}: expected mqtt://HOST[:PORT] with a numeric port")
+    tls = scheme == "mqtts"
+    return host, int(port) if port else (8883 if tls else 1883), tls
+
+
 class LoggingSettings(Model):
     """Log level and format (auto: readable on a terminal, JSON lines otherwise)."""
 
@@ -210,6 +275,9 @@ class Config(Model):
     formulary: Path
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
+    stock: StockSettings = StockSettings()
+    alarms: AlarmSettings = AlarmSettings()
+    mqtt: MqttSettings = MqttSettings()
     orders: Path | None = Field(default=None, description="sample orders the demo fills")
     robots: list[Robot] = Field(min_length=1)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -232,6 +232,44 @@ class Thresholds:
 def low_clears_above(par: int, thresholds: Thresholds) -> int:
     """The count a bin must exceed for its bin_low to clear."""
     return par + max(1, math.ceil(par * thresholds.low_deadband_pct / 100))
+
+
+@dataclass(frozen=True, slots=True)
+class BinFacts:
+    """What the alarms need to know of a bin."""
+
+    robot: str
+    bin: int
+    unit: str
+    """``channel`` (a tablet counter's) or ``cell`` (a vial filler's)."""
+    ndc: str
+    drug: str
+    on_hand: int
+    par: int
+    lot: str
+    """The lot that expires first among those in the bin."""
+    expiry: date
+
+
+def bin_conditions(bins: Iterable[BinFacts], alarms: Mapping[str, Alarm], *, today: date,
+                   thresholds: Thresholds) -> list[Condition]:
+    """The bin conditions that hold: low (with its deadband), empty, expiring, expired."""
+    found: list[Condition] = []
+    for b in bins:
+        facts = {"unit": b.unit, "ndc": b.ndc, "drug": b.drug, "on_hand": b.on_hand,
+                 "par": b.par, "lot": b.lot, "expiry": f"{b.expiry:%Y-%m-%d}"}
+        low = alarms.get(alarm_id(AlarmType.BIN_LOW, b.robot, b.bin))
+        standing = low is not None and low.active
+        if b.on_hand <= b.par or (standing and b.on_hand <= low_clears_above(b.par, thresholds)):
+            found.append(Condition(AlarmType.BIN_LOW, b.robot, b.bin, facts))
+        if b.on_hand <= 0:
+            found.append(Condition(AlarmType.BIN_EMPTY, b.robot, b.bin, facts))
+            continue  # an empty bin's lot is gone: nothing left to expire
+        if b.expiry < today:
+            found.append(Condition(AlarmType.BIN_EXPIRED, b.robot, b.bin, facts))
+        elif b.expiry <= today + timedelta(days=thresholds.expiring_days):
+            found.append(Condition(AlarmType.BIN_EXPIRING, b.robot, b.bin, facts))
+    return found
 
 
 # -- transitions --------------------------------------------------------------------------

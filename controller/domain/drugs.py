@@ -15,6 +15,7 @@ COLUMNS = (
     "unit_volume_mm3", "dea_schedule", "tall_man_name", "auxiliary_labels", "colour", "shape",
     "imprint",
 )
+"""Required columns; ``package_quantity`` may be added."""
 
 
 class FormularyError(ValueError):
@@ -40,6 +41,9 @@ class Drug:
     colour: str
     shape: str
     imprint: str
+    package_quantity: int | None = None
+    """Tablets in a full stock bottle of this NDC (optional column), for a restock by scan
+    alone."""
 
     @property
     def display_name(self) -> str:
@@ -121,7 +125,18 @@ def _drug(row: dict[str, str], where: str) -> Drug:
         colour=_text(row, "colour", where),
         shape=_text(row, "shape", where),
         imprint=_text(row, "imprint", where),
+        package_quantity=_package(row, where),
     )
+
+
+def _package(row: dict[str, str], where: str) -> int | None:
+    raw = (row.get("package_quantity") or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) == 0:
+        raise FormularyError(f"{where}, column package_quantity: {raw!r} is not a whole number "
+                             f"above 0 (or blank)")
+    return int(raw)
 
 
 def _text(row: dict[str, str], column: str, where: str) -> str:

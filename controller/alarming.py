@@ -1,0 +1,154 @@
+"""The alarm desk: conditions from the store and the robots, through the domain's rules, into
+the store with their MQTT messages.
+
+The supervisor checks bins and robots; the CLI acknowledges, shelves and
+restocks from another process. Each change is one transaction that reads the
+alarms as they stand, so the two never undo each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from controller.clock import Clock
+from controller.config import Settings
+from controller.domain import alarms as rules
+from controller.domain.alarms import (
+    BIN_TYPES,
+    ROBOT_TYPES,
+    Alarm,
+    AlarmChange,
+    AlarmError,
+    BinFacts,
+    Condition,
+    Thresholds,
+)
+from controller.store import BinRecord, Store
+
+
+@dataclass(frozen=True, slots=True)
+class RobotCondition:
+    """How a robot stands, as far as alarms care."""
+
+    robot: str
+    offline_since: datetime | None = None
+    offline_reason: str | None = None
+    stopped: str | None = None
+    """Why it waits for a person, or None."""
+    vials_left: Mapping[int, int] | None = None
+    """A vial filler's hoppers (drams → vials), when known."""
+
+
+class AlarmDesk:
+    """Raises, clears, acknowledges and shelves alarms for one site."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock | None = None) -> None:
+        self._settings = settings
+        self._store = store
+        self._clock = clock or Clock()
+        config = settings.config
+        self.thresholds = Thresholds(expiring_days=config.stock.expiring_days,
+                                     low_deadband_pct=config.alarms.low_deadband_pct)
+        self._units = {r.id: "cell" if r.kind == "vial-filler" else "channel"
+                       for r in config.robots}
+
+    async def check_bins(self) -> list[AlarmChange]:
+        """Raise and clear the bins' alarms as their counts and lots stand now."""
+        now = self._clock.now()
+
+        def decide(alarms: Mapping[str, Alarm], bins: list[BinRecord],
+                   down: frozenset[str]) -> list[AlarmChange]:
+            conditions = rules.bin_conditions(
+                [self._facts(b) for b in bins], alarms, today=now.date(),
+                thresholds=self.thresholds)
+            return rules.evaluate(alarms, conditions, scope=BIN_TYPES, now=now,
+                                  out_of_service=down)
+        return await self._store.change_alarms(decide)
+
+    async def check_robots(self, robots: Iterable[RobotCondition]) -> list[AlarmChange]:
+        """Raise and clear the robots' alarms (fault, offline, vial hoppers)."""
+        now = self._clock.now()
+        conditions = list(self._robot_conditions(robots))
+
+        def decide(alarms: Mapping[str, Alarm], _bins: list[BinRecord],
+                   down: frozenset[str]) -> list[AlarmChange]:
+            return rules.evaluate(alarms, conditions, scope=ROBOT_TYPES, now=now,
+                                  out_of_service=down)
+        return await self._store.change_alarms(decide)
+
+    async def expire_shelves(self) -> list[AlarmChange]:
+        """Shelves whose time ran out end; their alarms return."""
+        now = self._clock.now()
+        return await self._store.change_alarms(
+            lambda alarms, _bins, _down: rules.expire_shelves(alarms.values(), now))
+
+    async def acknowledge(self, alarm_id: str, who: str) -> AlarmChange:
+        """A person acknowledges an alarm (AlarmError if its state does not allow it)."""
+        now = self._clock.now()
+        return await self._one(alarm_id, lambda alarm: rules.acknowledge(alarm, who, now))
+
+    async def shelve(self, alarm_id: str, who: str, reason: str, until: datetime) -> AlarmChange:
+        """A person silences an alarm until ``until``, saying why."""
+        now = self._clock.now()
+        return await self._one(alarm_id,
+                               lambda alarm: rules.shelve(alarm, who, reason, until, now))
+
+    async def unshelve(self, alarm_id: str, who: str) -> AlarmChange:
+        """A person ends a shelf early."""
+        now = self._clock.now()
+        return await self._one(alarm_id, lambda alarm: rules.unshelve(
+            alarm, who, now, "unshelved by a person"))
+
+    async def set_in_service(self, robot: str, who: str, in_service: bool) -> list[AlarmChange]:
+        """Take a robot out of service for maintenance (its alarms with it), or bring it back."""
+        if robot not in self._units:
+            raise AlarmError(f"no robot {robot!r}; expected one of {', '.join(self._units)}")
+        now = self._clock.now()
+        move = rules.return_to_service if in_service else rules.remove_from_service
+        return await self._store.change_alarms(
+            lambda alarms, _bins, _down: move(alarms.values(), robot, who, now),
+            service=(robot, in_service))
+
+    async def _one(self, alarm_id: str, act: Callable[[Alarm], AlarmChange]) -> AlarmChange:
+        def decide(alarms: Mapping[str, Alarm], _bins: list[BinRecord],
+                   _down: frozenset[str]) -> list[AlarmChange]:
+            alarm = alarms.get(alarm_id)
+            if alarm is None or alarm.state is rules.AlarmState.NORMAL:
+                standing = sorted(a.id for a in alarms.values()
+                                  if a.state is not rules.AlarmState.NORMAL)
+                raise AlarmError(f"no standing alarm {alarm_id!r}; standing: "
+                                 f"{', '.join(standing) or 'none'}")
+            return [act(alarm)]
+        (change,) = await self._store.change_alarms(decide)
+        return change
+
+    async def flooding(self, was_flooding: bool) -> bool:
+        """Whether alarms flood now (ISA-18.2: over 10 new in 10 minutes; under 5 ends it)."""
+        raised = await self._store.raised_since(self._clock.now() - rules.FLOOD_WINDOW)
+        return rules.flooding(raised, was_flooding)
+
+    def _facts(self, record: BinRecord) -> BinFacts:
+        drug = self._settings.formulary.get(record.ndc)
+        return BinFacts(robot=record.robot, bin=record.bin,
+                        unit=self._units.get(record.robot, "channel"), ndc=record.ndc,
+                        drug=drug.display_name if drug else record.ndc,
+                        on_hand=record.on_hand, par=record.par, lot=record.lot,
+                        expiry=record.expiry)
+
+    def _robot_conditions(self, robots: Iterable[RobotCondition]) -> Iterable[Condition]:
+        hopper_low = self._settings.config.alarms.hopper_low_vials
+        for robot in robots:
+            if robot.offline_since is not None:
+                yield Condition(rules.AlarmType.ROBOT_OFFLINE, robot.robot,
+                                facts={"detail": robot.offline_reason or "no answer"},
+                                since=robot.offline_since)
+            if robot.stopped is not None:
+                yield Condition(rules.AlarmType.ROBOT_FAULT, robot.robot,
+                                facts={"detail": robot.stopped})
+            low = {size: n for size, n in (robot.vials_left or {}).items() if n <= hopper_low}
+            if low:
+                detail = ", ".join(f"{size} dram: {n} left" for size, n in sorted(low.items()))
+                yield Condition(rules.AlarmType.VIAL_HOPPER_LOW, robot.robot,
+                                facts={"detail": detail})
