@@ -82,8 +82,8 @@ def test_a_count_hovering_at_par_does_not_chatter() -> None:
         raised += sum(rules.is_raise(c) for c in step(alarms, on_hand))
     assert raised == 1
     assert alarms["bin-low-vf1-12"].state is AlarmState.UNACK_ACTIVE
-    step(alarms, 111)  # above par + 10 %: the condition clears
-    assert alarms["bin-low-vf1-12"].state is AlarmState.UNACK_RTN
+    (cleared,) = step(alarms, 111)  # above par + 10 %: the condition clears
+    assert cleared.after.state is AlarmState.UNACK_RTN
 
 
 def test_isa_18_2_states_from_raise_to_normal() -> None:
