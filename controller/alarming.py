@@ -9,7 +9,7 @@ alarms as they stand, so the two never undo each other.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from controller.clock import Clock
@@ -76,6 +76,14 @@ class AlarmDesk:
                    down: frozenset[str]) -> list[AlarmChange]:
             return rules.evaluate(alarms, conditions, scope=ROBOT_TYPES, now=now,
                                   out_of_service=down)
+        return await self._store.change_alarms(decide)
+
+    async def republish(self) -> list[AlarmChange]:
+        """Every standing alarm once more (seq + 1), for a broker that lost its retained ones."""
+        def decide(alarms: Mapping[str, Alarm], _bins: list[BinRecord],
+                   _down: frozenset[str]) -> list[AlarmChange]:
+            return [AlarmChange(a, replace(a, seq=a.seq + 1), "supervisor", "republished")
+                    for a in alarms.values() if a.state is not rules.AlarmState.NORMAL]
         return await self._store.change_alarms(decide)
 
     async def expire_shelves(self) -> list[AlarmChange]:

@@ -205,6 +205,10 @@ class FillerRobot(RobotWorker[VialReport]):
             if done is not None and done.state == "ended":
                 await self.driver.output_taken()  # recorded, but OUTPUT_TAKEN was lost
 
+    async def vials_left(self) -> dict[int, int] | None:
+        """Vials left per size (drams), read from the robot."""
+        return dict((await self.driver.status()).vials_left)
+
     async def _busy(self) -> bool:
         return (await self.driver.status()).state in (FillerState.FILLING, FillerState.CAPPING)
 

@@ -15,6 +15,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -108,6 +109,11 @@ class RobotWorker(ABC, Generic[R]):
         self.busy_s = 0.0
         """The estimate of the fill running now (0 when idle)."""
         self.attention: str | None = None
+        self.offline_since: datetime | None = None
+        """When the link was lost (None while it is up)."""
+        self.offline_reason: str | None = None
+        self.job: str | None = None
+        """The job the robot is working on, as far as the supervisor knows."""
         self._queued_s = 0.0
         self._store = store
         self._formulary = formulary
@@ -232,6 +238,19 @@ class RobotWorker(ABC, Generic[R]):
     async def _busy(self) -> bool:
         """True while the robot is working on a job (ours or anyone's)."""
 
+    @property
+    def state(self) -> str:
+        """One word for screens and the robot's MQTT message."""
+        if not self.online:
+            return "offline"
+        if self.attention is not None:
+            return "stopped"
+        return "working" if self.job is not None or self.busy_s else "idle"
+
+    async def vials_left(self) -> dict[int, int] | None:
+        """Vials left in each hopper (vial fillers), or None where the robot has none."""
+        return None
+
     async def clear(self) -> None:
         """A person fixed what stopped the robot: tell it and take work again."""
         await self._clear_device()
@@ -250,6 +269,7 @@ class RobotWorker(ABC, Generic[R]):
                         await self.connect()
                     if lost is not None:
                         log.info("robot link recovered", robot=self.id)
+                        self.offline_since = self.offline_reason = None
                         self._notify(RobotOnline(self.id))
                     lost = None
                     self._backoff.reset()
@@ -267,6 +287,7 @@ class RobotWorker(ABC, Generic[R]):
                     await self._close()
                     if lost is None:
                         lost = str(exc)
+                        self.offline_since, self.offline_reason = self._clock.now(), lost
                         log.warning("robot link lost", robot=self.id, error=lost)
                         self._notify(RobotOffline(self.id, lost))
                 await self._clock.sleep(self._backoff.next_delay())
@@ -291,9 +312,11 @@ class RobotWorker(ABC, Generic[R]):
                 log.info("fill started", robot=self.id, order=fill.order_id, fill=fill.id,
                          job=fill.job, bin=fill.bin, quantity=fill.quantity)
                 self._notify(FillStarted(fill))
+                self.job = fill.job
                 await self._fill(fill)
             finally:
                 self.busy_s = 0.0
+                self.job = None
 
     async def _wait_for_person(self) -> None:
         """Return at once unless the robot waits for a person; then, once cleared."""

@@ -9,6 +9,7 @@ MQTT and the console) hear every notice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
@@ -16,6 +17,8 @@ from typing import Any, Self
 
 import structlog
 
+from controller.alarm_watch import AlarmWatch
+from controller.alarming import AlarmDesk
 from controller.backoff import Backoff
 from controller.clock import Clock
 from controller.config import ModbusFillerSettings, Robot, SerialCounterSettings, Settings
@@ -24,7 +27,18 @@ from controller.domain.orders import PARTIAL_OUTCOMES, Order, OrderState, order_
 from controller.domain.recovery import OrderAction
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
 from controller.filler_robot import FillerRobot
-from controller.notices import FillEnded, Notice, OrderSettled
+from controller.messages import Topics
+from controller.notices import (
+    FillEnded,
+    FillStarted,
+    Notice,
+    OrderSettled,
+    RobotCleared,
+    RobotNeedsAttention,
+    RobotOffline,
+    RobotOnline,
+)
+from controller.publisher import BrokerLink, Publisher
 from controller.robot import Dispense, RobotWorker
 from controller.store import BinSpec, FillRecord, OrderRecord, Store
 from drivers.base import TabletCounter, VialFiller
@@ -85,10 +99,18 @@ class Supervisor:
     """
 
     def __init__(self, settings: Settings, store: Store, *, urls: Mapping[str, str] | None = None,
-                 clock: Clock | None = None, seed: int | None = None) -> None:
+                 clock: Clock | None = None, seed: int | None = None,
+                 mqtt: BrokerLink | None = None) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock or Clock()
+        self.started_at = self.clock.now()
+        self.topics = Topics(settings.config.site.id) if mqtt is not None else None
+        self.publisher = (Publisher(store, self.topics, mqtt, clock=self.clock,
+                                    started_at=self.started_at,
+                                    status=lambda: {"alarm_flood": self.watch.flood})
+                          if mqtt is not None and self.topics is not None else None)
+        self.desk = AlarmDesk(settings, store, self.clock)
         self._listeners: list[Callable[[Notice], None]] = []
         self._reservations: dict[int, tuple[int, int]] = {}
         """order id → (bin id, quantity) routed but not yet taken off the bin."""
@@ -109,6 +131,9 @@ class Supervisor:
                 robot=robot, driver=make_driver(robot, url), store=store,
                 formulary=settings.formulary, notify=self._notify, clock=self.clock,
                 backoff=Backoff(rng=random.Random(rng.random())))
+        self.watch = AlarmWatch(self.desk, store, self.robots, self.topics, self.clock,
+                                self._sent, self.started_at)
+        self._watch_task: asyncio.Task[None] | None = None
 
     def subscribe(self, listener: Callable[[Notice], None]) -> None:
         """Call ``listener`` with every notice from now on."""
@@ -125,11 +150,21 @@ class Supervisor:
         await self.stop()
 
     async def start(self) -> None:
-        """Load the bins, connect every robot at once, start the workers, resume queued orders."""
+        """Load the bins, connect every robot at once, start the workers, resume queued orders.
+
+        With MQTT, the publisher starts first and the standing alarms are
+        published again (a broker restarted with us has lost its retained ones).
+        """
+        self.store.topics = self.topics
         await self.store.ensure_bins(bin_specs(self.settings))
+        if self.publisher is not None:
+            await self.desk.republish()
+            self.publisher.start()
         await self.connect_all()
         self._task = asyncio.create_task(self._run(), name="supervisor")
         self._task.add_done_callback(self._stopped)
+        await self.watch.check()
+        self._watch_task = asyncio.create_task(self.watch.run(), name="alarms")
         for order in await self.store.orders():
             if order.state is OrderState.QUEUED:
                 # An order a robot left a partial vial of is not sent back to that robot.
@@ -158,7 +193,10 @@ class Supervisor:
             log.critical("supervisor stopped: a robot worker failed", error=repr(task.exception()))
 
     async def stop(self) -> None:
-        """Stop every worker and close every link."""
+        """Stop every worker, close every link, send what the outbox holds and say offline."""
+        if self._watch_task is not None:
+            await stop_tasks([self._watch_task])
+            self._watch_task = None
         if self._task is not None:
             # A worker's failure was logged when it happened (_stopped); closing goes on. A
             # worker whose cancellation a library swallowed is cancelled again until it stops.
@@ -168,6 +206,17 @@ class Supervisor:
             task.cancel()
         for robot in self.robots.values():
             await robot.driver.close()
+        if self.publisher is not None:
+            for robot in self.robots.values():
+                robot.online = False
+                self.watch.poke(robot.id)
+            with contextlib.suppress(Exception):  # the store is closing: the states can wait
+                await self.watch.check()
+            await self.publisher.stop()
+
+    def _sent(self) -> None:
+        if self.publisher is not None:
+            self.publisher.wake()
 
     # -- orders --------------------------------------------------------------
 
@@ -202,9 +251,14 @@ class Supervisor:
                 reserved[bin_id] = reserved.get(bin_id, 0) + quantity
             refusals: list[str] = []
             choices = []
+            today = self.clock.now().date()
             for b in await self.store.bins():
                 robot = self.robots.get(b.robot)
                 if robot is None or b.robot in exclude or (only and b.robot != only):
+                    continue
+                if b.ndc == order.ndc and b.on_hand > 0 and b.expiry < today:
+                    refusals.append(f"{b.robot} bin {b.bin}: lot {b.lot} expired on "
+                                    f"{b.expiry:%Y-%m-%d}")
                     continue
                 if b.ndc == order.ndc and (why := robot.can_fill(order.ndc, order.quantity)):
                     refusals.append(f"{b.robot}: {why}")
@@ -280,6 +334,11 @@ class Supervisor:
         return [await self.store.order(order_id) for order_id in order_ids]
 
     def _notify(self, notice: Notice) -> None:
+        robot = getattr(notice, "robot", None) or getattr(getattr(notice, "fill", None),
+                                                          "robot", None)
+        if isinstance(notice, RobotOnline | RobotOffline | RobotNeedsAttention | RobotCleared
+                      | FillStarted | FillEnded):
+            self.watch.poke(robot)
         for listener in self._listeners:
             try:
                 listener(notice)

@@ -1,0 +1,114 @@
+"""Keeps alarms and robot states current: after every notice that may change them, and each
+second (shelves run out, on-delays pass, another process restocks a bin)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from controller.alarming import AlarmDesk, RobotCondition
+from controller.clock import Clock
+from controller.domain.alarms import AlarmChange
+from controller.messages import Topics
+from controller.robot import RobotWorker
+from controller.store import Store
+from drivers.errors import DriverError
+
+log = structlog.get_logger(__name__)
+
+TICK_S = 1.0
+
+
+class AlarmWatch:
+    """One task that checks bins and robots, and puts robots' states in the outbox."""
+
+    def __init__(self, desk: AlarmDesk, store: Store, robots: Mapping[str, RobotWorker[Any]],
+                 topics: Topics | None, clock: Clock, sent: Callable[[], None],
+                 started_at: datetime) -> None:
+        self._desk = desk
+        self._store = store
+        self._robots = robots
+        self._topics = topics
+        self._clock = clock
+        self._sent = sent
+        """Called after anything went into the outbox (the publisher sends it)."""
+        self._started_at = started_at
+        self._wake = asyncio.Event()
+        self._dirty: set[str] = set(robots)
+        self._states: dict[str, tuple[bool, str, str | None]] = {}
+        self.flood = False
+        self.changes: list[AlarmChange] = []
+        """The latest pass's changes (for tests and screens)."""
+
+    def poke(self, robot: str | None = None) -> None:
+        """Something changed (on ``robot``): look now."""
+        if robot is not None:
+            self._dirty.add(robot)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Check until cancelled."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.check()
+            except Exception:
+                # A store hiccup must not end the alarms for good: log it, try next tick.
+                log.exception("alarm check failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK_S):
+                    await self._wake.wait()
+
+    async def check(self) -> list[AlarmChange]:
+        """One pass: bins, robots, shelves, flood, robot states."""
+        changes = [*await self._desk.check_bins(),
+                   *await self._desk.check_robots([await self._condition(r)
+                                                   for r in self._robots.values()]),
+                   *await self._desk.expire_shelves()]
+        for change in changes:
+            log.info("alarm", id=change.after.id, state=str(change.after.state),
+                     who=change.who)
+        flood = await self._desk.flooding(self.flood)
+        if flood != self.flood:
+            self.flood = flood
+            log.warning("alarm flood" if flood else "alarm flood over")
+            if self._topics is not None:
+                await self._store.enqueue([self._topics.online(self._started_at,
+                                                               alarm_flood=flood)])
+                self._sent()
+        await self._robot_states()
+        if changes:
+            self._sent()
+        self.changes = changes
+        return changes
+
+    async def _condition(self, robot: RobotWorker[Any]) -> RobotCondition:
+        vials = None
+        if robot.online:
+            with contextlib.suppress(DriverError, OSError):
+                vials = await robot.vials_left()
+        return RobotCondition(robot.id, robot.offline_since, robot.offline_reason,
+                              robot.attention, vials)
+
+    async def _robot_states(self) -> None:
+        if self._topics is None:
+            return
+        messages = []
+        for robot_id in sorted(self._dirty):
+            robot = self._robots[robot_id]
+            state = (robot.online, robot.state, robot.job)
+            if self._states.get(robot_id) == state:
+                continue
+            self._states[robot_id] = state
+            messages.append(self._topics.robot(robot_id, robot.config.kind,
+                                               connected=robot.online, state=robot.state,
+                                               job=robot.job, updated_at=self._clock.now()))
+        self._dirty.clear()
+        if messages:
+            await self._store.enqueue(messages)
+            self._sent()

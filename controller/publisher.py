@@ -1,0 +1,173 @@
+"""The MQTT publisher: the outbox, in order, to the broker; a message leaves the outbox only
+once the broker acknowledged it (PUBACK).
+
+One connection at a time, each with a new aiomqtt client (a used one cannot
+be re-entered); a short keepalive notices a half-open link; reconnects back
+off with jitter. On connect it publishes the retained ``online`` status; the
+will says ``offline`` should the process die; a clean stop sends what it can
+and says ``offline`` itself.
+
+Delivery is at least once: should the process die between the broker's
+PUBACK and the outbox's commit (one SQLite commit), that message goes again
+after the restart. Alarms carry ``seq`` and events an ``id``, so a
+subscriber can tell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import structlog
+
+from controller.backoff import Backoff
+from controller.clock import Clock
+from controller.config import MqttSettings, broker_address
+from controller.messages import Message, Topics
+from controller.store import Store
+from drivers.tasks import stop_tasks
+
+log = structlog.get_logger(__name__)
+
+IDLE_POLL_S = 0.5
+"""How often an idle publisher looks for messages other processes (the CLI) wrote."""
+ACK_TIMEOUT_S = 10.0
+BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerLink:
+    """How to reach the broker."""
+
+    host: str
+    port: int
+    tls: bool = False
+    ca_file: Path | None = None
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: MqttSettings, url: str,
+                      resolve: Any = lambda path: path) -> BrokerLink:
+        """The link a ``[mqtt]`` section describes, to ``url`` (the broker's, resolved)."""
+        host, port, tls = broker_address(url)
+        return cls(host, port, tls, resolve(settings.ca_file) if settings.ca_file else None,
+                   settings.username, settings.password, settings.keepalive_s)
+
+
+class Publisher:
+    """Sends a store's outbox to one broker until stopped."""
+
+    def __init__(self, store: Store, topics: Topics, link: BrokerLink, *,
+                 clock: Clock | None = None, started_at: datetime | None = None,
+                 rng: random.Random | None = None,
+                 status: Callable[[], dict[str, Any]] = dict) -> None:
+        self._store = store
+        self._topics = topics
+        self._link = link
+        self._clock = clock or Clock()
+        self._started_at = started_at or self._clock.now()
+        self._backoff = Backoff(base=0.2, cap=10.0, rng=rng)
+        self._status = status
+        """Extra fields of the online status (the alarm flood)."""
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        """Set while a connection is up."""
+        self.sent = 0
+        """Messages the broker acknowledged since start."""
+
+    def start(self) -> None:
+        """Begin publishing in the background."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="mqtt-publisher")
+
+    def wake(self) -> None:
+        """Something was put in the outbox: send it now."""
+        self._wake.set()
+
+    async def stop(self, drain_s: float = 3.0) -> None:
+        """Send what is waiting (for at most ``drain_s``), say ``offline``, disconnect."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        self._wake.set()
+        done, _ = await asyncio.wait({self._task}, timeout=drain_s)
+        if not done:
+            await stop_tasks([self._task])
+        elif not self._task.cancelled() and self._task.exception() is not None:
+            log.error("mqtt publisher failed", error=repr(self._task.exception()))
+        self._task = None
+
+    async def _run(self) -> None:
+        lost: str | None = None
+        while not self._stopping.is_set():
+            try:
+                async with self._client() as client:
+                    self.connected.set()
+                    self._backoff.reset()
+                    log.info("mqtt connected" if lost is None else "mqtt link recovered",
+                             broker=f"{self._link.host}:{self._link.port}")
+                    lost = None
+                    await self._publish(client, self._topics.online(self._started_at,
+                                                                    **self._status()))
+                    await self._drain(client)
+                    await self._publish(client, self._topics.offline())
+                    return
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                if lost is None:
+                    lost = str(exc)
+                    log.warning("mqtt broker unreachable; messages wait in the outbox",
+                                broker=f"{self._link.host}:{self._link.port}", error=lost)
+            if self._stopping.is_set():
+                return
+            await _wait(self._stopping, self._backoff.next_delay())
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        """Send the outbox in order, each message deleted once acknowledged; wait for more."""
+        while True:
+            self._wake.clear()
+            batch = await self._store.outbox(BATCH)
+            for outgoing in batch:
+                await self._publish(client, outgoing.message)
+                await self._store.sent(outgoing.id)
+                self.sent += 1
+            if len(batch) == BATCH:
+                continue
+            if self._stopping.is_set():
+                return
+            await _wait(self._wake, IDLE_POLL_S)
+
+    async def _publish(self, client: aiomqtt.Client, message: Message) -> None:
+        await client.publish(message.topic, message.payload, qos=1, retain=message.retain,
+                             timeout=ACK_TIMEOUT_S)
+
+    def _client(self) -> aiomqtt.Client:
+        link = self._link
+        offline = self._topics.offline()
+        tls: ssl.SSLContext | None = None
+        if link.tls:
+            tls = ssl.create_default_context(
+                cafile=str(link.ca_file) if link.ca_file else None)
+        return aiomqtt.Client(
+            link.host, link.port, identifier=self._topics.client_id,
+            username=link.username, password=link.password, keepalive=link.keepalive_s,
+            will=aiomqtt.Will(offline.topic, offline.payload, qos=1, retain=True),
+            tls_context=tls, timeout=ACK_TIMEOUT_S)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Until ``event`` is set, for at most ``seconds``."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
