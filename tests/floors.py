@@ -51,19 +51,21 @@ calibration = {{ sensitivity = 50 }}
 """
 
 
-def write_config(tmp_path: Path, robots: list[dict[str, object]]) -> Settings:
+def write_config(tmp_path: Path, robots: list[dict[str, object]], *, site: str = "test",
+                 extra: str = "") -> Settings:
     """A configuration of counters (and vial fillers: ``"kind": "vial-filler"``).
 
     A filler's machine runs 20 times fast unless the robot says ``time_scale``.
+    ``extra`` is TOML put before the robots (``[mqtt]``, ``[stock]`` sections).
     """
     text = f"""
 formulary = "{FORMULARY}"
 [site]
-id = "test"
+id = "{site}"
 name = "Test Pharmacy"
 address = "1 Test Road"
 phone = "555-0100"
-""" + "".join((FILLER if robot.get("kind") == "vial-filler" else ROBOT).format(
+""" + extra + "".join((FILLER if robot.get("kind") == "vial-filler" else ROBOT).format(
         **{"channel": 1, "time_scale": 20, **robot}) for robot in robots)
     path = tmp_path / "rxfill.toml"
     path.write_text(text)

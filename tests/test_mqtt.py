@@ -1,0 +1,144 @@
+"""Alarms, robot states and events over a real MQTT broker, as the ICD says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from pathlib import Path
+
+from controller.broker import EmbeddedBroker
+from controller.domain.gs1 import bottle_code, parse_bottle
+from controller.domain.stock import RestockPolicy
+from controller.messages import Message, Topics, encode
+from controller.publisher import BrokerLink, Publisher
+from controller.simulation import start_simulators
+from controller.store import Store, sqlite_url
+from controller.supervisor import Supervisor
+from drivers.tasks import stop_tasks
+from tests.floors import ATORVASTATIN, order, write_config
+from tests.mqtt import Subscriber, broker_url, unique_site
+
+
+def link(url: str) -> BrokerLink:
+    host, _, port = url.removeprefix("mqtt://").rpartition(":")
+    return BrokerLink(host, int(port), keepalive_s=2)
+
+
+async def drained(store: Store) -> None:
+    async with asyncio.timeout(15):
+        while await store.outbox(1):
+            await asyncio.sleep(0.05)
+
+
+async def test_a_late_subscriber_sees_standing_alarms_and_ack_and_restock_remove_them(
+        tmp_path: Path) -> None:
+    site = unique_site()
+    settings = write_config(tmp_path, [{"id": "tc1", "url": "sim:tcp", "seed": 4,
+                                        "ndc": ATORVASTATIN, "on_hand": 60}], site=site)
+    sims = await start_simulators(settings)
+    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    try:
+        async with broker_url() as url:
+            supervisor = Supervisor(settings, store, urls={"tc1": sims["tc1"].url}, seed=3,
+                                    mqtt=link(url))
+            async with supervisor:
+                (record,) = await supervisor.wait_settled(
+                    [(await supervisor.submit(order(ATORVASTATIN, 20))).id])
+                assert record.state == "filled"
+                await supervisor.watch.check()
+                await drained(store)
+
+                async with Subscriber(url, site) as late:
+                    await late.until(lambda: bool(late.on("alarms/bin-low-tc1-1")))
+                    (low,) = late.on("alarms/bin-low-tc1-1")
+                    alarm = low.json
+                    assert low.retain and alarm["state"] == "unack_active"
+                    assert (alarm["on_hand"], alarm["par"], alarm["bin"]) == (40, 50, 1)
+                    await late.until(lambda: bool(late.on("supervisor")))
+                    assert late.on("supervisor")[-1].json["status"] == "online"
+                    await late.until(lambda: bool(late.on("robots/tc1")))
+                    robot = late.on("robots/tc1")[-1].json
+                    assert set(robot) == {"robot", "kind", "connected", "state", "job",
+                                          "updated_at"}
+                    assert (robot["kind"], robot["connected"]) == ("tablet-counter", True)
+
+                    await supervisor.desk.acknowledge("bin-low-tc1-1", "ana")
+                    supervisor.watch.poke()
+                    await late.until(lambda: late.on("alarms/bin-low-tc1-1")[-1].json[
+                        "state"] == "ack_active")
+                    acked = late.on("alarms/bin-low-tc1-1")[-1].json
+                    assert acked["acked_by"] == "ana" and acked["seq"] > alarm["seq"]
+
+                    scan = parse_bottle(bottle_code(ATORVASTATIN, "L1", date(2030, 1, 1), "B1"))
+                    await store.restock("tc1", 1, scan, ATORVASTATIN, quantity=100, who="ana",
+                                        policy=RestockPolicy(), today=date(2026, 11, 23),
+                                        partial=False)
+                    supervisor.watch.poke()
+                    await late.until(lambda: late.on("alarms/bin-low-tc1-1")[-1].payload == b"")
+                    await late.until(lambda: bool(late.on("events/restocked")))
+                    restocked = late.on("events/restocked")[-1]
+                    assert not restocked.retain
+                    assert restocked.json["on_hand"] == 140 and restocked.json["lot"] == "L1"
+
+                async with Subscriber(url, site) as later:
+                    await later.until(lambda: bool(later.on("robots/tc1")))
+                    await asyncio.sleep(0.3)
+                    assert later.on("alarms/bin-low-tc1-1") == []  # removed: nothing retained
+            everything = b"".join(m.payload for m in late.messages + later.messages)
+            for patient_data in (b"Pat Example", b"RX100", b"1960-01-02", b"P1\""):
+                assert patient_data not in everything
+    finally:
+        await store.close()
+        for sim in sims.values():
+            await sim.close()
+
+
+async def test_broker_down_and_a_restart_lose_nothing_and_send_nothing_twice(
+        tmp_path: Path) -> None:
+    """Its own broker: the machine's is never stopped."""
+    site = unique_site()
+    topics = Topics(site)
+    broker = EmbeddedBroker()
+    await broker.start()
+    port = broker.port
+    path = sqlite_url(tmp_path / "rx.sqlite")
+
+    def burst(start: int, count: int) -> list[Message]:
+        return [Message(f"{topics.root}/alarms/m-{n:03d}", encode({"n": n}), retain=True)
+                for n in range(start, start + count)]
+
+    store = await Store.open(path)
+    first = Publisher(store, topics, link(broker.url))
+    first.start()
+    try:
+        async with Subscriber(broker.url, site) as live:
+            await store.enqueue(burst(0, 5))
+            first.wake()
+            await live.until(lambda: len(live.on("alarms/m-004")) == 1)
+        await broker.stop()                       # the broker goes away
+        await store.enqueue(burst(5, 5))          # the supervisor goes on, writing to the outbox
+        first.wake()
+        await asyncio.sleep(0.3)
+        await stop_tasks([first._task] if first._task else [])  # killed: no drain, no goodbye
+        await store.close()
+
+        store = await Store.open(path)            # restarted, broker still away
+        await store.enqueue(burst(10, 5))
+        second = Publisher(store, topics, link(broker.url))
+        second.start()
+        await asyncio.sleep(0.5)
+        broker = EmbeddedBroker(port)             # the broker is back, on the same port
+        await broker.start()
+        async with Subscriber(broker.url, site) as after:
+            await after.until(lambda: len([m for m in after.messages
+                                           if "/alarms/m-" in m.topic]) >= 10)
+            await drained(store)
+            await asyncio.sleep(0.3)
+        await second.stop()
+        numbers = [json.loads(m.payload)["n"] for m in after.messages if "/alarms/m-" in m.topic]
+        assert numbers == list(range(5, 15))      # each once, in order
+        assert await store.outbox() == []
+    finally:
+        await store.close()
+        await broker.stop()
