@@ -99,9 +99,9 @@ class Subscriber:
         topic = f"rxfill/{self.site}/{suffix}"
         return [m for m in self.messages if m.topic == topic]
 
-    async def until(self, condition: Callable[[], bool], timeout: float = 15.0) -> None:
-        """Wait until ``condition()`` holds over what arrived."""
-        async with asyncio.timeout(timeout):
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Wait (15 s at most) until ``condition()`` holds over what arrived."""
+        async with asyncio.timeout(15):
             while not condition():
                 self._arrived.clear()
                 await self._arrived.wait()
