@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from controller.config import ConfigError, load_config
+from controller.config import ConfigError, broker_address, load_config
 from controller.logs import Format, configure_logging
 from controller.store import Store, StoreError, sqlite_url
 from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply, help_text
@@ -69,6 +69,29 @@ def demo(
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     raise typer.Exit(asyncio.run(run_demo(config, store, console)))
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option(help="Configuration file.")] = DEMO_CONFIG,
+    store: Annotated[Path | None, typer.Option(
+        help="SQLite file (default: the configuration's [store] path).")] = None,
+    mqtt: Annotated[str | None, typer.Option(
+        help="Broker to publish to, mqtt://HOST:PORT (default: the configuration's).")] = None,
+) -> None:
+    """Run the supervisor on a configuration until SIGINT or SIGTERM."""
+    from controller.site import run_site
+
+    try:
+        settings = load_config(config)
+        if mqtt is not None:
+            broker_address(mqtt)
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.config.logging.level, settings.config.logging.format)
+    path = store or settings.resolve(settings.config.store.path)
+    asyncio.run(run_site(settings, path, mqtt, lambda line: print(line, flush=True)))
 
 
 @config_app.command("check")

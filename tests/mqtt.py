@@ -105,3 +105,16 @@ class Subscriber:
             while not condition():
                 self._arrived.clear()
                 await self._arrived.wait()
+
+
+async def clear_retained(url: str, site: str) -> None:
+    """Remove what a test left retained under its site (the machine's broker outlives it)."""
+    async with Subscriber(url, site) as seen:
+        await asyncio.sleep(0.3)
+    topics = {m.topic for m in seen.messages if m.retain and m.payload}
+    if not topics:
+        return
+    host, port, _tls = broker_address(url)
+    async with aiomqtt.Client(host, port, identifier=f"clean-{secrets.token_hex(4)}") as client:
+        for topic in sorted(topics):
+            await client.publish(topic, b"", qos=1, retain=True)

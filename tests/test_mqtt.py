@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from controller.store import Store, sqlite_url
 from controller.supervisor import Supervisor
 from drivers.tasks import stop_tasks
 from tests.floors import ATORVASTATIN, order, write_config
-from tests.mqtt import Subscriber, broker_url, unique_site
+from tests.mqtt import Subscriber, broker_url, clear_retained, unique_site
 
 
 def link(url: str) -> BrokerLink:
@@ -88,6 +90,7 @@ async def test_a_late_subscriber_sees_standing_alarms_and_ack_and_restock_remove
             everything = b"".join(m.payload for m in late.messages + later.messages)
             for patient_data in (b"Pat Example", b"RX100", b"1960-01-02", b"P1\""):
                 assert patient_data not in everything
+            await clear_retained(url, site)
     finally:
         await store.close()
         for sim in sims.values():
@@ -142,3 +145,31 @@ async def test_broker_down_and_a_restart_lose_nothing_and_send_nothing_twice(
     finally:
         await store.close()
         await broker.stop()
+
+
+async def test_the_will_says_offline_when_the_supervisor_dies(tmp_path: Path) -> None:
+    site = unique_site()
+    write_config(tmp_path, [{"id": "tc1", "url": "sim:tcp", "seed": 4, "ndc": ATORVASTATIN,
+                             "on_hand": 400}], site=site, extra="[mqtt]\nkeepalive_s = 2\n")
+    async with broker_url() as url, Subscriber(url, site) as watcher:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "controller", "run", "--config", str(tmp_path / "rxfill.toml"),
+            "--store", str(tmp_path / "rx.sqlite"), "--mqtt", url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        try:
+            assert process.stdout is not None
+            async with asyncio.timeout(30):
+                line = await process.stdout.readline()
+            assert line.startswith(b"rxfill running: site " + site.encode()), line
+            await watcher.until(lambda: any(m.json and m.json["status"] == "online"
+                                            for m in watcher.on("supervisor")))
+            await watcher.until(lambda: bool(watcher.on("robots/tc1")))
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+            await watcher.until(lambda: watcher.on("supervisor")[-1].json == {
+                "status": "offline"})
+            await clear_retained(url, site)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
