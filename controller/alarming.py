@@ -60,11 +60,11 @@ class AlarmDesk:
 
         def decide(alarms: Mapping[str, Alarm], bins: list[BinRecord],
                    down: frozenset[str]) -> list[AlarmChange]:
-            conditions = rules.bin_conditions(
-                [self._facts(b) for b in bins], alarms, today=now.date(),
-                thresholds=self.thresholds)
+            facts = [self._facts(b) for b in bins]
+            conditions = rules.bin_conditions(facts, alarms, today=now.date(),
+                                              thresholds=self.thresholds)
             return rules.evaluate(alarms, conditions, scope=BIN_TYPES, now=now,
-                                  out_of_service=down)
+                                  out_of_service=down, latest=rules.latest_bin_facts(facts))
         return await self._store.change_alarms(decide)
 
     async def check_robots(self, robots: Iterable[RobotCondition]) -> list[AlarmChange]:

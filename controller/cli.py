@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,9 +15,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from controller.cli_common import (
+    DEMO_CONFIG,
+    ConfigOption,
+    StoreOption,
+    store_path,
+    with_store,
+)
+from controller.cli_stock import alarms_app, stock_app
 from controller.config import ConfigError, broker_address, load_config
 from controller.logs import Format, configure_logging
-from controller.store import Store, StoreError, sqlite_url
+from controller.store import Store, StoreError
 from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply, help_text
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
@@ -30,6 +38,8 @@ vials_app = typer.Typer(help="Partial vials set aside after a failed fill.", no_
 app.add_typer(simulate, name="simulate")
 app.add_typer(config_app, name="config")
 app.add_typer(vials_app, name="vials")
+app.add_typer(stock_app, name="stock")
+app.add_typer(alarms_app, name="alarms")
 
 class LogLevel(StrEnum):
     """Log levels a command accepts."""
@@ -40,7 +50,6 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
 
 
 
@@ -51,10 +60,14 @@ def demo(
         help="SQLite file to keep (default: a fresh temporary file).")] = None,
     log_level: Annotated[LogLevel | None, typer.Option(
         help="Log level (default: the configuration's; on a terminal, warning).")] = None,
+    mqtt: Annotated[str | None, typer.Option(help=(
+        "Publish to this broker, mqtt://HOST:PORT, instead of the configuration's "
+        "(embedded); 'off' for none."))] = None,
 ) -> None:
     """Start the simulators and the supervisor in one process and fill the sample orders."""
     from controller.demo import run_demo
 
+    _check_broker(mqtt)
     level: str = "info"
     fmt: Format = "auto"
     with contextlib.suppress(ConfigError):
@@ -68,7 +81,17 @@ def demo(
     # `rxfill demo | head` ends quietly, as other command-line tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    raise typer.Exit(asyncio.run(run_demo(config, store, console)))
+    raise typer.Exit(asyncio.run(run_demo(config, store, console, mqtt)))
+
+
+def _check_broker(url: str | None) -> None:
+    if url is None or url in ("off", "embedded"):
+        return
+    try:
+        broker_address(url)
+    except ValueError as exc:
+        typer.echo(f"error: --mqtt: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -82,11 +105,10 @@ def run(
     """Run the supervisor on a configuration until SIGINT or SIGTERM."""
     from controller.site import run_site
 
+    _check_broker(mqtt)
     try:
         settings = load_config(config)
-        if mqtt is not None:
-            broker_address(mqtt)
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.config.logging.level, settings.config.logging.format)
@@ -109,35 +131,6 @@ def config_check(path: Annotated[Path, typer.Argument(help="Configuration file."
 
 
 
-StoreOption = Annotated[Path | None, typer.Option(
-    help="SQLite store (default: the configuration's [store] path).")]
-ConfigOption = Annotated[Path, typer.Option(help="Configuration file.")]
-
-
-def _store_path(config: Path, store: Path | None) -> Path:
-    """The store file to open: ``--store``, or the configuration's; it must exist."""
-    if store is None:
-        try:
-            settings = load_config(config)
-        except ConfigError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
-        store = settings.resolve(settings.config.store.path)
-    if not store.is_file():
-        typer.echo(f"{store}: no such store file; expected the SQLite file rxfill keeps "
-                   f"(--store, or [store] path in the configuration)", err=True)
-        raise typer.Exit(2)
-    return store
-
-
-async def _with_store(path: Path, work: Callable[[Store], Awaitable[str]]) -> str:
-    store = await Store.open(sqlite_url(path))
-    try:
-        return await work(store)
-    finally:
-        await store.close()
-
-
 @vials_app.command("list")
 def vials_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
                all_: Annotated[bool, typer.Option("--all", help="Include those decided.")] = False,
@@ -151,7 +144,7 @@ def vials_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
                  f"{v.disposition or 'waiting'}"
                  + (f" by {v.disposed_by}" if v.disposed_by else "") for v in vials]
         return "\n".join(lines) or "no partial vials waiting"
-    typer.echo(asyncio.run(_with_store(_store_path(config, store), work)))
+    with_store(store_path(config, store), work)
 
 
 def _dispose(vial: int, disposition: str, who: str, config: Path, store: Path | None) -> None:
@@ -162,7 +155,7 @@ def _dispose(vial: int, disposition: str, who: str, config: Path, store: Path | 
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         return f"vial {done.id}: {done.count} tablets {done.disposition} by {done.disposed_by}"
-    typer.echo(asyncio.run(_with_store(_store_path(config, store), work)))
+    with_store(store_path(config, store), work)
 
 
 @vials_app.command("return")

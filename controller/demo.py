@@ -7,13 +7,20 @@ it waits a moment, clears it, and the robot takes work again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
+from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from controller.config import ConfigError, OrderEntry, Settings, load_config, load_orders
+from controller.demo_board import AlarmBoard
+from controller.domain.alarms import AlarmError
+from controller.domain.gs1 import bottle_code, ndc_from_gtin, parse_bottle
 from controller.notices import (
     FillEnded,
     FillStarted,
@@ -24,9 +31,10 @@ from controller.notices import (
     RobotOffline,
     RobotOnline,
 )
-from controller.simulation import Simulator, start_simulators
+from controller.simulation import Simulator
+from controller.site import broker_link, simulated_robots
 from controller.store import FillRecord, OrderRecord, Store, sqlite_url
-from controller.supervisor import Supervisor, bin_specs
+from controller.supervisor import Supervisor
 from simulators.tablet_counter.server import CounterSimulator
 
 DEMO_TIMEOUT_S = 50.0
@@ -44,6 +52,7 @@ class DemoFloor:
         self.entries: dict[int, OrderEntry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._faulted: set[int] = set()
+        self._restocked: set[tuple[str, int]] = set()
 
     def on_notice(self, notice: Notice) -> None:
         """Show the notice; inject an order's fault as its fill starts; clear stopped robots."""
@@ -63,13 +72,58 @@ class DemoFloor:
                                f"{notice.reason}")
         elif isinstance(notice, RobotNeedsAttention):
             self.console.print(f"  [red]{notice.robot} needs a person[/]: {notice.reason}")
-            task = asyncio.get_running_loop().create_task(self._technician(notice.robot))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(self._technician(notice.robot))
         elif isinstance(notice, RobotCleared):
             self.console.print(f"  technician cleared {notice.robot}; it takes work again")
         elif isinstance(notice, RobotOffline | RobotOnline):
             self.console.print(f"  {notice}")
+
+    def on_alarm(self, alarm_id: str) -> None:
+        """An alarm reached the technician's phone unacknowledged: acknowledge it."""
+        self._start(self._acknowledge(alarm_id))
+
+    async def _acknowledge(self, alarm_id: str) -> None:
+        try:
+            await self.supervisor.desk.acknowledge(alarm_id, "demo technician")
+        except AlarmError:
+            return  # acknowledged already, or over: nothing to do
+        self.supervisor.watch.poke()
+
+    def on_low(self, robot: str, number: int) -> None:
+        """A bin_low alarm reached the technician's phone: go and restock that bin (once)."""
+        if (robot, number) not in self._restocked:
+            self._restocked.add((robot, number))
+            self._start(self._restock(robot, number))
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _restock(self, robot: str, number: int) -> None:
+        """Pour a fresh bottle into the robot, then scan it, as the technician does."""
+        await asyncio.sleep(TECHNICIAN_PAUSE_S)
+        supervisor = self.supervisor
+        settings, store = supervisor.settings, supervisor.store
+        record = await store.bin(robot, number)
+        drug = settings.formulary[record.ndc]
+        quantity = min(drug.package_quantity or 100, record.capacity - record.on_hand)
+        today = supervisor.clock.now().date()
+        code = bottle_code(record.ndc, f"{record.lot[:2]}{today:%y%m}R",
+                           today + timedelta(days=540), f"DEMO{robot.upper()}{number:03d}")
+        scan = parse_bottle(code)
+        sim = self.simulators.get(robot)
+        if isinstance(sim, CounterSimulator):
+            sim.device.set_stock(number, sim.device.channels[number].stock + quantity)
+        elif sim is not None:
+            sim.device.set_stock(number, sim.device.cells[number].stock + quantity)
+        await store.restock(robot, number, scan, ndc_from_gtin(scan, settings.formulary),
+                            quantity=quantity, who="demo technician",
+                            policy=settings.config.stock.policy, today=today, partial=False)
+        self.console.print(f"  technician: scanned a bottle of {drug.display_name} (lot "
+                           f"{scan.lot}, expires {scan.expiry}) into {robot}/{number}: "
+                           f"+{quantity}")
+        supervisor.watch.poke()
 
     def _inject(self, fill: FillRecord) -> None:
         entry = self.entries.get(fill.order_id)
@@ -110,8 +164,12 @@ class DemoFloor:
                                f"{fill.order_id} {disposition}")
 
 
-async def run_demo(config_path: Path, store_path: Path | None, console: Console) -> int:
-    """Fill the configuration's sample orders against its simulators; 0 when all went as shown."""
+async def run_demo(config_path: Path, store_path: Path | None, console: Console,
+                   mqtt: str | None = None) -> int:
+    """Fill the configuration's sample orders against its simulators; 0 when all went as shown.
+
+    ``mqtt`` is a broker's url (or ``off``) instead of the configuration's.
+    """
     try:
         settings = load_config(config_path)
         if settings.config.orders is None:
@@ -125,24 +183,30 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console)
         path = store_path or Path(scratch) / "demo.sqlite"
         store = await Store.open(sqlite_url(path))
         try:
-            return await _fill(settings, store, entries, console, path)
+            return await _fill(settings, store, entries, console, path, mqtt)
         finally:
             await store.close()
 
 
 async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], console: Console,
-                path: Path) -> int:
-    await store.ensure_bins(bin_specs(settings))
-    on_hand = {(b.robot, b.bin): b.on_hand for b in await store.bins()}
-    simulators = await start_simulators(settings, on_hand)
-    try:
-        for robot, sim in simulators.items():
+                path: Path, mqtt: str | None) -> int:
+    async with broker_link(settings, mqtt) as link, simulated_robots(settings, store) as sims:
+        for robot, sim in sims.items():
             console.print(f"simulator {robot} listening on {sim.url}")
-        supervisor = Supervisor(settings, store, urls={r: s.url for r, s in simulators.items()})
-        floor = DemoFloor(console, supervisor, simulators)
-        supervisor.subscribe(floor.on_notice)
         console.print(f"store: {path}")
-        async with supervisor:
+        console.print(f"mqtt: {'off' if link is None else f'mqtt://{link.host}:{link.port}'}"
+                      f" (topics rxfill/{settings.config.site.id}/...)")
+        supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()},
+                                mqtt=link)
+        floor = DemoFloor(console, supervisor, sims)
+        supervisor.subscribe(floor.on_notice)
+        async with contextlib.AsyncExitStack() as stack:
+            board = None
+            if link is not None:
+                board = await stack.enter_async_context(
+                    AlarmBoard(console, link, settings.config.site.id, floor.on_low,
+                               floor.on_alarm))
+            await stack.enter_async_context(supervisor)
             console.print(f"filling {len(entries)} sample orders on "
                           f"{', '.join(supervisor.robots)}")
             ids = []
@@ -154,13 +218,14 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
                 async with asyncio.timeout(DEMO_TIMEOUT_S):
                     orders = await supervisor.wait_settled(ids)
                     await floor.finish()
+                    if board is not None:
+                        await board.settled()
+                        await floor.finish()
             except TimeoutError:
-                console.print(f"[red]error:[/] orders were still open after {DEMO_TIMEOUT_S} s")
+                console.print(f"[red]error:[/] orders or alarms were still open after "
+                              f"{DEMO_TIMEOUT_S} s")
                 return 1
         console.print(await _table(settings, store, orders))
-    finally:
-        for sim in simulators.values():
-            await sim.close()
     return 0
 
 

@@ -69,7 +69,7 @@ def test_a_low_bin_alarms_with_the_icd_payload() -> None:
             payload["par"]) == ("vf1", 12, ATORVASTATIN, 38, 100)
     assert payload["message"] == ("Cell 12 of vf1 (atorvastatin 20 mg tablet) has 38 tablets "
                                   "left, at or below par 100: restock")
-    assert payload["response"] == f"Restock Cell 12 of vf1 with NDC {ATORVASTATIN} and scan " \
+    assert payload["response"] == f"Restock cell 12 of vf1 with NDC {ATORVASTATIN} and scan " \
                                   "the bottle"
     assert payload["raised_at"] == "2026-11-23T09:00:00.000Z" and payload["seq"] == 1
     assert {"acked_by", "acked_at", "consequence", "updated_at", "drug"} <= set(payload)

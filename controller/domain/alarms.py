@@ -76,6 +76,8 @@ class AlarmKind:
     message: str
     consequence: str
     response: str
+    cleared: str
+    """The message once the condition no longer holds (unack_rtn, or shelved and over)."""
     on_delay: timedelta = timedelta(0)
     """The condition must hold this long before the alarm is raised (a link's blink is not
     an alarm)."""
@@ -84,40 +86,47 @@ class AlarmKind:
 CATALOGUE: dict[AlarmType, AlarmKind] = {
     AlarmType.BIN_LOW: AlarmKind(
         Priority.MEDIUM,
-        "{place} ({drug}) has {on_hand} tablets left, at or below par {par}: restock",
+        "{Place} ({drug}) has {on_hand} tablets left, at or below par {par}: restock",
         "Orders for this drug go to another robot or wait once the {unit} is empty",
-        "Restock {place} with NDC {ndc} and scan the bottle"),
+        "Restock {place} with NDC {ndc} and scan the bottle",
+        "{Place} ({drug}) is back above par {par}, {on_hand} tablets: acknowledge"),
     AlarmType.BIN_EMPTY: AlarmKind(
         Priority.HIGH,
-        "{place} ({drug}) is empty",
+        "{Place} ({drug}) is empty",
         "No order for this drug can be filled on {robot}; they go elsewhere or wait",
-        "Restock {place} with NDC {ndc} and scan the bottle"),
+        "Restock {place} with NDC {ndc} and scan the bottle",
+        "{Place} ({drug}) holds {on_hand} tablets again: acknowledge"),
     AlarmType.BIN_EXPIRING: AlarmKind(
         Priority.LOW,
-        "{place} ({drug}) holds lot {lot}, which expires on {expiry}",
+        "{Place} ({drug}) holds lot {lot}, which expires on {expiry}",
         "Once it expires the {unit} stops dispensing and its tablets must be wasted",
-        "Let it run down, or unload lot {lot} of {place} and restock with a later lot"),
+        "Let it run down, or unload lot {lot} of {place} and restock with a later lot",
+        "{Place} ({drug}) holds no lot near its expiry now: acknowledge"),
     AlarmType.BIN_EXPIRED: AlarmKind(
         Priority.CRITICAL,
-        "{place} ({drug}) holds lot {lot}, which expired on {expiry}",
+        "{Place} ({drug}) holds lot {lot}, which expired on {expiry}",
         "The {unit} is kept from dispensing; expired tablets must not reach a patient",
-        "Unload {place}, waste lot {lot} and record it, then restock with an in-date lot"),
+        "Unload {place}, waste lot {lot} and record it, then restock with an in-date lot",
+        "{Place} ({drug}) holds no expired lot now: acknowledge"),
     AlarmType.ROBOT_FAULT: AlarmKind(
         Priority.HIGH,
         "{robot} stopped: {detail}",
         "{robot} takes no orders; its queue goes to other robots or waits",
-        "Go to {robot}, fix what stopped it (jam, door, vial, cap), then clear it"),
+        "Go to {robot}, fix what stopped it (jam, door, vial, cap), then clear it",
+        "{robot} was cleared and takes work again: acknowledge"),
     AlarmType.ROBOT_OFFLINE: AlarmKind(
         Priority.HIGH,
         "{robot} does not answer: {detail}",
         "{robot} takes no orders; a fill in progress is reconciled when it answers again",
         "Check {robot}'s power and cable (or network); the supervisor reconnects by itself",
+        "{robot} answers again: acknowledge",
         on_delay=timedelta(seconds=5)),
     AlarmType.VIAL_HOPPER_LOW: AlarmKind(
         Priority.MEDIUM,
         "{robot}'s vial hoppers run low ({detail})",
         "Once a hopper is empty, orders needing that vial size stop on {robot}",
-        "Refill {robot}'s vial hoppers"),
+        "Refill {robot}'s vial hoppers",
+        "{robot}'s vial hoppers were refilled: acknowledge"),
 }
 
 
@@ -168,11 +177,15 @@ class Alarm:
     seq: int = 0
 
     def text(self, which: str) -> str:
-        """The catalogue's ``message``, ``consequence`` or ``response``, filled in."""
+        """The catalogue's ``message`` (``cleared`` once the condition is gone),
+        ``consequence`` or ``response``, filled in."""
+        if which == "message" and not self.active:
+            which = "cleared"
         template: str = getattr(CATALOGUE[self.type], which)
         unit = "cell" if self.facts.get("unit") == "cell" else "channel"
-        place = f"{unit.capitalize()} {self.bin} of {self.robot}"
-        values = {"robot": self.robot, "bin": self.bin, "place": place, "unit": unit,
+        place = f"{unit} {self.bin} of {self.robot}"
+        values = {"robot": self.robot, "bin": self.bin, "place": place,
+                  "Place": place.capitalize(), "unit": unit,
                   "drug": "", "ndc": "", "on_hand": "", "par": "", "lot": "", "expiry": "",
                   "detail": "", **self.facts}
         return template.format(**values)
@@ -251,13 +264,23 @@ class BinFacts:
     expiry: date
 
 
+def bin_facts(b: BinFacts) -> dict[str, Any]:
+    """A bin's facts as its alarms carry them."""
+    return {"unit": b.unit, "ndc": b.ndc, "drug": b.drug, "on_hand": b.on_hand,
+            "par": b.par, "lot": b.lot, "expiry": f"{b.expiry:%Y-%m-%d}"}
+
+
+def latest_bin_facts(bins: Iterable[BinFacts]) -> dict[str, dict[str, Any]]:
+    """Every bin alarm's id, with its bin's facts now."""
+    return {alarm_id(kind, b.robot, b.bin): bin_facts(b) for b in bins for kind in BIN_TYPES}
+
+
 def bin_conditions(bins: Iterable[BinFacts], alarms: Mapping[str, Alarm], *, today: date,
                    thresholds: Thresholds) -> list[Condition]:
     """The bin conditions that hold: low (with its deadband), empty, expiring, expired."""
     found: list[Condition] = []
     for b in bins:
-        facts = {"unit": b.unit, "ndc": b.ndc, "drug": b.drug, "on_hand": b.on_hand,
-                 "par": b.par, "lot": b.lot, "expiry": f"{b.expiry:%Y-%m-%d}"}
+        facts = bin_facts(b)
         low = alarms.get(alarm_id(AlarmType.BIN_LOW, b.robot, b.bin))
         standing = low is not None and low.active
         if b.on_hand <= b.par or (standing and b.on_hand <= low_clears_above(b.par, thresholds)):
@@ -278,8 +301,12 @@ def bin_conditions(bins: Iterable[BinFacts], alarms: Mapping[str, Alarm], *, tod
 def evaluate(alarms: Mapping[str, Alarm], conditions: Iterable[Condition], *,
              scope: frozenset[AlarmType], now: datetime,
              out_of_service: frozenset[str] = frozenset(), who: str = "supervisor",
-             ) -> list[AlarmChange]:
-    """What changes when ``conditions`` are all that hold now among alarms of ``scope``."""
+             latest: Mapping[str, Mapping[str, Any]] | None = None) -> list[AlarmChange]:
+    """What changes when ``conditions`` are all that hold now among alarms of ``scope``.
+
+    ``latest`` gives, by alarm id, the facts as they are now for alarms whose condition
+    cleared, so that a cleared alarm shows the count that cleared it.
+    """
     changes: list[AlarmChange] = []
     holding: set[str] = set()
     for condition in conditions:
@@ -295,7 +322,10 @@ def evaluate(alarms: Mapping[str, Alarm], conditions: Iterable[Condition], *,
             changes.append(AlarmChange(before, after, who))
     for alarm in alarms.values():
         if alarm.type in scope and alarm.id not in holding and alarm.active:
-            changes.append(AlarmChange(alarm, _clear(alarm, now), who, "condition cleared"))
+            cleared = _clear(alarm, now)
+            if latest and alarm.id in latest:
+                cleared = replace(cleared, facts=dict(latest[alarm.id]))
+            changes.append(AlarmChange(alarm, cleared, who, "condition cleared"))
     return changes
 
 

@@ -1,0 +1,294 @@
+"""``rxfill stock`` and ``rxfill alarms``: what technicians do at the console, from a shell.
+
+They work on the store directly, beside a running supervisor or without one:
+each change is one transaction, and what it announces waits in the outbox
+for the supervisor's publisher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from controller.alarming import AlarmDesk
+from controller.cli_common import (
+    DEMO_CONFIG,
+    ConfigOption,
+    StoreOption,
+    WhoOption,
+    fail,
+    settings_of,
+    store_path,
+    with_store,
+)
+from controller.clock import Clock
+from controller.config import Settings
+from controller.domain import alarms as rules
+from controller.domain.alarms import AlarmError, iso
+from controller.domain.gs1 import ScanError, ndc_from_gtin, parse_bottle
+from controller.domain.stock import RestockRefused
+from controller.store import BinRecord, Store, StoreError
+
+stock_app = typer.Typer(help="Bins: what they hold, restocking by scan, counts, recalls.",
+                        no_args_is_help=True)
+alarms_app = typer.Typer(help="Alarms: list, acknowledge, shelve, robots out of service.",
+                         no_args_is_help=True)
+
+BinArgument = Annotated[str, typer.Argument(help="ROBOT/NUMBER, for example fv1/12.")]
+
+
+def _bin(text: str) -> tuple[str, int]:
+    robot, _, number = text.partition("/")
+    if not robot or not number.isdigit():
+        raise fail(f"bin {text!r}: expected ROBOT/NUMBER, for example fv1/12", 2)
+    return robot, int(number)
+
+
+def _opened(config: Path, store: Path | None) -> tuple[Settings, Path]:
+    settings = settings_of(config)
+    return settings, store_path(config, store, settings)
+
+
+def _status(record: BinRecord, settings: Settings, today_ordinal: int) -> str:
+    days = settings.config.stock.expiring_days
+    words = []
+    if record.on_hand <= 0:
+        words.append("EMPTY")
+    elif record.on_hand <= record.par:
+        words.append("LOW")
+    if record.on_hand > 0 and record.expiry.toordinal() < today_ordinal:
+        words.append("EXPIRED")
+    elif record.on_hand > 0 and record.expiry.toordinal() <= today_ordinal + days:
+        words.append("EXPIRING")
+    return " ".join(words) or "ok"
+
+
+# -- stock ---------------------------------------------------------------------------------
+
+@stock_app.command("show")
+def stock_show(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
+    """Every bin: drug, lots (first to be dispensed first), on hand, par, capacity."""
+    settings, path = _opened(config, store)
+
+    async def work(db: Store) -> str:
+        today = Clock().now().date().toordinal()
+        lines = [f"{'bin':<8} {'drug':<34} {'on hand':>7} {'par':>5} {'cap':>5}  "
+                 f"{'status':<14} lots"]
+        for b in await db.bins():
+            drug = settings.formulary.get(b.ndc)
+            lots = ", ".join(f"{lot.lot} exp {lot.expiry:%Y-%m-%d}: {lot.on_hand}"
+                             for lot in b.lots)
+            lines.append(f"{b.robot + '/' + str(b.bin):<8} "
+                         f"{(drug.display_name if drug else b.ndc)[:34]:<34} {b.on_hand:>7} "
+                         f"{b.par:>5} {b.capacity:>5}  {_status(b, settings, today):<14} {lots}")
+        return "\n".join(lines)
+    with_store(path, work, settings)
+
+
+@stock_app.command("restock")
+def stock_restock(
+    bin_: BinArgument,
+    scan: Annotated[str, typer.Option(help="The stock bottle's GS1 DataMatrix, as scanned.")],
+    who: WhoOption,
+    quantity: Annotated[int | None, typer.Option(
+        help="Tablets poured, for a partial bottle (default: a full bottle of the NDC).",
+        min=1)] = None,
+    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
+) -> None:
+    """Pour a scanned bottle into a bin; a wrong, expired or nearly expired bottle is refused."""
+    robot, number = _bin(bin_)
+    settings, path = _opened(config, store)
+    try:
+        bottle = parse_bottle(scan)
+        ndc = ndc_from_gtin(bottle, settings.formulary)
+    except ScanError as exc:
+        raise fail(f"refused: {exc}") from None
+    count = quantity or settings.formulary[ndc].package_quantity
+    if count is None:
+        raise fail(f"the formulary gives no package_quantity for NDC {ndc}: give --quantity, "
+                   f"the tablets poured", 2)
+
+    async def work(db: Store) -> str:
+        clock = Clock()
+        try:
+            record = await db.restock(robot, number, bottle, ndc, quantity=count, who=who,
+                                      policy=settings.config.stock.policy,
+                                      today=clock.now().date(), partial=quantity is not None)
+        except (RestockRefused, StoreError) as exc:
+            raise fail(f"refused: {exc}") from None
+        changes = await AlarmDesk(settings, db, clock).check_bins()
+        cleared = [c.after.id for c in changes if not c.after.active]
+        return (f"{robot}/{number}: +{count} of lot {bottle.lot} (expires "
+                f"{bottle.expiry:%Y-%m-%d}, serial {bottle.serial}); on hand {record.on_hand}"
+                + (f"; alarms cleared: {', '.join(cleared)}" if cleared else ""))
+    with_store(path, work, settings)
+
+
+@stock_app.command("correct")
+def stock_correct(
+    bin_: BinArgument,
+    count: Annotated[int, typer.Option(help="What the bin truly holds.", min=0)],
+    reason: Annotated[str, typer.Option(help="Why the record was wrong.")],
+    who: WhoOption,
+    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
+) -> None:
+    """Record a counted quantity (a movement of the difference, with who and why)."""
+    robot, number = _bin(bin_)
+    settings, path = _opened(config, store)
+
+    async def work(db: Store) -> str:
+        try:
+            before = await db.bin(robot, number)
+            after = await db.correct_bin(before.id, count, who=who, reason=reason)
+        except (StoreError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        await AlarmDesk(settings, db).check_bins()
+        return f"{robot}/{number}: {before.on_hand} → {after.on_hand} ({reason}, by {who})"
+    with_store(path, work, settings)
+
+
+@stock_app.command("unload")
+def stock_unload(
+    bin_: BinArgument,
+    reason: Annotated[str, typer.Option(help="Why: a lot change, an expired or recalled lot.")],
+    who: WhoOption,
+    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
+) -> None:
+    """Take everything out of a bin (each lot's count, recorded)."""
+    robot, number = _bin(bin_)
+    settings, path = _opened(config, store)
+
+    async def work(db: Store) -> str:
+        try:
+            before = await db.bin(robot, number)
+            await db.unload_bin(before.id, who=who, reason=reason)
+        except (StoreError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        await AlarmDesk(settings, db).check_bins()
+        return f"{robot}/{number}: unloaded {before.on_hand} ({reason}, by {who})"
+    with_store(path, work, settings)
+
+
+@stock_app.command("recall")
+def stock_recall(
+    lot: Annotated[str, typer.Option(help="The recalled lot.")],
+    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
+) -> None:
+    """Which vials got tablets of a lot (or may have, where the bin mixed lots)."""
+    settings, path = _opened(config, store)
+
+    async def work(db: Store) -> str:
+        vials = await db.recall(lot)
+        if not vials:
+            return f"no fill drew lot {lot}"
+        lines = [f"{len(vials)} vial(s) may hold lot {lot}:"]
+        for v in vials:
+            order = await db.order(v.order_id)
+            how = "may hold it (lots mixed in the bin)" if v.mixed else "holds it"
+            lines.append(f"  fill {v.fill_id}  order {v.order_id} (Rx {order.rx_number})  "
+                         f"{v.robot}/{v.bin}  {v.at:%Y-%m-%d %H:%M}  {v.quantity} of the lot; "
+                         f"{how}; order {order.state}")
+        return "\n".join(lines)
+    with_store(path, work, settings)
+
+
+# -- alarms --------------------------------------------------------------------------------
+
+@alarms_app.command("list")
+def alarms_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
+    """Standing alarms, most urgent first; in a flood, low and medium ones are counted."""
+    settings, path = _opened(config, store)
+
+    async def work(db: Store) -> str:
+        clock = Clock()
+        raised = await db.raised_since(clock.now() - rules.FLOOD_WINDOW)
+        flood = rules.flooding(raised, False)
+        view = rules.annunciate(await db.alarms(), flood=flood)
+        lines = [f"ALARM FLOOD: {raised} alarms raised in the last 10 minutes; urgent ones "
+                 f"first, the rest counted"] if flood else []
+        for a in view.shown:
+            lines.append(f"{a.priority:<8} {a.state:<14} {a.id:<28} {a.text('message')}")
+            if a.state is rules.AlarmState.SHELVED:
+                lines.append(f"{'':<8} shelved by {a.shelved_by} until {iso(a.shelved_until)}:"
+                             f" {a.shelved_reason}")
+        lines += [f"{p:<8} {n} × {t}" for t, p, n in view.summarised]
+        return "\n".join(lines) or "no standing alarms"
+    with_store(path, work, settings)
+
+
+Act = Callable[[AlarmDesk], Awaitable[list[rules.AlarmChange]]]
+
+
+def _act(config: ConfigOption, store: StoreOption, action: str, act: Act) -> None:
+    settings, path = _opened(config, store)
+
+    async def work(db: Store) -> str:
+        try:
+            changes = await act(AlarmDesk(settings, db))
+        except AlarmError as exc:
+            raise fail(str(exc)) from None
+        return "\n".join(f"{c.after.id}: {c.after.state} ({action} by {c.who})"
+                         for c in changes) or "nothing to change"
+    with_store(path, work, settings)
+
+
+@alarms_app.command("ack")
+def alarms_ack(alarm: Annotated[str, typer.Argument(help="The alarm's id.")], who: WhoOption,
+               config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
+    """Acknowledge an alarm: you have seen it and take charge."""
+    async def act(desk: AlarmDesk) -> list[rules.AlarmChange]:
+        return [await desk.acknowledge(alarm, who)]
+    _act(config, store, "acknowledged", act)
+
+
+@alarms_app.command("shelve")
+def alarms_shelve(
+    alarm: Annotated[str, typer.Argument(help="The alarm's id.")], who: WhoOption,
+    reason: Annotated[str, typer.Option(help="Why it may be silenced.")],
+    minutes: Annotated[int, typer.Option("--for", help="Minutes (at most a day).", min=1)] = 60,
+    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
+) -> None:
+    """Silence an alarm for a while, saying why; it returns by itself."""
+    async def act(desk: AlarmDesk) -> list[rules.AlarmChange]:
+        until = Clock().now() + timedelta(minutes=minutes)
+        return [await desk.shelve(alarm, who, reason, until)]
+    _act(config, store, "shelved", act)
+
+
+@alarms_app.command("unshelve")
+def alarms_unshelve(alarm: Annotated[str, typer.Argument(help="The alarm's id.")],
+                    who: WhoOption, config: ConfigOption = DEMO_CONFIG,
+                    store: StoreOption = None) -> None:
+    """End a shelf early."""
+    async def act(desk: AlarmDesk) -> list[rules.AlarmChange]:
+        return [await desk.unshelve(alarm, who)]
+    _act(config, store, "unshelved", act)
+
+
+@alarms_app.command("service")
+def alarms_service(
+    robot: Annotated[str, typer.Argument(help="The robot's id.")], who: WhoOption,
+    down: Annotated[bool, typer.Option("--out/--in", help="Out of service, or back in.")],
+    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
+) -> None:
+    """Take a robot out of service for maintenance (its alarms with it), or bring it back."""
+    async def act(desk: AlarmDesk) -> list[rules.AlarmChange]:
+        return await desk.set_in_service(robot, who, not down)
+    _act(config, store, "out of service" if down else "back in service", act)
+
+
+@alarms_app.command("history")
+def alarms_history(alarm: Annotated[str | None, typer.Argument(help="One alarm's id.")] = None,
+                   config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
+    """Every recorded change of the alarms' states: when, who, from, to, why."""
+    settings, path = _opened(config, store)
+
+    async def work(db: Store) -> str:
+        return "\n".join(f"{iso(e.at)}  {e.alarm_id:<28} {e.from_state or '-':>14} → "
+                         f"{e.to_state:<14} {e.who}" + (f": {e.reason}" if e.reason else "")
+                         for e in await db.alarm_history(alarm)) or "no alarm history"
+    with_store(path, work, settings)
