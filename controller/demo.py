@@ -52,7 +52,7 @@ class DemoFloor:
         self.entries: dict[int, OrderEntry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._faulted: set[int] = set()
-        self._restocked: set[tuple[str, int]] = set()
+        self._restocking: set[tuple[str, int]] = set()
 
     def on_notice(self, notice: Notice) -> None:
         """Show the notice; inject an order's fault as its fill starts; clear stopped robots."""
@@ -90,9 +90,9 @@ class DemoFloor:
         self.supervisor.watch.poke()
 
     def on_low(self, robot: str, number: int) -> None:
-        """A bin_low alarm reached the technician's phone: go and restock that bin (once)."""
-        if (robot, number) not in self._restocked:
-            self._restocked.add((robot, number))
+        """A bin_low alarm reached the technician's phone: go and restock that bin."""
+        if (robot, number) not in self._restocking:
+            self._restocking.add((robot, number))
             self._start(self._restock(robot, number))
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
@@ -101,11 +101,19 @@ class DemoFloor:
         task.add_done_callback(self._tasks.discard)
 
     async def _restock(self, robot: str, number: int) -> None:
+        try:
+            await self._pour_and_scan(robot, number)
+        finally:
+            self._restocking.discard((robot, number))
+
+    async def _pour_and_scan(self, robot: str, number: int) -> None:
         """Pour a fresh bottle into the robot, then scan it, as the technician does."""
         await asyncio.sleep(TECHNICIAN_PAUSE_S)
         supervisor = self.supervisor
         settings, store = supervisor.settings, supervisor.store
         record = await store.bin(robot, number)
+        if record.on_hand > record.par:
+            return  # an old message: the bin is not low (any more)
         drug = settings.formulary[record.ndc]
         quantity = min(drug.package_quantity or 100, record.capacity - record.on_hand)
         today = supervisor.clock.now().date()

@@ -41,6 +41,8 @@ IDLE_POLL_S = 0.5
 """How often an idle publisher looks for messages other processes (the CLI) wrote."""
 ACK_TIMEOUT_S = 10.0
 BATCH = 100
+SWEEP_S = 0.5
+"""How long to collect a site's retained messages after the first connect."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,11 @@ class Publisher:
         """Set while a connection is up."""
         self.sent = 0
         """Messages the broker acknowledged since start."""
+        self._swept = False
+        self.ready = asyncio.Event()
+        """Set once connected, status published and stale retained messages swept."""
+        self.robots: frozenset[str] = frozenset()
+        """The site's robots: a retained state of any other is stale."""
 
     def start(self) -> None:
         """Begin publishing in the background."""
@@ -120,6 +127,10 @@ class Publisher:
                     lost = None
                     await self._publish(client, self._topics.online(self._started_at,
                                                                     **self._status()))
+                    if not self._swept:
+                        await self._sweep(client)
+                        self._swept = True
+                    self.ready.set()
                     await self._drain(client)
                     await self._publish(client, self._topics.offline())
                     return
@@ -147,6 +158,27 @@ class Publisher:
             if self._stopping.is_set():
                 return
             await _wait(self._wake, IDLE_POLL_S)
+
+    async def _sweep(self, client: aiomqtt.Client) -> None:
+        """Remove retained alarms and robot states the store does not stand behind.
+
+        A broker outlives a store: another run of the same site (a demo's fresh
+        store, a robot taken out of the configuration) may have left them.
+        """
+        root = self._topics.root
+        await client.subscribe([(f"{root}/alarms/+", 1), (f"{root}/robots/+", 1)])
+        retained: set[str] = set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SWEEP_S):
+                async for message in client.messages:
+                    if message.retain and message.payload:
+                        retained.add(str(message.topic))
+        await client.unsubscribe([f"{root}/alarms/+", f"{root}/robots/+"])
+        standing = {f"{root}/alarms/{a.id}" for a in await self._store.alarms()}
+        known = standing | {f"{root}/robots/{robot}" for robot in self.robots}
+        for topic in sorted(retained - known):
+            log.info("stale retained message removed", topic=topic)
+            await self._publish(client, Message(topic, b"", retain=True))
 
     async def _publish(self, client: aiomqtt.Client, message: Message) -> None:
         await client.publish(message.topic, message.payload, qos=1, retain=message.retain,

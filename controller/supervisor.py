@@ -47,6 +47,7 @@ from drivers.tasks import stop_tasks
 
 log = structlog.get_logger(__name__)
 
+BROKER_WAIT_S = 3.0
 SETTLED = frozenset({OrderState.FILLED, OrderState.EXCEPTION, OrderState.REJECTED,
                      OrderState.CANCELLED})
 
@@ -131,6 +132,8 @@ class Supervisor:
                 robot=robot, driver=make_driver(robot, url), store=store,
                 formulary=settings.formulary, notify=self._notify, clock=self.clock,
                 backoff=Backoff(rng=random.Random(rng.random())))
+        if self.publisher is not None:
+            self.publisher.robots = frozenset(self.robots)
         self.watch = AlarmWatch(self.desk, store, self.robots, self.topics, self.clock,
                                 self._sent, self.started_at)
         self._watch_task: asyncio.Task[None] | None = None
@@ -160,6 +163,11 @@ class Supervisor:
         if self.publisher is not None:
             await self.desk.republish()
             self.publisher.start()
+            # Give the broker a moment, so that the site's stale retained messages are gone
+            # before anything new is said; a broker that is down does not hold us up.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(BROKER_WAIT_S):
+                    await self.publisher.ready.wait()
         await self.connect_all()
         self._task = asyncio.create_task(self._run(), name="supervisor")
         self._task.add_done_callback(self._stopped)

@@ -33,6 +33,11 @@ def test_demo_fills_the_sample_orders_and_logs_no_patient_data(tmp_path: Path) -
     assert "jam" in out and "weight_off" in out and "count_by_hand" in out
     assert "no robot holds NDC 00093-0147-01" in out
     assert "not enough on hand: 120 asked" in out
+    # The bin that ran low: its alarm as an MQTT subscriber received it, the restock, the end.
+    low = out.index("mqtt ← alarms/bin-low-tc1-5: bin_low medium unack_active")
+    restocked = out.index("mqtt ← events/restocked: robot tc1, bin 5")
+    over = out.index("mqtt ← alarms/bin-low-tc1-5: (empty, retained: the alarm is over)")
+    assert low < restocked < over
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every log line is JSON off a terminal
     assert any(r["event"] == "fill ended" for r in records)

@@ -9,6 +9,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import aiomqtt
+
 from controller.broker import EmbeddedBroker
 from controller.domain.gs1 import bottle_code, parse_bottle
 from controller.domain.stock import RestockPolicy
@@ -173,3 +175,35 @@ async def test_the_will_says_offline_when_the_supervisor_dies(tmp_path: Path) ->
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+
+
+async def test_retained_alarms_the_store_does_not_stand_behind_are_removed(
+        tmp_path: Path) -> None:
+    """Another run of the site (a demo's fresh store) left an alarm retained on the broker."""
+    site = unique_site()
+    settings = write_config(tmp_path, [{"id": "tc1", "url": "sim:tcp", "seed": 4,
+                                        "ndc": ATORVASTATIN, "on_hand": 400}], site=site)
+    sims = await start_simulators(settings)
+    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    try:
+        async with broker_url() as url:
+            host, _, port = url.removeprefix("mqtt://").rpartition(":")
+            stale = f"rxfill/{site}/alarms/bin-low-tc1-1"
+            ghost = f"rxfill/{site}/robots/tc9"
+            async with aiomqtt.Client(host, int(port)) as other:
+                await other.publish(stale, b'{"state":"unack_active"}', qos=1, retain=True)
+                await other.publish(ghost, b'{"robot":"tc9"}', qos=1, retain=True)
+            supervisor = Supervisor(settings, store, urls={"tc1": sims["tc1"].url},
+                                    mqtt=link(url))
+            async with supervisor:
+                assert supervisor.publisher is not None and supervisor.publisher.ready.is_set()
+            async with Subscriber(url, site) as late:
+                await late.until(lambda: bool(late.on("supervisor")))
+                await asyncio.sleep(0.3)
+                assert late.on("alarms/bin-low-tc1-1") == [] and late.on("robots/tc9") == []
+                assert late.on("robots/tc1")
+            await clear_retained(url, site)
+    finally:
+        await store.close()
+        for sim in sims.values():
+            await sim.close()

@@ -1,0 +1,98 @@
+"""``rxfill stock`` and ``rxfill alarms`` as a technician runs them, on a demo's store."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.domain.gs1 import GS, bottle_code, gtin_for
+from tests.floors import ATORVASTATIN
+from tests.mqtt import Subscriber, broker_url, clear_retained
+from tests.test_cli import RXFILL
+
+GABAPENTIN = "68382-0135-01"
+
+
+def rxfill(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*RXFILL, *args, "--store", str(store)], capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store the demo filled (no MQTT: what the CLI announces waits in the outbox)."""
+    store = tmp_path_factory.mktemp("demo") / "demo.sqlite"
+    run = subprocess.run([*RXFILL, "demo", "--store", str(store), "--mqtt", "off"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return store
+
+
+def test_stock_show_lists_every_bin_with_its_lots(demo_store: Path) -> None:
+    shown = rxfill(demo_store, "stock", "show")
+    assert shown.returncode == 0, shown.stderr
+    gabapentin = next(line for line in shown.stdout.splitlines() if line.startswith("tc1/5"))
+    assert "gabapentin 300 mg capsule" in gabapentin and "LOW" in gabapentin
+    assert gabapentin.endswith("GB24650 exp 2027-05-31: 50")  # no phone, no restock
+
+
+@pytest.mark.parametrize(("bottle", "says"), [
+    (bottle_code(ATORVASTATIN, "AT1", date(2029, 1, 31), "X1"),
+     "holds NDC 00093-7146-01, but bin 5 of tc1 holds NDC 68382-0135-01"),
+    (bottle_code(GABAPENTIN, "GB1", date.today() - timedelta(days=1), "X2"), "expired on"),
+    (bottle_code(GABAPENTIN, "GB1", date.today() + timedelta(days=10), "X3"),
+     "within 30 days"),
+    (f"01{gtin_for(GABAPENTIN)}17290131" f"10GB1" f"21X4", "lacks (21) serial"),
+    ("not a barcode", "is not a GS1 code"),
+])
+def test_a_wrong_bottle_is_refused_and_nothing_moves(demo_store: Path, bottle: str,
+                                                     says: str) -> None:
+    before = rxfill(demo_store, "stock", "show").stdout
+    refused = rxfill(demo_store, "stock", "restock", "tc1/5", "--scan", bottle, "--who", "ana")
+    assert refused.returncode == 1 and says in refused.stderr, refused.stderr
+    assert rxfill(demo_store, "stock", "show").stdout == before
+
+
+def test_restock_correct_and_recall_are_recorded(demo_store: Path) -> None:
+    bottle = bottle_code(GABAPENTIN, "GB9", date(2029, 1, 31), "S-77").replace(GS, "<GS>")
+    done = rxfill(demo_store, "stock", "restock", "tc1/5", "--scan", bottle, "--who", "ana",
+                  "--quantity", "40")
+    assert done.returncode == 0, done.stderr
+    assert "tc1/5: +40 of lot GB9 (expires 2029-01-31, serial S-77); on hand 90" in done.stdout
+    shown = rxfill(demo_store, "stock", "show").stdout
+    assert "GB24650 exp 2027-05-31: 50, GB9 exp 2029-01-31: 40" in shown  # older lot first
+    corrected = rxfill(demo_store, "stock", "correct", "tc1/5", "--count", "20", "--reason",
+                       "spilled", "--who", "ana")
+    assert "tc1/5: 90 → 20 (spilled, by ana)" in corrected.stdout
+    alarms = rxfill(demo_store, "alarms", "list")
+    assert "bin-low-tc1-5" in alarms.stdout and "unack_active" in alarms.stdout
+    shelved = rxfill(demo_store, "alarms", "shelve", "bin-low-tc1-5", "--who", "ana",
+                     "--reason", "bottles on order", "--for", "30")
+    assert "bin-low-tc1-5: shelved (shelved by ana)" in shelved.stdout
+    again = rxfill(demo_store, "alarms", "ack", "bin-low-tc1-5", "--who", "ana")
+    assert again.returncode == 1 and "is shelved" in again.stderr
+    history = rxfill(demo_store, "alarms", "history", "bin-low-tc1-5").stdout
+    assert "→ shelved" in history and "ana: shelved until" in history and \
+        ": bottles on order" in history
+    recall = rxfill(demo_store, "stock", "recall", "--lot", "GB24650")
+    assert "vial(s) may hold lot GB24650" in recall.stdout
+    assert "tc1/5" in recall.stdout and "30 of the lot; holds it" in recall.stdout
+
+
+async def test_demo_publishes_to_the_broker_it_is_given(tmp_path: Path) -> None:
+    async with broker_url() as url, Subscriber(url, "demo") as phone:
+        process = await asyncio.create_subprocess_exec(
+            *RXFILL, "demo", "--store", str(tmp_path / "d.sqlite"), "--mqtt", url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await process.communicate()
+        assert process.returncode == 0
+        assert f"mqtt: {url} (topics rxfill/demo/...)" in out.decode()
+        await phone.until(lambda: bool(phone.on("events/restocked")))
+        await phone.until(lambda: phone.on("supervisor")[-1].json == {"status": "offline"})
+        lows = phone.on("alarms/bin-low-tc1-5")
+        assert lows[0].json["state"] == "unack_active" and lows[-1].payload == b""
+        await clear_retained(url, "demo")
