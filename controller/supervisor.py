@@ -260,9 +260,14 @@ class Supervisor:
             refusals: list[str] = []
             choices = []
             today = self.clock.now().date()
+            down = await self.store.out_of_service()
             for b in await self.store.bins():
                 robot = self.robots.get(b.robot)
                 if robot is None or b.robot in exclude or (only and b.robot != only):
+                    continue
+                if b.robot in down:
+                    if b.ndc == order.ndc:
+                        refusals.append(f"{b.robot}: out of service for maintenance")
                     continue
                 if b.ndc == order.ndc and b.on_hand > 0 and b.expiry < today:
                     refusals.append(f"{b.robot} bin {b.bin}: lot {b.lot} expired on "

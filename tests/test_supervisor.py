@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import structlog
 
+from controller.clock import Clock
 from controller.config import Settings
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
@@ -320,3 +322,29 @@ async def test_submit_returns_before_any_robot_starts_the_order(
         async with asyncio.timeout(10):
             await sup.wait_settled(sorted(returned))
     assert early == []
+
+
+async def test_a_robot_out_of_service_takes_no_orders_and_an_expired_lot_is_never_drawn(
+    floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
+) -> None:
+    settings, sims = floor
+    async with supervisor(settings, store, sims) as sup:
+        await sup.desk.set_in_service("tc1", "maint", False)
+        first = await sup.submit(order(ATORVASTATIN, 10))
+        async with asyncio.timeout(20):
+            (filled,) = await sup.wait_settled([first.id])
+        assert filled.state is OrderState.FILLED
+        assert [f.robot for f in await store.fills(first.id)] == ["tc2"]
+        # tc2's lot expired (the clock moved on past 2030-01-01): nothing is left to fill from.
+        sup.clock = LaterClock()
+        second = await sup.submit(order(ATORVASTATIN, 10))
+        assert second.state is OrderState.EXCEPTION
+        assert "tc1: out of service for maintenance" in (second.reason or "")
+        assert "tc2 bin 1: lot L1 expired on 2030-01-01" in (second.reason or "")
+
+
+class LaterClock(Clock):
+    """Real time, five years on."""
+
+    def now(self) -> datetime:
+        return super().now() + timedelta(days=5 * 366)

@@ -85,6 +85,9 @@ class AlarmRecords:
                         OUT_OF_SERVICE)))).all())
             current = await _alarms(conn)
             changes = decide(current, await bin_records(conn), down)
+            if not changes and service is None:
+                await conn.rollback()  # nothing changed: no commit, no disk write
+                return changes
             for change in changes:
                 await _save(conn, change, now)
             if self.topics is not None:
