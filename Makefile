@@ -25,6 +25,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.driver_roundtrip
 	$(BIN)/python -m bench.filler_roundtrip
+	$(BIN)/python -m bench.mqtt_outbox
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -169,14 +169,16 @@ class Supervisor:
                 async with asyncio.timeout(BROKER_WAIT_S):
                     await self.publisher.ready.wait()
         await self.connect_all()
-        self._task = asyncio.create_task(self._run(), name="supervisor")
-        self._task.add_done_callback(self._stopped)
-        await self.watch.check()
-        self._watch_task = asyncio.create_task(self.watch.run(), name="alarms")
+        # Queued orders go back on the queues before any worker runs: a worker reconciling
+        # an open fill may queue its order again, and must not meet it here.
         for order in await self.store.orders():
             if order.state is OrderState.QUEUED:
                 # An order a robot left a partial vial of is not sent back to that robot.
                 await self._route(order, exclude=await self._failed_on(order.id))
+        self._task = asyncio.create_task(self._run(), name="supervisor")
+        self._task.add_done_callback(self._stopped)
+        await self.watch.check()
+        self._watch_task = asyncio.create_task(self.watch.run(), name="alarms")
 
     async def connect_all(self) -> None:
         """Connect every robot in parallel; RobotsNotConnected names every failure."""
@@ -254,6 +256,9 @@ class Supervisor:
         happened before, for the EXCEPTION's reason.
         """
         async with self._route_lock:
+            current = await self.store.order(order.id)
+            if current.state is not OrderState.QUEUED or order.id in self._reservations:
+                return current  # routed (or settled) meanwhile: never queued twice
             reserved: dict[int, int] = {}
             for bin_id, quantity in self._reservations.values():
                 reserved[bin_id] = reserved.get(bin_id, 0) + quantity

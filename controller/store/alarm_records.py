@@ -48,6 +48,7 @@ class Outgoing:
 
 class _Base(Protocol):
     _engine: AsyncEngine
+    _receipts: AsyncEngine
     _clock: Clock
     _write: asyncio.Lock
     topics: Topics | None
@@ -138,7 +139,7 @@ class AlarmRecords:
 
     async def sent(self: _Base, message_id: int) -> None:
         """The broker acknowledged a message: it leaves the outbox."""
-        async with self._write, self._engine.begin() as conn:
+        async with self._write, self._receipts.begin() as conn:
             await conn.execute(sa.delete(outbox).where(outbox.c.id == message_id))
 
 

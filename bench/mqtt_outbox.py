@@ -1,0 +1,87 @@
+"""What the store-and-forward outbox costs per message, against bare QoS 1 publishes.
+
+Both send the same 200 retained QoS 1 messages to the same broker (MQTT_URL,
+or an embedded amqtt broker), in alternating rounds: a bare aiomqtt client
+publishing them one after another (each waits for its PUBACK), and our
+publisher taking them from the outbox of a real SQLite store, each deleted
+once acknowledged (one commit per message, synchronous=FULL). The result is
+the ratio of their median times per message.
+
+    make bench
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import aiomqtt
+
+from controller.broker import EmbeddedBroker
+from controller.config import broker_address
+from controller.messages import Message, Topics, encode
+from controller.publisher import BrokerLink, Publisher
+from controller.store import Store, sqlite_url
+
+ROUNDS = 5
+MESSAGES = 200
+TOPICS = Topics("bench")
+
+
+def burst(round_number: int) -> list[Message]:
+    return [Message(f"{TOPICS.root}/alarms/b-{n}", encode({"round": round_number, "n": n}),
+                    retain=True) for n in range(MESSAGES)]
+
+
+async def bare(host: str, port: int, messages: list[Message]) -> float:
+    async with aiomqtt.Client(host, port, identifier="bench-bare") as client:
+        started = time.perf_counter()
+        for m in messages:
+            await client.publish(m.topic, m.payload, qos=1, retain=m.retain)
+        return (time.perf_counter() - started) / len(messages)
+
+
+async def outboxed(store: Store, publisher: Publisher, messages: list[Message]) -> float:
+    target = publisher.sent + len(messages)
+    started = time.perf_counter()
+    await store.enqueue(messages)
+    publisher.wake()
+    while publisher.sent < target:  # noqa: ASYNC110 - the publisher keeps no event per message
+        await asyncio.sleep(0.001)
+    return (time.perf_counter() - started) / len(messages)
+
+
+async def main() -> None:
+    url = os.environ.get("MQTT_URL")
+    broker = None
+    if not url:
+        broker = EmbeddedBroker()
+        url = await broker.start()
+    host, port, _tls = broker_address(url)
+    with tempfile.TemporaryDirectory() as scratch:
+        store = await Store.open(sqlite_url(Path(scratch) / "bench.sqlite"))
+        publisher = Publisher(store, TOPICS, BrokerLink(host, port))
+        publisher.start()
+        await publisher.ready.wait()
+        bare_times, outbox_times = [], []
+        for round_number in range(ROUNDS):
+            bare_times.append(await bare(host, port, burst(round_number)))
+            outbox_times.append(await outboxed(store, publisher, burst(round_number)))
+        await publisher.stop()
+        await store.close()
+    if broker is not None:
+        await broker.stop()
+    b, o = statistics.median(bare_times), statistics.median(outbox_times)
+    print(f"mqtt outbox: {MESSAGES} retained QoS 1 messages to {url}, {ROUNDS} alternating "
+          f"rounds")
+    print(f"  bare aiomqtt publish   {b * 1e3:7.3f} ms/message (median)")
+    print(f"  outbox + publisher     {o * 1e3:7.3f} ms/message (median)")
+    print(f"  ratio outbox/bare = {o / b:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
