@@ -128,6 +128,25 @@ def stock_restock(
     with_store(path, work, settings)
 
 
+Change = Callable[[Store, BinRecord], Awaitable[BinRecord]]
+
+
+def _change_bin(bin_: str, config: Path, store: Path | None, what: str, change: Change) -> None:
+    """Change one bin's count, check its alarms, say before → after and what was done."""
+    robot, number = _bin(bin_)
+    settings, path = _opened(config, store)
+
+    async def work(db: Store) -> str:
+        try:
+            before = await db.bin(robot, number)
+            after = await change(db, before)
+        except (StoreError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        await AlarmDesk(settings, db).check_bins()
+        return f"{robot}/{number}: {before.on_hand} → {after.on_hand} ({what})"
+    with_store(path, work, settings)
+
+
 @stock_app.command("correct")
 def stock_correct(
     bin_: BinArgument,
@@ -137,18 +156,8 @@ def stock_correct(
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Record a counted quantity (a movement of the difference, with who and why)."""
-    robot, number = _bin(bin_)
-    settings, path = _opened(config, store)
-
-    async def work(db: Store) -> str:
-        try:
-            before = await db.bin(robot, number)
-            after = await db.correct_bin(before.id, count, who=who, reason=reason)
-        except (StoreError, ValueError) as exc:
-            raise fail(str(exc)) from None
-        await AlarmDesk(settings, db).check_bins()
-        return f"{robot}/{number}: {before.on_hand} → {after.on_hand} ({reason}, by {who})"
-    with_store(path, work, settings)
+    _change_bin(bin_, config, store, f"{reason}, by {who}", lambda db, b: db.correct_bin(
+        b.id, count, who=who, reason=reason))
 
 
 @stock_app.command("unload")
@@ -159,18 +168,8 @@ def stock_unload(
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Take everything out of a bin (each lot's count, recorded)."""
-    robot, number = _bin(bin_)
-    settings, path = _opened(config, store)
-
-    async def work(db: Store) -> str:
-        try:
-            before = await db.bin(robot, number)
-            await db.unload_bin(before.id, who=who, reason=reason)
-        except (StoreError, ValueError) as exc:
-            raise fail(str(exc)) from None
-        await AlarmDesk(settings, db).check_bins()
-        return f"{robot}/{number}: unloaded {before.on_hand} ({reason}, by {who})"
-    with_store(path, work, settings)
+    _change_bin(bin_, config, store, f"unloaded: {reason}, by {who}",
+                lambda db, b: db.unload_bin(b.id, who=who, reason=reason))
 
 
 @stock_app.command("recall")

@@ -6,17 +6,21 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
 from controller.broker import EmbeddedBroker
+from controller.config import Settings
 from controller.domain.gs1 import bottle_code, parse_bottle
 from controller.domain.stock import RestockPolicy
 from controller.messages import Message, Topics, encode
 from controller.publisher import BrokerLink, Publisher
-from controller.simulation import start_simulators
+from controller.simulation import Simulator, start_simulators
 from controller.store import Store, sqlite_url
 from controller.supervisor import Supervisor
 from drivers.tasks import stop_tasks
@@ -35,68 +39,90 @@ async def drained(store: Store) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_a_late_subscriber_sees_standing_alarms_and_ack_and_restock_remove_them(
-        tmp_path: Path) -> None:
-    site = unique_site()
+@dataclass
+class Site:
+    """One counter, tc1 (simulated, on TCP), a store, and a site id no other test uses."""
+
+    id: str
+    settings: Settings
+    sims: dict[str, Simulator]
+    store: Store
+
+    def supervisor(self, url: str) -> Supervisor:
+        return Supervisor(self.settings, self.store, urls={"tc1": self.sims["tc1"].url},
+                          seed=3, mqtt=link(url))
+
+
+@pytest.fixture
+async def site(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Site]:
+    """tc1 holds 60 of atorvastatin (par 50), or what the test's ``on_hand`` mark says."""
+    mark = request.node.get_closest_marker("on_hand")
+    on_hand = mark.args[0] if mark else 60
+    name = unique_site()
     settings = write_config(tmp_path, [{"id": "tc1", "url": "sim:tcp", "seed": 4,
-                                        "ndc": ATORVASTATIN, "on_hand": 60}], site=site)
+                                        "ndc": ATORVASTATIN, "on_hand": on_hand}], site=name)
     sims = await start_simulators(settings)
     store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
     try:
-        async with broker_url() as url:
-            supervisor = Supervisor(settings, store, urls={"tc1": sims["tc1"].url}, seed=3,
-                                    mqtt=link(url))
-            async with supervisor:
-                (record,) = await supervisor.wait_settled(
-                    [(await supervisor.submit(order(ATORVASTATIN, 20))).id])
-                assert record.state == "filled"
-                await supervisor.watch.check()
-                await drained(store)
-
-                async with Subscriber(url, site) as late:
-                    await late.until(lambda: bool(late.on("alarms/bin-low-tc1-1")))
-                    (low,) = late.on("alarms/bin-low-tc1-1")
-                    alarm = low.json
-                    assert low.retain and alarm["state"] == "unack_active"
-                    assert (alarm["on_hand"], alarm["par"], alarm["bin"]) == (40, 50, 1)
-                    await late.until(lambda: bool(late.on("supervisor")))
-                    assert late.on("supervisor")[-1].json["status"] == "online"
-                    await late.until(lambda: bool(late.on("robots/tc1")))
-                    robot = late.on("robots/tc1")[-1].json
-                    assert set(robot) == {"robot", "kind", "connected", "state", "job",
-                                          "updated_at"}
-                    assert (robot["kind"], robot["connected"]) == ("tablet-counter", True)
-
-                    await supervisor.desk.acknowledge("bin-low-tc1-1", "ana")
-                    supervisor.watch.poke()
-                    await late.until(lambda: late.on("alarms/bin-low-tc1-1")[-1].json[
-                        "state"] == "ack_active")
-                    acked = late.on("alarms/bin-low-tc1-1")[-1].json
-                    assert acked["acked_by"] == "ana" and acked["seq"] > alarm["seq"]
-
-                    scan = parse_bottle(bottle_code(ATORVASTATIN, "L1", date(2030, 1, 1), "B1"))
-                    await store.restock("tc1", 1, scan, ATORVASTATIN, quantity=100, who="ana",
-                                        policy=RestockPolicy(), today=date(2026, 11, 23),
-                                        partial=False)
-                    supervisor.watch.poke()
-                    await late.until(lambda: late.on("alarms/bin-low-tc1-1")[-1].payload == b"")
-                    await late.until(lambda: bool(late.on("events/restocked")))
-                    restocked = late.on("events/restocked")[-1]
-                    assert not restocked.retain
-                    assert restocked.json["on_hand"] == 140 and restocked.json["lot"] == "L1"
-
-                async with Subscriber(url, site) as later:
-                    await later.until(lambda: bool(later.on("robots/tc1")))
-                    await asyncio.sleep(0.3)
-                    assert later.on("alarms/bin-low-tc1-1") == []  # removed: nothing retained
-            everything = b"".join(m.payload for m in late.messages + later.messages)
-            for patient_data in (b"Pat Example", b"RX100", b"1960-01-02", b"P1\""):
-                assert patient_data not in everything
-            await clear_retained(url, site)
+        yield Site(name, settings, sims, store)
     finally:
         await store.close()
         for sim in sims.values():
             await sim.close()
+
+
+async def test_a_late_subscriber_sees_standing_alarms_and_ack_and_restock_remove_them(
+        site: Site) -> None:
+    store = site.store
+    async with broker_url() as url:
+        supervisor = site.supervisor(url)
+        async with supervisor:
+            (record,) = await supervisor.wait_settled(
+                [(await supervisor.submit(order(ATORVASTATIN, 20))).id])
+            assert record.state == "filled"
+            await supervisor.watch.check()
+            await drained(store)
+
+            async with Subscriber(url, site.id) as late:
+                await late.until(lambda: bool(late.on("alarms/bin-low-tc1-1")))
+                (low,) = late.on("alarms/bin-low-tc1-1")
+                alarm = low.json
+                assert low.retain and alarm["state"] == "unack_active"
+                assert (alarm["on_hand"], alarm["par"], alarm["bin"]) == (40, 50, 1)
+                await late.until(lambda: bool(late.on("supervisor")))
+                assert late.on("supervisor")[-1].json["status"] == "online"
+                await late.until(lambda: bool(late.on("robots/tc1")))
+                robot = late.on("robots/tc1")[-1].json
+                assert set(robot) == {"robot", "kind", "connected", "state", "job",
+                                      "updated_at"}
+                assert (robot["kind"], robot["connected"]) == ("tablet-counter", True)
+
+                await supervisor.desk.acknowledge("bin-low-tc1-1", "ana")
+                supervisor.watch.poke()
+                await late.until(lambda: late.on("alarms/bin-low-tc1-1")[-1].json[
+                    "state"] == "ack_active")
+                acked = late.on("alarms/bin-low-tc1-1")[-1].json
+                assert acked["acked_by"] == "ana" and acked["seq"] > alarm["seq"]
+
+                scan = parse_bottle(bottle_code(ATORVASTATIN, "L1", date(2030, 1, 1), "B1"))
+                await store.restock("tc1", 1, scan, ATORVASTATIN, quantity=100, who="ana",
+                                    policy=RestockPolicy(), today=date(2026, 11, 23),
+                                    partial=False)
+                supervisor.watch.poke()
+                await late.until(lambda: late.on("alarms/bin-low-tc1-1")[-1].payload == b"")
+                await late.until(lambda: bool(late.on("events/restocked")))
+                restocked = late.on("events/restocked")[-1]
+                assert not restocked.retain
+                assert restocked.json["on_hand"] == 140 and restocked.json["lot"] == "L1"
+
+            async with Subscriber(url, site.id) as later:
+                await later.until(lambda: bool(later.on("robots/tc1")))
+                await asyncio.sleep(0.3)
+                assert later.on("alarms/bin-low-tc1-1") == []  # removed: nothing retained
+        everything = b"".join(m.payload for m in late.messages + later.messages)
+        for patient_data in (b"Pat Example", b"RX100", b"1960-01-02", b"P1\""):
+            assert patient_data not in everything
+        await clear_retained(url, site.id)
 
 
 async def test_broker_down_and_a_restart_lose_nothing_and_send_nothing_twice(
@@ -177,33 +203,22 @@ async def test_the_will_says_offline_when_the_supervisor_dies(tmp_path: Path) ->
                 await process.wait()
 
 
-async def test_retained_alarms_the_store_does_not_stand_behind_are_removed(
-        tmp_path: Path) -> None:
+@pytest.mark.on_hand(400)
+async def test_retained_alarms_the_store_does_not_stand_behind_are_removed(site: Site) -> None:
     """Another run of the site (a demo's fresh store) left an alarm retained on the broker."""
-    site = unique_site()
-    settings = write_config(tmp_path, [{"id": "tc1", "url": "sim:tcp", "seed": 4,
-                                        "ndc": ATORVASTATIN, "on_hand": 400}], site=site)
-    sims = await start_simulators(settings)
-    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
-    try:
-        async with broker_url() as url:
-            host, _, port = url.removeprefix("mqtt://").rpartition(":")
-            stale = f"rxfill/{site}/alarms/bin-low-tc1-1"
-            ghost = f"rxfill/{site}/robots/tc9"
-            async with aiomqtt.Client(host, int(port)) as other:
-                await other.publish(stale, b'{"state":"unack_active"}', qos=1, retain=True)
-                await other.publish(ghost, b'{"robot":"tc9"}', qos=1, retain=True)
-            supervisor = Supervisor(settings, store, urls={"tc1": sims["tc1"].url},
-                                    mqtt=link(url))
-            async with supervisor:
-                assert supervisor.publisher is not None and supervisor.publisher.ready.is_set()
-            async with Subscriber(url, site) as late:
-                await late.until(lambda: bool(late.on("supervisor")))
-                await asyncio.sleep(0.3)
-                assert late.on("alarms/bin-low-tc1-1") == [] and late.on("robots/tc9") == []
-                assert late.on("robots/tc1")
-            await clear_retained(url, site)
-    finally:
-        await store.close()
-        for sim in sims.values():
-            await sim.close()
+    async with broker_url() as url:
+        host, _, port = url.removeprefix("mqtt://").rpartition(":")
+        stale = f"rxfill/{site.id}/alarms/bin-low-tc1-1"
+        ghost = f"rxfill/{site.id}/robots/tc9"
+        async with aiomqtt.Client(host, int(port)) as other:
+            await other.publish(stale, b'{"state":"unack_active"}', qos=1, retain=True)
+            await other.publish(ghost, b'{"robot":"tc9"}', qos=1, retain=True)
+        supervisor = site.supervisor(url)
+        async with supervisor:
+            assert supervisor.publisher is not None and supervisor.publisher.ready.is_set()
+        async with Subscriber(url, site.id) as late:
+            await late.until(lambda: bool(late.on("supervisor")))
+            await asyncio.sleep(0.3)
+            assert late.on("alarms/bin-low-tc1-1") == [] and late.on("robots/tc9") == []
+            assert late.on("robots/tc1")
+        await clear_retained(url, site.id)
