@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import aiomqtt
 import pytest
+from amqtt.broker import Broker
 
 from controller.broker import EmbeddedBroker
 from controller.config import Settings
@@ -222,3 +226,55 @@ async def test_retained_alarms_the_store_does_not_stand_behind_are_removed(site:
             assert late.on("alarms/bin-low-tc1-1") == [] and late.on("robots/tc9") == []
             assert late.on("robots/tc1")
         await clear_retained(url, site.id)
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a certificate it signed for 127.0.0.1: (ca, cert, key)."""
+    ca_key, ca, key, request, cert = (folder / n for n in (
+        "ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
+            str(ca), "-days", "2", "-subj", "/CN=rxfill test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(request),
+            "-subj", "/CN=127.0.0.1")
+    extensions = folder / "san.cnf"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", str(request), "-CA", str(ca), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(extensions))
+    return ca, cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+# paho leaves the socket of a refused TLS handshake for the garbage collector to close.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_tls_with_a_ca_file_and_nothing_without_it(tmp_path: Path) -> None:
+    ca, cert, key = make_certificates(tmp_path)
+    broker = Broker({
+        "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0", "ssl": True,
+                                  "certfile": str(cert), "keyfile": str(key)}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                    {"allow_anonymous": True}}})
+    await broker.start()
+    port = broker._servers["default"].instance.sockets[0].getsockname()[1]
+    topics = Topics(unique_site())
+    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    try:
+        await store.enqueue([topics.event("restocked", datetime.now(UTC), robot="tc1")])
+        untrusting = Publisher(store, topics, BrokerLink("127.0.0.1", port, tls=True))
+        untrusting.start()
+        await asyncio.sleep(1.0)
+        assert not untrusting.connected.is_set()  # the broker's certificate is not trusted
+        await untrusting.stop(drain_s=0.1)
+        gc.collect()  # that socket is closed here, under this test's filter, not in another's
+        trusting = Publisher(store, topics, BrokerLink("127.0.0.1", port, tls=True,
+                                                       ca_file=ca))
+        trusting.start()
+        async with asyncio.timeout(10):
+            await trusting.ready.wait()
+        await drained(store)
+        await trusting.stop()
+    finally:
+        await store.close()
+        await broker.shutdown()
