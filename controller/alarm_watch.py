@@ -41,6 +41,8 @@ class AlarmWatch:
         self._wake = asyncio.Event()
         self._dirty: set[str] = set(robots)
         self._states: dict[str, tuple[bool, str, str | None]] = {}
+        self._vials: dict[str, dict[int, int] | None] = {}
+        """The hoppers as last read: a robot that cannot be asked keeps its last reading."""
         self.flood = False
         self.changes: list[AlarmChange] = []
         """The latest pass's changes (for tests and screens)."""
@@ -81,21 +83,21 @@ class AlarmWatch:
                 await self._store.enqueue([self._topics.online(self._started_at,
                                                                alarm_flood=flood)])
                 self._sent()
-        await self._robot_states()
+        await self.robot_states()
         if changes:
             self._sent()
         self.changes = changes
         return changes
 
     async def _condition(self, robot: RobotWorker[Any]) -> RobotCondition:
-        vials = None
         if robot.online:
             with contextlib.suppress(DriverError, OSError):
-                vials = await robot.vials_left()
+                self._vials[robot.id] = await robot.vials_left()
         return RobotCondition(robot.id, robot.offline_since, robot.offline_reason,
-                              robot.attention, vials)
+                              robot.attention, self._vials.get(robot.id))
 
-    async def _robot_states(self) -> None:
+    async def robot_states(self) -> None:
+        """Put each robot's state in the outbox where it changed since last said."""
         if self._topics is None:
             return
         messages = []

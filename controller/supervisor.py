@@ -221,7 +221,7 @@ class Supervisor:
                 robot.online = False
                 self.watch.poke(robot.id)
             with contextlib.suppress(Exception):  # the store is closing: the states can wait
-                await self.watch.check()
+                await self.watch.robot_states()
             await self.publisher.stop()
 
     def _sent(self) -> None:

@@ -382,3 +382,17 @@ async def test_an_order_no_vial_holds_is_never_sent_to_a_filler(
     assert state is OrderState.EXCEPTION
     assert settled.reason is not None and "need more than a 60-dram vial" in settled.reason
     assert filler(sims).device.started_jobs == []
+
+
+async def test_a_hopper_running_low_raises_vial_hopper_low_and_a_refill_clears_it(
+        lone_filler: Floor, store: Store) -> None:
+    settings, sims = lone_filler
+    device = filler(sims).device
+    async with supervisor(settings, store, sims) as sup:
+        device.set_vials(16, 4)
+        changes = await sup.watch.check()
+        (low,) = [c.after for c in changes if c.after.id == "vial-hopper-low-fv1"]
+        assert low.facts["detail"] == "16 dram: 4 left" and low.priority == "medium"
+        device.set_vials(16, 200)
+        (cleared,) = [c.after for c in await sup.watch.check() if c.after.id == low.id]
+        assert cleared.state == "unack_rtn"
