@@ -246,3 +246,22 @@ async def test_desk_shelves_until_the_clock_passes(tmp_path: Path) -> None:
         assert back.after.state is AlarmState.UNACK_ACTIVE
     finally:
         await store.close()
+
+
+async def test_desk_sees_a_flood_and_its_end(tmp_path: Path) -> None:
+    clock = FixedClock(T0)
+    desk, store = await desk_and_store(tmp_path, clock)
+    try:
+        stopped = [RobotCondition(f"r{n}", stopped="jam") for n in range(11)]
+        await desk.check_robots(stopped[:10])
+        assert not await desk.flooding(False)       # 10 in 10 minutes: not yet
+        await desk.check_robots(stopped)
+        assert await desk.flooding(False)           # the 11th
+        clock.moment = T0 + timedelta(minutes=9)
+        assert await desk.flooding(True)            # still 11 within the window
+        clock.moment = T0 + timedelta(minutes=11)
+        assert not await desk.flooding(True)        # none in the last 10 minutes
+        view = rules.annunciate(await store.alarms(), flood=True)
+        assert len(view.shown) == 11                # robot faults are high: every one shown
+    finally:
+        await store.close()
