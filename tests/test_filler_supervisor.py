@@ -230,7 +230,9 @@ async def _abort_at_the_robot(sim: FillerSimulator) -> None:
 async def _busy_with_a_foreign_job(sim: FillerSimulator) -> None:
     host, port = sim.url.removeprefix("modbus-tcp://").split(":")
     async with AsyncModbusTcpClient(host, port=int(port)) as client:
-        block = wire.CommandBlock(wire.Command.START, 4_000_000_000, 1, 20, 13)
+        # 200 tablets: about 1.4 s at time scale 20, so the robot is still busy with it when
+        # the supervisor, started after this, sends its own job (even on a loaded machine).
+        block = wire.CommandBlock(wire.Command.START, 4_000_000_000, 1, 200, 13)
         await client.write_registers(0, block.registers(), device_id=1)
 
 
