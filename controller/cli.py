@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -40,6 +41,9 @@ app.add_typer(config_app, name="config")
 app.add_typer(vials_app, name="vials")
 app.add_typer(stock_app, name="stock")
 app.add_typer(alarms_app, name="alarms")
+audit_app = typer.Typer(help="The audit trail: verify its chain, export it.",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 class LogLevel(StrEnum):
     """Log levels a command accepts."""
@@ -172,6 +176,30 @@ def vials_waste(vial: Annotated[int, typer.Argument(help="The set-aside vial's i
                 config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
     """Its tablets were destroyed (they stay off the bin)."""
     _dispose(vial, "wasted", who, config, store)
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
+    """Check that no audit entry was edited, removed or reordered (exit 1 if any was)."""
+    async def work(db: Store) -> str:
+        problems = await db.verify_audit()
+        if problems:
+            typer.echo("\n".join(f"BROKEN: {p}" for p in problems), err=True)
+            raise typer.Exit(1)
+        return f"audit trail whole: {len(await db.audit_trail())} entries, chain intact"
+    with_store(store_path(config, store), work)
+
+
+@audit_app.command("export")
+def audit_export(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
+    """Every audit entry as a JSON line: seq, at, who, action, subject, before, after, hashes."""
+    async def work(db: Store) -> str:
+        return "\n".join(json.dumps({
+            "seq": e.seq, "at": e.at.isoformat(), "who": e.who, "action": e.action,
+            "subject": e.subject, "before": e.before, "after": e.after,
+            "prev_hash": e.prev_hash, "hash": e.hash}, ensure_ascii=False)
+            for e in await db.audit_trail())
+    with_store(store_path(config, store), work)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from controller.clock import Clock
 from controller.domain.alarms import Alarm, AlarmChange, AlarmState, AlarmType, Priority
 from controller.messages import Message, Topics
+from controller.store.audit_records import record
 from controller.store.schema import alarm_events, alarms, outbox, store_info
 from controller.store.stock import BinRecord, bin_records, enqueue
 
@@ -176,3 +177,6 @@ async def _save(conn: AsyncConnection, change: AlarmChange, now: datetime) -> No
         await conn.execute(sa.insert(alarm_events).values(
             alarm_id=alarm.id, from_state=before, to_state=alarm.state, who=change.who,
             reason=change.reason, at=now))
+        await record(conn, now, change.who, f"alarm {alarm.state}", f"alarm:{alarm.id}",
+                     {"state": before} if before else None,
+                     {"state": alarm.state, "reason": change.reason})

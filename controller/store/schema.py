@@ -163,3 +163,17 @@ outbox = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
 )
 """MQTT messages written with the change that caused them, until the broker acknowledged them."""
+
+audit = sa.Table(
+    "audit", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("who", sa.String(80), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("subject", sa.String(80), nullable=False),
+    sa.Column("before", sa.Text),
+    sa.Column("after", sa.Text),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+"""Every action, hash-chained; triggers refuse UPDATE and DELETE (migration 0004)."""

@@ -20,6 +20,7 @@ from controller.clock import Clock
 from controller.domain.gs1 import BottleScan
 from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
 from controller.messages import Message, Topics
+from controller.store.audit_records import record
 from controller.store.schema import bin_movements, bins, fills, outbox
 
 SUPERVISOR = "supervisor"
@@ -135,7 +136,7 @@ class StockRecords:
                 result = await conn.execute(sa.insert(bins).values(
                     robot=spec.robot, bin=spec.bin, ndc=spec.ndc, lot=spec.lot,
                     expiry=spec.expiry, par=spec.par, capacity=spec.capacity))
-                await conn.execute(sa.insert(bin_movements).values(
+                await add_movement(conn, dict(
                     bin_id=inserted_id(result), kind="load", quantity=spec.on_hand, who=who,
                     reason="loaded from configuration", at=now, lot=spec.lot,
                     expiry=spec.expiry))
@@ -180,7 +181,7 @@ class StockRecords:
                          if held - {scan.lot} else "")
                       + (f"; lot change from {record.lot}" if not held and
                          record.lot != scan.lot else ""))
-            await conn.execute(sa.insert(bin_movements).values(
+            await add_movement(conn, dict(
                 bin_id=record.id, kind="restock", quantity=quantity, who=who, reason=reason,
                 at=now, lot=scan.lot, expiry=scan.expiry, serial=scan.serial))
             await conn.execute(sa.update(bins).where(bins.c.id == record.id).values(
@@ -208,7 +209,7 @@ class StockRecords:
                                     reason=reason, at=self._clock.now())
             elif difference > 0:
                 lot = record.lots[-1]
-                await conn.execute(sa.insert(bin_movements).values(
+                await add_movement(conn, dict(
                     bin_id=bin_id, kind="correction", quantity=difference, who=who,
                     reason=reason, at=self._clock.now(), lot=lot.lot, expiry=lot.expiry))
             return await bin_by_id(conn, bin_id)
@@ -221,7 +222,7 @@ class StockRecords:
             record = await bin_by_id(conn, bin_id)
             for lot in record.lots:
                 if lot.on_hand:
-                    await conn.execute(sa.insert(bin_movements).values(
+                    await add_movement(conn, dict(
                         bin_id=bin_id, kind="unload", quantity=-lot.on_hand, who=who,
                         reason=reason, at=self._clock.now(), lot=lot.lot, expiry=lot.expiry))
             return await bin_by_id(conn, bin_id)
@@ -251,7 +252,7 @@ async def take_from_bin(conn: AsyncConnection, record: BinRecord, count: int, *,
                         fill_id: int | None = None) -> None:
     """``count`` tablets leave the bin, one movement per lot, first-expired-first-out."""
     for lot, n in take(record.lots, count):
-        await conn.execute(sa.insert(bin_movements).values(
+        await add_movement(conn, dict(
             bin_id=record.id, kind=kind, quantity=-n, fill_id=fill_id, who=who, reason=reason,
             at=at, lot=lot.lot, expiry=lot.expiry))
 
@@ -267,12 +268,23 @@ async def return_to_bin(conn: AsyncConnection, fill_id: int, count: int, *, who:
         n = min(left, -row["quantity"])
         if n <= 0:
             continue
-        await conn.execute(sa.insert(bin_movements).values(
+        await add_movement(conn, dict(
             bin_id=row["bin_id"], kind="return", quantity=n, fill_id=fill_id, who=who,
             reason=reason, at=at, lot=row["lot"], expiry=row["expiry"]))
         left -= n
     if left:
         raise StoreError(f"fill {fill_id} took fewer tablets than the {count} returned")
+
+
+async def add_movement(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    """One bin movement, and its line in the audit trail, in the caller's transaction."""
+    await conn.execute(sa.insert(bin_movements).values(**values))
+    where = (await conn.execute(sa.select(bins.c.robot, bins.c.bin).where(
+        bins.c.id == values["bin_id"]))).one()
+    detail = {k: values.get(k) for k in ("quantity", "lot", "expiry", "serial", "fill_id",
+                                          "reason") if values.get(k) is not None}
+    await record(conn, values["at"], values["who"], f"bin {values['kind']}",
+                 f"bin:{where[0]}/{where[1]}", None, detail)
 
 
 async def enqueue(conn: AsyncConnection, messages: Iterable[Message], at: datetime) -> None:

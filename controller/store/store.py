@@ -32,6 +32,7 @@ from controller.domain.orders import (
 from controller.domain.weight import WeightCheck
 from controller.messages import Topics
 from controller.store.alarm_records import AlarmRecords
+from controller.store.audit_records import AuditRecords, record
 from controller.store.schema import (
     bins,
     fills,
@@ -134,7 +135,7 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-class Store(StockRecords, AlarmRecords):
+class Store(StockRecords, AlarmRecords, AuditRecords):
     """The pharmacy's records. Open with :meth:`open`; close with :meth:`close`.
 
     With ``topics`` set, changes that the MQTT ICD announces put their
@@ -212,6 +213,9 @@ class Store(StockRecords, AlarmRecords):
             order_id = inserted_id(result)
             await conn.execute(sa.insert(order_events).values(
                 order_id=order_id, from_state=None, to_state=OrderState.RECEIVED, who=who, at=now))
+            await record(conn, now, who, "order received", f"order:{order_id}", None,
+                         {"state": OrderState.RECEIVED, "ndc": order.ndc,
+                          "quantity": order.quantity})
             return await self._order(conn, order_id)
 
     async def move_order(self, order_id: int, target: OrderState, *, who: str = SUPERVISOR,
@@ -355,6 +359,9 @@ class Store(StockRecords, AlarmRecords):
                                     reason=f"partial vial {vial_id} returned to stock", at=now)
             await conn.execute(sa.update(set_aside).where(set_aside.c.id == vial_id).values(
                 disposition=disposition, disposed_by=who, disposed_at=now))
+            await record(conn, now, who, f"partial vial {disposition}", f"vial:{vial_id}",
+                         {"disposition": None}, {"disposition": disposition,
+                                                 "count": row["count"]})
             row = (await conn.execute(sa.select(set_aside).where(set_aside.c.id == vial_id))
                    ).mappings().one()
         return SetAsideVial(**dict(row))
@@ -371,6 +378,8 @@ class Store(StockRecords, AlarmRecords):
         await conn.execute(sa.insert(order_events).values(
             order_id=order_id, from_state=current, to_state=target, who=who, reason=reason,
             at=now))
+        await record(conn, now, who, f"order {target}", f"order:{order_id}",
+                     {"state": current}, {"state": target, "reason": reason})
 
     async def _order(self, conn: AsyncConnection, order_id: int) -> OrderRecord:
         row = (await conn.execute(sa.select(orders).where(orders.c.id == order_id))
