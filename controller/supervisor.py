@@ -48,7 +48,8 @@ from drivers.tasks import stop_tasks
 log = structlog.get_logger(__name__)
 
 BROKER_WAIT_S = 3.0
-SETTLED = frozenset({OrderState.FILLED, OrderState.EXCEPTION, OrderState.REJECTED,
+SETTLED = frozenset({OrderState.FILLED, OrderState.LABELED, OrderState.VERIFIED,
+                     OrderState.RELEASED, OrderState.EXCEPTION, OrderState.REJECTED,
                      OrderState.CANCELLED})
 
 

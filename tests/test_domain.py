@@ -107,9 +107,11 @@ def test_order_for_an_unknown_ndc_has_a_problem() -> None:
     assert order_problems(order, formulary) == ["NDC 99999-9999-99 is not in the formulary"]
 
 
-def test_filled_is_final() -> None:
-    with pytest.raises(TransitionError, match="filled cannot move to queued"):
+def test_a_filled_order_only_moves_on_to_its_label() -> None:
+    with pytest.raises(TransitionError, match="filled cannot move to queued; allowed: labeled"):
         check_transition(OrderState.FILLED, OrderState.QUEUED)
+    with pytest.raises(TransitionError, match="released cannot move to cancelled"):
+        check_transition(OrderState.RELEASED, OrderState.CANCELLED)
 
 
 @given(st.lists(st.sampled_from(list(OrderState)), max_size=12))

@@ -22,6 +22,12 @@ class OrderState(StrEnum):
     QUEUED = "queued"
     DISPENSING = "dispensing"
     FILLED = "filled"
+    LABELED = "labeled"
+    """The printed label's barcode was scanned onto the filled vial."""
+    VERIFIED = "verified"
+    """A pharmacist checked the vial and its evidence, and approved it."""
+    RELEASED = "released"
+    """To the pickup bin, or to shipping; closed for changes."""
     EXCEPTION = "exception"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
@@ -34,7 +40,11 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     OrderState.DISPENSING: frozenset({OrderState.FILLED, OrderState.EXCEPTION,
                                       OrderState.QUEUED}),
     OrderState.EXCEPTION: frozenset({OrderState.QUEUED, OrderState.CANCELLED}),
-    OrderState.FILLED: frozenset(),
+    OrderState.FILLED: frozenset({OrderState.LABELED}),
+    OrderState.LABELED: frozenset({OrderState.VERIFIED, OrderState.QUEUED,
+                                   OrderState.CANCELLED}),
+    OrderState.VERIFIED: frozenset({OrderState.RELEASED}),
+    OrderState.RELEASED: frozenset(),
     OrderState.REJECTED: frozenset(),
     OrderState.CANCELLED: frozenset(),
 }

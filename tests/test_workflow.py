@@ -1,0 +1,106 @@
+"""After the fill: labels, witness, verification, release — by the right people, in order."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.domain.orders import OrderState
+from controller.domain.workflow import (
+    Action,
+    Dossier,
+    Person,
+    Role,
+    Step,
+    WorkflowError,
+    advance,
+    filled,
+)
+
+TECH = Person("tess", frozenset({Role.TECHNICIAN}))
+PHARM = Person("phil", frozenset({Role.PHARMACIST}))
+PHARM2 = Person("petra", frozenset({Role.PHARMACIST}))
+BOTH = Person("bo", frozenset({Role.TECHNICIAN, Role.PHARMACIST}))
+ADMIN = Person("ada", frozenset({Role.ADMIN}))
+PEOPLE = [TECH, PHARM, PHARM2, BOTH, ADMIN]
+
+
+def at_filled(schedule: str | None = None) -> Dossier:
+    return filled(Dossier(OrderState.DISPENSING, schedule))
+
+
+def test_the_plain_path_label_verify_release() -> None:
+    d = advance(at_filled(), Step(Action.LABEL, TECH))
+    d = advance(d, Step(Action.VERIFY, PHARM))
+    d = advance(d, Step(Action.RELEASE, PHARM))
+    assert (d.state, d.verified_by, d.handled_by) == (OrderState.RELEASED, "phil",
+                                                       frozenset({"tess"}))
+
+
+def test_whoever_labelled_may_not_verify_even_a_pharmacist() -> None:
+    d = advance(at_filled(), Step(Action.LABEL, BOTH))
+    with pytest.raises(WorkflowError, match="bo filled, counted or labelled this vial"):
+        advance(d, Step(Action.VERIFY, BOTH))
+    assert advance(d, Step(Action.VERIFY, PHARM)).state is OrderState.VERIFIED
+
+
+def test_roles_are_needed_and_named() -> None:
+    with pytest.raises(WorkflowError, match="ada may not label: it needs the technician role"):
+        advance(at_filled(), Step(Action.LABEL, ADMIN))
+    d = advance(at_filled(), Step(Action.LABEL, TECH))
+    with pytest.raises(WorkflowError, match="tess may not verify: it needs the pharmacist"):
+        advance(d, Step(Action.VERIFY, TECH))
+
+
+def test_a_rejection_needs_a_reason_and_starts_the_fill_over() -> None:
+    d = advance(at_filled(), Step(Action.LABEL, TECH))
+    with pytest.raises(WorkflowError, match="needs a reason"):
+        advance(d, Step(Action.REJECT, PHARM, reason=" "))
+    again = advance(d, Step(Action.REJECT, PHARM, reason="wrong cap"))
+    assert again == Dossier(OrderState.QUEUED, None)
+    gone = advance(d, Step(Action.REJECT, PHARM, reason="patient cancelled", requeue=False))
+    assert gone.state is OrderState.CANCELLED
+
+
+def test_schedule_two_needs_a_witnessed_count_before_release() -> None:
+    d = advance(at_filled("II"), Step(Action.LABEL, TECH))
+    d = advance(d, Step(Action.VERIFY, PHARM))
+    with pytest.raises(WorkflowError, match="schedule II drug needs its second count"):
+        advance(d, Step(Action.RELEASE, PHARM))
+    d = advance(d, Step(Action.WITNESS, PHARM2))
+    assert advance(d, Step(Action.RELEASE, PHARM)).state is OrderState.RELEASED
+
+
+# Someone with both roles twice as often: the one who could break the separation of duties.
+STEPS = st.builds(Step, st.sampled_from(list(Action)), st.sampled_from([*PEOPLE, BOTH]),
+                  st.sampled_from([None, "", "wrong count"]), st.booleans())
+
+
+@settings(max_examples=1000)
+@given(st.sampled_from([None, "II", "IV"]), st.lists(STEPS, max_size=20))
+def test_no_sequence_releases_without_fill_label_verify_by_the_right_people(
+        schedule: str | None, steps: list[Step]) -> None:
+    dossier = at_filled(schedule)
+    trail: list[tuple[Action, Person]] = []
+    for step in steps:
+        try:
+            dossier = advance(dossier, step)
+        except WorkflowError:
+            continue
+        trail.append((step.action, step.person))
+        if dossier.state is OrderState.QUEUED:
+            # Rejected: a new fill would come; a fresh dossier as the robot would give.
+            dossier, trail = filled(Dossier(OrderState.DISPENSING, schedule)), []
+        if dossier.state is OrderState.RELEASED:
+            actions = [a for a, _ in trail]
+            label, verify = actions.index(Action.LABEL), actions.index(Action.VERIFY)
+            assert label < verify < actions.index(Action.RELEASE)
+            labeller, verifier = trail[label][1], trail[verify][1]
+            assert Role.TECHNICIAN in labeller.roles and Role.PHARMACIST in verifier.roles
+            assert verifier.name != labeller.name
+            assert all(Role.PHARMACIST in p.roles for a, p in trail if a is Action.RELEASE)
+            if schedule == "II":
+                witnesses = [p for a, p in trail if a is Action.WITNESS]
+                assert witnesses and all(w.name != labeller.name for w in witnesses)
+            break
