@@ -88,9 +88,9 @@ def test_an_ndc_the_formulary_holds_in_two_forms_is_not_guessed() -> None:
         ndc_from_gtin(scan, twin)
 
 
-@given(labeler=st.from_regex(r"0\d{4}", fullmatch=True),
-       product=st.from_regex(r"\d{4}", fullmatch=True),
-       package=st.from_regex(r"\d{2}", fullmatch=True),
+@given(labeler=st.from_regex(r"0[0-9]{4}", fullmatch=True),
+       product=st.from_regex(r"[0-9]{4}", fullmatch=True),
+       package=st.from_regex(r"[0-9]{2}", fullmatch=True),
        lot=st.from_regex(r"[A-Z0-9]{1,20}", fullmatch=True),
        serial=st.from_regex(r"[A-Za-z0-9]{1,20}", fullmatch=True),
        expiry=st.dates(date(2000, 1, 1), date(2075, 12, 31)))  # GS1 YYMMDD window

@@ -28,7 +28,7 @@ MAX_TEXT = 20
 """GS1's limit for a lot (AI 10) or a serial (AI 21)."""
 GS = "\x1d"
 _SYMBOLOGY = re.compile(r"^\](d2|C1|Q3|e0)")
-_HUMAN = re.compile(r"\((\d{2,4})\)")
+_HUMAN = re.compile(r"\(([0-9]{2,4})\)")
 REQUIRED = {"01": "GTIN", "17": "expiry", "10": "lot", "21": "serial"}
 
 
@@ -98,7 +98,7 @@ def parse_bottle(raw: str) -> BottleScan:
 
 def ndc_candidates(ndc10: str) -> tuple[str, ...]:
     """The three 11-digit 5-4-2 NDCs a 10-digit NDC can be: from 4-4-2, 5-3-2 and 5-4-1."""
-    if not re.fullmatch(r"\d{10}", ndc10):
+    if not re.fullmatch(r"[0-9]{10}", ndc10):
         raise ScanError(f"NDC {ndc10!r} is not 10 digits")
     four_four_two = "0" + ndc10
     five_three_two = ndc10[:5] + "0" + ndc10[5:]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-_DASHED = re.compile(r"\d{5}-\d{4}-\d{2}")
-_DIGITS = re.compile(r"\d{11}")
+_DASHED = re.compile(r"[0-9]{5}-[0-9]{4}-[0-9]{2}")
+_DIGITS = re.compile(r"[0-9]{11}")
 
 
 class NdcError(ValueError):
