@@ -177,3 +177,23 @@ audit = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 """Every action, hash-chained; triggers refuse UPDATE and DELETE (migration 0004)."""
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("roles", sa.String(120), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("changed_at", UtcDateTime, nullable=False),
+)
+"""People who sign in; ``roles`` is comma-separated; the hash is argon2id."""
+
+tokens = sa.Table(
+    "tokens", metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(80), sa.ForeignKey("users.name"), nullable=False),
+    sa.Column("issued_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+"""Bearer tokens, kept as SHA-256 digests: the store never holds a usable token."""

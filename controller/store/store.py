@@ -33,6 +33,7 @@ from controller.domain.weight import WeightCheck
 from controller.messages import Topics
 from controller.store.alarm_records import AlarmRecords
 from controller.store.audit_records import AuditRecords, record
+from controller.store.people import PeopleRecords
 from controller.store.schema import (
     bins,
     fills,
@@ -135,7 +136,7 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-class Store(StockRecords, AlarmRecords, AuditRecords):
+class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords):
     """The pharmacy's records. Open with :meth:`open`; close with :meth:`close`.
 
     With ``topics`` set, changes that the MQTT ICD announces put their

@@ -1,0 +1,184 @@
+"""The store's people: users, roles, passwords (argon2id) and bearer tokens that expire."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from controller.clock import Clock
+from controller.domain.workflow import Person, Role
+from controller.store.audit_records import record
+from controller.store.schema import tokens, users
+
+MIN_PASSWORD = 10
+TOKEN_LIFETIME = timedelta(hours=8)
+"""A shift: a token signed in at the start of one is dead by the next."""
+_NAME = re.compile(r"[a-z][a-z0-9._-]{1,39}")
+_hasher = PasswordHasher()
+
+
+class AuthError(PermissionError):
+    """Who you say you are could not be shown: says why, without helping a guesser."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who can sign in (no password hash here)."""
+
+    name: str
+    roles: frozenset[Role]
+    disabled: bool
+    created_at: datetime
+    changed_at: datetime
+
+    @property
+    def person(self) -> Person:
+        """The workflow's view of this user."""
+        return Person(self.name, self.roles)
+
+
+def parse_roles(names: list[str]) -> frozenset[Role]:
+    """Roles by name, or ValueError naming the unknown one and the known ones."""
+    found = set()
+    for name in names:
+        try:
+            found.add(Role(name.strip().lower()))
+        except ValueError:
+            raise ValueError(f"role {name!r} is not one of "
+                             f"{', '.join(r.value for r in Role)}") from None
+    if not found:
+        raise ValueError(f"a user needs at least one role: {', '.join(r.value for r in Role)}")
+    return frozenset(found)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class _Base(Protocol):
+    _engine: AsyncEngine
+    _clock: Clock
+    _write: asyncio.Lock
+
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+
+class PeopleRecords:
+    """Users and tokens (mixed into Store). Every change is in the audit trail."""
+
+    async def add_user(self: _Base, name: str, roles: frozenset[Role], password: str, *,
+                       who: str) -> User:
+        """A new user; ValueError for a bad name, no role or a short password."""
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"user name {name!r}: expected 2-40 characters, lower-case letters,"
+                             f" digits, '.', '_' or '-', starting with a letter")
+        _check_password(password)
+        now = self._clock.now()
+        hashed = await asyncio.to_thread(_hasher.hash, password)
+        async with self._transaction() as conn:
+            if await conn.scalar(sa.select(users.c.name).where(users.c.name == name)):
+                raise ValueError(f"user {name} exists already")
+            await conn.execute(sa.insert(users).values(
+                name=name, roles=",".join(sorted(roles)), password_hash=hashed, disabled=False,
+                created_at=now, changed_at=now))
+            await record(conn, now, who, "user added", f"user:{name}", None,
+                         {"roles": sorted(roles)})
+            return await _user(conn, name)
+
+    async def set_password(self: _Base, name: str, password: str, *, who: str) -> None:
+        """A new password; every token of the user stops working."""
+        _check_password(password)
+        hashed = await asyncio.to_thread(_hasher.hash, password)
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            await _user(conn, name)
+            await conn.execute(sa.update(users).where(users.c.name == name).values(
+                password_hash=hashed, changed_at=now))
+            await conn.execute(sa.delete(tokens).where(tokens.c.name == name))
+            await record(conn, now, who, "password changed", f"user:{name}")
+
+    async def disable_user(self: _Base, name: str, *, who: str) -> User:
+        """The user can no longer sign in; their tokens stop working at once."""
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            before = await _user(conn, name)
+            await conn.execute(sa.update(users).where(users.c.name == name).values(
+                disabled=True, changed_at=now))
+            await conn.execute(sa.delete(tokens).where(tokens.c.name == name))
+            await record(conn, now, who, "user disabled", f"user:{name}",
+                         {"disabled": before.disabled}, {"disabled": True})
+            return await _user(conn, name)
+
+    async def users(self: _Base) -> list[User]:
+        """Every user, by name."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(users).order_by(users.c.name))).mappings().all()
+        return [_user_of(row) for row in rows]
+
+    async def sign_in(self: _Base, name: str, password: str,
+                      lifetime: timedelta = TOKEN_LIFETIME) -> str:
+        """A bearer token for ``name``, or AuthError (the same words for any failure)."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(users).where(users.c.name == name))
+                   ).mappings().first()
+        refused = AuthError("wrong user name or password, or the user is disabled")
+        if row is None:
+            await asyncio.to_thread(_hasher.hash, password)  # as slow as a real check
+            raise refused
+        try:
+            await asyncio.to_thread(_hasher.verify, row["password_hash"], password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            raise refused from None
+        if row["disabled"]:
+            raise refused
+        token = secrets.token_urlsafe(32)
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            await conn.execute(sa.insert(tokens).values(
+                digest=_digest(token), name=name, issued_at=now, expires_at=now + lifetime))
+            await record(conn, now, name, "signed in", f"user:{name}")
+        return token
+
+    async def person_for(self: _Base, token: str) -> Person:
+        """Who holds ``token``, or AuthError: unknown, expired, or the user disabled."""
+        query = sa.select(tokens.c.expires_at, users).select_from(tokens.join(users)).where(
+            tokens.c.digest == _digest(token))
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            raise AuthError("unknown token: sign in again")
+        if row["expires_at"] <= self._clock.now():
+            raise AuthError(f"the token expired at {row['expires_at']:%Y-%m-%d %H:%M} UTC: "
+                            f"sign in again")
+        if row["disabled"]:
+            raise AuthError("the user is disabled")
+        return _user_of(row).person
+
+
+async def _user(conn: AsyncConnection, name: str) -> User:
+    row = (await conn.execute(sa.select(users).where(users.c.name == name))).mappings().first()
+    if row is None:
+        raise ValueError(f"no user {name!r}")
+    return _user_of(row)
+
+
+def _user_of(row: Any) -> User:
+    return User(name=row["name"], roles=frozenset(Role(r) for r in row["roles"].split(",")),
+                disabled=row["disabled"], created_at=row["created_at"],
+                changed_at=row["changed_at"])

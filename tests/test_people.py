@@ -1,0 +1,99 @@
+"""Users, roles, argon2 passwords and bearer tokens that expire; every change audited."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.clock import Clock
+from controller.domain.workflow import Role
+from controller.store import Store, sqlite_url
+from controller.store.people import AuthError, parse_roles
+from tests.test_cli import RXFILL
+
+PASSWORD = "correct horse battery"
+
+
+class MovableClock(Clock):
+    def __init__(self) -> None:
+        self.moment = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+async def test_sign_in_gives_a_token_that_names_the_person_until_it_expires(
+        tmp_path: Path) -> None:
+    clock = MovableClock()
+    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"), clock=clock)
+    try:
+        await store.add_user("phil", frozenset({Role.PHARMACIST}), PASSWORD, who="admin")
+        token = await store.sign_in("phil", PASSWORD)
+        person = await store.person_for(token)
+        assert (person.name, person.roles) == ("phil", frozenset({Role.PHARMACIST}))
+        clock.moment += timedelta(hours=8)
+        with pytest.raises(AuthError, match="expired"):
+            await store.person_for(token)
+        with pytest.raises(AuthError, match="unknown token"):
+            await store.person_for("made-up")
+    finally:
+        await store.close()
+
+
+async def test_wrong_passwords_and_disabled_users_are_refused_alike(store: Store) -> None:
+    await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, who="admin")
+    token = await store.sign_in("tess", PASSWORD)
+    same = "wrong user name or password, or the user is disabled"
+    for name, password in (("tess", "not her password"), ("nobody", PASSWORD)):
+        with pytest.raises(AuthError, match=same):
+            await store.sign_in(name, password)
+    await store.disable_user("tess", who="admin")
+    with pytest.raises(AuthError, match=same):
+        await store.sign_in("tess", PASSWORD)
+    with pytest.raises(AuthError):
+        await store.person_for(token)  # signed out at once
+
+
+async def test_a_new_password_signs_the_user_out_and_the_hash_is_argon2(store: Store) -> None:
+    await store.add_user("ana", frozenset({Role.TECHNICIAN}), PASSWORD, who="admin")
+    token = await store.sign_in("ana", PASSWORD)
+    await store.set_password("ana", "another long passphrase", who="ana")
+    with pytest.raises(AuthError):
+        await store.person_for(token)
+    await store.sign_in("ana", "another long passphrase")
+    with pytest.raises(ValueError, match="at least 10 characters"):
+        await store.set_password("ana", "short", who="ana")
+    trail = [(e.who, e.action) for e in await store.audit_trail()]
+    assert ("admin", "user added") in trail and ("ana", "password changed") in trail
+    assert PASSWORD not in repr(await store.audit_trail())
+
+
+def test_users_are_named_and_roles_known() -> None:
+    with pytest.raises(ValueError, match="role 'boss' is not one of technician, pharmacist"):
+        parse_roles(["boss"])
+    assert parse_roles(["Pharmacist", "technician"]) == {Role.PHARMACIST, Role.TECHNICIAN}
+
+
+def test_rxfill_users_add_list_disable(tmp_path: Path) -> None:
+    path = tmp_path / "rx.sqlite"
+
+    def users(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*RXFILL, "users", *args, "--store", str(path)], input=stdin,
+                              capture_output=True, text=True, timeout=60)
+    path.touch()  # the store file must exist, as for every store command
+    added = users("add", "phil", "--role", "pharmacist", "--role", "technician", "--who",
+                  "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert added.returncode == 0, added.stderr
+    assert "user phil added: pharmacist, technician" in added.stdout
+    again = users("add", "phil", "--role", "pharmacist", "--who", "admin", "--password-stdin",
+                  stdin=PASSWORD + "\n")
+    assert again.returncode == 1 and "exists already" in again.stderr
+    short = users("add", "tess", "--role", "technician", "--who", "admin", "--password-stdin",
+                  stdin="short\n")
+    assert short.returncode == 1 and "at least 10 characters" in short.stderr
+    assert users("disable", "phil", "--who", "admin").returncode == 0
+    listed = users("list").stdout
+    assert "phil" in listed and "disabled" in listed and "tess" not in listed
