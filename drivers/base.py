@@ -404,3 +404,49 @@ class VialFiller(Device, Protocol):
     def events(self) -> EventStream[FillerStatus]:
         """Every change the poller sees, from now until the link closes."""
         ...
+
+
+# -- label printers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterStatus:
+    """What a label printer says of itself (ZPL ``~HS``)."""
+
+    paper_out: bool
+    paused: bool
+    head_open: bool
+    ribbon_out: bool
+    formats_waiting: int
+    """Label formats received but not printed yet."""
+    buffer_full: bool
+
+    @property
+    def ready(self) -> bool:
+        """Nothing stops it printing."""
+        return not (self.paper_out or self.paused or self.head_open or self.ribbon_out
+                    or self.buffer_full)
+
+    @property
+    def problem(self) -> str | None:
+        """What stops it, in words, or None."""
+        words = [word for flag, word in ((self.paper_out, "out of labels"),
+                                         (self.head_open, "print head open"),
+                                         (self.ribbon_out, "out of ribbon"),
+                                         (self.paused, "paused"),
+                                         (self.buffer_full, "receive buffer full")) if flag]
+        return ", ".join(words) or None
+
+
+@runtime_checkable
+class LabelPrinter(Device, Protocol):
+    """A thermal label printer that takes ZPL II."""
+
+    async def status(self) -> PrinterStatus:
+        """The printer's state now."""
+        ...
+
+    async def print_label(self, zpl: str) -> None:
+        """Send one label format (``^XA … ^XZ``). PrinterNotReady, with the reason, when the
+        printer cannot print it now; then nothing was sent."""
+        ...

@@ -106,3 +106,7 @@ class ExceptionReply(ProtocolError):
                  request: str | None = None, reply: str | None = None) -> None:
         super().__init__(message, device=device, request=request, reply=reply)
         self.exception_code = exception_code
+
+
+class PrinterNotReady(DeviceError):
+    """The printer cannot print now: out of labels, head open, paused (``code`` says which)."""
