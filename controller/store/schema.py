@@ -197,3 +197,13 @@ tokens = sa.Table(
     sa.Column("expires_at", UtcDateTime, nullable=False),
 )
 """Bearer tokens, kept as SHA-256 digests: the store never holds a usable token."""
+
+witnessed_counts = sa.Table(
+    "witnessed_counts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("fill_id", sa.Integer, sa.ForeignKey("fills.id"), nullable=False),
+    sa.Column("who", sa.String(80), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+"""A schedule II vial's second count, and the pharmacist who witnessed it."""

@@ -52,6 +52,7 @@ from controller.store.stock import (
     return_to_bin,
     take_from_bin,
 )
+from controller.store.verification import VerificationRecords
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -136,7 +137,7 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords):
+class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords, VerificationRecords):
     """The pharmacy's records. Open with :meth:`open`; close with :meth:`close`.
 
     With ``topics`` set, changes that the MQTT ICD announces put their
