@@ -150,6 +150,27 @@ class PoweredUp:
 CounterEvent = Progress | JobEnded | DoorMoved | PoweredUp
 
 
+class OpensAsContext:
+    """``async with driver:`` opens it and closes it, even when cancelled. For driver classes:
+    they give ``open`` and ``close``."""
+
+    async def open(self) -> None:
+        """Open the link."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Close the link."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+
 @runtime_checkable
 class Device(Protocol):
     """What every driver is: a named link, opened and closed as an async context manager."""

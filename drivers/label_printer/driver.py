@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import TracebackType
-from typing import Self
 
 from drivers import errors
-from drivers.base import PrinterStatus
+from drivers.base import OpensAsContext, PrinterStatus
 from drivers.label_printer import protocol as wire
 
 
-class ZplLabelPrinter:
+class ZplLabelPrinter(OpensAsContext):
     """``tcp://HOST[:PORT]`` (9100 by default). Every ``print_label`` asks ``~HS`` first and
     sends nothing to a printer that cannot print; a printer that does not answer ``~HS`` (out
     of media or head open, on some firmware) cannot."""
@@ -57,13 +55,6 @@ class ZplLabelPrinter:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.close()
 
     async def status(self) -> PrinterStatus:
         """Ask ``~HS``; ReplyTimeout when the printer says nothing, ProtocolError for garble."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from types import TracebackType
-from typing import Self
 
 import serial
 import serial_asyncio_fast
@@ -29,6 +27,7 @@ from drivers.base import (
     JobEnded,
     JobOutcome,
     JobReport,
+    OpensAsContext,
     PoweredUp,
     Progress,
     ScaleReading,
@@ -69,7 +68,7 @@ _ERRORS: dict[str, type[DeviceError]] = {
     wire.ErrorCode.SCALE_NOT_STABLE: ScaleNotStable,
 }
 
-class SerialTabletCounter:
+class SerialTabletCounter(OpensAsContext):
     """A tablet counter speaking the vendor's serial ICD.
 
     ``url`` is a device path (``/dev/ttyUSB0``, a pty) or a pyserial URL such
@@ -107,17 +106,6 @@ class SerialTabletCounter:
 
     # -- lifecycle ---------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def open(self) -> None:
         """Open the link; raise NotConnectedError when the port cannot be opened."""

@@ -17,8 +17,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import structlog
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -32,6 +31,7 @@ from drivers.base import (
     FillerIdentity,
     FillerState,
     FillerStatus,
+    OpensAsContext,
     VialEnd,
     VialReport,
 )
@@ -117,7 +117,7 @@ class _Bus:
             self.client.close()
 
 
-class ModbusVialFiller:
+class ModbusVialFiller(OpensAsContext):
     """A vial filler over Modbus TCP (``modbus-tcp://HOST[:PORT]``, 502 by default) or RTU
     (``modbus-rtu:PATH``).
 
@@ -209,13 +209,6 @@ class ModbusVialFiller:
             queue.put_nowait(None)
         self._listeners.clear()
 
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.close()
 
     @property
     def connected(self) -> bool:
