@@ -68,10 +68,8 @@ class AlarmWatch:
 
     async def check(self) -> list[AlarmChange]:
         """One pass: bins, robots, shelves, flood, robot states."""
-        changes = [*await self._desk.check_bins(),
-                   *await self._desk.check_robots([await self._condition(r)
-                                                   for r in self._robots.values()]),
-                   *await self._desk.expire_shelves()]
+        robots = [await self._condition(r) for r in self._robots.values()]
+        changes = await self._desk.check(robots)
         for change in changes:
             log.info("alarm", id=change.after.id, state=str(change.after.state),
                      who=change.who)

@@ -26,6 +26,7 @@ from controller.domain.alarms import (
     Thresholds,
 )
 from controller.store import BinRecord, Store
+from controller.store.alarm_records import Decide
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,29 +55,48 @@ class AlarmDesk:
         self._units = {r.id: "cell" if r.kind == "vial-filler" else "channel"
                        for r in config.robots}
 
+    async def check(self, robots: Iterable[RobotCondition]) -> list[AlarmChange]:
+        """One pass over everything (bins, robots, shelves), in one transaction."""
+        now = self._clock.now()
+        return await self._store.change_alarms(_chain(
+            self._bins_decide(now), self._robots_decide(now, robots),
+            self._shelves_decide(now)))
+
     async def check_bins(self) -> list[AlarmChange]:
         """Raise and clear the bins' alarms as their counts and lots stand now."""
-        now = self._clock.now()
-
-        def decide(alarms: Mapping[str, Alarm], bins: list[BinRecord],
-                   down: frozenset[str]) -> list[AlarmChange]:
-            facts = [self._facts(b) for b in bins]
-            conditions = rules.bin_conditions(facts, alarms, today=now.date(),
-                                              thresholds=self.thresholds)
-            return rules.evaluate(alarms, conditions, scope=BIN_TYPES, now=now,
-                                  out_of_service=down, latest=rules.latest_bin_facts(facts))
-        return await self._store.change_alarms(decide)
+        return await self._store.change_alarms(self._bins_decide(self._clock.now()))
 
     async def check_robots(self, robots: Iterable[RobotCondition]) -> list[AlarmChange]:
         """Raise and clear the robots' alarms (fault, offline, vial hoppers)."""
         now = self._clock.now()
+        return await self._store.change_alarms(self._robots_decide(now, robots))
+
+    async def expire_shelves(self) -> list[AlarmChange]:
+        """Shelves whose time ran out end; their alarms return."""
+        return await self._store.change_alarms(self._shelves_decide(self._clock.now()))
+
+    def _bins_decide(self, now: datetime) -> Decide:
+        def decide(alarms: Mapping[str, Alarm], bins: list[BinRecord],
+                   down: frozenset[str]) -> list[AlarmChange]:
+            facts = [self.facts(b) for b in bins]
+            conditions = rules.bin_conditions(facts, alarms, today=now.date(),
+                                              thresholds=self.thresholds)
+            return rules.evaluate(alarms, conditions, scope=BIN_TYPES, now=now,
+                                  out_of_service=down, latest=rules.latest_bin_facts(facts))
+        return decide
+
+    def _robots_decide(self, now: datetime, robots: Iterable[RobotCondition]) -> Decide:
         conditions = list(self._robot_conditions(robots))
 
         def decide(alarms: Mapping[str, Alarm], _bins: list[BinRecord],
                    down: frozenset[str]) -> list[AlarmChange]:
             return rules.evaluate(alarms, conditions, scope=ROBOT_TYPES, now=now,
                                   out_of_service=down)
-        return await self._store.change_alarms(decide)
+        return decide
+
+    @staticmethod
+    def _shelves_decide(now: datetime) -> Decide:
+        return lambda alarms, _bins, _down: rules.expire_shelves(alarms.values(), now)
 
     async def republish(self) -> list[AlarmChange]:
         """Every standing alarm once more (seq + 1), for a broker that lost its retained ones."""
@@ -85,12 +105,6 @@ class AlarmDesk:
             return [AlarmChange(a, replace(a, seq=a.seq + 1), "supervisor", "republished")
                     for a in alarms.values() if a.state is not rules.AlarmState.NORMAL]
         return await self._store.change_alarms(decide)
-
-    async def expire_shelves(self) -> list[AlarmChange]:
-        """Shelves whose time ran out end; their alarms return."""
-        now = self._clock.now()
-        return await self._store.change_alarms(
-            lambda alarms, _bins, _down: rules.expire_shelves(alarms.values(), now))
 
     async def acknowledge(self, alarm_id: str, who: str) -> AlarmChange:
         """A person acknowledges an alarm (AlarmError if its state does not allow it)."""
@@ -137,7 +151,8 @@ class AlarmDesk:
         raised = await self._store.raised_since(self._clock.now() - rules.FLOOD_WINDOW)
         return rules.flooding(raised, was_flooding)
 
-    def _facts(self, record: BinRecord) -> BinFacts:
+    def facts(self, record: BinRecord) -> BinFacts:
+        """What the alarm rules need to know of a bin."""
         drug = self._settings.formulary.get(record.ndc)
         return BinFacts(robot=record.robot, bin=record.bin,
                         unit=self._units.get(record.robot, "channel"), ndc=record.ndc,
@@ -160,3 +175,17 @@ class AlarmDesk:
                 detail = ", ".join(f"{size} dram: {n} left" for size, n in sorted(low.items()))
                 yield Condition(rules.AlarmType.VIAL_HOPPER_LOW, robot.robot,
                                 facts={"detail": detail})
+
+
+def _chain(*decisions: Decide) -> Decide:
+    """One decision made of several, each seeing the alarms as the ones before left them."""
+    def decide(alarms: Mapping[str, Alarm], bins: list[BinRecord],
+               down: frozenset[str]) -> list[AlarmChange]:
+        current = dict(alarms)
+        changes: list[AlarmChange] = []
+        for decision in decisions:
+            made = decision(current, bins, down)
+            current.update((c.after.id, c.after) for c in made)
+            changes.extend(made)
+        return changes
+    return decide

@@ -8,7 +8,7 @@ for the supervisor's publisher.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -28,9 +28,10 @@ from controller.cli_common import (
 from controller.clock import Clock
 from controller.config import Settings
 from controller.domain import alarms as rules
-from controller.domain.alarms import AlarmError, iso
-from controller.domain.gs1 import ScanError, ndc_from_gtin, parse_bottle
+from controller.domain.alarms import AlarmError, AlarmType, iso
+from controller.domain.gs1 import ScanError
 from controller.domain.stock import RestockRefused
+from controller.restocking import QuantityNeeded, restock_by_scan
 from controller.store import BinRecord, Store, StoreError
 
 stock_app = typer.Typer(help="Bins: what they hold, restocking by scan, counts, recalls.",
@@ -53,18 +54,17 @@ def _opened(config: Path, store: Path | None) -> tuple[Settings, Path]:
     return settings, store_path(config, store, settings)
 
 
-def _status(record: BinRecord, settings: Settings, today_ordinal: int) -> str:
-    days = settings.config.stock.expiring_days
-    words = []
-    if record.on_hand <= 0:
-        words.append("EMPTY")
-    elif record.on_hand <= record.par:
-        words.append("LOW")
-    if record.on_hand > 0 and record.expiry.toordinal() < today_ordinal:
-        words.append("EXPIRED")
-    elif record.on_hand > 0 and record.expiry.toordinal() <= today_ordinal + days:
-        words.append("EXPIRING")
-    return " ".join(words) or "ok"
+STATUS_WORDS = {AlarmType.BIN_EMPTY: "EMPTY", AlarmType.BIN_LOW: "LOW",
+                AlarmType.BIN_EXPIRED: "EXPIRED", AlarmType.BIN_EXPIRING: "EXPIRING"}
+
+
+def _status(desk: AlarmDesk, record: BinRecord, today: date) -> str:
+    """The bin's conditions, by the alarm rules themselves (empty says more than low)."""
+    kinds = {c.type for c in rules.bin_conditions([desk.facts(record)], {}, today=today,
+                                                   thresholds=desk.thresholds)}
+    if AlarmType.BIN_EMPTY in kinds:
+        kinds.discard(AlarmType.BIN_LOW)
+    return " ".join(word for kind, word in STATUS_WORDS.items() if kind in kinds) or "ok"
 
 
 # -- stock ---------------------------------------------------------------------------------
@@ -75,7 +75,8 @@ def stock_show(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) ->
     settings, path = _opened(config, store)
 
     async def work(db: Store) -> str:
-        today = Clock().now().date().toordinal()
+        today = Clock().now().date()
+        desk = AlarmDesk(settings, db)
         lines = [f"{'bin':<8} {'drug':<34} {'on hand':>7} {'par':>5} {'cap':>5}  "
                  f"{'status':<14} lots"]
         for b in await db.bins():
@@ -84,7 +85,7 @@ def stock_show(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) ->
                              for lot in b.lots)
             lines.append(f"{b.robot + '/' + str(b.bin):<8} "
                          f"{(drug.display_name if drug else b.ndc)[:34]:<34} {b.on_hand:>7} "
-                         f"{b.par:>5} {b.capacity:>5}  {_status(b, settings, today):<14} {lots}")
+                         f"{b.par:>5} {b.capacity:>5}  {_status(desk, b, today):<14} {lots}")
         return "\n".join(lines)
     with_store(path, work, settings)
 
@@ -102,28 +103,19 @@ def stock_restock(
     """Pour a scanned bottle into a bin; a wrong, expired or nearly expired bottle is refused."""
     robot, number = _bin(bin_)
     settings, path = _opened(config, store)
-    try:
-        bottle = parse_bottle(scan)
-        ndc = ndc_from_gtin(bottle, settings.formulary)
-    except ScanError as exc:
-        raise fail(f"refused: {exc}") from None
-    count = quantity or settings.formulary[ndc].package_quantity
-    if count is None:
-        raise fail(f"the formulary gives no package_quantity for NDC {ndc}: give --quantity, "
-                   f"the tablets poured", 2)
 
     async def work(db: Store) -> str:
-        clock = Clock()
         try:
-            record = await db.restock(robot, number, bottle, ndc, quantity=count, who=who,
-                                      policy=settings.config.stock.policy,
-                                      today=clock.now().date(), partial=quantity is not None)
-        except (RestockRefused, StoreError) as exc:
+            done = await restock_by_scan(settings, db, robot, number, scan, who=who,
+                                         quantity=quantity)
+        except QuantityNeeded as exc:
+            raise fail(str(exc), 2) from None
+        except (ScanError, RestockRefused, StoreError) as exc:
             raise fail(f"refused: {exc}") from None
-        changes = await AlarmDesk(settings, db, clock).check_bins()
-        cleared = [c.after.id for c in changes if not c.after.active]
-        return (f"{robot}/{number}: +{count} of lot {bottle.lot} (expires "
-                f"{bottle.expiry:%Y-%m-%d}, serial {bottle.serial}); on hand {record.on_hand}"
+        cleared = [c.after.id for c in done.alarms if not c.after.active]
+        bottle = done.bottle
+        return (f"{robot}/{number}: +{done.quantity} of lot {bottle.lot} (expires "
+                f"{bottle.expiry:%Y-%m-%d}, serial {bottle.serial}); on hand {done.bin.on_hand}"
                 + (f"; alarms cleared: {', '.join(cleared)}" if cleared else ""))
     with_store(path, work, settings)
 

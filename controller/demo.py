@@ -20,7 +20,7 @@ from rich.table import Table
 from controller.config import ConfigError, OrderEntry, Settings, load_config, load_orders
 from controller.demo_board import AlarmBoard
 from controller.domain.alarms import AlarmError
-from controller.domain.gs1 import bottle_code, ndc_from_gtin, parse_bottle
+from controller.domain.gs1 import bottle_code
 from controller.notices import (
     FillEnded,
     FillStarted,
@@ -31,6 +31,7 @@ from controller.notices import (
     RobotOffline,
     RobotOnline,
 )
+from controller.restocking import restock_by_scan
 from controller.simulation import Simulator
 from controller.site import broker_link, simulated_robots
 from controller.store import FillRecord, OrderRecord, Store, sqlite_url
@@ -119,18 +120,19 @@ class DemoFloor:
         today = supervisor.clock.now().date()
         code = bottle_code(record.ndc, f"{record.lot[:2]}{today:%y%m}R",
                            today + timedelta(days=540), f"DEMO{robot.upper()}{number:03d}")
-        scan = parse_bottle(code)
         sim = self.simulators.get(robot)
         if isinstance(sim, CounterSimulator):
             sim.device.set_stock(number, sim.device.channels[number].stock + quantity)
         elif sim is not None:
             sim.device.set_stock(number, sim.device.cells[number].stock + quantity)
-        await store.restock(robot, number, scan, ndc_from_gtin(scan, settings.formulary),
-                            quantity=quantity, who="demo technician",
-                            policy=settings.config.stock.policy, today=today, partial=False)
+        # A whole bottle when it fits; otherwise the technician counts what was poured.
+        full = quantity == drug.package_quantity
+        done = await restock_by_scan(settings, store, robot, number, code,
+                                     who="demo technician", quantity=None if full else quantity,
+                                     clock=supervisor.clock)
         self.console.print(f"  technician: scanned a bottle of {drug.display_name} (lot "
-                           f"{scan.lot}, expires {scan.expiry}) into {robot}/{number}: "
-                           f"+{quantity}")
+                           f"{done.bottle.lot}, expires {done.bottle.expiry}) into "
+                           f"{robot}/{number}: +{quantity}")
         supervisor.watch.poke()
 
     def _inject(self, fill: FillRecord) -> None:
@@ -202,7 +204,7 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
         for robot, sim in sims.items():
             console.print(f"simulator {robot} listening on {sim.url}")
         console.print(f"store: {path}")
-        console.print(f"mqtt: {'off' if link is None else f'mqtt://{link.host}:{link.port}'}"
+        console.print(f"mqtt: {'off' if link is None else link.url}"
                       f" (topics rxfill/{settings.config.site.id}/...)")
         supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()},
                                 mqtt=link)

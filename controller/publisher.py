@@ -57,6 +57,11 @@ class BrokerLink:
     password: str | None = None
     keepalive_s: int = 5
 
+    @property
+    def url(self) -> str:
+        """``mqtt://HOST:PORT`` (``mqtts://`` with TLS)."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
     @classmethod
     def from_settings(cls, settings: MqttSettings, url: str,
                       resolve: Any = lambda path: path) -> BrokerLink:

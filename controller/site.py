@@ -67,7 +67,7 @@ async def run_site(settings: Settings, store_path: Path, mqtt: str | None,
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             async with supervisor:
-                where = f"mqtt://{link.host}:{link.port}" if link else "off"
+                where = link.url if link else "off"
                 say(f"rxfill running: site {settings.config.site.id}, robots "
                     f"{', '.join(supervisor.robots)}, store {store_path}, mqtt {where}")
                 await stop.wait()

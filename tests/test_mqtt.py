@@ -19,7 +19,7 @@ import pytest
 from amqtt.broker import Broker
 
 from controller.broker import EmbeddedBroker
-from controller.config import Settings
+from controller.config import Settings, broker_address
 from controller.domain.gs1 import bottle_code, parse_bottle
 from controller.domain.stock import RestockPolicy
 from controller.messages import Message, Topics, encode
@@ -33,8 +33,8 @@ from tests.mqtt import Subscriber, broker_url, clear_retained, unique_site
 
 
 def link(url: str) -> BrokerLink:
-    host, _, port = url.removeprefix("mqtt://").rpartition(":")
-    return BrokerLink(host, int(port), keepalive_s=2)
+    host, port, _tls = broker_address(url)
+    return BrokerLink(host, port, keepalive_s=2)
 
 
 async def drained(store: Store) -> None:
@@ -211,10 +211,10 @@ async def test_the_will_says_offline_when_the_supervisor_dies(tmp_path: Path) ->
 async def test_retained_alarms_the_store_does_not_stand_behind_are_removed(site: Site) -> None:
     """Another run of the site (a demo's fresh store) left an alarm retained on the broker."""
     async with broker_url() as url:
-        host, _, port = url.removeprefix("mqtt://").rpartition(":")
+        host, port, _tls = broker_address(url)
         stale = f"rxfill/{site.id}/alarms/bin-low-tc1-1"
         ghost = f"rxfill/{site.id}/robots/tc9"
-        async with aiomqtt.Client(host, int(port)) as other:
+        async with aiomqtt.Client(host, port) as other:
             await other.publish(stale, b'{"state":"unack_active"}', qos=1, retain=True)
             await other.publish(ghost, b'{"robot":"tc9"}', qos=1, retain=True)
         supervisor = site.supervisor(url)

@@ -81,10 +81,7 @@ class AlarmRecords:
                 await conn.execute(sa.delete(store_info).where(store_info.c.key == key))
                 if not in_service:
                     await conn.execute(sa.insert(store_info).values(key=key, value=now.isoformat()))
-            down = frozenset(
-                key.removeprefix(OUT_OF_SERVICE) for key in (await conn.scalars(
-                    sa.select(store_info.c.key).where(store_info.c.key.startswith(
-                        OUT_OF_SERVICE)))).all())
+            down = await _out_of_service(conn)
             current = await _alarms(conn)
             changes = decide(current, await bin_records(conn), down)
             if not changes and service is None:
@@ -100,9 +97,7 @@ class AlarmRecords:
     async def out_of_service(self: _Base) -> frozenset[str]:
         """Robots down for maintenance."""
         async with self._engine.connect() as conn:
-            keys = (await conn.scalars(sa.select(store_info.c.key).where(
-                store_info.c.key.startswith(OUT_OF_SERVICE)))).all()
-        return frozenset(key.removeprefix(OUT_OF_SERVICE) for key in keys)
+            return await _out_of_service(conn)
 
     async def alarm_history(self: _Base, alarm_id: str | None = None) -> list[AlarmEvent]:
         """Every recorded state change (of one alarm, when given), oldest first."""
@@ -142,6 +137,12 @@ class AlarmRecords:
         """The broker acknowledged a message: it leaves the outbox."""
         async with self._write, self._receipts.begin() as conn:
             await conn.execute(sa.delete(outbox).where(outbox.c.id == message_id))
+
+
+async def _out_of_service(conn: AsyncConnection) -> frozenset[str]:
+    keys = (await conn.scalars(sa.select(store_info.c.key).where(
+        store_info.c.key.startswith(OUT_OF_SERVICE)))).all()
+    return frozenset(key.removeprefix(OUT_OF_SERVICE) for key in keys)
 
 
 async def _alarms(conn: AsyncConnection) -> dict[str, Alarm]:

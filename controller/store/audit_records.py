@@ -22,8 +22,8 @@ async def record(conn: AsyncConnection, at: datetime, who: str, action: str, sub
                  before: Mapping[str, Any] | None = None,
                  after: Mapping[str, Any] | None = None) -> AuditEntry:
     """Append one entry to the trail, chained to the last (the caller holds the write lock)."""
-    head = await conn.scalar(sa.select(store_info.c.value).where(store_info.c.key == HEAD))
-    seq, prev = (int(head.split(":")[0]), head.split(":")[1]) if head else (0, GENESIS)
+    head = await _head(conn)
+    seq, prev = head or (0, GENESIS)
     before_json = _canonical(before)
     after_json = _canonical(after)
     entry = AuditEntry(seq + 1, at, who, action, subject,
@@ -41,6 +41,15 @@ async def record(conn: AsyncConnection, at: datetime, who: str, action: str, sub
                            .values(value=value))
     return AuditEntry(entry.seq, at, who, action, subject, entry.before, entry.after, prev,
                       digest)
+
+
+async def _head(conn: AsyncConnection) -> tuple[int, str] | None:
+    """The (seq, hash) of the last entry written, as the store recorded it."""
+    value = await conn.scalar(sa.select(store_info.c.value).where(store_info.c.key == HEAD))
+    if value is None:
+        return None
+    seq, _, digest = value.partition(":")
+    return int(seq), digest
 
 
 def _canonical(values: Mapping[str, Any] | None) -> str | None:
@@ -72,8 +81,5 @@ class AuditRecords:
     async def verify_audit(self: _Base) -> list[str]:
         """Every break in the audit trail (edited, removed, reordered rows); empty when whole."""
         async with self._engine.connect() as conn:
-            head = await conn.scalar(sa.select(store_info.c.value).where(
-                store_info.c.key == HEAD))
-        entries = await AuditRecords.audit_trail(self)
-        mark = (int(head.split(":")[0]), head.split(":")[1]) if head else None
-        return verify_chain(entries, mark)
+            head = await _head(conn)
+        return verify_chain(await AuditRecords.audit_trail(self), head)

@@ -149,10 +149,7 @@ class StockRecords:
     async def bin(self: _Base, robot: str, number: int) -> BinRecord:
         """One bin, by robot and channel or cell."""
         async with self._engine.connect() as conn:
-            found = await bin_records(conn, robot=robot, number=number)
-        if not found:
-            raise StoreError(f"robot {robot} has no bin {number}")
-        return found[0]
+            return await _one_bin(conn, robot, number)
 
     async def restock(self: _Base, robot: str, number: int, scan: BottleScan, ndc: str, *,
                       quantity: int, who: str, policy: RestockPolicy, today: date,

@@ -113,12 +113,18 @@ async def _step(store: _Base, conn: AsyncConnection, order_id: int, step: Step,
     return after.state
 
 
-async def _filled_vial(conn: AsyncConnection, order_id: int) -> int:
+async def _last_filled(conn: AsyncConnection, order_id: int) -> int | None:
+    """The order's latest complete fill (its vial), or None."""
     fill_id = await conn.scalar(sa.select(sa.func.max(fills.c.id)).where(
         fills.c.order_id == order_id, fills.c.outcome == FillOutcome.FILLED))
+    return None if fill_id is None else int(fill_id)
+
+
+async def _filled_vial(conn: AsyncConnection, order_id: int) -> int:
+    fill_id = await _last_filled(conn, order_id)
     if fill_id is None:
         raise WorkflowError(f"order {order_id} has no filled vial")
-    return int(fill_id)
+    return fill_id
 
 
 async def _dossier(conn: AsyncConnection, order_id: int, schedule: str | None) -> Dossier:
@@ -135,8 +141,7 @@ async def _dossier(conn: AsyncConnection, order_id: int, schedule: str | None) -
                         if to in (OrderState.FILLED, OrderState.LABELED) and who != SUPERVISOR)
     verified = next((who for to, who in reversed(recent) if to == OrderState.VERIFIED), None)
     witness = None
-    fill_id = await conn.scalar(sa.select(sa.func.max(fills.c.id)).where(
-        fills.c.order_id == order_id, fills.c.outcome == FillOutcome.FILLED))
+    fill_id = await _last_filled(conn, order_id)
     if fill_id is not None:
         witness = await conn.scalar(sa.select(witnessed_counts.c.who).where(
             witnessed_counts.c.fill_id == fill_id).limit(1))
