@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from controller.domain.orders import FillOutcome, OrderState
+from controller.domain.weight import WeightCheck, check_weight
 from controller.domain.workflow import Person, Role, WorkflowError
 from controller.store import FillResult, Store
 from controller.store.verification import fill_code, parse_fill_code
@@ -44,8 +45,16 @@ async def test_the_whole_way_from_filled_to_released(store: Store) -> None:
     with pytest.raises(WorkflowError, match="tess may not verify"):
         await store.verify_order(order_id, TECH, schedule=None)
     assert await store.verify_order(order_id, PHARM, schedule=None) is OrderState.VERIFIED
-    assert await store.release_order(order_id, PHARM, "pickup bin B4",
+    with pytest.raises(WorkflowError, match="expected pickup or shipping"):
+        await store.release_order(order_id, PHARM, "pickup bin B4", schedule=None)
+    with pytest.raises(WorkflowError, match="order 1 is for pickup"):
+        await store.release_order(order_id, PHARM, "shipping", carrier="UPS",
+                                  tracking="1Z999", schedule=None)
+    assert await store.release_order(order_id, PHARM, "pickup",
                                      schedule=None) is OrderState.RELEASED
+    release = await store.release(order_id)
+    assert release is not None and (release.destination, release.fill_id,
+                                    release.who) == ("pickup", fill_id, "phil")
     history = [(to, who) for _f, to, who, _r in await store.order_history(order_id)]
     assert history[-3:] == [("labeled", "tess"), ("verified", "phil"), ("released", "phil")]
     actions = [(e.who, e.action) for e in await store.audit_trail()]
@@ -63,9 +72,17 @@ async def test_who_labelled_never_verifies(store: Store) -> None:
 async def test_a_rejected_vial_is_filled_again_by_new_hands(store: Store) -> None:
     order_id, fill_id = await filled_order(store)
     await store.label_scanned(order_id, fill_code(fill_id), BOTH, schedule=None)
+    (before,) = await store.bins()
+    with pytest.raises(WorkflowError, match="expected one of returned, wasted"):
+        await store.reject_order(order_id, PHARM, "cap", fill_again=True, tablets="kept",
+                                 schedule=None)
     assert await store.reject_order(order_id, PHARM, "cap not child-resistant",
-                                     fill_again=True, schedule=None) is OrderState.QUEUED
+                                     fill_again=True, tablets="returned",
+                                     schedule=None) is OrderState.QUEUED
     (bin_record,) = await store.bins()
+    assert bin_record.on_hand == before.on_hand + 30  # the rejected vial's tablets are back
+    (vial,) = await store.set_aside_vials()
+    assert (vial.fill_id, vial.disposition, vial.disposed_by) == (fill_id, "returned", "phil")
     again = await store.start_fill(order_id, bin_record.id)
     await store.finish_fill(again.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
     await store.label_scanned(order_id, fill_code(again.id), TECH, schedule=None)
@@ -86,3 +103,82 @@ async def test_schedule_two_is_released_only_after_a_witnessed_count(store: Stor
     await store.witness_count(order_id, 20, PHARM, schedule="II")
     assert await store.release_order(order_id, PHARM, "pickup",
                                      schedule="II") is OrderState.RELEASED
+
+
+async def test_a_rejected_vial_wasted_stays_off_the_bin_and_the_order_is_cancelled(
+        store: Store) -> None:
+    order_id, fill_id = await filled_order(store)
+    await store.label_scanned(order_id, fill_code(fill_id), TECH, schedule=None)
+    (before,) = await store.bins()
+    assert await store.reject_order(order_id, PHARM, "dropped on the floor", fill_again=False,
+                                     tablets="wasted", schedule=None) is OrderState.CANCELLED
+    (after,) = await store.bins()
+    assert after.on_hand == before.on_hand
+    assert sum(m.quantity for m in await store.movements(after.id)) == after.on_hand
+
+
+async def exception_order(store: Store, quantity: int = 30) -> tuple[int, int]:
+    """An order a robot jammed on: (order id, bin id)."""
+    await store.ensure_bins([BIN])
+    (bin_record,) = await store.bins()
+    received = await store.receive_order(order(ATORVASTATIN, quantity))
+    await store.move_order(received.id, OrderState.QUEUED)
+    fill = await store.start_fill(received.id, bin_record.id)
+    await store.finish_fill(fill.id, FillResult(FillOutcome.JAM, 7, None, None, "jam"))
+    assert (await store.order(received.id)).state is OrderState.EXCEPTION
+    return received.id, bin_record.id
+
+
+def weighed(count: int, measured_mg: float) -> WeightCheck:
+    return check_weight(count=count, measured_mg=measured_mg, unit_mass_mg=155,
+                        spread_pct=1.8, scale_noise_mg=5)
+
+
+async def test_a_hand_count_must_agree_with_its_weight_and_its_counter_never_verifies(
+        store: Store) -> None:
+    order_id, bin_id = await exception_order(store)
+    (before,) = await store.bins()
+    with pytest.raises(WorkflowError, match="count again"):
+        await store.hand_fill(order_id, bin_id, 30, weighed(30, 29 * 155), TECH, schedule=None)
+    with pytest.raises(WorkflowError, match="the order asks for 30; 29 were counted"):
+        await store.hand_fill(order_id, bin_id, 29, weighed(29, 29 * 155), TECH, schedule=None)
+    with pytest.raises(WorkflowError, match="may not hand_count"):
+        await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155),
+                              Person("al", frozenset({Role.ADMIN})), schedule=None)
+    assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand
+    assert await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155 + 20), BOTH,
+                                 schedule=None) is OrderState.FILLED
+    assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand - 30
+    hand = (await store.fills(order_id))[-1]
+    assert (hand.counted_by, hand.counted, hand.outcome) == ("bo", 30, FillOutcome.FILLED)
+    await store.label_scanned(order_id, fill_code(hand.id), TECH, schedule=None)
+    with pytest.raises(WorkflowError, match="bo filled, counted or labelled"):
+        await store.verify_order(order_id, BOTH, schedule=None)
+    assert await store.verify_order(order_id, PHARM, schedule=None) is OrderState.VERIFIED
+
+
+async def test_an_exception_is_retried_or_cancelled_with_a_reason(store: Store) -> None:
+    order_id, _ = await exception_order(store)
+    assert await store.retry_order(order_id, TECH, schedule=None) is OrderState.QUEUED
+    with pytest.raises(WorkflowError, match="cannot retry"):
+        await store.retry_order(order_id, TECH, schedule=None)
+    with pytest.raises(WorkflowError, match="needs a reason"):
+        await store.cancel_order(order_id, TECH, " ", schedule=None)
+    assert await store.cancel_order(order_id, TECH, "patient called: no longer wanted",
+                                    schedule=None) is OrderState.CANCELLED
+    assert (await store.order(order_id)).reason == "patient called: no longer wanted"
+
+
+async def test_labels_and_reprints_are_counted(store: Store) -> None:
+    _, fill_id = await filled_order(store)
+    first = await store.label_sent(fill_id, who="supervisor", printer="lp1", outcome="printed",
+                                   reason=None)
+    refused = await store.label_sent(fill_id, who="tess", printer="lp1", outcome="refused",
+                                     reason="paper out")
+    again = await store.label_sent(fill_id, who="tess", printer="lp1", outcome="printed",
+                                   reason="smudged")
+    assert (first.copy, refused.copy, again.copy) == (1, 2, 2)
+    assert [label.outcome for label in await store.labels_for(fill_id)] == [
+        "printed", "refused", "printed"]
+    assert [e.action for e in await store.audit_trail()][-3:] == [
+        "label printed", "label refused", "label reprinted"]

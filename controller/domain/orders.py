@@ -34,12 +34,14 @@ class OrderState(StrEnum):
 
 
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
-    OrderState.RECEIVED: frozenset({OrderState.QUEUED, OrderState.REJECTED}),
+    OrderState.RECEIVED: frozenset({OrderState.QUEUED, OrderState.REJECTED,
+                                    OrderState.CANCELLED}),
     OrderState.QUEUED: frozenset({OrderState.DISPENSING, OrderState.EXCEPTION,
                                   OrderState.CANCELLED}),
     OrderState.DISPENSING: frozenset({OrderState.FILLED, OrderState.EXCEPTION,
                                       OrderState.QUEUED}),
-    OrderState.EXCEPTION: frozenset({OrderState.QUEUED, OrderState.CANCELLED}),
+    OrderState.EXCEPTION: frozenset({OrderState.QUEUED, OrderState.CANCELLED,
+                                     OrderState.FILLED}),
     OrderState.FILLED: frozenset({OrderState.LABELED}),
     OrderState.LABELED: frozenset({OrderState.VERIFIED, OrderState.QUEUED,
                                    OrderState.CANCELLED}),
@@ -70,11 +72,38 @@ class Patient:
     id: str
     name: str
     birth_date: date
+    address: str | None = None
+    """Where a mail order goes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prescriber:
+    """Who wrote the prescription."""
+
+    name: str
+    npi: str
+    dea: str | None = None
+    """Needed for a scheduled drug."""
+
+
+class Priority(StrEnum):
+    """How soon the patient needs it."""
+
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    STAT = "stat"
+
+
+class Fulfilment(StrEnum):
+    """How the vial reaches the patient."""
+
+    PICKUP = "pickup"
+    SHIP = "ship"
 
 
 @dataclass(frozen=True, slots=True)
 class Order:
-    """A prescription to fill: which drug, how many, for whom."""
+    """A prescription to fill: which drug, how many, for whom, and what its label says."""
 
     rx_number: str
     patient: Patient
@@ -82,6 +111,15 @@ class Order:
     quantity: int
     easy_open: bool = False
     """The patient asked for easy-open caps (otherwise child-resistant)."""
+    sig: str = ""
+    """The directions, as the label prints them first."""
+    prescriber: Prescriber | None = None
+    refills: int = 0
+    days_supply: int | None = None
+    priority: Priority = Priority.ROUTINE
+    fulfilment: Fulfilment = Fulfilment.PICKUP
+    written: date | None = None
+    """The date the prescriber wrote it."""
 
 
 def order_problems(order: Order, formulary: Formulary) -> list[str]:

@@ -11,7 +11,11 @@ letter is the registrant type, the second the prescriber's surname initial
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
+
+from controller.domain.drugs import Formulary
+from controller.domain.orders import MAX_QUANTITY, Fulfilment, Order
 
 NPI_PREFIX = "80840"
 DEA_REGISTRANTS = frozenset("ABCDEFGHJKLMPRSTUX")
@@ -84,3 +88,71 @@ def refill_problem(schedule: str | None, refills: int, written: date | None = No
             return (f"refills until {valid_until}: a schedule {schedule} drug's refills end "
                     f"6 months after it was written ({written})")
     return None
+
+
+PRESCRIPTION_LIFE_DAYS = 365
+"""An unscheduled (or C-V) prescription is filled within a year of the date written."""
+MAX_DAYS_SUPPLY = 365
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an order, and where: ``field`` is the path of its key."""
+
+    field: tuple[str, ...]
+    message: str
+
+
+def prescription_problems(order: Order, formulary: Formulary, today: date) -> list[Problem]:
+    """Every reason ``order`` cannot be filled as written, each with the field it is about.
+
+    Empty when it can. Form (digits, lengths, ranges) is the intake's business;
+    this checks what needs the formulary, the calendar or several fields at once.
+    """
+    problems: list[Problem] = []
+    drug = formulary.get(order.ndc)
+    if drug is None:
+        problems.append(Problem(("ndc",), f"NDC {order.ndc} is not in this pharmacy's "
+                                          f"formulary; expected one it stocks"))
+    if not 1 <= order.quantity <= MAX_QUANTITY:
+        problems.append(Problem(("quantity",), f"quantity {order.quantity}: expected 1 to "
+                                               f"{MAX_QUANTITY}"))
+    if not order.sig.strip():
+        problems.append(Problem(("sig",), "the directions are empty; the label prints them "
+                                          "first"))
+    if order.days_supply is not None and not 1 <= order.days_supply <= MAX_DAYS_SUPPLY:
+        problems.append(Problem(("days_supply",), f"days' supply {order.days_supply}: expected "
+                                                  f"1 to {MAX_DAYS_SUPPLY}"))
+    if order.patient.birth_date > today:
+        problems.append(Problem(("patient", "birth_date"),
+                                f"birth date {order.patient.birth_date} is in the future"))
+    if order.fulfilment is Fulfilment.SHIP and not (order.patient.address or "").strip():
+        problems.append(Problem(("patient", "address"),
+                                "a mail order needs the patient's address"))
+    schedule = drug.dea_schedule if drug is not None else None
+    prescriber = order.prescriber
+    if prescriber is None:
+        problems.append(Problem(("prescriber",), "the prescriber (name, NPI) is missing"))
+    else:
+        if why := npi_problem(prescriber.npi):
+            problems.append(Problem(("prescriber", "npi"), why))
+        if prescriber.dea:
+            surname = prescriber.name.replace(",", " ").split()
+            if why := dea_problem(prescriber.dea, surname[-1] if surname else None):
+                problems.append(Problem(("prescriber", "dea"), why))
+        elif schedule is not None:
+            problems.append(Problem(("prescriber", "dea"),
+                                    f"a schedule {schedule} drug needs the prescriber's DEA "
+                                    f"number"))
+    if why := refill_problem(schedule, order.refills):
+        problems.append(Problem(("refills",), why))
+    if order.written is not None:
+        if order.written > today:
+            problems.append(Problem(("written",), f"written {order.written}, in the future"))
+        else:
+            life = REFILL_WINDOW_DAYS if schedule in ("II", "III", "IV") else (
+                PRESCRIPTION_LIFE_DAYS)
+            if (today - order.written).days > life:
+                problems.append(Problem(("written",), f"written {order.written}: more than "
+                                                      f"{life} days ago, it has expired"))
+    return problems

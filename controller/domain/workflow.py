@@ -46,15 +46,26 @@ class Action(StrEnum):
     """Refuse the vial, with a reason: LABELED → QUEUED (fill again) or CANCELLED."""
     RELEASE = "release"
     """To the pickup bin or to shipping: VERIFIED → RELEASED."""
+    HAND_COUNT = "hand_count"
+    """Count an order in EXCEPTION by hand, its weight agreeing: EXCEPTION → FILLED."""
+    RETRY = "retry"
+    """Send an order in EXCEPTION to a robot again: EXCEPTION → QUEUED."""
+    CANCEL = "cancel"
+    """Give an order up, with a reason, before anything is in its vial: → CANCELLED."""
 
 
-ROLE_OF: dict[Action, Role] = {
-    Action.LABEL: Role.TECHNICIAN,
-    Action.WITNESS: Role.PHARMACIST,
-    Action.VERIFY: Role.PHARMACIST,
-    Action.REJECT: Role.PHARMACIST,
-    Action.RELEASE: Role.PHARMACIST,
+_DISPENSERS = frozenset({Role.TECHNICIAN, Role.PHARMACIST})
+ROLE_OF: dict[Action, frozenset[Role]] = {
+    Action.LABEL: frozenset({Role.TECHNICIAN}),
+    Action.WITNESS: frozenset({Role.PHARMACIST}),
+    Action.VERIFY: frozenset({Role.PHARMACIST}),
+    Action.REJECT: frozenset({Role.PHARMACIST}),
+    Action.RELEASE: frozenset({Role.PHARMACIST}),
+    Action.HAND_COUNT: _DISPENSERS,
+    Action.RETRY: _DISPENSERS,
+    Action.CANCEL: _DISPENSERS,
 }
+"""The roles that may take each action (any one of them suffices)."""
 
 
 class WorkflowError(ValueError):
@@ -90,16 +101,17 @@ def advance(dossier: Dossier, step: Step) -> Dossier:
     """The order after ``step``, or WorkflowError saying why it may not happen."""
     person, action = step.person, step.action
     needed = ROLE_OF[action]
-    if needed not in person.roles:
-        raise WorkflowError(f"{person.name} may not {action}: it needs the {needed} role "
-                            f"({person.name} holds {', '.join(sorted(person.roles)) or 'none'})")
+    if not needed & person.roles:
+        raise WorkflowError(f"{person.name} may not {action}: it needs the "
+                            f"{' or '.join(sorted(needed))} role ({person.name} holds "
+                            f"{', '.join(sorted(person.roles)) or 'none'})")
     if action is Action.WITNESS:
         return _witness(dossier, person)
     if action is Action.VERIFY and person.name in dossier.handled_by:
         raise WorkflowError(f"{person.name} filled, counted or labelled this vial and may not "
                             f"verify it: another pharmacist must")
-    if action is Action.REJECT and not (step.reason or "").strip():
-        raise WorkflowError("a rejection needs a reason")
+    if action in (Action.REJECT, Action.CANCEL) and not (step.reason or "").strip():
+        raise WorkflowError(f"to {action} needs a reason")
     if action is Action.RELEASE and dossier.schedule == "II" and dossier.witnessed_by is None:
         raise WorkflowError("a schedule II drug needs its second count witnessed by a "
                             "pharmacist before release")
@@ -108,12 +120,18 @@ def advance(dossier: Dossier, step: Step) -> Dossier:
         Action.VERIFY: OrderState.VERIFIED,
         Action.REJECT: OrderState.QUEUED if step.requeue else OrderState.CANCELLED,
         Action.RELEASE: OrderState.RELEASED,
+        Action.HAND_COUNT: OrderState.FILLED,
+        Action.RETRY: OrderState.QUEUED,
+        Action.CANCEL: OrderState.CANCELLED,
     }[action]
+    if action in (Action.HAND_COUNT, Action.RETRY) and dossier.state is not OrderState.EXCEPTION:
+        raise WorkflowError(f"cannot {action}: only an order in exception is counted by hand "
+                            f"or retried by a person; the order is {dossier.state}")
     try:
         check_transition(dossier.state, target)
     except TransitionError as exc:
         raise WorkflowError(f"cannot {action}: {exc}") from None
-    if action is Action.LABEL:
+    if action in (Action.LABEL, Action.HAND_COUNT):
         return replace(dossier, state=target, handled_by=dossier.handled_by | {person.name})
     if action is Action.VERIFY:
         return replace(dossier, state=target, verified_by=person.name)

@@ -47,6 +47,16 @@ orders = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("easy_open", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("patient_address", sa.Text),
+    sa.Column("sig", sa.Text, nullable=False, server_default=""),
+    sa.Column("prescriber_name", sa.String(200)),
+    sa.Column("prescriber_npi", sa.String(10)),
+    sa.Column("prescriber_dea", sa.String(9)),
+    sa.Column("refills", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("days_supply", sa.Integer),
+    sa.Column("priority", sa.String(10), nullable=False, server_default="routine"),
+    sa.Column("fulfilment", sa.String(10), nullable=False, server_default="pickup"),
+    sa.Column("written_on", sa.Date),
 )
 
 order_events = sa.Table(
@@ -90,6 +100,7 @@ fills = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("ended_at", UtcDateTime),
+    sa.Column("counted_by", sa.String(80)),
 )
 
 bin_movements = sa.Table(
@@ -207,3 +218,28 @@ witnessed_counts = sa.Table(
     sa.Column("at", UtcDateTime, nullable=False),
 )
 """A schedule II vial's second count, and the pharmacist who witnessed it."""
+
+labels = sa.Table(
+    "labels", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("fill_id", sa.Integer, sa.ForeignKey("fills.id"), nullable=False),
+    sa.Column("copy", sa.Integer, nullable=False),
+    sa.Column("who", sa.String(80), nullable=False),
+    sa.Column("printer", sa.String(200), nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+"""Every label sent (or refused) for a vial: copy 1 is the label, later copies are reprints."""
+
+releases = sa.Table(
+    "releases", metadata,
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), primary_key=True),
+    sa.Column("fill_id", sa.Integer, sa.ForeignKey("fills.id"), nullable=False),
+    sa.Column("destination", sa.String(20), nullable=False),
+    sa.Column("carrier", sa.String(40)),
+    sa.Column("tracking", sa.String(60)),
+    sa.Column("who", sa.String(80), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+"""Where each released vial went: the pickup bin, or shipping with carrier and tracking."""

@@ -73,6 +73,16 @@ class OrderRecord:
     received_at: datetime
     updated_at: datetime
     easy_open: bool
+    patient_address: str | None = None
+    sig: str = ""
+    prescriber_name: str | None = None
+    prescriber_npi: str | None = None
+    prescriber_dea: str | None = None
+    refills: int = 0
+    days_supply: int | None = None
+    priority: str = "routine"
+    fulfilment: str = "pickup"
+    written_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,8 @@ class FillRecord:
     detail: str | None
     started_at: datetime
     ended_at: datetime | None
+    counted_by: str | None = None
+    """Who counted it by hand; None when a robot counted it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +218,19 @@ class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords, Verificatio
     async def receive_order(self, order: Order, who: str = SUPERVISOR) -> OrderRecord:
         """Record a new order as RECEIVED."""
         now = self._clock.now()
+        prescriber = order.prescriber
         async with self._transaction() as conn:
             result = await conn.execute(sa.insert(orders).values(
                 rx_number=order.rx_number, patient_id=order.patient.id,
                 patient_name=order.patient.name, patient_birth_date=order.patient.birth_date,
                 ndc=order.ndc, quantity=order.quantity, state=OrderState.RECEIVED,
-                received_at=now, updated_at=now, easy_open=order.easy_open))
+                received_at=now, updated_at=now, easy_open=order.easy_open,
+                patient_address=order.patient.address, sig=order.sig,
+                prescriber_name=prescriber.name if prescriber else None,
+                prescriber_npi=prescriber.npi if prescriber else None,
+                prescriber_dea=prescriber.dea if prescriber else None,
+                refills=order.refills, days_supply=order.days_supply, priority=order.priority,
+                fulfilment=order.fulfilment, written_on=order.written))
             order_id = inserted_id(result)
             await conn.execute(sa.insert(order_events).values(
                 order_id=order_id, from_state=None, to_state=OrderState.RECEIVED, who=who, at=now))

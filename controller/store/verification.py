@@ -7,17 +7,34 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock
 from controller.domain.orders import FillOutcome, OrderState
+from controller.domain.weight import WeightCheck, WeightVerdict
 from controller.domain.workflow import Action, Dossier, Person, Step, WorkflowError, advance
 from controller.store.audit_records import record
-from controller.store.schema import fills, order_events, orders, witnessed_counts
-from controller.store.stock import SUPERVISOR
+from controller.store.schema import (
+    fills,
+    labels,
+    order_events,
+    orders,
+    releases,
+    set_aside,
+    witnessed_counts,
+)
+from controller.store.stock import (
+    SUPERVISOR,
+    bin_by_id,
+    inserted_id,
+    return_to_bin,
+    take_from_bin,
+)
 
 FILL_CODE_PREFIX = "F"
 
@@ -37,9 +54,44 @@ def parse_fill_code(scanned: str) -> int:
     return int(digits)
 
 
+TABLETS_AFTER_REJECTION = ("returned", "wasted")
+DESTINATIONS = ("pickup", "shipping")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRecord:
+    """One label sent (or refused) for a vial."""
+
+    id: int
+    fill_id: int
+    copy: int
+    """1 for the label; 2, 3… for reprints."""
+    who: str
+    printer: str
+    outcome: str
+    """``printed``, or ``refused`` with the printer's reason."""
+    reason: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Where a released vial went."""
+
+    order_id: int
+    fill_id: int
+    destination: str
+    carrier: str | None
+    tracking: str | None
+    who: str
+    at: datetime
+
+
 class _Base(Protocol):
     _clock: Clock
     _write: asyncio.Lock
+    _engine: AsyncEngine
+    instance: str
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
@@ -89,21 +141,149 @@ class VerificationRecords:
                                reason="verified")
 
     async def reject_order(self: _Base, order_id: int, person: Person, reason: str, *,
-                           fill_again: bool, schedule: str | None) -> OrderState:
-        """The pharmacist refuses the vial: QUEUED to fill it again, or CANCELLED."""
+                           fill_again: bool, tablets: str, schedule: str | None) -> OrderState:
+        """The pharmacist refuses the vial: QUEUED to fill it again, or CANCELLED. Its
+        tablets are recorded as ``returned`` to their bin or ``wasted``."""
+        if tablets not in TABLETS_AFTER_REJECTION:
+            raise WorkflowError(f"the rejected vial's tablets: {tablets!r}; expected one of "
+                                f"{', '.join(TABLETS_AFTER_REJECTION)}")
+        now = self._clock.now()
         async with self._transaction() as conn:
-            return await _step(self, conn, order_id, Step(Action.REJECT, person, reason,
-                                                          fill_again), schedule, reason=reason)
+            fill_id = await _last_filled(conn, order_id)
+            state = await _step(self, conn, order_id, Step(Action.REJECT, person, reason,
+                                                           fill_again), schedule, reason=reason)
+            if fill_id is not None:
+                fill = (await conn.execute(sa.select(fills.c.bin_id, fills.c.counted).where(
+                    fills.c.id == fill_id))).one()
+                if tablets == "returned":
+                    await return_to_bin(conn, fill_id, fill.counted, who=person.name,
+                                        reason=f"rejected vial: {reason}", at=now)
+                await conn.execute(sa.insert(set_aside).values(
+                    fill_id=fill_id, bin_id=fill.bin_id, count=fill.counted, at=now,
+                    disposition=tablets, disposed_by=person.name, disposed_at=now))
+                await record(conn, now, person.name, f"rejected vial {tablets}",
+                             f"order:{order_id}", None, {"fill": fill_id,
+                                                         "count": fill.counted})
+            return state
 
-    async def release_order(self: _Base, order_id: int, person: Person, to: str, *,
-                            schedule: str | None) -> OrderState:
-        """To the pickup bin, or to shipping (``to`` says which, with carrier and tracking)."""
-        if not to.strip():
-            raise WorkflowError("say where it goes: the pickup bin, or shipping with carrier "
-                                "and tracking number")
+    async def release_order(self: _Base, order_id: int, person: Person, destination: str, *,
+                            schedule: str | None, carrier: str | None = None,
+                            tracking: str | None = None) -> OrderState:
+        """To the pickup bin, or to shipping with carrier and tracking number."""
+        carrier, tracking = (carrier or "").strip() or None, (tracking or "").strip() or None
+        if destination not in DESTINATIONS:
+            raise WorkflowError(f"release to {destination!r}: expected pickup or shipping")
+        if destination == "shipping" and not (carrier and tracking):
+            raise WorkflowError("a vial released to shipping needs its carrier and tracking "
+                                "number")
+        if destination == "pickup" and (carrier or tracking):
+            raise WorkflowError("a vial for the pickup bin has no carrier or tracking number")
+        now = self._clock.now()
         async with self._transaction() as conn:
-            return await _step(self, conn, order_id, Step(Action.RELEASE, person), schedule,
-                               reason=f"released to {to}")
+            fulfilment = await conn.scalar(sa.select(orders.c.fulfilment).where(
+                orders.c.id == order_id))
+            wanted = "shipping" if fulfilment == "ship" else "pickup"
+            if fulfilment is not None and destination != wanted:
+                raise WorkflowError(f"order {order_id} is for {fulfilment}; release it to "
+                                    f"{wanted}")
+            fill_id = await _filled_vial(conn, order_id)
+            where = destination + (f" by {carrier}, tracking {tracking}" if carrier else "")
+            state = await _step(self, conn, order_id, Step(Action.RELEASE, person), schedule,
+                                reason=f"released to {where}")
+            await conn.execute(sa.insert(releases).values(
+                order_id=order_id, fill_id=fill_id, destination=destination, carrier=carrier,
+                tracking=tracking, who=person.name, at=now))
+            return state
+
+    async def release(self: _Base, order_id: int) -> Release | None:
+        """Where a released order's vial went, or None."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(releases).where(
+                releases.c.order_id == order_id))).mappings().first()
+        return None if row is None else Release(**dict(row))
+
+    async def hand_fill(self: _Base, order_id: int, bin_id: int, count: int,
+                        check: WeightCheck, person: Person, *,
+                        schedule: str | None) -> OrderState:
+        """A person counted an order in exception by hand from ``bin_id``; its weight must
+        agree with the count. EXCEPTION → FILLED, the count taken off the bin."""
+        if check.count != count:
+            raise WorkflowError(f"the weight was checked for {check.count}, not {count}")
+        if check.verdict is WeightVerdict.DISAGREES:
+            raise WorkflowError(
+                f"the vial weighs {check.measured_mg:.0f} mg; {count} tablets should weigh "
+                f"{check.expected_mg:.0f} ± {check.tolerance_mg:.0f} mg: count again")
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            order = (await conn.execute(sa.select(orders.c.ndc, orders.c.quantity).where(
+                orders.c.id == order_id))).first()
+            if order is None:
+                raise WorkflowError(f"no order {order_id}")
+            if count != order.quantity:
+                raise WorkflowError(f"the order asks for {order.quantity}; {count} were "
+                                    f"counted")
+            source = await bin_by_id(conn, bin_id)
+            if source.ndc != order.ndc:
+                raise WorkflowError(f"{source.robot} bin {source.bin} holds {source.ndc}, not "
+                                    f"the order's {order.ndc}")
+            if source.on_hand < count:
+                raise WorkflowError(f"{source.robot} bin {source.bin} holds "
+                                    f"{source.on_hand}, fewer than {count}")
+            state = await _step(self, conn, order_id, Step(Action.HAND_COUNT, person),
+                                schedule, reason=f"counted by hand by {person.name}: {count}, "
+                                                 f"weight {check.verdict}")
+            result = await conn.execute(sa.insert(fills).values(
+                order_id=order_id, bin_id=bin_id, quantity=count, state="ended",
+                outcome=FillOutcome.FILLED, counted=count, weight_mg=round(check.measured_mg),
+                expected_mg=check.expected_mg, tolerance_mg=check.tolerance_mg,
+                verdict=check.verdict, detail=f"counted by hand by {person.name}",
+                started_at=now, ended_at=now, counted_by=person.name))
+            fill_id = inserted_id(result)
+            await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(
+                job=f"{self.instance}-hand-{fill_id}"))
+            await take_from_bin(conn, source, count, kind="fill", who=person.name,
+                                reason="counted by hand", at=now, fill_id=fill_id)
+            return state
+
+    async def retry_order(self: _Base, order_id: int, person: Person, *,
+                          schedule: str | None) -> OrderState:
+        """A person sends an order in exception to the robots again."""
+        async with self._transaction() as conn:
+            return await _step(self, conn, order_id, Step(Action.RETRY, person), schedule,
+                               reason=f"retried by {person.name}")
+
+    async def cancel_order(self: _Base, order_id: int, person: Person, reason: str, *,
+                           schedule: str | None) -> OrderState:
+        """Give up an order that has nothing in a vial yet (received, queued, in exception)."""
+        async with self._transaction() as conn:
+            return await _step(self, conn, order_id, Step(Action.CANCEL, person, reason),
+                               schedule, reason=reason)
+
+    async def label_sent(self: _Base, fill_id: int, *, who: str, printer: str, outcome: str,
+                         reason: str | None) -> LabelRecord:
+        """Record a label sent to (or refused by) a printer; reprints are counted copies."""
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            copies = await conn.scalar(sa.select(sa.func.count()).select_from(labels).where(
+                labels.c.fill_id == fill_id, labels.c.outcome == "printed"))
+            copy = int(copies or 0) + 1
+            result = await conn.execute(sa.insert(labels).values(
+                fill_id=fill_id, copy=copy, who=who, printer=printer, outcome=outcome,
+                reason=reason, at=now))
+            await record(conn, now, who, "label " + ("reprinted" if copy > 1 and
+                                                     outcome == "printed" else outcome),
+                         f"fill:{fill_id}", None, {"copy": copy, "printer": printer,
+                                                   "reason": reason})
+            row = (await conn.execute(sa.select(labels).where(
+                labels.c.id == inserted_id(result)))).mappings().one()
+        return LabelRecord(**dict(row))
+
+    async def labels_for(self: _Base, fill_id: int) -> list[LabelRecord]:
+        """Every label sent for a vial, oldest first."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(labels).where(labels.c.fill_id == fill_id)
+                                       .order_by(labels.c.id))).mappings().all()
+        return [LabelRecord(**dict(row)) for row in rows]
 
 
 async def _step(store: _Base, conn: AsyncConnection, order_id: int, step: Step,
