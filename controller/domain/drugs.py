@@ -80,6 +80,26 @@ class Formulary:
         return self._drugs[ndc]
 
 
+AUXILIARY_LABELS: dict[str, str] = {
+    "AVOID_GRAPEFRUIT": "Avoid grapefruit and grapefruit juice.",
+    "TAKE_WITH_FOOD": "Take with food.",
+    "DO_NOT_STOP": "Do not stop taking without asking your doctor.",
+    "NO_ALCOHOL": "Do not drink alcohol while taking this medicine.",
+    "MAY_CAUSE_DIZZINESS": "May cause dizziness.",
+    "MAY_CAUSE_DROWSINESS": "May cause drowsiness. Use care driving or operating machinery.",
+    "TAKE_ON_EMPTY_STOMACH": "Take on an empty stomach.",
+    "SWALLOW_WHOLE": "Swallow whole. Do not crush or chew.",
+    "TAKE_BEFORE_MEALS": "Take before meals.",
+    "AVOID_SUN": "Avoid prolonged sunlight.",
+    "TAKE_IN_MORNING": "Take in the morning.",
+    "FINISH_ALL": "Finish all of this medicine unless your doctor says otherwise.",
+    "TAKE_WITH_WATER": "Take with a full glass of water.",
+    "CONTROLLED_TRANSFER": ("Caution: Federal law prohibits the transfer of this drug to any "
+                            "person other than the patient for whom it was prescribed."),
+}
+"""The auxiliary warnings a label may carry, by the formulary's code."""
+
+
 def parse_formulary(text: str, source: str = "formulary") -> Formulary:
     """Read a formulary CSV (lines starting with ``#`` are comments)."""
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
@@ -111,6 +131,11 @@ def _drug(row: dict[str, str], where: str) -> Drug:
     if schedule is not None and schedule not in SCHEDULES:
         raise FormularyError(f"{where}, column dea_schedule: {schedule!r} is not blank, "
                              f"II, III, IV or V")
+    auxiliary = tuple(c.strip() for c in row["auxiliary_labels"].split(";") if c.strip())
+    unknown = [code for code in auxiliary if code not in AUXILIARY_LABELS]
+    if unknown:
+        raise FormularyError(f"{where}, column auxiliary_labels: {', '.join(unknown)} not known; "
+                             f"expected codes among {', '.join(sorted(AUXILIARY_LABELS))}")
     return Drug(
         ndc=ndc,
         generic_name=_text(row, "generic_name", where),
@@ -121,7 +146,7 @@ def _drug(row: dict[str, str], where: str) -> Drug:
         unit_volume_mm3=_positive(row, "unit_volume_mm3", where),
         dea_schedule=schedule,
         tall_man_name=row["tall_man_name"].strip() or None,
-        auxiliary_labels=tuple(c.strip() for c in row["auxiliary_labels"].split(";") if c.strip()),
+        auxiliary_labels=auxiliary,
         colour=_text(row, "colour", where),
         shape=_text(row, "shape", where),
         imprint=_text(row, "imprint", where),

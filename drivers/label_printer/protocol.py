@@ -78,3 +78,41 @@ def is_label_format(zpl: str) -> bool:
     text = zpl.strip()
     return (text.startswith("^XA") and text.endswith("^XZ") and text.count("^XA") == 1
             and text.count("^XZ") == 1)
+
+
+# -- fields of a format --------------------------------------------------------------------
+
+_ESCAPED = {"^": "\\5E", "~": "\\7E", "\\": "\\5C"}
+_FIELD = re.compile(
+    r"\^FO(?P<x>\d+),(?P<y>\d+)"
+    r"(?:\^A0N,(?P<h>\d+),\d+|\^BY(?P<module>\d+)\^BCN,(?P<bar>\d+),[YN],[YN],[YN])"
+    r"\^FH\\\^FD(?P<data>[^^]*)\^FS")
+
+
+def field_data(text: str) -> str:
+    """``text`` as a ``^FH\\^FD`` field holds it: ``^``, ``~``, ``\\`` and control characters
+    as hex escapes, so that no character of the data can end the field or start a command."""
+    return "".join(_ESCAPED.get(c) or (f"\\{ord(c):02X}" if ord(c) < 0x20 or ord(c) == 0x7F
+                                       else c) for c in text)
+
+
+def text_field(x: int, y: int, height: int, text: str) -> str:
+    """A line of text in the printer's scalable font ``0``."""
+    return f"^FO{x},{y}^A0N,{height},{height}^FH\\^FD{field_data(text)}^FS"
+
+
+def code128_field(x: int, y: int, height: int, module: int, data: str) -> str:
+    """A Code 128 barcode with no line of text under it (the caller prints one)."""
+    return f"^FO{x},{y}^BY{module}^BCN,{height},N,N,N^FH\\^FD{field_data(data)}^FS"
+
+
+def parse_fields(zpl: str) -> list[tuple[str, int, int, str]]:
+    """The fields of a format this module wrote: (``text`` or ``code128``, x, y, data)."""
+    found = []
+    for match in _FIELD.finditer(zpl):
+        data = re.sub(r"\\([0-9A-Fa-f]{2})",
+                      lambda m: bytes([int(m.group(1), 16)]).decode("latin-1"),
+                      match["data"])
+        kind = "text" if match["h"] is not None else "code128"
+        found.append((kind, int(match["x"]), int(match["y"]), data))
+    return found

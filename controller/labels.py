@@ -1,0 +1,90 @@
+"""A label's layout drawn three ways: ZPL II for the printer, PNG and PDF previews.
+
+All three come from the same elements (``domain/labels.layout``), in the
+printer's dots (203 dpi): what the preview shows is where the printer puts it.
+The printer encodes the Code 128 barcode itself (``^BC``); the previews draw
+the same symbol from python-barcode's modules.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+
+from barcode.codex import Code128
+from PIL import Image, ImageDraw, ImageFont
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfgen.canvas import Canvas
+
+from controller.domain.labels import DPI, HEIGHT_DOTS, WIDTH_DOTS, Barcode, Element, Text
+from drivers.label_printer.protocol import code128_field, text_field
+
+PDF_FONT = "Helvetica"
+
+
+def render_zpl(elements: list[Element]) -> str:
+    """One ZPL II format: UTF-8 text (``^CI28``), the label's width and length in dots."""
+    fields = [text_field(e.x, e.y, e.height, e.text) if isinstance(e, Text)
+              else code128_field(e.x, e.y, e.height, e.module, e.data) for e in elements]
+    return "".join(["^XA^CI28", f"^PW{WIDTH_DOTS}^LL{HEIGHT_DOTS}^LH0,0", *fields, "^XZ"])
+
+
+def code128_modules(data: str) -> str:
+    """The symbol's modules, ``1`` a bar and ``0`` a space: start, data, check, stop."""
+    return str(Code128(data).build()[0])
+
+
+@cache
+def _font(height: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=height)
+
+
+def render_png(elements: list[Element], *, scale: int = 1) -> bytes:
+    """A black-on-white PNG preview, one pixel a dot (times ``scale``)."""
+    image = Image.new("1", (WIDTH_DOTS * scale, HEIGHT_DOTS * scale), 1)
+    draw = ImageDraw.Draw(image)
+    for e in elements:
+        if isinstance(e, Text):
+            draw.text((e.x * scale, e.y * scale), e.text, fill=0, font=_font(e.height * scale))
+            continue
+        x = e.x * scale
+        width = e.module * scale
+        for module in code128_modules(e.data):
+            if module == "1":
+                draw.rectangle((x, e.y * scale, x + width - 1, (e.y + e.height) * scale - 1),
+                               fill=0)
+            x += width
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def render_pdf(elements: list[Element]) -> bytes:
+    """A one-page PDF preview, 3 × 2 inches."""
+    point = 72 / DPI
+    out = io.BytesIO()
+    canvas = Canvas(out, pagesize=(WIDTH_DOTS * point, HEIGHT_DOTS * point))
+    canvas.setTitle("rxfill label")
+    page_height = HEIGHT_DOTS * point
+    for e in elements:
+        if isinstance(e, Text):
+            size = e.height * point
+            # Shrink a line the PDF's font draws wider than the printer's room.
+            room = (WIDTH_DOTS - e.x - 8) * point
+            width = stringWidth(e.text, PDF_FONT, size)
+            canvas.setFont(PDF_FONT, size * min(1.0, room / width) if width else size)
+            canvas.drawString(e.x * point, page_height - (e.y + e.height * 0.85) * point, e.text)
+            continue
+        _pdf_barcode(canvas, e, point, page_height)
+    canvas.showPage()
+    canvas.save()
+    return out.getvalue()
+
+
+def _pdf_barcode(canvas: Canvas, e: Barcode, point: float, page_height: float) -> None:
+    x = e.x
+    for module in code128_modules(e.data):
+        if module == "1":
+            canvas.rect(x * point, page_height - (e.y + e.height) * point, e.module * point,
+                        e.height * point, stroke=0, fill=1)
+        x += e.module
