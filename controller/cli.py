@@ -107,8 +107,11 @@ def run(
         help="SQLite file (default: the configuration's [store] path).")] = None,
     mqtt: Annotated[str | None, typer.Option(
         help="Broker to publish to, mqtt://HOST:PORT (default: the configuration's).")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Serve the API on this port (default: the configuration's [api] port; 0 for "
+             "any free port).")] = None,
 ) -> None:
-    """Run the supervisor on a configuration until SIGINT or SIGTERM."""
+    """Run the supervisor and its REST API on a configuration until SIGINT or SIGTERM."""
     from controller.site import run_site
 
     _check_broker(mqtt)
@@ -119,7 +122,7 @@ def run(
         raise typer.Exit(2) from None
     configure_logging(settings.config.logging.level, settings.config.logging.format)
     path = store or settings.resolve(settings.config.store.path)
-    asyncio.run(run_site(settings, path, mqtt, lambda line: print(line, flush=True)))
+    asyncio.run(run_site(settings, path, mqtt, lambda line: print(line, flush=True), port=port))
 
 
 @config_app.command("check")

@@ -49,6 +49,8 @@ class Site(Model):
     name: str = Field(min_length=1)
     address: str = Field(min_length=1)
     phone: str = Field(pattern=r"^[0-9+()\- .]{7,20}$")
+    pharmacist: str | None = Field(default=None, min_length=1, description=(
+        "the pharmacist in charge, named on labels while no pharmacist has signed on duty"))
 
 
 class ChannelCalibration(Model):
@@ -261,6 +263,30 @@ def broker_address(url: str) -> tuple[str, int, bool]:
     return host, int(port) if port else (8883 if tls else 1883), tls
 
 
+class PrinterSettings(Model):
+    """The label printer at the filling station."""
+
+    url: str = Field(default="sim:tcp", description=(
+        "tcp://HOST[:PORT] (raw ZPL, 9100 by default), or sim:tcp for a simulated printer"))
+    driver: str = "zpl-printer"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value != "sim:tcp" and not value.startswith("tcp://"):
+            raise ValueError(f"printer url {value!r}: expected tcp://HOST[:PORT] or sim:tcp")
+        return value
+
+
+class ApiSettings(Model):
+    """Where the REST API listens (``rxfill run``, ``rxfill demo --serve``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=0, le=65535, description="0 picks a free port")
+    token_hours: float = Field(default=8.0, gt=0, le=24, description=(
+        "how long a sign-in lasts"))
+
+
 class LoggingSettings(Model):
     """Log level and format (auto: readable on a terminal, JSON lines otherwise)."""
 
@@ -278,6 +304,8 @@ class Config(Model):
     stock: StockSettings = StockSettings()
     alarms: AlarmSettings = AlarmSettings()
     mqtt: MqttSettings = MqttSettings()
+    printer: PrinterSettings = PrinterSettings()
+    api: ApiSettings = ApiSettings()
     orders: Path | None = Field(default=None, description="sample orders the demo fills")
     robots: list[Robot] = Field(min_length=1)
 

@@ -24,7 +24,7 @@ from controller.backoff import Backoff
 from controller.clock import Clock
 from controller.config import Robot
 from controller.domain.drugs import Formulary
-from controller.domain.orders import FillOutcome, OrderState
+from controller.domain.orders import FillOutcome, OrderState, TransitionError
 from controller.domain.recovery import MAX_ATTEMPTS, OrderAction, Problem, rule_for
 from controller.notices import (
     FillEnded,
@@ -307,8 +307,14 @@ class RobotWorker(ABC, Generic[R]):
             self._queued_s = max(0.0, self._queued_s - item.estimate_s)
             self.busy_s = item.estimate_s
             try:
-                fill = await self._store.start_fill(item.order_id, item.bin_id,
-                                                    numeric_job=self.numeric_jobs)
+                try:
+                    fill = await self._store.start_fill(item.order_id, item.bin_id,
+                                                        numeric_job=self.numeric_jobs)
+                except TransitionError:
+                    # Cancelled while it waited on this queue: nothing was sent.
+                    log.info("order no longer queued: skipped", robot=self.id,
+                             order=item.order_id)
+                    continue
                 log.info("fill started", robot=self.id, order=fill.order_id, fill=fill.id,
                          job=fill.job, bin=fill.bin, quantity=fill.quantity)
                 self._notify(FillStarted(fill))

@@ -7,16 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import structlog
+import uvicorn
+
+from controller.api import create_app
 from controller.broker import EmbeddedBroker
 from controller.config import Settings
+from controller.pharmacy import Pharmacy
 from controller.publisher import BrokerLink
 from controller.simulation import Simulator, start_simulators
 from controller.store import Store, sqlite_url
 from controller.supervisor import Supervisor, bin_specs
+from drivers.base import LabelPrinter
+from drivers.registry import find_driver
+from drivers.tasks import stop_tasks
+from simulators.label_printer.server import PrinterSimulator
+
+log = structlog.get_logger(__name__)
 
 
 @asynccontextmanager
@@ -54,23 +65,84 @@ async def simulated_robots(settings: Settings, store: Store) -> AsyncIterator[
             await sim.close()
 
 
-async def run_site(settings: Settings, store_path: Path, mqtt: str | None,
-                   say: Callable[[str], None]) -> None:
-    """Run the site until SIGINT or SIGTERM, then stop cleanly (MQTT ``offline``)."""
-    store = await Store.open(sqlite_url(store_path))
+@asynccontextmanager
+async def label_printer(settings: Settings) -> AsyncIterator[
+        tuple[LabelPrinter, PrinterSimulator | None]]:
+    """The label printer's driver, and its simulator when the url is ``sim:tcp``."""
+    config = settings.config.printer
+    simulator = None
+    url = config.url
+    if url == "sim:tcp":
+        simulator = PrinterSimulator()
+        url = await simulator.listen_tcp()
+    printer: LabelPrinter = find_driver(config.driver)(name="printer", url=url)
     try:
-        async with broker_link(settings, mqtt) as link, simulated_robots(settings, store) as sims:
+        yield printer, simulator
+    finally:
+        await printer.close()
+        if simulator is not None:
+            await simulator.close()
+
+
+@asynccontextmanager
+async def api_server(pharmacy: Pharmacy, host: str, port: int) -> AsyncIterator[str]:
+    """Serve the REST API on ``host:port`` (0: any free port) until the block ends; its url."""
+    api = pharmacy.settings.config.api
+    config = uvicorn.Config(create_app(pharmacy, token_hours=api.token_hours), host=host,
+                            port=port, log_level="warning", lifespan="off",
+                            access_log=False)
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve(), name="api")
+    while not server.started:
+        if task.done():
+            task.result()  # raises why it could not start (the port is taken…)
+            raise OSError(f"the API could not listen on {host}:{port}")
+        await asyncio.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()
+    try:
+        yield f"http://{bound[0]}:{bound[1]}"
+    finally:
+        server.should_exit = True
+        try:
+            async with asyncio.timeout(5):
+                await task
+        except TimeoutError:
+            await stop_tasks([task])
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own SIGINT/SIGTERM handlers: the site stops it, in order."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_site(settings: Settings, store_path: Path, mqtt: str | None,
+                   say: Callable[[str], None], *, port: int | None = None) -> None:
+    """Run the site and its API until SIGINT or SIGTERM, then stop cleanly (MQTT
+    ``offline``)."""
+    store = await Store.open(sqlite_url(store_path))
+    api = settings.config.api
+    try:
+        async with (broker_link(settings, mqtt) as link,
+                    simulated_robots(settings, store) as sims,
+                    label_printer(settings) as (printer, _)):
             supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()},
                                     mqtt=link)
+            pharmacy = Pharmacy(settings, store, supervisor, printer=printer)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            async with supervisor:
+            async with supervisor, api_server(pharmacy, api.host,
+                                              api.port if port is None else port) as url:
                 where = link.url if link else "off"
                 say(f"rxfill running: site {settings.config.site.id}, robots "
-                    f"{', '.join(supervisor.robots)}, store {store_path}, mqtt {where}")
+                    f"{', '.join(supervisor.robots)}, store {store_path}, mqtt {where}, "
+                    f"api {url} (OpenAPI at {url}/docs)")
                 await stop.wait()
                 say("stopping")
+            await pharmacy.close()
     finally:
         await store.close()

@@ -304,6 +304,24 @@ class Supervisor:
                      finish_s=round(choice.finish_s, 1))
             return order
 
+    async def requeued(self, order_id: int, *, robot: str | None = None) -> OrderRecord:
+        """A person sent ``order_id`` back to QUEUED (a retry, a rejected vial): route it,
+        away from robots that left a partial vial of it, or to ``robot`` if named."""
+        order = await self.store.order(order_id)
+        self._settled[order_id] = asyncio.Event()
+        if robot is not None:
+            if robot not in self.robots:
+                raise ValueError(f"no robot {robot!r}; expected one of "
+                                 f"{', '.join(self.robots)}")
+            return await self._route(order, only=robot)
+        return await self._route(order, exclude=await self._failed_on(order_id))
+
+    def withdrawn(self, order_id: int) -> None:
+        """A person cancelled ``order_id``: its place on a robot's queue is given up (the
+        robot skips it) and its bin's reservation released."""
+        self._reservations.pop(order_id, None)
+        self._settled.setdefault(order_id, asyncio.Event()).set()
+
     async def _after_failed_fill(self, fill: FillRecord, action: OrderAction) -> None:
         """Fill the order again, on the same robot or another, as the recovery rule said."""
         order = await self.store.order(fill.order_id)

@@ -52,11 +52,12 @@ calibration = {{ sensitivity = 50 }}
 
 
 def write_config(tmp_path: Path, robots: list[dict[str, object]], *, site: str = "test",
-                 extra: str = "") -> Settings:
+                 extra: str = "", site_extra: str = "") -> Settings:
     """A configuration of counters (and vial fillers: ``"kind": "vial-filler"``).
 
     A filler's machine runs 20 times fast unless the robot says ``time_scale``.
-    ``extra`` is TOML put before the robots (``[mqtt]``, ``[stock]`` sections).
+    ``extra`` is TOML put before the robots (``[mqtt]``, ``[stock]`` sections);
+    ``site_extra`` more keys of ``[site]``.
     """
     text = f"""
 formulary = "{FORMULARY}"
@@ -65,7 +66,8 @@ id = "{site}"
 name = "Test Pharmacy"
 address = "1 Test Road"
 phone = "555-0100"
-""" + extra + "".join((FILLER if robot.get("kind") == "vial-filler" else ROBOT).format(
+""" + site_extra + "\n" + extra + "".join(
+        (FILLER if robot.get("kind") == "vial-filler" else ROBOT).format(
         **{"channel": 1, "time_scale": 20, **robot}) for robot in robots)
     path = tmp_path / "rxfill.toml"
     path.write_text(text)

@@ -22,3 +22,21 @@ def parse_ndc(text: str) -> str:
     raise NdcError(
         f"NDC {text!r} is not 11 digits in the 5-4-2 form (for example 00093-7146-01)"
     )
+
+
+_TEN_DASHED = re.compile(r"([0-9]{4,5})-([0-9]{3,4})-([0-9]{1,2})")
+
+
+def parse_any_ndc(text: str) -> str:
+    """Like :func:`parse_ndc`, and also a dashed 10-digit NDC (4-4-2, 5-3-2 or 5-4-1), whose
+    dashes say where the missing zero goes. Bare 10 digits are ambiguous: refused."""
+    value = text.strip()
+    match = _TEN_DASHED.fullmatch(value)
+    if match and len(value) == 12:
+        labeler, product, package = match.groups()
+        return f"{labeler:0>5}-{product:0>4}-{package:0>2}"
+    try:
+        return parse_ndc(value)
+    except NdcError:
+        raise NdcError(f"NDC {text!r} is neither 11 digits (5-4-2) nor a dashed 10-digit NDC "
+                       f"(4-4-2, 5-3-2, 5-4-1); bare 10 digits are ambiguous") from None

@@ -72,6 +72,10 @@ class WorkflowError(ValueError):
     """A step the order's state, the person's roles or the separation of duties forbids."""
 
 
+class RoleError(WorkflowError):
+    """The person does not hold a role the step needs."""
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One person's action on one order."""
@@ -102,7 +106,7 @@ def advance(dossier: Dossier, step: Step) -> Dossier:
     person, action = step.person, step.action
     needed = ROLE_OF[action]
     if not needed & person.roles:
-        raise WorkflowError(f"{person.name} may not {action}: it needs the "
+        raise RoleError(f"{person.name} may not {action}: it needs the "
                             f"{' or '.join(sorted(needed))} role ({person.name} holds "
                             f"{', '.join(sorted(person.roles)) or 'none'})")
     if action is Action.WITNESS:

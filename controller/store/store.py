@@ -35,6 +35,7 @@ from controller.store.alarm_records import AlarmRecords
 from controller.store.audit_records import AuditRecords, record
 from controller.store.people import PeopleRecords
 from controller.store.schema import (
+    bin_movements,
     bins,
     fills,
     order_events,
@@ -350,6 +351,36 @@ class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords, Verificatio
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query.order_by(fills.c.id))).mappings().all()
         return [_fill_record(row) for row in rows]
+
+    async def fill_lots(self, fill_id: int) -> list[tuple[str, date]]:
+        """The lots (and their expiry) a fill's tablets came from."""
+        query = sa.select(bin_movements.c.lot, bin_movements.c.expiry).where(
+            bin_movements.c.fill_id == fill_id, bin_movements.c.kind == "fill").distinct()
+        async with self._engine.connect() as conn:
+            return [(lot, expiry) for lot, expiry in (await conn.execute(query)).all()]
+
+    # -- settings people change --------------------------------------------------
+
+    async def info(self, key: str) -> str | None:
+        """A value people set (the pharmacist on duty…), or None."""
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(sa.select(store_info.c.value).where(
+                store_info.c.key == key))
+        return None if value is None else str(value)
+
+    async def set_info(self, key: str, value: str, *, who: str) -> None:
+        """Set a value people change, audited."""
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            before = await conn.scalar(sa.select(store_info.c.value).where(
+                store_info.c.key == key))
+            if before is None:
+                await conn.execute(sa.insert(store_info).values(key=key, value=value))
+            else:
+                await conn.execute(sa.update(store_info).where(store_info.c.key == key)
+                                   .values(value=value))
+            await record(conn, now, who, f"{key} set", f"site:{key}", {"value": before},
+                         {"value": value})
 
     # -- partial vials ---------------------------------------------------------
 

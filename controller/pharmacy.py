@@ -1,0 +1,323 @@
+"""The pharmacy's work after the robots: intake, labels, the technician's choices, the
+pharmacist's verification and the release. The REST API and the CLI call this; the rules
+are the domain's (``workflow.py``, ``prescriptions.py``, ``labels.py``) and every step is
+recorded by the store in the transaction that checks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import date
+
+import structlog
+
+from controller.clock import Clock
+from controller.config import Settings
+from controller.domain.labels import LabelContent, LabelError, label_content, layout
+from controller.domain.orders import Order, OrderState
+from controller.domain.prescriptions import Problem, prescription_problems
+from controller.domain.weight import check_weight
+from controller.domain.workflow import Person, Role, RoleError, WorkflowError
+from controller.labels import render_zpl
+from controller.notices import Notice, OrderSettled
+from controller.store import FillRecord, OrderRecord, Store
+from controller.store.stock import SUPERVISOR
+from controller.store.verification import LabelRecord, fill_code, parse_fill_code
+from controller.supervisor import Supervisor
+from drivers import errors
+from drivers.base import LabelPrinter
+
+log = structlog.get_logger(__name__)
+
+HAND_SCALE_NOISE_MG = 5.0
+"""The counting station's bench scale: one standard deviation of its reading."""
+ON_DUTY = "pharmacist_on_duty"
+
+
+class OrderInvalid(ValueError):
+    """An order that cannot be filled as written; ``problems`` names each field."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{'.'.join(p.field)}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+class NotFound(LookupError):
+    """No such order, fill or label."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the pharmacist sees at the verification station for one order's vial."""
+
+    order: OrderRecord
+    fill: FillRecord
+    drug: str
+    schedule: str | None
+    lots: list[dict[str, str]]
+    """Each lot the vial drew from: lot, expiry."""
+    history: list[dict[str, str | None]]
+    """Every transition: from, to, who, reason."""
+    exceptions: list[str]
+    """What went wrong on the way (failed fills' details)."""
+    labels: list[LabelRecord]
+    filled_by: str
+    """``robot tc1 bin 3``, or the person who counted by hand."""
+    labelled_by: str | None
+
+
+class Pharmacy:
+    """One site's prescription work, over its store, supervisor and label printer."""
+
+    def __init__(self, settings: Settings, store: Store, supervisor: Supervisor, *,
+                 printer: LabelPrinter | None = None, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.supervisor = supervisor
+        self.printer = printer
+        self.clock = clock or supervisor.clock
+        self._printing = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        supervisor.subscribe(self._on_notice)
+
+    # -- intake ------------------------------------------------------------------
+
+    def problems(self, order: Order) -> list[Problem]:
+        """Why ``order`` cannot be filled as written (each with its field); empty if it can."""
+        return prescription_problems(order, self.settings.formulary, self.clock.now().date())
+
+    async def submit(self, order: Order, person: Person) -> OrderRecord:
+        """Take an order: OrderInvalid (nothing stored) unless every field is right."""
+        _require(person, {Role.TECHNICIAN, Role.PHARMACIST}, "submit orders")
+        problems = self.problems(order)
+        if problems:
+            raise OrderInvalid(problems)
+        return await self.supervisor.submit(order, who=person.name)
+
+    async def order(self, order_id: int) -> OrderRecord:
+        """One order, or NotFound."""
+        try:
+            return await self.store.order(order_id)
+        except LookupError:
+            raise NotFound(f"no order {order_id}") from None
+
+    # -- the technician ------------------------------------------------------------
+
+    async def cancel(self, order_id: int, person: Person, reason: str) -> OrderRecord:
+        """Give up an order with nothing in a vial yet (received, queued, in exception)."""
+        await self.order(order_id)
+        await self.store.cancel_order(order_id, person, reason, schedule=await self._schedule(
+            order_id))
+        self.supervisor.withdrawn(order_id)
+        return await self.store.order(order_id)
+
+    async def retry(self, order_id: int, person: Person, robot: str | None) -> OrderRecord:
+        """Send an order in exception to the robots again (to ``robot``, if named)."""
+        await self.order(order_id)
+        if robot is not None and robot not in self.supervisor.robots:
+            raise WorkflowError(f"no robot {robot!r}; expected one of "
+                                f"{', '.join(self.supervisor.robots)}")
+        await self.store.retry_order(order_id, person, schedule=await self._schedule(order_id))
+        return await self.supervisor.requeued(order_id, robot=robot)
+
+    async def hand_count(self, order_id: int, person: Person, count: int, weight_mg: float,
+                         source: tuple[str, int] | None) -> OrderRecord:
+        """An order in exception counted by hand from a bin (``source``, or the bin its last
+        fill used); the vial's net weight must agree with the count."""
+        order = await self.order(order_id)
+        drug = self.settings.formulary[order.ndc]
+        if source is None:
+            fills = await self.store.fills(order_id)
+            if not fills:
+                raise WorkflowError("say which bin the tablets were counted from")
+            bin_id = fills[-1].bin_id
+        else:
+            try:
+                bin_id = (await self.store.bin(*source)).id
+            except LookupError:
+                raise WorkflowError(f"no bin {source[0]}/{source[1]}") from None
+        check = check_weight(count=count, measured_mg=weight_mg, unit_mass_mg=drug.unit_mass_mg,
+                             spread_pct=drug.unit_mass_spread_pct,
+                             scale_noise_mg=HAND_SCALE_NOISE_MG)
+        await self.store.hand_fill(order_id, bin_id, count, check, person,
+                                   schedule=drug.dea_schedule)
+        settled = await self.store.order(order_id)
+        await self.print_label(order_id, who=SUPERVISOR)
+        return settled
+
+    # -- labels ----------------------------------------------------------------------
+
+    async def sign_on_duty(self, person: Person) -> None:
+        """``person`` (a pharmacist) is the responsible pharmacist labels name from now on."""
+        _require(person, {Role.PHARMACIST}, "sign on duty")
+        await self.store.set_info(ON_DUTY, person.name, who=person.name)
+
+    async def pharmacist_on_duty(self) -> str | None:
+        """Who labels name: the pharmacist signed on duty, else the site's pharmacist."""
+        return await self.store.info(ON_DUTY) or self.settings.config.site.pharmacist
+
+    async def label(self, order_id: int, *, copy: int = 1) -> LabelContent:
+        """The label of the order's filled vial."""
+        order = await self.order(order_id)
+        fill = await self._vial(order)
+        drug = self.settings.formulary[order.ndc]
+        site = self.settings.config.site
+        return label_content(
+            pharmacy=(site.name, site.address, site.phone), rx_number=order.rx_number,
+            filled_on=(fill.ended_at or fill.started_at).date(),
+            patient_name=order.patient_name, sig=order.sig, drug=drug, quantity=fill.counted or 0,
+            prescriber=order.prescriber_name or "", refills=order.refills,
+            lots=await self._lots(fill.id), pharmacist=await self.pharmacist_on_duty(),
+            code=fill_code(fill.id), copy=copy)
+
+    async def print_label(self, order_id: int, *, who: str,
+                          reason: str | None = None) -> LabelRecord:
+        """Print the vial's label (a reprint needs a reason and is counted). The attempt is
+        recorded either way; PrinterNotReady or LabelError say why nothing printed."""
+        order = await self.order(order_id)
+        if order.state is not OrderState.FILLED:
+            raise WorkflowError(f"order {order_id} is {order.state}: a label is printed for a "
+                                f"filled vial before it is scanned onto it")
+        fill = await self._vial(order)
+        async with self._printing:
+            copies = [x for x in await self.store.labels_for(fill.id) if x.outcome == "printed"]
+            if copies and not (reason or "").strip():
+                raise WorkflowError(f"the label was printed {len(copies)} time(s): a reprint "
+                                    f"needs a reason")
+            content = await self.label(order_id, copy=len(copies) + 1)
+            name = self.settings.config.printer.url
+            try:
+                await self._send(render_zpl(layout(content)))
+            except (errors.DriverError, LabelError) as exc:
+                await self.store.label_sent(fill.id, who=who, printer=name, outcome="refused",
+                                            reason=str(exc))
+                raise
+            return await self.store.label_sent(fill.id, who=who, printer=name,
+                                               outcome="printed", reason=reason)
+
+    async def _send(self, zpl: str) -> None:
+        if self.printer is None:
+            raise errors.PrinterNotReady("no label printer is configured", device="printer",
+                                         code="none")
+        if not self.printer.connected:
+            await self.printer.open()
+        try:
+            await self.printer.print_label(zpl)
+        except (errors.LinkError, errors.NotConnectedError):
+            await self.printer.close()  # opened again for the next label
+            raise
+
+    # -- the pharmacist ------------------------------------------------------------------
+
+    async def scan_label(self, order_id: int, scanned: str, person: Person) -> OrderRecord:
+        """The technician scanned the printed label at the vial: LABELED if it is its label."""
+        await self.order(order_id)
+        await self.store.label_scanned(order_id, scanned, person,
+                                       schedule=await self._schedule(order_id))
+        return await self.store.order(order_id)
+
+    async def order_for_label(self, scanned: str) -> int:
+        """The order whose vial a scanned label belongs to (the verification station)."""
+        fill_id = parse_fill_code(scanned)
+        for fill in await self.store.fills():
+            if fill.id == fill_id:
+                return fill.order_id
+        raise NotFound(f"no vial {fill_code(fill_id)}")
+
+    async def evidence(self, order_id: int) -> Evidence:
+        """Everything the pharmacist checks before approving the vial."""
+        order = await self.order(order_id)
+        fill = await self._vial(order)
+        drug = self.settings.formulary[order.ndc]
+        history = [{"from": f, "to": t, "who": w, "reason": r}
+                   for f, t, w, r in await self.store.order_history(order_id)]
+        labelled = next((h["who"] for h in reversed(history) if h["to"] == "labeled"), None)
+        failed = [f"{f.robot} bin {f.bin}: {f.outcome}: {f.detail}"
+                  for f in await self.store.fills(order_id)
+                  if f.outcome is not None and f.outcome != "filled"]
+        lots = [{"lot": lot, "expiry": f"{expiry:%Y-%m-%d}"}
+                for lot, expiry in await self._lots(fill.id)]
+        return Evidence(
+            order=order, fill=fill, drug=f"{drug.display_name} ({drug.description})",
+            schedule=drug.dea_schedule, lots=lots, history=history, exceptions=failed,
+            labels=await self.store.labels_for(fill.id),
+            filled_by=(f"counted by hand by {fill.counted_by}" if fill.counted_by
+                       else f"robot {fill.robot} bin {fill.bin}"),
+            labelled_by=labelled)
+
+    async def witness(self, order_id: int, count: int, person: Person) -> None:
+        """A pharmacist's witnessed second count of a schedule II vial."""
+        await self.order(order_id)
+        await self.store.witness_count(order_id, count, person,
+                                       schedule=await self._schedule(order_id))
+
+    async def verify(self, order_id: int, person: Person) -> OrderRecord:
+        """The pharmacist approves the vial."""
+        await self.order(order_id)
+        await self.store.verify_order(order_id, person, schedule=await self._schedule(order_id))
+        return await self.store.order(order_id)
+
+    async def reject(self, order_id: int, person: Person, reason: str, *, fill_again: bool,
+                     tablets: str) -> OrderRecord:
+        """The pharmacist refuses the vial; filled again (routed now) or cancelled."""
+        await self.order(order_id)
+        state = await self.store.reject_order(order_id, person, reason, fill_again=fill_again,
+                                              tablets=tablets,
+                                              schedule=await self._schedule(order_id))
+        if state is OrderState.QUEUED:
+            return await self.supervisor.requeued(order_id)
+        return await self.store.order(order_id)
+
+    async def release(self, order_id: int, person: Person, destination: str,
+                      carrier: str | None, tracking: str | None) -> OrderRecord:
+        """To the pickup bin, or to shipping with carrier and tracking number."""
+        await self.order(order_id)
+        await self.store.release_order(order_id, person, destination, carrier=carrier,
+                                       tracking=tracking,
+                                       schedule=await self._schedule(order_id))
+        return await self.store.order(order_id)
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _on_notice(self, notice: Notice) -> None:
+        """A robot filled a vial: print its label at once."""
+        if isinstance(notice, OrderSettled) and notice.state == OrderState.FILLED:
+            task = asyncio.get_running_loop().create_task(
+                self._auto_label(notice.order_id), name=f"label-{notice.order_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _auto_label(self, order_id: int) -> None:
+        try:
+            await self.print_label(order_id, who=SUPERVISOR)
+        except (errors.DriverError, LabelError, WorkflowError) as exc:
+            # Recorded as refused; the technician reprints once the printer is fixed.
+            log.warning("label not printed", order=order_id, error=str(exc))
+
+    async def close(self) -> None:
+        """Wait for labels being printed; close the printer's link."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.printer is not None:
+            await self.printer.close()
+
+    async def _schedule(self, order_id: int) -> str | None:
+        order = await self.store.order(order_id)
+        drug = self.settings.formulary.get(order.ndc)
+        return drug.dea_schedule if drug is not None else None
+
+    async def _vial(self, order: OrderRecord) -> FillRecord:
+        filled = [f for f in await self.store.fills(order.id) if f.outcome == "filled"]
+        if not filled:
+            raise WorkflowError(f"order {order.id} has no filled vial")
+        return filled[-1]
+
+    async def _lots(self, fill_id: int) -> list[tuple[str, date]]:
+        return await self.store.fill_lots(fill_id)
+
+
+def _require(person: Person, roles: set[Role], what: str) -> None:
+    if not person.roles & roles:
+        raise RoleError(f"{person.name} may not {what}: it needs the "
+                            f"{' or '.join(sorted(roles))} role")

@@ -1,0 +1,125 @@
+"""A whole site for API tests: simulated robots and label printer, the supervisor, the
+pharmacy and its REST API on a real socket, and people to sign in as."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from controller.domain.workflow import Role
+from controller.pharmacy import Pharmacy
+from controller.site import api_server, label_printer, simulated_robots
+from controller.store import Store, sqlite_url
+from controller.supervisor import Supervisor
+from simulators.label_printer.server import PrinterSimulator
+from tests.floors import ATORVASTATIN, write_config
+
+OXYCODONE = "00406-0552-01"  # schedule II in the sample formulary
+ALPRAZOLAM = "59762-3720-01"  # schedule IV
+PASSWORD = "correct horse battery staple"
+PEOPLE = {
+    "tess": {Role.TECHNICIAN},
+    "tom": {Role.TECHNICIAN},
+    "phil": {Role.PHARMACIST},
+    "pam": {Role.PHARMACIST},
+    "bo": {Role.TECHNICIAN, Role.PHARMACIST},
+    "al": {Role.ADMIN},
+}
+SITE_TOML = """
+[mqtt]
+broker = "off"
+[printer]
+url = "sim:tcp"
+[api]
+port = 0
+"""
+NPI = "1234567893"  # a valid check digit (CMS's example)
+DEA = "BB1234563"  # B, the prescriber's initial B, a valid check digit
+
+
+def robots() -> list[dict[str, object]]:
+    """tc1 counts atorvastatin; tc2 oxycodone (C-II) and alprazolam (C-IV)."""
+    return [
+        {"id": "tc1", "url": "sim:pty", "seed": 1, "ndc": ATORVASTATIN, "on_hand": 600},
+        {"id": "tc2", "url": "sim:pty", "seed": 2, "ndc": OXYCODONE, "on_hand": 300},
+        {"id": "tc3", "url": "sim:pty", "seed": 3, "ndc": ALPRAZOLAM, "on_hand": 300},
+    ]
+
+
+def order_body(ndc: str = ATORVASTATIN, quantity: int = 30, **changes: Any) -> dict[str, Any]:
+    """A valid order, as a prescribing system would post it."""
+    body: dict[str, Any] = {
+        "rx_number": "RX9000001",
+        "patient": {"id": "P-77", "name": "Ada Okafor", "birth_date": "1961-03-14",
+                    "address": "4 Elm Street, Springfield, IL 62704"},
+        "ndc": ndc, "quantity": quantity,
+        "sig": "Take 1 tablet by mouth once daily.",
+        "prescriber": {"name": "Grace Baker", "npi": NPI, "dea": DEA},
+        "refills": 0, "days_supply": 30, "written": date.today().isoformat(),
+    }
+    body.update(changes)
+    return body
+
+
+@dataclass
+class Site:
+    """A running site and a way to speak to its API as each person."""
+
+    url: str
+    pharmacy: Pharmacy
+    printer: PrinterSimulator
+    tokens: dict[str, str]
+    client: httpx.AsyncClient
+
+    def auth(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[name]}"}
+
+    async def post(self, path: str, who: str, body: Any = None) -> httpx.Response:
+        return await self.client.post(path, json=body, headers=self.auth(who))
+
+    async def get(self, path: str, who: str) -> httpx.Response:
+        return await self.client.get(path, headers=self.auth(who))
+
+    async def wait_state(self, order_id: int, *states: str, who: str = "tess") -> dict[str, Any]:
+        """Poll the API until the order is in one of ``states``."""
+        for _ in range(600):
+            order: dict[str, Any] = (await self.get(f"/api/orders/{order_id}", who)).json()
+            if order["state"] in states:
+                return order
+            await self.pharmacy.supervisor.wait_settled([order_id])
+        raise AssertionError(f"order {order_id} stayed {order['state']}")
+
+
+@asynccontextmanager
+async def running_site(tmp_path: Path, *, pharmacist: str | None = "Pat Lee, RPh",
+                       ) -> AsyncIterator[Site]:
+    """Start everything, add the people, sign each in over the API."""
+    settings = write_config(tmp_path, robots(), extra=SITE_TOML,
+                            site_extra=f'pharmacist = "{pharmacist}"' if pharmacist else "")
+    store = await Store.open(sqlite_url(tmp_path / "site.sqlite"))
+    for name, roles in PEOPLE.items():
+        await store.add_user(name, frozenset(roles), PASSWORD, who="test")
+    try:
+        async with (simulated_robots(settings, store) as sims,
+                    label_printer(settings) as (printer, simulator)):
+            assert simulator is not None
+            supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()})
+            pharmacy = Pharmacy(settings, store, supervisor, printer=printer)
+            async with (supervisor, api_server(pharmacy, "127.0.0.1", 0) as url,
+                        httpx.AsyncClient(base_url=url, timeout=30) as client):
+                tokens = {}
+                for name in PEOPLE:
+                    reply = await client.post("/api/sign-in",
+                                              json={"name": name, "password": PASSWORD})
+                    assert reply.status_code == 200, reply.text
+                    tokens[name] = reply.json()["token"]
+                yield Site(url, pharmacy, simulator, tokens, client)
+                await pharmacy.close()
+    finally:
+        await store.close()
