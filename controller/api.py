@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller.domain.labels import LabelError, layout
 from controller.domain.ndc import NdcError, parse_ndc
@@ -218,6 +219,14 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
             return JSONResponse(status_code=status, content={"detail": str(exc)},
                                 headers=headers)
         return handler
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if exc.status_code == 400 and "parsing the body" in str(detail):
+            detail = "the body could not be read: expected a JSON object in UTF-8"
+        return JSONResponse(status_code=exc.status_code, content={"detail": detail},
+                            headers=exc.headers)
 
     app.add_exception_handler(AuthError, _error(401))
     app.add_exception_handler(RoleError, _error(403))
