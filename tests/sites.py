@@ -52,7 +52,7 @@ def robots() -> list[dict[str, object]]:
     ]
 
 
-def order_body(ndc: str = ATORVASTATIN, quantity: int = 30, **changes: Any) -> dict[str, Any]:
+def order_body(ndc: str = ATORVASTATIN, quantity: Any = 30, **changes: Any) -> dict[str, Any]:
     """A valid order, as a prescribing system would post it."""
     body: dict[str, Any] = {
         "rx_number": "RX9000001",
