@@ -307,6 +307,17 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
         return order_out(await pharmacy.hand_count(order_id, who, body.count, body.weight_mg,
                                                    source))
 
+    @app.get("/api/robots", tags=["technician"])
+    async def robots(_: Who) -> list[dict[str, object]]:
+        """Each robot's state, and what it waits for a person to fix."""
+        return pharmacy.robots()
+
+    @app.post("/api/robots/{robot}/clear", tags=["technician"])
+    async def clear_robot(robot: str, who: Who) -> dict[str, object]:
+        """A person fixed what stopped the robot (jam, open door, safe stop)."""
+        await pharmacy.clear_robot(robot, who)
+        return next(r for r in pharmacy.robots() if r["id"] == robot)
+
     # -- labels ------------------------------------------------------------------------
 
     @app.post("/api/orders/{order_id}/label/print", tags=["technician"])

@@ -146,6 +146,25 @@ class Pharmacy:
         await self.print_label(order_id, who=SUPERVISOR)
         return settled
 
+    def robots(self) -> list[dict[str, object]]:
+        """Each robot: its state, and what it waits for a person to fix, if anything."""
+        return [{"id": r.id, "kind": r.config.kind, "state": r.state, "online": r.online,
+                 "attention": r.attention, "job": r.job}
+                for r in self.supervisor.robots.values()]
+
+    async def clear_robot(self, robot: str, person: Person) -> None:
+        """A person fixed what stopped ``robot`` (jam, door, safe stop): it works again."""
+        _require(person, {Role.TECHNICIAN, Role.MAINTENANCE}, "clear a robot")
+        if robot not in self.supervisor.robots:
+            raise NotFound(f"no robot {robot!r}; expected one of "
+                           f"{', '.join(self.supervisor.robots)}")
+        worker = self.supervisor.robots[robot]
+        if worker.attention is None:
+            raise WorkflowError(f"{robot} is not waiting for a person")
+        await self.store.audit(person.name, "robot cleared", f"robot:{robot}",
+                               {"was": worker.attention})
+        await self.supervisor.clear(robot)
+
     # -- labels ----------------------------------------------------------------------
 
     async def sign_on_duty(self, person: Person) -> None:

@@ -314,7 +314,12 @@ class Supervisor:
                 raise ValueError(f"no robot {robot!r}; expected one of "
                                  f"{', '.join(self.robots)}")
             return await self._route(order, only=robot)
-        return await self._route(order, exclude=await self._failed_on(order_id))
+        # Away from the robots that failed it, unless only they hold its drug: a person
+        # who retries an order there has seen to the robot.
+        failed = await self._failed_on(order_id)
+        holders = {b.robot for b in await self.store.bins()
+                   if b.ndc == order.ndc and b.robot in self.robots}
+        return await self._route(order, exclude=failed if holders - failed else frozenset())
 
     def withdrawn(self, order_id: int) -> None:
         """A person cancelled ``order_id``: its place on a robot's queue is given up (the

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from controller.clock import Clock
 from controller.domain.audit import GENESIS, AuditEntry, entry_hash, verify_chain
 from controller.store.schema import audit, store_info
 
@@ -61,12 +62,19 @@ def _canonical(values: Mapping[str, Any] | None) -> str | None:
 
 class _Base(Protocol):
     _engine: AsyncEngine
+    _clock: Clock
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
 
 class AuditRecords:
     """The audit trail's half of the store (mixed into Store)."""
+
+    async def audit(self: _Base, who: str, action: str, subject: str,
+                    after: Mapping[str, Any] | None = None) -> None:
+        """Record an action that changes nothing in the store (a robot cleared…)."""
+        async with self._transaction() as conn:
+            await record(conn, self._clock.now(), who, action, subject, None, after)
 
     async def audit_trail(self: _Base) -> list[AuditEntry]:
         """Every entry, in the order the table holds them."""

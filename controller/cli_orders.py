@@ -1,0 +1,129 @@
+"""``rxfill sign-in`` and ``rxfill orders``: prescriptions through a running site's API.
+
+Orders go through the API (``rxfill run``), not straight into the store: the
+supervisor that routes them to robots is the one that must hear of them.
+The token comes from ``--token`` or ``RXFILL_TOKEN`` (``rxfill sign-in``
+prints one); the API's address from ``--api`` or ``RXFILL_API``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from controller.cli_common import fail
+
+orders_app = typer.Typer(help="Prescriptions, through a running site's API (rxfill run).",
+                         no_args_is_help=True)
+
+DEFAULT_API = "http://127.0.0.1:8470"
+ApiOption = Annotated[str, typer.Option(envvar="RXFILL_API",
+                                        help="The site's API (rxfill run prints it).")]
+TokenOption = Annotated[str, typer.Option(envvar="RXFILL_TOKEN", show_default=False,
+                                          help="A bearer token from rxfill sign-in.")]
+
+
+def _call(api: str, method: str, path: str, token: str | None, body: Any = None,
+          content_type: str = "application/json") -> Any:
+    """One request; exit 1 with the API's own words when it refuses."""
+    headers = {"Content-Type": content_type}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        with httpx.Client(base_url=api, timeout=30) as client:
+            reply = client.request(method, path, headers=headers,
+                                   content=None if body is None else json.dumps(body))
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach the API at {api}: {exc}; is rxfill run running? "
+                   f"(--api or RXFILL_API)", 2) from None
+    if reply.status_code >= 400:
+        try:
+            data = reply.json()
+        except ValueError:
+            raise fail(f"{reply.status_code}: {reply.text}") from None
+        detail = data.get("detail")
+        if isinstance(detail, list):
+            lines = [data.get("message", "refused")] + [
+                f"  {p.get('field') or '.'.join(map(str, p.get('loc', [])))}: {p.get('msg')}"
+                for p in detail]
+            raise fail("\n".join(lines))
+        raise fail(f"{reply.status_code}: {detail}")
+    return reply.json()
+
+
+def sign_in(
+    user: Annotated[str, typer.Option(help="Your user name.")],
+    api: ApiOption = DEFAULT_API,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input.")] = False,
+) -> None:
+    """Sign in; print a token for RXFILL_TOKEN (it expires after the site's token hours)."""
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else str(typer.prompt("Password", hide_input=True)))
+    reply = _call(api, "POST", "/api/sign-in", None, {"name": user, "password": password})
+    typer.echo(reply["token"])
+
+
+@orders_app.command("submit")
+def submit(
+    file: Annotated[Path, typer.Argument(help=(
+        "A JSON order (as POST /api/orders takes), a list of them, or a FHIR "
+        "MedicationRequest."))],
+    token: TokenOption, api: ApiOption = DEFAULT_API,
+) -> None:
+    """Submit orders from a file; each refused one lists what is wrong with it."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise fail(f"{file}: cannot read it: {exc.strerror}", 2) from None
+    except ValueError as exc:
+        raise fail(f"{file}: not JSON ({exc}); expected an order, a list of orders or a "
+                   f"FHIR MedicationRequest", 2) from None
+    items = data if isinstance(data, list) else [data]
+    refused = 0
+    for number, item in enumerate(items, start=1):
+        fhir = isinstance(item, dict) and item.get("resourceType") == "MedicationRequest"
+        try:
+            order = _call(api, "POST", "/fhir/MedicationRequest" if fhir else "/api/orders",
+                          token, item, "application/fhir+json" if fhir else "application/json")
+        except typer.Exit:
+            refused += 1
+            typer.echo(f"{file}: order {number} of {len(items)} refused (above)", err=True)
+            continue
+        typer.echo(f"order {order['id']} ({order['rx_number']}): {order['state']}")
+    if refused:
+        raise typer.Exit(1)
+
+
+@orders_app.command("list")
+def list_orders(
+    token: TokenOption, api: ApiOption = DEFAULT_API,
+    state: Annotated[str | None, typer.Option(help="Only orders in this state.")] = None,
+) -> None:
+    """Every order, oldest first."""
+    query = f"?state={state}" if state else ""
+    for order in _call(api, "GET", f"/api/orders{query}", token):
+        reason = f"  {order['reason']}" if order["reason"] else ""
+        typer.echo(f"{order['id']:>5}  {order['rx_number']:<12} {order['state']:<10} "
+                   f"{order['ndc']}  x{order['quantity']:<5}{reason}")
+
+
+@orders_app.command("show")
+def show(order_id: Annotated[int, typer.Argument(help="The order's id.")],
+         token: TokenOption, api: ApiOption = DEFAULT_API) -> None:
+    """One order, its history and fills, as JSON."""
+    typer.echo(json.dumps(_call(api, "GET", f"/api/orders/{order_id}", token), indent=2))
+
+
+@orders_app.command("cancel")
+def cancel(order_id: Annotated[int, typer.Argument(help="The order's id.")],
+           reason: Annotated[str, typer.Option(help="Why (recorded).")],
+           token: TokenOption, api: ApiOption = DEFAULT_API) -> None:
+    """Cancel an order with nothing in a vial yet (received, queued, in exception)."""
+    order = _call(api, "POST", f"/api/orders/{order_id}/cancel", token, {"reason": reason})
+    typer.echo(f"order {order['id']}: {order['state']}")
