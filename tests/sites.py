@@ -3,6 +3,10 @@ pharmacy and its REST API on a real socket, and people to sign in as."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -123,3 +127,33 @@ async def running_site(tmp_path: Path, *, pharmacist: str | None = "Pat Lee, RPh
                 await pharmacy.close()
     finally:
         await store.close()
+
+
+RXFILL = str(Path(sys.executable).with_name("rxfill"))
+
+
+@asynccontextmanager
+async def rxfill_run(config: Path, store: Path, log: Path) -> AsyncIterator[
+        tuple[asyncio.subprocess.Process, str]]:
+    """``rxfill run`` in its own process; (process, API url) once it serves."""
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            RXFILL, "run", "--config", str(config), "--store", str(store),
+            stdout=asyncio.subprocess.PIPE, stderr=out,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None
+    url = None
+    async with asyncio.timeout(30):
+        while url is None:
+            line = (await process.stdout.readline()).decode()
+            assert line, f"rxfill run stopped before serving; see {log}"
+            if match := re.search(r"api (http://\S+) ", line):
+                url = match[1]
+    drain = asyncio.create_task(process.stdout.read())
+    try:
+        yield process, url
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        await drain

@@ -11,13 +11,9 @@ sum of its movements, and the audit chain intact.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,42 +24,14 @@ from controller.domain.workflow import Role
 from controller.simulation import start_simulators
 from controller.store import Store, sqlite_url
 from tests.floors import ATORVASTATIN, LISINOPRIL, write_config
-from tests.sites import PASSWORD, order_body
+from tests.sites import PASSWORD, order_body, rxfill_run
 
-RXFILL = str(Path(sys.executable).with_name("rxfill"))
 ROBOTS: list[dict[str, object]] = [
     {"id": "tc1", "url": "sim:tcp", "seed": 31, "ndc": ATORVASTATIN, "on_hand": 800},
     {"id": "fv1", "url": "sim:tcp", "seed": 32, "ndc": LISINOPRIL, "on_hand": 800,
      "kind": "vial-filler", "time_scale": 5},
 ]
 SITE = '[mqtt]\nbroker = "off"\n[printer]\nurl = "sim:tcp"\n[api]\nport = 0\n'
-
-
-@asynccontextmanager
-async def supervisor(config: Path, store: Path, log: Path) -> AsyncIterator[
-        tuple[asyncio.subprocess.Process, str]]:
-    """``rxfill run`` in its own process; (process, API url) once it serves."""
-    with log.open("ab") as out:
-        process = await asyncio.create_subprocess_exec(
-            RXFILL, "run", "--config", str(config), "--store", str(store),
-            stdout=asyncio.subprocess.PIPE, stderr=out,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert process.stdout is not None
-    url = None
-    async with asyncio.timeout(30):
-        while url is None:
-            line = (await process.stdout.readline()).decode()
-            assert line, f"rxfill run stopped before serving; see {log}"
-            if match := re.search(r"api (http://\S+) ", line):
-                url = match[1]
-    drain = asyncio.create_task(process.stdout.read())
-    try:
-        yield process, url
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-        await drain
 
 
 async def token(client: httpx.AsyncClient) -> dict[str, str]:
@@ -119,7 +87,7 @@ async def test_sigkill_at_many_points_loses_nothing_and_fills_nothing_twice(
                    [(LISINOPRIL, 50), (ATORVASTATIN, 45), (LISINOPRIL, 35)],
                    [(ATORVASTATIN, 55), (LISINOPRIL, 50)], [], [(ATORVASTATIN, 40)], [], []]
         for batch in batches:
-            async with supervisor(config, store_file, log) as (process, url), \
+            async with rxfill_run(config, store_file, log) as (process, url), \
                     httpx.AsyncClient(base_url=url, timeout=10) as client:
                 headers = await token(client)
                 await asyncio.sleep(0.3)  # the robots report in
@@ -133,7 +101,7 @@ async def test_sigkill_at_many_points_loses_nothing_and_fills_nothing_twice(
                 process.send_signal(signal.SIGKILL)
 
         # A last start, to the end of the batch, stopped cleanly.
-        async with supervisor(config, store_file, log) as (process, url), \
+        async with rxfill_run(config, store_file, log) as (process, url), \
                 httpx.AsyncClient(base_url=url, timeout=10) as client:
             headers = await token(client)
             orders: list[dict[str, Any]] = []
