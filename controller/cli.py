@@ -72,6 +72,12 @@ def demo(
     mqtt: Annotated[str | None, typer.Option(help=(
         "Publish to this broker, mqtt://HOST:PORT, instead of the configuration's "
         "(embedded); 'off' for none."))] = None,
+    serve: Annotated[bool, typer.Option(help=(
+        "After the orders, keep the site up with its REST API until Ctrl-C; the demo's "
+        "technician and pharmacist can sign in."))] = False,
+    port: Annotated[int | None, typer.Option(help=(
+        "With --serve: the API's port (default: the configuration's [api] port; 0 for any "
+        "free port)."))] = None,
 ) -> None:
     """Start the simulators and the supervisor in one process and fill the sample orders."""
     from controller.demo import run_demo
@@ -90,7 +96,7 @@ def demo(
     # `rxfill demo | head` ends quietly, as other command-line tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    raise typer.Exit(asyncio.run(run_demo(config, store, console, mqtt)))
+    raise typer.Exit(asyncio.run(run_demo(config, store, console, mqtt, serve, port)))
 
 
 def _check_broker(url: str | None) -> None:

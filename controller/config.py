@@ -24,7 +24,7 @@ from pydantic import (
 
 from controller.domain.drugs import Formulary, FormularyError, parse_formulary
 from controller.domain.ndc import parse_ndc
-from controller.domain.orders import MAX_QUANTITY, Order, Patient
+from controller.domain.orders import MAX_QUANTITY, Order, Patient, Prescriber
 from controller.domain.stock import LotMixing, RestockPolicy
 from drivers.tablet_counter import protocol as counter_wire
 from drivers.vial_filler import protocol as filler_wire
@@ -406,6 +406,14 @@ def _key(loc: tuple[int | str, ...], data: Any) -> str:
     return ".".join(parts) or "(top level)"
 
 
+class PrescriberEntry(Model):
+    """A prescriber, as an orders file writes one."""
+
+    name: str = Field(min_length=1)
+    npi: str = Field(pattern=r"^[0-9]{10}$")
+    dea: str | None = Field(default=None, pattern=r"^[A-Z][A-Z9][0-9]{7}$")
+
+
 class OrderEntry(Model):
     """An order as written in a sample orders file."""
 
@@ -428,6 +436,11 @@ class OrderEntry(Model):
     patient: PatientEntry
     ndc: str
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    sig: str = Field(min_length=1, description="the directions, as the label prints them")
+    refills: int = Field(default=0, ge=0)
+    days_supply: int | None = Field(default=None, ge=1)
+    prescriber: PrescriberEntry | None = Field(default=None, description=(
+        "who wrote it (default: the file's prescriber)"))
     simulate: Simulate = Simulate()
 
     @field_validator("ndc")
@@ -435,15 +448,20 @@ class OrderEntry(Model):
     def _ndc(cls, value: str) -> str:
         return parse_ndc(value)
 
-    def to_order(self) -> Order:
-        """The domain's order."""
+    def to_order(self, written: date | None = None) -> Order:
+        """The domain's order (``written`` on that date)."""
         patient = Patient(self.patient.id, self.patient.name, self.patient.birth_date)
-        return Order(self.rx_number, patient, self.ndc, self.quantity, self.patient.easy_open)
+        p = self.prescriber
+        return Order(self.rx_number, patient, self.ndc, self.quantity, self.patient.easy_open,
+                     sig=self.sig, prescriber=Prescriber(p.name, p.npi, p.dea) if p else None,
+                     refills=self.refills, days_supply=self.days_supply, written=written)
 
 
 class OrdersFile(Model):
-    """A file of sample orders: ``[[orders]]`` tables."""
+    """A file of sample orders: ``[[orders]]`` tables, and the prescriber of those that name
+    none."""
 
+    prescriber: PrescriberEntry
     orders: list[OrderEntry] = Field(min_length=1)
 
 
@@ -451,6 +469,8 @@ def load_orders(path: Path) -> list[OrderEntry]:
     """Read a sample orders file."""
     data = _read_toml(path)
     try:
-        return OrdersFile.model_validate(data).orders
+        read = OrdersFile.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_explain(path, exc, data)) from None
+    return [entry if entry.prescriber else entry.model_copy(update={
+        "prescriber": read.prescriber}) for entry in read.orders]

@@ -1,13 +1,18 @@
 """``rxfill demo``: simulators, store and supervisor in one process, filling sample orders.
 
-The demo plays the technician too: when a robot stops for a person (a jam),
-it waits a moment, clears it, and the robot takes work again.
+The demo plays the people too: when a robot stops for a person (a jam), the
+technician clears it; each filled vial's label prints, the technician scans
+it onto the vial, and a pharmacist (not the technician) verifies the vial and
+releases it to the pickup bin. With ``--serve`` the site stays up afterwards
+with its REST API, and the demo's people can sign in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+import signal
 import tempfile
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -21,6 +26,7 @@ from controller.config import ConfigError, OrderEntry, Settings, load_config, lo
 from controller.demo_board import AlarmBoard
 from controller.domain.alarms import AlarmError
 from controller.domain.gs1 import bottle_code
+from controller.domain.workflow import Person, Role, WorkflowError
 from controller.notices import (
     FillEnded,
     FillStarted,
@@ -31,15 +37,20 @@ from controller.notices import (
     RobotOffline,
     RobotOnline,
 )
+from controller.pharmacy import OrderInvalid, Pharmacy
 from controller.restocking import restock_by_scan
 from controller.simulation import Simulator
-from controller.site import broker_link, simulated_robots
+from controller.site import api_server, broker_link, label_printer, simulated_robots
 from controller.store import FillRecord, OrderRecord, Store, sqlite_url
 from controller.supervisor import Supervisor
+from drivers.label_printer.protocol import parse_fields
+from simulators.label_printer.server import PrinterSimulator
 from simulators.tablet_counter.server import CounterSimulator
 
 DEMO_TIMEOUT_S = 50.0
 TECHNICIAN_PAUSE_S = 0.3
+TECHNICIAN = Person("tess", frozenset({Role.TECHNICIAN}))
+PHARMACIST = Person("phil", frozenset({Role.PHARMACIST}))
 
 
 class DemoFloor:
@@ -175,10 +186,12 @@ class DemoFloor:
 
 
 async def run_demo(config_path: Path, store_path: Path | None, console: Console,
-                   mqtt: str | None = None) -> int:
+                   mqtt: str | None = None, serve: bool = False, port: int | None = None,
+                   ) -> int:
     """Fill the configuration's sample orders against its simulators; 0 when all went as shown.
 
-    ``mqtt`` is a broker's url (or ``off``) instead of the configuration's.
+    ``mqtt`` is a broker's url (or ``off``) instead of the configuration's. With ``serve``
+    the site stays up with its API (on ``port``, or the configuration's) until SIGINT.
     """
     try:
         settings = load_config(config_path)
@@ -193,14 +206,22 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
         path = store_path or Path(scratch) / "demo.sqlite"
         store = await Store.open(sqlite_url(path))
         try:
-            return await _fill(settings, store, entries, console, path, mqtt)
+            return await _fill(settings, store, entries, console, path, mqtt, serve, port)
         finally:
             await store.close()
 
 
 async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], console: Console,
-                path: Path, mqtt: str | None) -> int:
-    async with broker_link(settings, mqtt) as link, simulated_robots(settings, store) as sims:
+                path: Path, mqtt: str | None, serve: bool, port: int | None) -> int:
+    passwords = {person.name: secrets.token_urlsafe(9) for person in (TECHNICIAN, PHARMACIST)}
+    for person in (TECHNICIAN, PHARMACIST):
+        if not [u for u in await store.users() if u.name == person.name]:
+            await store.add_user(person.name, person.roles, passwords[person.name],
+                                 who="demo")
+        else:
+            await store.set_password(person.name, passwords[person.name], who="demo")
+    async with (broker_link(settings, mqtt) as link, simulated_robots(settings, store) as sims,
+                label_printer(settings) as (printer, printer_sim)):
         for robot, sim in sims.items():
             console.print(f"simulator {robot} listening on {sim.url}")
         console.print(f"store: {path}")
@@ -208,6 +229,7 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
                       f" (topics rxfill/{settings.config.site.id}/...)")
         supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()},
                                 mqtt=link)
+        pharmacy = Pharmacy(settings, store, supervisor, printer=printer)
         floor = DemoFloor(console, supervisor, sims)
         supervisor.subscribe(floor.on_notice)
         async with contextlib.AsyncExitStack() as stack:
@@ -220,8 +242,13 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
             console.print(f"filling {len(entries)} sample orders on "
                           f"{', '.join(supervisor.robots)}")
             ids = []
+            today = supervisor.clock.now().date()
             for entry in entries:
-                record = await supervisor.submit(entry.to_order())
+                try:
+                    record = await pharmacy.submit(entry.to_order(written=today), TECHNICIAN)
+                except OrderInvalid as exc:
+                    console.print(f"[red]error:[/] order {entry.rx_number} refused: {exc}")
+                    return 1
                 floor.entries[record.id] = entry
                 ids.append(record.id)
             try:
@@ -231,17 +258,66 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
                     if board is not None:
                         await board.settled()
                         await floor.finish()
+                    await pharmacy.idle()
             except TimeoutError:
                 console.print(f"[red]error:[/] orders or alarms were still open after "
                               f"{DEMO_TIMEOUT_S} s")
                 return 1
-        console.print(await _table(settings, store, orders))
+            if printer_sim is not None and not await _verify_and_release(
+                    pharmacy, printer_sim, console):
+                return 1
+            orders = [await store.order(order.id) for order in orders]
+            console.print(await _table(settings, store, orders))
+            if serve:
+                await _serve(pharmacy, console, passwords, port)
+            await pharmacy.close()
     return 0
+
+
+async def _verify_and_release(pharmacy: Pharmacy, printer: PrinterSimulator,
+                              console: Console) -> bool:
+    """The technician scans each printed label onto its vial; the pharmacist checks the
+    evidence, verifies and releases it. False if any step was refused."""
+    codes = [data for zpl in printer.printed for kind, _, _, data in parse_fields(zpl)
+             if kind == "code128"]
+    console.print(f"label printer: {len(codes)} label(s) printed")
+    for code in codes:
+        order_id = await pharmacy.order_for_label(code)
+        try:
+            await pharmacy.scan_label(order_id, code, TECHNICIAN)
+            evidence = await pharmacy.evidence(order_id)
+            await pharmacy.verify(order_id, PHARMACIST)
+            released = await pharmacy.release(order_id, PHARMACIST, "pickup", None, None)
+        except WorkflowError as exc:
+            console.print(f"[red]error:[/] order {order_id}: {exc}")
+            return False
+        lots = ", ".join(lot["lot"] for lot in evidence.lots)
+        console.print(f"  order {order_id:>3}  label {code} scanned onto the vial by "
+                      f"{TECHNICIAN.name}; {evidence.fill.counted} counted, weight "
+                      f"{evidence.fill.verdict}, lot {lots}: verified by {PHARMACIST.name}, "
+                      f"[green]{released.state}[/] to the pickup bin")
+    return True
+
+
+async def _serve(pharmacy: Pharmacy, console: Console, passwords: dict[str, str],
+                 port: int | None) -> None:
+    api = pharmacy.settings.config.api
+    async with api_server(pharmacy, api.host, api.port if port is None else port) as url:
+        console.print(f"serving the API at {url} (OpenAPI at {url}/docs); sign in as "
+                      + ", ".join(f"{name} / {password}" for name, password in
+                                  passwords.items())
+                      + "; Ctrl-C stops")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
 
 
 async def _table(settings: Settings, store: Store, orders: list[OrderRecord]) -> Table:
     table = Table(title="Demo fills")
-    for column in ("order", "drug", "quantity", "robot/bin", "counted", "weight", "outcome"):
+    for column in ("order", "drug", "quantity", "robot/bin", "counted", "weight", "outcome",
+                   "state"):
         table.add_column(column, justify="right" if column in ("quantity", "counted") else "left")
     for order in orders:
         drug = settings.formulary.get(order.ndc)
@@ -259,5 +335,5 @@ async def _table(settings: Settings, store: Store, orders: list[OrderRecord]) ->
             str(order.id), drug.display_name if drug else order.ndc, str(order.quantity),
             f"{last.robot}/{last.bin}" if last else "-",
             str(last.counted) if last and last.counted is not None else "-", weight or "-",
-            outcome)
+            outcome, str(order.state))
     return table

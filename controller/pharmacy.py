@@ -314,10 +314,14 @@ class Pharmacy:
             # Recorded as refused; the technician reprints once the printer is fixed.
             log.warning("label not printed", order=order_id, error=str(exc))
 
+    async def idle(self) -> None:
+        """Wait until the labels being printed are printed (or refused)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def close(self) -> None:
         """Wait for labels being printed; close the printer's link."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.idle()
         if self.printer is not None:
             await self.printer.close()
 

@@ -73,3 +73,11 @@ def test_digits_are_ascii_digits() -> None:
     assert "not 10 digits" in (npi_problem("\u0ed0234567893") or "")  # a Lao zero
     with pytest.raises(NdcError):
         parse_ndc("\u0ed0\u0ed0093-7146-01")
+
+
+def test_the_surname_whose_initial_a_dea_number_carries() -> None:
+    from controller.domain.prescriptions import surname
+    for name in ("Grace Baker, MD", "Dr. Grace Baker", "Baker, Grace", "Grace Baker, M.D.",
+                 "Baker, Grace, MD", "grace baker"):
+        assert (surname(name) or "").lower() == "baker", name
+    assert surname("MD") is None

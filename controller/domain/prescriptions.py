@@ -90,6 +90,23 @@ def refill_problem(schedule: str | None, refills: int, written: date | None = No
     return None
 
 
+SUFFIXES = frozenset({"MD", "DO", "DDS", "DMD", "DPM", "OD", "DVM", "NP", "FNP", "APRN", "PA",
+                      "PA-C", "CNM", "PHD", "JR", "SR", "II", "III", "IV", "DR"})
+"""Degrees, titles and generations that follow (or precede) a prescriber's name."""
+
+
+def surname(name: str) -> str | None:
+    """The family name in ``Grace Baker, MD``, ``Dr. Grace Baker`` or ``Baker, Grace``."""
+    def words(text: str) -> list[str]:
+        return [w for w in text.replace(".", " ").split()
+                if w.upper().strip(",") not in SUFFIXES]
+    head, comma, tail = name.partition(",")
+    if comma and words(tail) and len(words(head)) == 1:
+        return words(head)[0]  # "Baker, Grace"
+    found = words(head)
+    return found[-1] if found else None
+
+
 PRESCRIPTION_LIFE_DAYS = 365
 """An unscheduled (or C-V) prescription is filled within a year of the date written."""
 MAX_DAYS_SUPPLY = 365
@@ -137,8 +154,7 @@ def prescription_problems(order: Order, formulary: Formulary, today: date) -> li
         if why := npi_problem(prescriber.npi):
             problems.append(Problem(("prescriber", "npi"), why))
         if prescriber.dea:
-            surname = prescriber.name.replace(",", " ").split()
-            if why := dea_problem(prescriber.dea, surname[-1] if surname else None):
+            if why := dea_problem(prescriber.dea, surname(prescriber.name)):
                 problems.append(Problem(("prescriber", "dea"), why))
         elif schedule is not None:
             problems.append(Problem(("prescriber", "dea"),
