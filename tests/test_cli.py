@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import httpx
 import pytest
 
 from controller.domain.recovery import rules_markdown
@@ -38,6 +41,11 @@ def test_demo_fills_the_sample_orders_and_logs_no_patient_data(tmp_path: Path) -
     restocked = out.index("mqtt ← events/restocked: robot tc1, bin 5")
     over = out.index("mqtt ← alarms/bin-low-tc1-5: (empty, retained: the alarm is over)")
     assert low < restocked < over
+    # Every filled vial: its label printed, scanned by the technician, verified and released
+    # by a pharmacist who is not the technician.
+    assert "label printer: 9 label(s) printed" in out
+    assert out.count("scanned onto the vial by tess") == 9
+    assert out.count("verified by phil, released to the pickup bin") == 9
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every log line is JSON off a terminal
     assert any(r["event"] == "fill ended" for r in records)
@@ -50,6 +58,34 @@ def test_demo_fills_the_sample_orders_and_logs_no_patient_data(tmp_path: Path) -
     for text, where in ((run.stderr, "logs"), (run.stdout, "screen")):
         leaked = sorted(s for s in secrets if s in text)
         assert leaked == [], f"patient data in the demo's {where}: {leaked}"
+
+
+def test_demo_serve_keeps_the_api_up_for_the_demos_people(tmp_path: Path) -> None:
+    demo = subprocess.Popen([*RXFILL, "demo", "--serve", "--port", "0", "--mqtt", "off"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=tmp_path)
+    assert demo.stdout is not None
+    try:
+        for line in demo.stdout:
+            if match := re.search(r"serving the API at (\S+) .*phil / (\S+);", line):
+                url, password = match[1], match[2]
+                break
+        else:
+            raise AssertionError("the demo ended without serving")
+        with httpx.Client(base_url=url, timeout=10) as client:
+            token = client.post("/api/sign-in", json={"name": "phil", "password": password}
+                                ).json()["token"]
+            orders = client.get("/api/orders", headers={"Authorization": f"Bearer {token}"})
+            states = [o["state"] for o in orders.json()]
+            assert len(states) == 14 and states.count("released") == 9
+            assert client.get("/docs").status_code == 200
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=30) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        demo.stdout.close()
 
 
 def start_simulator(*args: str, kind: str = "counter") -> tuple[subprocess.Popen[str], str]:
