@@ -91,8 +91,9 @@ def test_no_sequence_releases_without_fill_label_verify_by_the_right_people(
             continue
         trail.append((step.action, step.person))
         if dossier.state is OrderState.QUEUED:
-            # Rejected: a new fill would come; a fresh dossier as the robot would give.
+            # Rejected or retried: a robot fills it again; a fresh dossier as it would give.
             dossier, trail = filled(Dossier(OrderState.DISPENSING, schedule)), []
+            by_hand = False
         if dossier.state is OrderState.RELEASED:
             actions = [a for a, _ in trail]
             counters = {p.name for a, p in trail if a is Action.HAND_COUNT}
