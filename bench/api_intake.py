@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
 from controller.api import OrderIn
@@ -31,7 +30,7 @@ from controller.config import load_config
 from controller.domain.workflow import Role
 from controller.logs import configure_logging
 from controller.pharmacy import Pharmacy
-from controller.site import api_server
+from controller.site import api_server, serve_app
 from controller.store import Store, sqlite_url
 from controller.supervisor import Supervisor, bin_specs
 
@@ -79,14 +78,9 @@ async def main() -> None:
                 else "modbus-tcp://127.0.0.1:9" for r in settings.config.robots}
         supervisor = Supervisor(settings, store, urls=urls)  # never started: nothing fills
         pharmacy = Pharmacy(settings, store, supervisor)
-        bare = uvicorn.Server(uvicorn.Config(bare_app(), host="127.0.0.1", port=0,
-                                             log_level="warning", lifespan="off"))
-        bare_task = asyncio.create_task(bare._serve())  # no signal handlers of its own
-        while not bare.started:
-            await asyncio.sleep(0.01)
-        bare_url = "http://127.0.0.1:{}".format(bare.servers[0].sockets[0].getsockname()[1])
         ours_times, bare_times = [], []
         async with api_server(pharmacy, "127.0.0.1", 0) as url, \
+                serve_app(bare_app(), "127.0.0.1", 0) as bare_url, \
                 httpx.AsyncClient(base_url=url) as ours, \
                 httpx.AsyncClient(base_url=bare_url) as plain:
             token = (await ours.post("/api/sign-in", json={"name": "bench",
@@ -97,8 +91,6 @@ async def main() -> None:
             for r in range(1, ROUNDS + 1):
                 bare_times.append(await post_all(plain, r * ORDERS, {}))
                 ours_times.append(await post_all(ours, r * ORDERS, headers))
-        bare.should_exit = True
-        await bare_task
         await store.close()
     b, o = statistics.median(bare_times), statistics.median(ours_times)
     print(f"api intake: {ORDERS} valid orders a round, {ROUNDS} alternating rounds, one "

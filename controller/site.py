@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvicorn
@@ -88,8 +89,15 @@ async def label_printer(settings: Settings) -> AsyncIterator[
 async def api_server(pharmacy: Pharmacy, host: str, port: int) -> AsyncIterator[str]:
     """Serve the REST API on ``host:port`` (0: any free port) until the block ends; its url."""
     api = pharmacy.settings.config.api
-    config = uvicorn.Config(create_app(pharmacy, token_hours=api.token_hours), host=host,
-                            port=port, log_level="warning", lifespan="off",
+    async with serve_app(create_app(pharmacy, token_hours=api.token_hours), host,
+                         port) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serve_app(app: Any, host: str, port: int) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn in this event loop until the block ends; its url."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                             access_log=False)
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve(), name="api")
