@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.driver_roundtrip
 	$(BIN)/python -m bench.filler_roundtrip
 	$(BIN)/python -m bench.mqtt_outbox
+	$(BIN)/python -m bench.api_intake
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -233,17 +233,16 @@ class Supervisor:
 
     async def submit(self, order: Order, *, who: str = "supervisor") -> OrderRecord:
         """Receive an order, validate it, and route it to a robot (or say why not)."""
-        record = await self.store.receive_order(order, who=who)
-        self._settled[record.id] = asyncio.Event()
         problems = order_problems(order, self.settings.formulary)
+        reason = "; ".join(problems) or None
+        record = await self.store.receive_order(
+            order, who=who, then=OrderState.REJECTED if problems else OrderState.QUEUED,
+            reason=reason)
+        self._settled[record.id] = asyncio.Event()
         if problems:
-            reason = "; ".join(problems)
-            record = await self.store.move_order(record.id, OrderState.REJECTED, who=who,
-                                                 reason=reason)
             log.warning("order rejected", order=record.id, reason=reason)
             self._notify(OrderSettled(record.id, record.state, reason))
             return record
-        record = await self.store.move_order(record.id, OrderState.QUEUED, who=who)
         log.info("order queued", order=record.id, ndc=order.ndc, quantity=order.quantity)
         # Nothing is awaited after routing: the caller has the record before a robot starts it.
         return await self._route(record)

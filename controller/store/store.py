@@ -216,8 +216,11 @@ class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords, Verificatio
 
     # -- orders --------------------------------------------------------------
 
-    async def receive_order(self, order: Order, who: str = SUPERVISOR) -> OrderRecord:
-        """Record a new order as RECEIVED."""
+    async def receive_order(self, order: Order, who: str = SUPERVISOR, *,
+                            then: OrderState | None = None,
+                            reason: str | None = None) -> OrderRecord:
+        """Record a new order as RECEIVED, and moved on to ``then`` (QUEUED, REJECTED) in the
+        same transaction when given: both transitions are stored, in one commit."""
         now = self._clock.now()
         prescriber = order.prescriber
         async with self._transaction() as conn:
@@ -238,6 +241,8 @@ class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords, Verificatio
             await record(conn, now, who, "order received", f"order:{order_id}", None,
                          {"state": OrderState.RECEIVED, "ndc": order.ndc,
                           "quantity": order.quantity})
+            if then is not None:
+                await self._move(conn, order_id, then, who, reason)
             return await self._order(conn, order_id)
 
     async def move_order(self, order_id: int, target: OrderState, *, who: str = SUPERVISOR,
