@@ -123,7 +123,8 @@ class Retry(Body):
 
 class HandCount(Body):
     count: int = Field(strict=True, ge=1, le=MAX_QUANTITY)
-    weight_mg: float = Field(gt=0, description="the vial's net weight on the bench scale")
+    weight_mg: float = Field(gt=0, allow_inf_nan=False,
+                             description="the vial's net weight on the bench scale")
     robot: str | None = Field(default=None, description="the bin counted from (with bin); "
                                                         "the last fill's bin if absent")
     bin: int | None = Field(default=None, ge=1)
@@ -207,7 +208,7 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
                 message = "is missing; it is required"
             elif error["type"] == "extra_forbidden":
                 message = "is not a known field (misspelt?)"
-            detail.append({"loc": loc, "field": ".".join(loc[1:]), "msg": message,
+            detail.append({"loc": loc, "field": ".".join(loc[1:]) or loc[0], "msg": message,
                            "type": error["type"]})
         return JSONResponse(status_code=422, content={
             "message": f"the request was refused ({len(detail)} problem(s)); nothing was "
@@ -409,7 +410,7 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     @app.get("/fhir/MedicationDispense/{fill_id}", tags=["fhir"])
     async def fhir_dispense(fill_id: int, _: Who) -> JSONResponse:
         """A filled vial as a FHIR R4 MedicationDispense."""
-        fill = next((f for f in await store.fills() if f.id == fill_id), None)
+        fill = await store.fill(fill_id)
         if fill is None or fill.outcome != "filled":
             raise NotFound(f"no filled vial {fill_id}")
         order = await store.order(fill.order_id)

@@ -137,9 +137,13 @@ class Pharmacy:
                 bin_id = (await self.store.bin(*source)).id
             except LookupError:
                 raise WorkflowError(f"no bin {source[0]}/{source[1]}") from None
-        check = check_weight(count=count, measured_mg=weight_mg, unit_mass_mg=drug.unit_mass_mg,
-                             spread_pct=drug.unit_mass_spread_pct,
-                             scale_noise_mg=HAND_SCALE_NOISE_MG)
+        try:
+            check = check_weight(count=count, measured_mg=weight_mg,
+                                 unit_mass_mg=drug.unit_mass_mg,
+                                 spread_pct=drug.unit_mass_spread_pct,
+                                 scale_noise_mg=HAND_SCALE_NOISE_MG)
+        except ValueError as exc:
+            raise WorkflowError(str(exc)) from None
         await self.store.hand_fill(order_id, bin_id, count, check, person,
                                    schedule=drug.dea_schedule)
         settled = await self.store.order(order_id)
@@ -238,11 +242,10 @@ class Pharmacy:
 
     async def order_for_label(self, scanned: str) -> int:
         """The order whose vial a scanned label belongs to (the verification station)."""
-        fill_id = parse_fill_code(scanned)
-        for fill in await self.store.fills():
-            if fill.id == fill_id:
-                return fill.order_id
-        raise NotFound(f"no vial {fill_code(fill_id)}")
+        fill = await self.store.fill(parse_fill_code(scanned))
+        if fill is None or fill.outcome != "filled":
+            raise NotFound(f"no filled vial {scanned.strip()}")
+        return fill.order_id
 
     async def evidence(self, order_id: int) -> Evidence:
         """Everything the pharmacist checks before approving the vial."""

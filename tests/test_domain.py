@@ -162,3 +162,11 @@ def test_the_recovery_table_covers_every_problem_once() -> None:
     assert set(RULES) == set(Problem)
     assert len(table) == 2 + len(Problem)
     assert all(any(f"| {p} |" in line for line in table) for p in Problem)
+
+
+def test_a_weight_that_is_not_a_number_never_agrees() -> None:
+    from controller.domain.weight import check_weight
+    for measured in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="expected a finite weight"):
+            check_weight(count=30, measured_mg=measured, unit_mass_mg=155, spread_pct=1.8,
+                         scale_noise_mg=5)

@@ -51,6 +51,10 @@ def check_weight(
     """Compare ``measured_mg`` with ``count`` × ``unit_mass_mg``."""
     if unit_mass_mg <= 0:
         raise ValueError(f"unit mass must be above 0 mg, not {unit_mass_mg}")
+    if not math.isfinite(measured_mg) or measured_mg < 0:
+        # NaN compares false with everything: unchecked, it would pass as agreeing.
+        raise ValueError(f"measured weight {measured_mg} mg: expected a finite weight of "
+                         f"0 mg or more")
     expected = count * unit_mass_mg
     sigma = math.sqrt(count * (unit_mass_mg * spread_pct / 100) ** 2 + scale_noise_mg**2)
     tolerance = Z * sigma

@@ -342,6 +342,13 @@ class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords, Verificatio
             rows = (await conn.execute(query.order_by(fills.c.id))).mappings().all()
         return [_fill_record(row) for row in rows]
 
+    async def fill(self, fill_id: int) -> FillRecord | None:
+        """One fill, or None."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_fill_query().where(fills.c.id == fill_id))
+                   ).mappings().first()
+        return None if row is None else _fill_record(row)
+
     async def fill_by_job(self, job: str) -> FillRecord | None:
         """The fill a robot knows as ``job``, or None."""
         async with self._engine.connect() as conn:
