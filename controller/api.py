@@ -128,6 +128,8 @@ class HandCount(Body):
     robot: str | None = Field(default=None, description="the bin counted from (with bin); "
                                                         "the last fill's bin if absent")
     bin: int | None = Field(default=None, ge=1)
+    found: int | None = Field(default=None, strict=True, ge=0, le=MAX_QUANTITY, description=(
+        "when the robot left a vial its scale could not confirm: the tablets found in it"))
 
 
 class Reprint(Body):
@@ -306,7 +308,7 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
             raise WorkflowError("name both robot and bin, or neither (the last fill's bin)")
         source = (body.robot, body.bin) if body.robot is not None and body.bin else None
         return order_out(await pharmacy.hand_count(order_id, who, body.count, body.weight_mg,
-                                                   source))
+                                                   source, body.found))
 
     @app.get("/api/robots", tags=["technician"])
     async def robots(_: Who) -> list[dict[str, object]]:

@@ -122,21 +122,25 @@ class Pharmacy:
         return await self.supervisor.requeued(order_id, robot=robot)
 
     async def hand_count(self, order_id: int, person: Person, count: int, weight_mg: float,
-                         source: tuple[str, int] | None) -> OrderRecord:
-        """An order in exception counted by hand from a bin (``source``, or the bin its last
-        fill used); the vial's net weight must agree with the count."""
+                         source: tuple[str, int] | None, found: int | None = None,
+                         ) -> OrderRecord:
+        """An order in exception counted by hand; the vial's net weight must agree with the
+        count. ``found``: the tablets in the vial the robot left (weight off, or too many
+        for the scale), recounted; otherwise counted afresh from ``source`` (or the bin its
+        last fill used)."""
         order = await self.order(order_id)
         drug = self.settings.formulary[order.ndc]
-        if source is None:
-            fills = await self.store.fills(order_id)
-            if not fills:
-                raise WorkflowError("say which bin the tablets were counted from")
-            bin_id = fills[-1].bin_id
-        else:
+        bin_id = None
+        if source is not None:
             try:
                 bin_id = (await self.store.bin(*source)).id
             except LookupError:
                 raise WorkflowError(f"no bin {source[0]}/{source[1]}") from None
+        elif found is None:
+            fills = await self.store.fills(order_id)
+            if not fills:
+                raise WorkflowError("say which bin the tablets were counted from")
+            bin_id = fills[-1].bin_id
         try:
             check = check_weight(count=count, measured_mg=weight_mg,
                                  unit_mass_mg=drug.unit_mass_mg,
@@ -145,7 +149,7 @@ class Pharmacy:
         except ValueError as exc:
             raise WorkflowError(str(exc)) from None
         await self.store.hand_fill(order_id, bin_id, count, check, person,
-                                   schedule=drug.dea_schedule)
+                                   schedule=drug.dea_schedule, found=found)
         settled = await self.store.order(order_id)
         await self.print_label(order_id, who=SUPERVISOR)
         return settled

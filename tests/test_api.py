@@ -206,3 +206,20 @@ async def test_the_api_says_who_may_do_what(site: Site) -> None:
     assert (await site.client.get("/docs")).status_code == 200
     schema = (await site.client.get("/openapi.json")).json()
     assert "/api/orders" in schema["paths"] and "/fhir/MedicationRequest" in schema["paths"]
+
+
+async def test_a_vial_too_big_for_the_scale_is_counted_by_hand_not_filled_twice(
+        site: Site) -> None:
+    before = (await site.pharmacy.store.bin("tc1", 1)).on_hand
+    order_id = await submit(site, order_body(ATORVASTATIN, 100))
+    order = await site.wait_state(order_id, "exception")
+    assert "count by hand" in order["reason"]
+    unsaid = await site.post(f"/api/orders/{order_id}/hand-count", "tom",
+                             {"count": 100, "weight_mg": 100 * 155})
+    assert unsaid.status_code == 409 and "count the tablets in it" in unsaid.text
+    counted = await site.post(f"/api/orders/{order_id}/hand-count", "tom",
+                              {"count": 100, "weight_mg": 100 * 155 + 30, "found": 100})
+    assert counted.status_code == 200, counted.text
+    # The robot's vial was recounted, not a second one taken from the bin.
+    assert (await site.pharmacy.store.bin("tc1", 1)).on_hand == before - 100
+    assert await site.pharmacy.store.verify_audit() == []

@@ -182,3 +182,42 @@ async def test_labels_and_reprints_are_counted(store: Store) -> None:
         "printed", "refused", "printed"]
     assert [e.action for e in await store.audit_trail()][-3:] == [
         "label printed", "label refused", "label reprinted"]
+
+
+async def unconfirmed_vial(store: Store, outcome: FillOutcome) -> tuple[int, int]:
+    """An order whose robot counted 30 into a vial the scale could not confirm."""
+    await store.ensure_bins([BIN])
+    (bin_record,) = await store.bins()
+    received = await store.receive_order(order(ATORVASTATIN, 30))
+    await store.move_order(received.id, OrderState.QUEUED)
+    fill = await store.start_fill(received.id, bin_record.id)
+    await store.finish_fill(fill.id, FillResult(outcome, 30, 4340, None, "weight off"))
+    return received.id, fill.id
+
+
+@pytest.mark.parametrize("found", [28, 30, 32, 0])
+async def test_a_vial_the_scale_could_not_confirm_is_recounted_not_filled_anew(
+        store: Store, found: int) -> None:
+    order_id, robot_fill = await unconfirmed_vial(store, FillOutcome.WEIGHT_OFF)
+    (before,) = await store.bins()  # the robot's 30 are off the record already
+    with pytest.raises(WorkflowError, match="count the tablets in it"):
+        await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH, schedule=None)
+    assert await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH,
+                                 schedule=None, found=found) is OrderState.FILLED
+    (after,) = await store.bins()
+    # The robot had physically taken `found`; the person topped up or put back the rest:
+    # 30 in all left the bin, and its record says so.
+    assert after.on_hand == before.on_hand
+    moves = await store.movements(after.id)
+    assert sum(m.quantity for m in moves) == after.on_hand
+    assert sum(m.quantity for m in moves if m.fill_id == robot_fill) == 0
+    hand = (await store.fills(order_id))[-1]
+    assert sum(m.quantity for m in moves if m.fill_id == hand.id) == -30
+    assert await store.fill_lots(hand.id) == [(BIN.lot, BIN.expiry)]
+
+
+async def test_no_recount_without_a_vial(store: Store) -> None:
+    order_id, bin_id = await exception_order(store)
+    with pytest.raises(WorkflowError, match="left no vial to recount"):
+        await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155), TECH,
+                              schedule=None, found=30)

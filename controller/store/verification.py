@@ -20,6 +20,7 @@ from controller.domain.weight import WeightCheck, WeightVerdict
 from controller.domain.workflow import Action, Dossier, Person, Step, WorkflowError, advance
 from controller.store.audit_records import record
 from controller.store.schema import (
+    bin_movements,
     fills,
     labels,
     order_events,
@@ -30,6 +31,7 @@ from controller.store.schema import (
 )
 from controller.store.stock import (
     SUPERVISOR,
+    add_movement,
     bin_by_id,
     inserted_id,
     return_to_bin,
@@ -202,11 +204,18 @@ class VerificationRecords:
                 releases.c.order_id == order_id))).mappings().first()
         return None if row is None else Release(**dict(row))
 
-    async def hand_fill(self: _Base, order_id: int, bin_id: int, count: int,
-                        check: WeightCheck, person: Person, *,
-                        schedule: str | None) -> OrderState:
-        """A person counted an order in exception by hand from ``bin_id``; its weight must
-        agree with the count. EXCEPTION → FILLED, the count taken off the bin."""
+    async def hand_fill(self: _Base, order_id: int, bin_id: int | None, count: int,
+                        check: WeightCheck, person: Person, *, schedule: str | None,
+                        found: int | None = None) -> OrderState:
+        """A person counted an order in exception by hand; its weight must agree with the
+        count. EXCEPTION → FILLED.
+
+        When the robot's last fill left a whole vial the scale could not confirm
+        (``weight_off``, ``count_by_hand``), the person counts *that vial*: ``found``
+        is what was in it, the robot's miscount goes back on its bin's record, and only
+        the difference to ``count`` comes from (or goes back to) the bin. Otherwise the
+        person counts ``count`` tablets from ``bin_id``.
+        """
         if check.count != count:
             raise WorkflowError(f"the weight was checked for {check.count}, not {count}")
         if check.verdict is WeightVerdict.DISAGREES:
@@ -222,13 +231,30 @@ class VerificationRecords:
             if count != order.quantity:
                 raise WorkflowError(f"the order asks for {order.quantity}; {count} were "
                                     f"counted")
+            vial = await _unverified_vial(conn, order_id)
+            if vial is not None:
+                if found is None:
+                    raise WorkflowError(
+                        f"fill {vial.id} left a vial the scale could not confirm "
+                        f"({vial.outcome}): count the tablets in it and say how many you "
+                        f"found")
+                if bin_id is not None and bin_id != vial.bin_id:
+                    raise WorkflowError(f"the vial of fill {vial.id} came from another bin; "
+                                        f"its tablets are recounted, not taken anew")
+                bin_id = vial.bin_id
+            elif found is not None:
+                raise WorkflowError(f"order {order_id} left no vial to recount: count the "
+                                    f"tablets from a bin")
+            if bin_id is None:
+                raise WorkflowError("say which bin the tablets were counted from")
             source = await bin_by_id(conn, bin_id)
             if source.ndc != order.ndc:
                 raise WorkflowError(f"{source.robot} bin {source.bin} holds {source.ndc}, not "
                                     f"the order's {order.ndc}")
-            if source.on_hand < count:
+            in_vial = found or 0
+            if source.on_hand < count - in_vial:
                 raise WorkflowError(f"{source.robot} bin {source.bin} holds "
-                                    f"{source.on_hand}, fewer than {count}")
+                                    f"{source.on_hand}, fewer than {count - in_vial}")
             state = await _step(self, conn, order_id, Step(Action.HAND_COUNT, person),
                                 schedule, reason=f"counted by hand by {person.name}: {count}, "
                                                  f"weight {check.verdict}")
@@ -241,8 +267,15 @@ class VerificationRecords:
             fill_id = inserted_id(result)
             await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(
                 job=f"{self.instance}-hand-{fill_id}"))
-            await take_from_bin(conn, source, count, kind="fill", who=person.name,
-                                reason="counted by hand", at=now, fill_id=fill_id)
+            if vial is not None:
+                await _recount(conn, vial, in_vial, fill_id, person.name, now)
+            if count > in_vial:
+                await take_from_bin(conn, source, count - in_vial, kind="fill",
+                                    who=person.name, reason="counted by hand", at=now,
+                                    fill_id=fill_id)
+            elif count < in_vial:
+                await return_to_bin(conn, fill_id, in_vial - count, who=person.name,
+                                    reason="more in the vial than ordered", at=now)
             return state
 
     async def retry_order(self: _Base, order_id: int, person: Person, *,
@@ -291,6 +324,51 @@ async def _step(store: _Base, conn: AsyncConnection, order_id: int, step: Step,
     after = advance(await _dossier(conn, order_id, schedule), step)
     await store._move(conn, order_id, after.state, step.person.name, reason)
     return after.state
+
+
+@dataclass(frozen=True, slots=True)
+class _Vial:
+    id: int
+    bin_id: int
+    counted: int
+    outcome: str
+
+
+async def _unverified_vial(conn: AsyncConnection, order_id: int) -> _Vial | None:
+    """The whole vial the order's last fill left for a person to count, if it did."""
+    row = (await conn.execute(sa.select(fills.c.id, fills.c.bin_id, fills.c.counted,
+                                        fills.c.outcome).where(fills.c.order_id == order_id)
+                              .order_by(fills.c.id.desc()).limit(1))).first()
+    if row is None or row.outcome not in (FillOutcome.WEIGHT_OFF, FillOutcome.COUNT_BY_HAND):
+        return None
+    return _Vial(row.id, row.bin_id, row.counted or 0, row.outcome)
+
+
+async def _recount(conn: AsyncConnection, vial: _Vial, found: int, fill_id: int, who: str,
+                   at: datetime) -> None:
+    """The robot's vial holds ``found``: its tablets become the hand fill's, lot by lot as
+    the robot took them; what the robot miscounted is put right on the last lot it took."""
+    taken = (await conn.execute(sa.select(bin_movements.c.lot, bin_movements.c.expiry,
+                                          bin_movements.c.quantity).where(
+        bin_movements.c.fill_id == vial.id, bin_movements.c.kind == "fill")
+        .order_by(bin_movements.c.id))).all()
+    if not taken:
+        raise WorkflowError(f"fill {vial.id} took nothing off its bin: nothing to recount")
+    left = found
+    for number, (lot, expiry, quantity) in enumerate(taken):
+        # Off the robot's fill, back on the bin's record ...
+        await add_movement(conn, dict(
+            bin_id=vial.bin_id, kind="return", quantity=-quantity, fill_id=vial.id, who=who,
+            reason=f"its vial recounted by hand as fill {fill_id}", at=at, lot=lot,
+            expiry=expiry))
+        # ... and onto the hand fill, as many as were found (the last lot takes the rest).
+        mine = left if number == len(taken) - 1 else min(left, -quantity)
+        left -= mine
+        if mine:
+            await add_movement(conn, dict(
+                bin_id=vial.bin_id, kind="fill", quantity=-mine, fill_id=fill_id, who=who,
+                reason=f"the vial of fill {vial.id}: {found} found by hand (the robot "
+                       f"counted {vial.counted})", at=at, lot=lot, expiry=expiry))
 
 
 async def _last_filled(conn: AsyncConnection, order_id: int) -> int | None:
