@@ -221,3 +221,15 @@ async def test_no_recount_without_a_vial(store: Store) -> None:
     with pytest.raises(WorkflowError, match="left no vial to recount"):
         await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155), TECH,
                               schedule=None, found=30)
+
+
+async def test_an_unconfirmed_vial_left_behind_by_a_retry_waits_to_be_returned_or_wasted(
+        store: Store) -> None:
+    order_id, robot_fill = await unconfirmed_vial(store, FillOutcome.COUNT_BY_HAND)
+    assert await store.set_aside_vials() == []
+    await store.retry_order(order_id, TECH, schedule=None)
+    (vial,) = await store.set_aside_vials(pending_only=True)
+    assert (vial.fill_id, vial.count, vial.disposition) == (robot_fill, 30, None)
+    (before,) = await store.bins()
+    await store.dispose_vial(vial.id, "returned", who="tess")
+    assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand + 30

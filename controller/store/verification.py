@@ -282,6 +282,7 @@ class VerificationRecords:
                           schedule: str | None) -> OrderState:
         """A person sends an order in exception to the robots again."""
         async with self._transaction() as conn:
+            await _set_aside_unverified(conn, order_id, self._clock.now())
             return await _step(self, conn, order_id, Step(Action.RETRY, person), schedule,
                                reason=f"retried by {person.name}")
 
@@ -289,6 +290,7 @@ class VerificationRecords:
                            schedule: str | None) -> OrderState:
         """Give up an order that has nothing in a vial yet (received, queued, in exception)."""
         async with self._transaction() as conn:
+            await _set_aside_unverified(conn, order_id, self._clock.now())
             return await _step(self, conn, order_id, Step(Action.CANCEL, person, reason),
                                schedule, reason=reason)
 
@@ -342,6 +344,18 @@ async def _unverified_vial(conn: AsyncConnection, order_id: int) -> _Vial | None
     if row is None or row.outcome not in (FillOutcome.WEIGHT_OFF, FillOutcome.COUNT_BY_HAND):
         return None
     return _Vial(row.id, row.bin_id, row.counted or 0, row.outcome)
+
+
+async def _set_aside_unverified(conn: AsyncConnection, order_id: int, at: datetime) -> None:
+    """An order retried or cancelled with a robot's unconfirmed vial waiting: that vial is
+    set aside, for a person to record as returned to its bin or wasted (rxfill vials)."""
+    vial = await _unverified_vial(conn, order_id)
+    if vial is None or not vial.counted:
+        return
+    already = await conn.scalar(sa.select(set_aside.c.id).where(set_aside.c.fill_id == vial.id))
+    if already is None:
+        await conn.execute(sa.insert(set_aside).values(
+            fill_id=vial.id, bin_id=vial.bin_id, count=vial.counted, at=at))
 
 
 async def _recount(conn: AsyncConnection, vial: _Vial, found: int, fill_id: int, who: str,
