@@ -26,6 +26,7 @@ from controller.config import ConfigError, OrderEntry, Settings, load_config, lo
 from controller.demo_board import AlarmBoard
 from controller.domain.alarms import AlarmError
 from controller.domain.gs1 import bottle_code
+from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.workflow import Person, Role, WorkflowError
 from controller.notices import (
     FillEnded,
@@ -263,6 +264,8 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
                 console.print(f"[red]error:[/] orders or alarms were still open after "
                               f"{DEMO_TIMEOUT_S} s")
                 return 1
+            await _count_by_hand(pharmacy, console, ids)
+            await pharmacy.idle()
             if printer_sim is not None and not await _verify_and_release(
                     pharmacy, printer_sim, console):
                 return 1
@@ -272,6 +275,23 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
                 await _serve(pharmacy, console, passwords, port)
             await pharmacy.close()
     return 0
+
+
+async def _count_by_hand(pharmacy: Pharmacy, console: Console, ids: list[int]) -> None:
+    """The technician counts by hand each vial the scale could not tell n from n ± 1 for,
+    as the recovery rules say, and weighs it on the bench scale."""
+    for order_id in ids:
+        fills = await pharmacy.store.fills(order_id)
+        last = fills[-1] if fills else None
+        order = await pharmacy.store.order(order_id)
+        if (order.state is not OrderState.EXCEPTION or last is None
+                or last.outcome != FillOutcome.COUNT_BY_HAND or last.weight_mg is None):
+            continue
+        found = last.counted or 0  # the robot's count was right; the scale could not say
+        await pharmacy.hand_count(order_id, TECHNICIAN, order.quantity,
+                                  float(last.weight_mg), None, found)
+        console.print(f"  order {order_id:>3}  technician {TECHNICIAN.name} counted the vial "
+                      f"by hand: {found}, {last.weight_mg} mg; [green]filled[/]")
 
 
 async def _verify_and_release(pharmacy: Pharmacy, printer: PrinterSimulator,

@@ -43,9 +43,10 @@ def test_demo_fills_the_sample_orders_and_logs_no_patient_data(tmp_path: Path) -
     assert low < restocked < over
     # Every filled vial: its label printed, scanned by the technician, verified and released
     # by a pharmacist who is not the technician.
-    assert "label printer: 9 label(s) printed" in out
-    assert out.count("scanned onto the vial by tess") == 9
-    assert out.count("verified by phil, released to the pickup bin") == 9
+    assert "technician tess counted the vial by hand: 90" in out
+    assert "label printer: 10 label(s) printed" in out
+    assert out.count("scanned onto the vial by tess") == 10
+    assert out.count("verified by phil, released to the pickup bin") == 10
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every log line is JSON off a terminal
     assert any(r["event"] == "fill ended" for r in records)
@@ -77,7 +78,7 @@ def test_demo_serve_keeps_the_api_up_for_the_demos_people(tmp_path: Path) -> Non
                                 ).json()["token"]
             orders = client.get("/api/orders", headers={"Authorization": f"Bearer {token}"})
             states = [o["state"] for o in orders.json()]
-            assert len(states) == 14 and states.count("released") == 9
+            assert len(states) == 14 and states.count("released") == 10
             assert client.get("/docs").status_code == 200
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0
