@@ -69,7 +69,7 @@ def order_from_request(body: Any) -> Order:
     contained = {f"#{r.id}": r for r in (request.contained or []) if r.id}
     patient_res = contained.get(getattr(request.subject, "reference", None) or "")
     prescriber_res = contained.get(getattr(request.requester, "reference", None) or "")
-    if request.status not in ("active", "draft"):
+    if request.status != "active":
         need("status", f"status {request.status!r}: only an active request is filled")
     if request.intent not in ("order", "original-order", "instance-order"):
         need("intent", f"intent {request.intent!r}: expected order")
