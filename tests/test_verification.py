@@ -233,3 +233,11 @@ async def test_an_unconfirmed_vial_left_behind_by_a_retry_waits_to_be_returned_o
     (before,) = await store.bins()
     await store.dispose_vial(vial.id, "returned", who="tess")
     assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand + 30
+    # Sent back to exception (nothing could fill it), then counted by hand: the vial set
+    # aside is no longer the order's, so the count comes from the bin.
+    await store.move_order(order_id, OrderState.EXCEPTION, reason="no robot free")
+    with pytest.raises(WorkflowError, match="left no vial to recount"):
+        await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH,
+                              schedule=None, found=30)
+    await store.hand_fill(order_id, before.id, 30, weighed(30, 30 * 155), TECH, schedule=None)
+    assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand

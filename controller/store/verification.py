@@ -343,6 +343,8 @@ async def _unverified_vial(conn: AsyncConnection, order_id: int) -> _Vial | None
                               .order_by(fills.c.id.desc()).limit(1))).first()
     if row is None or row.outcome not in (FillOutcome.WEIGHT_OFF, FillOutcome.COUNT_BY_HAND):
         return None
+    if await conn.scalar(sa.select(set_aside.c.id).where(set_aside.c.fill_id == row.id)):
+        return None  # set aside at a retry or cancellation: no longer the order's vial
     return _Vial(row.id, row.bin_id, row.counted or 0, row.outcome)
 
 
@@ -350,10 +352,7 @@ async def _set_aside_unverified(conn: AsyncConnection, order_id: int, at: dateti
     """An order retried or cancelled with a robot's unconfirmed vial waiting: that vial is
     set aside, for a person to record as returned to its bin or wasted (rxfill vials)."""
     vial = await _unverified_vial(conn, order_id)
-    if vial is None or not vial.counted:
-        return
-    already = await conn.scalar(sa.select(set_aside.c.id).where(set_aside.c.fill_id == vial.id))
-    if already is None:
+    if vial is not None and vial.counted:
         await conn.execute(sa.insert(set_aside).values(
             fill_id=vial.id, bin_id=vial.bin_id, count=vial.counted, at=at))
 
