@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date
 
 import structlog
 
@@ -106,19 +105,18 @@ class Pharmacy:
 
     async def cancel(self, order_id: int, person: Person, reason: str) -> OrderRecord:
         """Give up an order with nothing in a vial yet (received, queued, in exception)."""
-        await self.order(order_id)
-        await self.store.cancel_order(order_id, person, reason, schedule=await self._schedule(
-            order_id))
+        await self.store.cancel_order(order_id, person, reason,
+                                      schedule=await self._schedule(order_id))
         self.supervisor.withdrawn(order_id)
         return await self.store.order(order_id)
 
     async def retry(self, order_id: int, person: Person, robot: str | None) -> OrderRecord:
         """Send an order in exception to the robots again (to ``robot``, if named)."""
-        await self.order(order_id)
+        schedule = await self._schedule(order_id)
         if robot is not None and robot not in self.supervisor.robots:
             raise WorkflowError(f"no robot {robot!r}; expected one of "
                                 f"{', '.join(self.supervisor.robots)}")
-        await self.store.retry_order(order_id, person, schedule=await self._schedule(order_id))
+        await self.store.retry_order(order_id, person, schedule=schedule)
         return await self.supervisor.requeued(order_id, robot=robot)
 
     async def hand_count(self, order_id: int, person: Person, count: int, weight_mg: float,
@@ -187,7 +185,9 @@ class Pharmacy:
     async def label(self, order_id: int, *, copy: int = 1) -> LabelContent:
         """The label of the order's filled vial."""
         order = await self.order(order_id)
-        fill = await self._vial(order)
+        return await self._label(order, await self._vial(order), copy)
+
+    async def _label(self, order: OrderRecord, fill: FillRecord, copy: int) -> LabelContent:
         drug = self.settings.formulary[order.ndc]
         site = self.settings.config.site
         return label_content(
@@ -195,7 +195,7 @@ class Pharmacy:
             filled_on=(fill.ended_at or fill.started_at).date(),
             patient_name=order.patient_name, sig=order.sig, drug=drug, quantity=fill.counted or 0,
             prescriber=order.prescriber_name or "", refills=order.refills,
-            lots=await self._lots(fill.id), pharmacist=await self.pharmacist_on_duty(),
+            lots=await self.store.fill_lots(fill.id), pharmacist=await self.pharmacist_on_duty(),
             code=fill_code(fill.id), copy=copy)
 
     async def print_label(self, order_id: int, *, who: str,
@@ -212,9 +212,9 @@ class Pharmacy:
             if copies and not (reason or "").strip():
                 raise WorkflowError(f"the label was printed {len(copies)} time(s): a reprint "
                                     f"needs a reason")
-            content = await self.label(order_id, copy=len(copies) + 1)
             name = self.settings.config.printer.url
             try:
+                content = await self._label(order, fill, len(copies) + 1)
                 await self._send(render_zpl(layout(content)))
             except (errors.DriverError, LabelError) as exc:
                 await self.store.label_sent(fill.id, who=who, printer=name, outcome="refused",
@@ -239,7 +239,6 @@ class Pharmacy:
 
     async def scan_label(self, order_id: int, scanned: str, person: Person) -> OrderRecord:
         """The technician scanned the printed label at the vial: LABELED if it is its label."""
-        await self.order(order_id)
         await self.store.label_scanned(order_id, scanned, person,
                                        schedule=await self._schedule(order_id))
         return await self.store.order(order_id)
@@ -254,16 +253,16 @@ class Pharmacy:
     async def evidence(self, order_id: int) -> Evidence:
         """Everything the pharmacist checks before approving the vial."""
         order = await self.order(order_id)
-        fill = await self._vial(order)
+        fills = await self.store.fills(order_id)
+        fill = await self._vial(order, fills)
         drug = self.settings.formulary[order.ndc]
         history = [{"from": f, "to": t, "who": w, "reason": r}
                    for f, t, w, r in await self.store.order_history(order_id)]
         labelled = next((h["who"] for h in reversed(history) if h["to"] == "labeled"), None)
-        failed = [f"{f.robot} bin {f.bin}: {f.outcome}: {f.detail}"
-                  for f in await self.store.fills(order_id)
+        failed = [f"{f.robot} bin {f.bin}: {f.outcome}: {f.detail}" for f in fills
                   if f.outcome is not None and f.outcome != "filled"]
         lots = [{"lot": lot, "expiry": f"{expiry:%Y-%m-%d}"}
-                for lot, expiry in await self._lots(fill.id)]
+                for lot, expiry in await self.store.fill_lots(fill.id)]
         return Evidence(
             order=order, fill=fill, drug=f"{drug.display_name} ({drug.description})",
             schedule=drug.dea_schedule, lots=lots, history=history, exceptions=failed,
@@ -274,20 +273,17 @@ class Pharmacy:
 
     async def witness(self, order_id: int, count: int, person: Person) -> None:
         """A pharmacist's witnessed second count of a schedule II vial."""
-        await self.order(order_id)
         await self.store.witness_count(order_id, count, person,
                                        schedule=await self._schedule(order_id))
 
     async def verify(self, order_id: int, person: Person) -> OrderRecord:
         """The pharmacist approves the vial."""
-        await self.order(order_id)
         await self.store.verify_order(order_id, person, schedule=await self._schedule(order_id))
         return await self.store.order(order_id)
 
     async def reject(self, order_id: int, person: Person, reason: str, *, fill_again: bool,
                      tablets: str) -> OrderRecord:
         """The pharmacist refuses the vial; filled again (routed now) or cancelled."""
-        await self.order(order_id)
         state = await self.store.reject_order(order_id, person, reason, fill_again=fill_again,
                                               tablets=tablets,
                                               schedule=await self._schedule(order_id))
@@ -298,7 +294,6 @@ class Pharmacy:
     async def release(self, order_id: int, person: Person, destination: str,
                       carrier: str | None, tracking: str | None) -> OrderRecord:
         """To the pickup bin, or to shipping with carrier and tracking number."""
-        await self.order(order_id)
         await self.store.release_order(order_id, person, destination, carrier=carrier,
                                        tracking=tracking,
                                        schedule=await self._schedule(order_id))
@@ -333,18 +328,18 @@ class Pharmacy:
             await self.printer.close()
 
     async def _schedule(self, order_id: int) -> str | None:
-        order = await self.store.order(order_id)
-        drug = self.settings.formulary.get(order.ndc)
+        """The DEA schedule of the order's drug; NotFound when there is no such order."""
+        drug = self.settings.formulary.get((await self.order(order_id)).ndc)
         return drug.dea_schedule if drug is not None else None
 
-    async def _vial(self, order: OrderRecord) -> FillRecord:
-        filled = [f for f in await self.store.fills(order.id) if f.outcome == "filled"]
+    async def _vial(self, order: OrderRecord,
+                    fills: list[FillRecord] | None = None) -> FillRecord:
+        """The order's filled vial: its last complete fill (of ``fills``, if read already)."""
+        filled = [f for f in fills or await self.store.fills(order.id) if f.outcome == "filled"]
         if not filled:
             raise WorkflowError(f"order {order.id} has no filled vial")
         return filled[-1]
 
-    async def _lots(self, fill_id: int) -> list[tuple[str, date]]:
-        return await self.store.fill_lots(fill_id)
 
 
 def _require(person: Person, roles: set[Role], what: str) -> None:

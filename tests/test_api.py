@@ -223,3 +223,20 @@ async def test_a_vial_too_big_for_the_scale_is_counted_by_hand_not_filled_twice(
     # The robot's vial was recounted, not a second one taken from the bin.
     assert (await site.pharmacy.store.bin("tc1", 1)).on_hand == before - 100
     assert await site.pharmacy.store.verify_audit() == []
+
+
+async def test_no_label_without_a_pharmacist_on_duty_and_the_refusal_is_recorded(
+        tmp_path: Path) -> None:
+    async with running_site(tmp_path, pharmacist=None) as site:
+        order_id = await submit(site)
+        await site.wait_state(order_id, "filled")
+        await site.pharmacy.idle()
+        assert site.printer.printed == []
+        evidence = (await site.get(f"/api/orders/{order_id}/evidence", "phil")).json()
+        assert [(x["outcome"], x["reason"][:28]) for x in evidence["labels"]] == [
+            ("refused", "no pharmacist is on duty: a ")]
+        assert (await site.post("/api/duty", "pam")).status_code == 200
+        printed = await site.post(f"/api/orders/{order_id}/label/print", "tess", {})
+        assert printed.status_code == 200 and printed.json()["copy"] == 1
+        (zpl,) = site.printer.printed
+        assert "Pharmacist pam" in [data for _, _, _, data in parse_fields(zpl)]
