@@ -177,12 +177,16 @@ def order_out(order: OrderRecord) -> dict[str, Any]:
     }
 
 
-def _problems_body(problems: list[Problem], prefix: tuple[str, ...] = ("body",),
-                   ) -> dict[str, Any]:
-    return {"message": f"the order was not taken ({len(problems)} problem(s)); nothing was "
-                       f"stored",
-            "detail": [{"loc": [*prefix, *p.field], "field": ".".join(p.field),
-                        "msg": p.message, "type": "value_error"} for p in problems]}
+def _refusal(detail: list[dict[str, Any]]) -> JSONResponse:
+    """A 422 that lists every problem (``loc``, ``field``, ``msg``, ``type``)."""
+    return JSONResponse(status_code=422, content={
+        "message": f"the request was refused ({len(detail)} problem(s)); nothing was stored",
+        "detail": detail})
+
+
+def _problems(problems: list[Problem], prefix: tuple[str, ...] = ("body",)) -> JSONResponse:
+    return _refusal([{"loc": [*prefix, *p.field], "field": ".".join(p.field),
+                      "msg": p.message, "type": "value_error"} for p in problems])
 
 
 def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
@@ -212,9 +216,7 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
                 message = "is not a known field (misspelt?)"
             detail.append({"loc": loc, "field": ".".join(loc[1:]) or loc[0], "msg": message,
                            "type": error["type"]})
-        return JSONResponse(status_code=422, content={
-            "message": f"the request was refused ({len(detail)} problem(s)); nothing was "
-                       f"stored", "detail": detail})
+        return _refusal(detail)
 
     def _error(status: int) -> Any:
         async def handler(_: Request, exc: Exception) -> JSONResponse:
@@ -240,11 +242,11 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
 
     @app.exception_handler(OrderInvalid)
     async def _order_invalid(_: Request, exc: OrderInvalid) -> JSONResponse:
-        return JSONResponse(status_code=422, content=_problems_body(exc.problems))
+        return _problems(exc.problems)
 
     @app.exception_handler(FhirProblems)
     async def _fhir_invalid(_: Request, exc: FhirProblems) -> JSONResponse:
-        return JSONResponse(status_code=422, content=_problems_body(exc.problems, ()))
+        return _problems(exc.problems, ())
 
     # -- people ----------------------------------------------------------------------
 

@@ -136,12 +136,17 @@ def order_from_request(body: Any) -> Order:
             written if isinstance(written, date) else None))
 
 
+def _full_name(resource: Any) -> str:
+    """A Patient's or Practitioner's first HumanName as one line: its text, or given family."""
+    name = (resource.name or [None])[0]
+    if name is None:
+        return ""
+    return str(name.text or " ".join([*(name.given or []), name.family or ""]).strip())
+
+
 def _patient(resource: Any, need: Any) -> Patient | None:
     ident = next((i.value for i in resource.identifier or [] if i.value), None) or resource.id
-    name = (resource.name or [None])[0]
-    full = ""
-    if name is not None:
-        full = name.text or " ".join([*(name.given or []), name.family or ""]).strip()
+    full = _full_name(resource)
     address = (resource.address or [None])[0]
     where = None
     if address is not None:
@@ -159,9 +164,7 @@ def _patient(resource: Any, need: Any) -> Patient | None:
 
 def _prescriber(resource: Any, need: Any) -> Prescriber | None:
     ids = {i.system: i.value for i in resource.identifier or []}
-    name = (resource.name or [None])[0]
-    full = (name.text or " ".join([*(name.given or []), name.family or ""]).strip()
-            ) if name else ""
+    full = _full_name(resource)
     npi = ids.get(NPI_SYSTEM)
     if npi is None:
         need("contained.Practitioner.identifier", f"no NPI (system {NPI_SYSTEM})")

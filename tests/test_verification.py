@@ -18,15 +18,22 @@ PHARM = Person("phil", frozenset({Role.PHARMACIST}))
 BOTH = Person("bo", frozenset({Role.TECHNICIAN, Role.PHARMACIST}))
 
 
-async def filled_order(store: Store, quantity: int = 30) -> tuple[int, int]:
-    """An order whose vial a robot filled: (order id, fill id)."""
+async def robot_fill(store: Store, quantity: int, result: FillResult) -> tuple[int, int, int]:
+    """An order a robot filled from BIN, ending as ``result``: (order id, fill id, bin id)."""
     await store.ensure_bins([BIN])
     (bin_record,) = await store.bins()
     received = await store.receive_order(order(ATORVASTATIN, quantity))
     await store.move_order(received.id, OrderState.QUEUED)
     fill = await store.start_fill(received.id, bin_record.id)
-    await store.finish_fill(fill.id, FillResult(FillOutcome.FILLED, quantity, None, None, "ok"))
-    return received.id, fill.id
+    await store.finish_fill(fill.id, result)
+    return received.id, fill.id, bin_record.id
+
+
+async def filled_order(store: Store, quantity: int = 30) -> tuple[int, int]:
+    """An order whose vial a robot filled: (order id, fill id)."""
+    order_id, fill_id, _ = await robot_fill(
+        store, quantity, FillResult(FillOutcome.FILLED, quantity, None, None, "ok"))
+    return order_id, fill_id
 
 
 def test_label_codes_read_back() -> None:
@@ -119,14 +126,10 @@ async def test_a_rejected_vial_wasted_stays_off_the_bin_and_the_order_is_cancell
 
 async def exception_order(store: Store, quantity: int = 30) -> tuple[int, int]:
     """An order a robot jammed on: (order id, bin id)."""
-    await store.ensure_bins([BIN])
-    (bin_record,) = await store.bins()
-    received = await store.receive_order(order(ATORVASTATIN, quantity))
-    await store.move_order(received.id, OrderState.QUEUED)
-    fill = await store.start_fill(received.id, bin_record.id)
-    await store.finish_fill(fill.id, FillResult(FillOutcome.JAM, 7, None, None, "jam"))
-    assert (await store.order(received.id)).state is OrderState.EXCEPTION
-    return received.id, bin_record.id
+    order_id, _, bin_id = await robot_fill(
+        store, quantity, FillResult(FillOutcome.JAM, 7, None, None, "jam"))
+    assert (await store.order(order_id)).state is OrderState.EXCEPTION
+    return order_id, bin_id
 
 
 def weighed(count: int, measured_mg: float) -> WeightCheck:
@@ -186,13 +189,9 @@ async def test_labels_and_reprints_are_counted(store: Store) -> None:
 
 async def unconfirmed_vial(store: Store, outcome: FillOutcome) -> tuple[int, int]:
     """An order whose robot counted 30 into a vial the scale could not confirm."""
-    await store.ensure_bins([BIN])
-    (bin_record,) = await store.bins()
-    received = await store.receive_order(order(ATORVASTATIN, 30))
-    await store.move_order(received.id, OrderState.QUEUED)
-    fill = await store.start_fill(received.id, bin_record.id)
-    await store.finish_fill(fill.id, FillResult(outcome, 30, 4340, None, "weight off"))
-    return received.id, fill.id
+    order_id, fill_id, _ = await robot_fill(
+        store, 30, FillResult(outcome, 30, 4340, None, "weight off"))
+    return order_id, fill_id
 
 
 @pytest.mark.parametrize("found", [28, 30, 32, 0])
