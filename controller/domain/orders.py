@@ -122,14 +122,20 @@ class Order:
     """The date the prescriber wrote it."""
 
 
-def order_problems(order: Order, formulary: Formulary) -> list[str]:
-    """Why ``order`` cannot be filled as written; empty when it can."""
+def fill_problems(order: Order, formulary: Formulary) -> list[tuple[str, str]]:
+    """Why no robot can fill ``order``: (field, what is wrong); empty when one can."""
     problems = []
     if order.ndc not in formulary:
-        problems.append(f"NDC {order.ndc} is not in the formulary")
+        problems.append(("ndc", f"NDC {order.ndc} is not in the formulary"))
     if not 1 <= order.quantity <= MAX_QUANTITY:
-        problems.append(f"quantity {order.quantity} is not between 1 and {MAX_QUANTITY}")
+        problems.append(("quantity",
+                         f"quantity {order.quantity} is not between 1 and {MAX_QUANTITY}"))
     return problems
+
+
+def order_problems(order: Order, formulary: Formulary) -> list[str]:
+    """Why ``order`` cannot be filled as written; empty when it can."""
+    return [message for _, message in fill_problems(order, formulary)]
 
 
 class FillOutcome(StrEnum):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from controller.domain.drugs import Formulary
-from controller.domain.orders import MAX_QUANTITY, Fulfilment, Order
+from controller.domain.orders import Fulfilment, Order, fill_problems
 
 NPI_PREFIX = "80840"
 DEA_REGISTRANTS = frozenset("ABCDEFGHJKLMPRSTUX")
@@ -126,14 +126,8 @@ def prescription_problems(order: Order, formulary: Formulary, today: date) -> li
     Empty when it can. Form (digits, lengths, ranges) is the intake's business;
     this checks what needs the formulary, the calendar or several fields at once.
     """
-    problems: list[Problem] = []
+    problems = [Problem((name,), message) for name, message in fill_problems(order, formulary)]
     drug = formulary.get(order.ndc)
-    if drug is None:
-        problems.append(Problem(("ndc",), f"NDC {order.ndc} is not in this pharmacy's "
-                                          f"formulary; expected one it stocks"))
-    if not 1 <= order.quantity <= MAX_QUANTITY:
-        problems.append(Problem(("quantity",), f"quantity {order.quantity}: expected 1 to "
-                                               f"{MAX_QUANTITY}"))
     if not order.sig.strip():
         problems.append(Problem(("sig",), "the directions are empty; the label prints them "
                                           "first"))
