@@ -9,6 +9,7 @@ the same symbol from python-barcode's modules.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from functools import cache
 
 from barcode.codex import Code128
@@ -34,6 +35,13 @@ def code128_modules(data: str) -> str:
     return str(Code128(data).build()[0])
 
 
+def bars(e: Barcode) -> Iterator[int]:
+    """The left edge, in dots, of each bar module of ``e``'s symbol (each ``e.module`` wide)."""
+    for number, module in enumerate(code128_modules(e.data)):
+        if module == "1":
+            yield e.x + number * e.module
+
+
 @cache
 def _font(height: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=height)
@@ -47,13 +55,10 @@ def render_png(elements: list[Element], *, scale: int = 1) -> bytes:
         if isinstance(e, Text):
             draw.text((e.x * scale, e.y * scale), e.text, fill=0, font=_font(e.height * scale))
             continue
-        x = e.x * scale
         width = e.module * scale
-        for module in code128_modules(e.data):
-            if module == "1":
-                draw.rectangle((x, e.y * scale, x + width - 1, (e.y + e.height) * scale - 1),
-                               fill=0)
-            x += width
+        for x in bars(e):
+            draw.rectangle((x * scale, e.y * scale, x * scale + width - 1,
+                            (e.y + e.height) * scale - 1), fill=0)
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
@@ -82,9 +87,6 @@ def render_pdf(elements: list[Element]) -> bytes:
 
 
 def _pdf_barcode(canvas: Canvas, e: Barcode, point: float, page_height: float) -> None:
-    x = e.x
-    for module in code128_modules(e.data):
-        if module == "1":
-            canvas.rect(x * point, page_height - (e.y + e.height) * point, e.module * point,
-                        e.height * point, stroke=0, fill=1)
-        x += e.module
+    for x in bars(e):
+        canvas.rect(x * point, page_height - (e.y + e.height) * point, e.module * point,
+                    e.height * point, stroke=0, fill=1)
