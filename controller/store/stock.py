@@ -24,6 +24,8 @@ from controller.store.audit_records import record
 from controller.store.schema import bin_movements, bins, fills, outbox
 
 SUPERVISOR = "supervisor"
+DISPOSITIONS = ("returned", "wasted")
+"""What became of a vial's tablets that no patient gets: back to their bin, or destroyed."""
 """Who the store records for what the supervisor did by itself."""
 
 

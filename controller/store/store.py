@@ -44,6 +44,7 @@ from controller.store.schema import (
     store_info,
 )
 from controller.store.stock import (
+    DISPOSITIONS,
     SUPERVISOR,
     StockRecords,
     StoreError,
@@ -140,7 +141,6 @@ class SetAsideVial:
     disposed_at: datetime | None
 
 
-DISPOSITIONS = ("returned", "wasted")
 JOB_SPACE = 0xFFFF_FFFF
 """Numeric job ids (a vial filler's JOB_ID) run 1 … 2³² − 1."""
 

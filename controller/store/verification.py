@@ -30,6 +30,7 @@ from controller.store.schema import (
     witnessed_counts,
 )
 from controller.store.stock import (
+    DISPOSITIONS,
     SUPERVISOR,
     add_movement,
     bin_by_id,
@@ -56,7 +57,6 @@ def parse_fill_code(scanned: str) -> int:
     return int(digits)
 
 
-TABLETS_AFTER_REJECTION = ("returned", "wasted")
 DESTINATIONS = ("pickup", "shipping")
 
 
@@ -146,9 +146,9 @@ class VerificationRecords:
                            fill_again: bool, tablets: str, schedule: str | None) -> OrderState:
         """The pharmacist refuses the vial: QUEUED to fill it again, or CANCELLED. Its
         tablets are recorded as ``returned`` to their bin or ``wasted``."""
-        if tablets not in TABLETS_AFTER_REJECTION:
+        if tablets not in DISPOSITIONS:
             raise WorkflowError(f"the rejected vial's tablets: {tablets!r}; expected one of "
-                                f"{', '.join(TABLETS_AFTER_REJECTION)}")
+                                f"{', '.join(DISPOSITIONS)}")
         now = self._clock.now()
         async with self._transaction() as conn:
             fill_id = await _last_filled(conn, order_id)
