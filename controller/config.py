@@ -37,9 +37,10 @@ class ConfigError(ValueError):
 
 
 class Model(BaseModel):
-    """Base of every config model: unknown keys are mistakes."""
+    """Base of every config model: unknown keys are mistakes; a number is finite (TOML reads
+    ``nan`` and ``inf``, which would pass any comparison-based check unnoticed)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Site(Model):
@@ -151,7 +152,7 @@ class Robot(Model):
         "a counter: /dev/ttyUSB0 or socket://host:port; a filler: modbus-tcp://host:port or "
         "modbus-rtu:/dev/ttyUSB0; either: sim:pty or sim:tcp"))
     driver: DriverSettings
-    scale_noise_mg: float = Field(default=2.0, ge=0,
+    scale_noise_mg: float = Field(default=2.0, gt=0,
                                   description="1-sigma scale noise the weight check allows")
     simulator: SimulatorSettings = SimulatorSettings()
     channels: list[Channel] = Field(min_length=1)

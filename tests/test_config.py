@@ -86,7 +86,8 @@ MISTAKES: list[tuple[str, Callable[[Path], None], list[str]]] = [
     ("formulary missing", lambda p: (p.parent / "formulary.csv").unlink(),
      ["key formulary", "formulary.csv", "No such file"]),
     ("formulary bad row", lambda p: spoil(p.parent / "formulary.csv", ",155,1.8,", ",heavy,1.8,"),
-     ["formulary.csv: row 1, column unit_mass_mg", "'heavy' is not a number"]),
+     ["formulary.csv: row 1 (line 4, NDC 00093-7146-01), column unit_mass_mg",
+      "'heavy' is not a number"]),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -101,9 +102,14 @@ AUXILIARY_LABELS: dict[str, str] = {
 
 
 def parse_formulary(text: str, source: str = "formulary") -> Formulary:
-    """Read a formulary CSV (lines starting with ``#`` are comments)."""
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    reader = csv.DictReader(io.StringIO("\n".join(lines)))
+    """Read a formulary CSV (lines starting with ``#`` are comments).
+
+    A mistake is a FormularyError naming the file, the row (and its line in the file), the
+    column and what was expected.
+    """
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1)
+                if not line.lstrip().startswith("#")]
+    reader = csv.DictReader(io.StringIO("\n".join(line for _, line in numbered)))
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise FormularyError(f"{source}: header lacks column(s) {', '.join(missing)}; "
@@ -111,7 +117,8 @@ def parse_formulary(text: str, source: str = "formulary") -> Formulary:
     drugs: list[Drug] = []
     seen: set[str] = set()
     for number, row in enumerate(reader, start=1):
-        where = f"{source}: row {number}"
+        line = numbered[reader.line_num - 1][0] if reader.line_num <= len(numbered) else "?"
+        where = f"{source}: row {number} (line {line}, NDC {(row.get('ndc') or '').strip()})"
         drug = _drug(row, where)
         if drug.ndc in seen:
             raise FormularyError(f"{where}: NDC {drug.ndc} appears twice")
@@ -176,7 +183,10 @@ def _positive(row: dict[str, str], column: str, where: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise FormularyError(f"{where}, column {column}: {raw!r} is not a number") from None
-    if value <= 0:
-        raise FormularyError(f"{where}, column {column}: {value} must be above 0")
+        raise FormularyError(f"{where}, column {column}: {raw!r} is not a number; expected a "
+                             f"finite number above 0") from None
+    # float() reads 'nan' and 'inf'; NaN passes any comparison-based check unnoticed.
+    if not math.isfinite(value) or value <= 0:
+        raise FormularyError(f"{where}, column {column}: {raw!r}: expected a finite number "
+                             f"above 0")
     return value

@@ -48,15 +48,24 @@ def check_weight(
     *, count: int, measured_mg: float, unit_mass_mg: float, spread_pct: float,
     scale_noise_mg: float,
 ) -> WeightCheck:
-    """Compare ``measured_mg`` with ``count`` × ``unit_mass_mg``."""
-    if unit_mass_mg <= 0:
-        raise ValueError(f"unit mass must be above 0 mg, not {unit_mass_mg}")
+    """Compare ``measured_mg`` with ``count`` × ``unit_mass_mg``.
+
+    Every input must be a finite number, and all but the measured weight above 0 (a weight
+    may be 0 mg): NaN compares false with everything, so a NaN anywhere would make every
+    weight agree. ValueError says which input was wrong.
+    """
+    if count < 0:
+        raise ValueError(f"count {count}: expected 0 tablets or more")
+    for name, value in (("unit mass", unit_mass_mg), ("spread", spread_pct),
+                        ("scale noise", scale_noise_mg)):
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} {value}: expected a finite number above 0")
     if not math.isfinite(measured_mg) or measured_mg < 0:
-        # NaN compares false with everything: unchecked, it would pass as agreeing.
         raise ValueError(f"measured weight {measured_mg} mg: expected a finite weight of "
                          f"0 mg or more")
     expected = count * unit_mass_mg
-    sigma = math.sqrt(count * (unit_mass_mg * spread_pct / 100) ** 2 + scale_noise_mg**2)
+    # hypot, not the square root of a sum of squares: no overflow however large the inputs.
+    sigma = math.hypot(math.sqrt(count) * unit_mass_mg * spread_pct / 100, scale_noise_mg)
     tolerance = Z * sigma
     if abs(measured_mg - expected) > tolerance:
         verdict = WeightVerdict.DISAGREES
