@@ -16,11 +16,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from controller.audit_key import AuditKeyMissing, load_audit_key
 from controller.cli_common import (
     DEMO_CONFIG,
     ConfigOption,
     StoreOption,
-    store_path,
+    fail,
+    settings_of,
     with_store,
 )
 from controller.cli_orders import orders_app, sign_in
@@ -126,12 +128,14 @@ def run(
     _check_broker(mqtt)
     try:
         settings = load_config(config)
-    except ConfigError as exc:
+        key = load_audit_key(settings, create=True)
+    except (ConfigError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.config.logging.level, settings.config.logging.format)
     path = store or settings.resolve(settings.config.store.path)
-    asyncio.run(run_site(settings, path, mqtt, lambda line: print(line, flush=True), port=port))
+    asyncio.run(run_site(settings, path, mqtt, lambda line: print(line, flush=True),
+                         audit_key=key, port=port))
 
 
 @config_app.command("check")
@@ -162,7 +166,7 @@ def vials_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
                  f"{v.disposition or 'waiting'}"
                  + (f" by {v.disposed_by}" if v.disposed_by else "") for v in vials]
         return "\n".join(lines) or "no partial vials waiting"
-    with_store(store_path(config, store), work)
+    with_store(config, store, work)
 
 
 def _dispose(vial: int, disposition: str, who: str, config: Path, store: Path | None) -> None:
@@ -173,7 +177,7 @@ def _dispose(vial: int, disposition: str, who: str, config: Path, store: Path | 
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         return f"vial {done.id}: {done.count} tablets {done.disposition} by {done.disposed_by}"
-    with_store(store_path(config, store), work)
+    with_store(config, store, work)
 
 
 @vials_app.command("return")
@@ -194,26 +198,35 @@ def vials_waste(vial: Annotated[int, typer.Argument(help="The set-aside vial's i
 
 @audit_app.command("verify")
 def audit_verify(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
-    """Check that no audit entry was edited, removed or reordered (exit 1 if any was)."""
+    """Check that no audit entry was edited, removed, reordered or rewritten without the audit
+    key (exit 1 if any was, naming each)."""
+    settings = settings_of(config)
+    try:
+        key = load_audit_key(settings, create=False)
+    except (AuditKeyMissing, ValueError) as exc:
+        raise fail(f"{exc}; without it the trail cannot be shown whole", 2) from None
+
     async def work(db: Store) -> str:
-        problems = await db.verify_audit()
+        problems = await db.verify_audit(key)
         if problems:
             typer.echo("\n".join(f"BROKEN: {p}" for p in problems), err=True)
             raise typer.Exit(1)
-        return f"audit trail whole: {len(await db.audit_trail())} entries, chain intact"
-    with_store(store_path(config, store), work)
+        return (f"audit trail whole: {len(await db.audit_trail())} entries, chain intact, "
+                f"each anchored by audit key {key.id}")
+    with_store(config, store, work, settings=settings)
 
 
 @audit_app.command("export")
 def audit_export(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
-    """Every audit entry as a JSON line: seq, at, who, action, subject, before, after, hashes."""
+    """Every audit entry as a JSON line: seq, at, who, action, subject, before, after, hashes,
+    anchor (as stored, even where malformed)."""
     async def work(db: Store) -> str:
-        return "\n".join(json.dumps({
-            "seq": e.seq, "at": e.at.isoformat(), "who": e.who, "action": e.action,
-            "subject": e.subject, "before": e.before, "after": e.after,
-            "prev_hash": e.prev_hash, "hash": e.hash}, ensure_ascii=False)
-            for e in await db.audit_trail())
-    with_store(store_path(config, store), work)
+        try:
+            rows = await db.audit_rows()
+        except StoreError as exc:
+            raise fail(str(exc)) from None
+        return "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)
+    with_store(config, store, work)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from controller.audit_key import load_audit_key
 from controller.config import ConfigError, Settings, load_config
 from controller.messages import Topics
 from controller.store import Store, sqlite_url
@@ -42,18 +43,26 @@ def store_path(config: Path, store: Path | None, settings: Settings | None = Non
     return store
 
 
-def with_store(path: Path, work: Callable[[Store], Awaitable[str]],
-               settings: Settings | None = None) -> None:
-    """Open the store, do ``work``, print what it says. With ``settings`` whose MQTT is on,
-    what the work announces goes to the outbox (a running supervisor sends it)."""
+def with_store(config: Path, store: Path | None, work: Callable[[Store], Awaitable[str]], *,
+               announce: bool = False, settings: Settings | None = None) -> None:
+    """Open the store (``--store``, or the configuration's) with the audit key, do ``work``,
+    print what it says. With ``announce`` and MQTT on, what the work announces goes to the
+    outbox (a running supervisor sends it)."""
+    settings = settings or settings_of(config)
+    path = store_path(config, store, settings)
+    try:
+        key = load_audit_key(settings, create=True)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+
     async def run() -> str:
-        store = await Store.open(sqlite_url(path))
-        if settings is not None and settings.config.mqtt.broker != "off":
-            store.topics = Topics(settings.config.site.id)
+        opened = await Store.open(sqlite_url(path), audit_key=key)
+        if announce and settings.config.mqtt.broker != "off":
+            opened.topics = Topics(settings.config.site.id)
         try:
-            return await work(store)
+            return await work(opened)
         finally:
-            await store.close()
+            await opened.close()
     typer.echo(asyncio.run(run()))
 
 

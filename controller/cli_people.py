@@ -13,7 +13,6 @@ from controller.cli_common import (
     StoreOption,
     WhoOption,
     fail,
-    store_path,
     with_store,
 )
 from controller.store import Store
@@ -52,7 +51,7 @@ def users_add(
         except ValueError as exc:
             raise fail(str(exc)) from None
         return f"user {user.name} added: {', '.join(sorted(user.roles))}"
-    with_store(store_path(config, store), work)
+    with_store(config, store, work)
 
 
 @users_app.command("passwd")
@@ -68,7 +67,7 @@ def users_passwd(name: Annotated[str, typer.Argument(help="The user.")], who: Wh
         except ValueError as exc:
             raise fail(str(exc)) from None
         return f"password of {name} changed; signed out everywhere"
-    with_store(store_path(config, store), work)
+    with_store(config, store, work)
 
 
 @users_app.command("disable")
@@ -81,7 +80,7 @@ def users_disable(name: Annotated[str, typer.Argument(help="The user.")], who: W
         except ValueError as exc:
             raise fail(str(exc)) from None
         return f"user {name} disabled"
-    with_store(store_path(config, store), work)
+    with_store(config, store, work)
 
 
 @users_app.command("list")
@@ -91,4 +90,4 @@ def users_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) ->
         return "\n".join(f"{u.name:<24} {', '.join(sorted(u.roles)):<32}"
                          f"{'disabled' if u.disabled else 'active'}"
                          for u in await db.users()) or "no users"
-    with_store(store_path(config, store), work)
+    with_store(config, store, work)

@@ -22,11 +22,9 @@ from controller.cli_common import (
     WhoOption,
     fail,
     settings_of,
-    store_path,
     with_store,
 )
 from controller.clock import Clock
-from controller.config import Settings
 from controller.domain import alarms as rules
 from controller.domain.alarms import AlarmError, AlarmType, iso
 from controller.domain.gs1 import ScanError
@@ -49,11 +47,6 @@ def _bin(text: str) -> tuple[str, int]:
     return robot, int(number)
 
 
-def _opened(config: Path, store: Path | None) -> tuple[Settings, Path]:
-    settings = settings_of(config)
-    return settings, store_path(config, store, settings)
-
-
 STATUS_WORDS = {AlarmType.BIN_EMPTY: "EMPTY", AlarmType.BIN_LOW: "LOW",
                 AlarmType.BIN_EXPIRED: "EXPIRED", AlarmType.BIN_EXPIRING: "EXPIRING"}
 
@@ -72,7 +65,7 @@ def _status(desk: AlarmDesk, record: BinRecord, today: date) -> str:
 @stock_app.command("show")
 def stock_show(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
     """Every bin: drug, lots (first to be dispensed first), on hand, par, capacity."""
-    settings, path = _opened(config, store)
+    settings = settings_of(config)
 
     async def work(db: Store) -> str:
         today = Clock().now().date()
@@ -87,7 +80,7 @@ def stock_show(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) ->
                          f"{(drug.display_name if drug else b.ndc)[:34]:<34} {b.on_hand:>7} "
                          f"{b.par:>5} {b.capacity:>5}  {_status(desk, b, today):<14} {lots}")
         return "\n".join(lines)
-    with_store(path, work, settings)
+    with_store(config, store, work, announce=True, settings=settings)
 
 
 @stock_app.command("restock")
@@ -102,7 +95,7 @@ def stock_restock(
 ) -> None:
     """Pour a scanned bottle into a bin; a wrong, expired or nearly expired bottle is refused."""
     robot, number = _bin(bin_)
-    settings, path = _opened(config, store)
+    settings = settings_of(config)
 
     async def work(db: Store) -> str:
         try:
@@ -117,7 +110,7 @@ def stock_restock(
         return (f"{robot}/{number}: +{done.quantity} of lot {bottle.lot} (expires "
                 f"{bottle.expiry:%Y-%m-%d}, serial {bottle.serial}); on hand {done.bin.on_hand}"
                 + (f"; alarms cleared: {', '.join(cleared)}" if cleared else ""))
-    with_store(path, work, settings)
+    with_store(config, store, work, announce=True, settings=settings)
 
 
 Change = Callable[[Store, BinRecord], Awaitable[BinRecord]]
@@ -126,7 +119,7 @@ Change = Callable[[Store, BinRecord], Awaitable[BinRecord]]
 def _change_bin(bin_: str, config: Path, store: Path | None, what: str, change: Change) -> None:
     """Change one bin's count, check its alarms, say before → after and what was done."""
     robot, number = _bin(bin_)
-    settings, path = _opened(config, store)
+    settings = settings_of(config)
 
     async def work(db: Store) -> str:
         try:
@@ -136,7 +129,7 @@ def _change_bin(bin_: str, config: Path, store: Path | None, what: str, change: 
             raise fail(str(exc)) from None
         await AlarmDesk(settings, db).check_bins()
         return f"{robot}/{number}: {before.on_hand} → {after.on_hand} ({what})"
-    with_store(path, work, settings)
+    with_store(config, store, work, announce=True, settings=settings)
 
 
 @stock_app.command("correct")
@@ -170,7 +163,7 @@ def stock_recall(
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Which vials got tablets of a lot (or may have, where the bin mixed lots)."""
-    settings, path = _opened(config, store)
+    settings = settings_of(config)
 
     async def work(db: Store) -> str:
         vials = await db.recall(lot)
@@ -184,7 +177,7 @@ def stock_recall(
                          f"{v.robot}/{v.bin}  {v.at:%Y-%m-%d %H:%M}  {v.quantity} of the lot; "
                          f"{how}; order {order.state}")
         return "\n".join(lines)
-    with_store(path, work, settings)
+    with_store(config, store, work, announce=True, settings=settings)
 
 
 # -- alarms --------------------------------------------------------------------------------
@@ -192,7 +185,7 @@ def stock_recall(
 @alarms_app.command("list")
 def alarms_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
     """Standing alarms, most urgent first; in a flood, low and medium ones are counted."""
-    settings, path = _opened(config, store)
+    settings = settings_of(config)
 
     async def work(db: Store) -> str:
         clock = Clock()
@@ -208,14 +201,14 @@ def alarms_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -
                              f" {a.shelved_reason}")
         lines += [f"{p:<8} {n} × {t}" for t, p, n in view.summarised]
         return "\n".join(lines) or "no standing alarms"
-    with_store(path, work, settings)
+    with_store(config, store, work, announce=True, settings=settings)
 
 
 Act = Callable[[AlarmDesk], Awaitable[list[rules.AlarmChange]]]
 
 
 def _act(config: ConfigOption, store: StoreOption, action: str, act: Act) -> None:
-    settings, path = _opened(config, store)
+    settings = settings_of(config)
 
     async def work(db: Store) -> str:
         try:
@@ -224,7 +217,7 @@ def _act(config: ConfigOption, store: StoreOption, action: str, act: Act) -> Non
             raise fail(str(exc)) from None
         return "\n".join(f"{c.after.id}: {c.after.state} ({action} by {c.who})"
                          for c in changes) or "nothing to change"
-    with_store(path, work, settings)
+    with_store(config, store, work, announce=True, settings=settings)
 
 
 @alarms_app.command("ack")
@@ -276,10 +269,10 @@ def alarms_service(
 def alarms_history(alarm: Annotated[str | None, typer.Argument(help="One alarm's id.")] = None,
                    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
     """Every recorded change of the alarms' states: when, who, from, to, why."""
-    settings, path = _opened(config, store)
+    settings = settings_of(config)
 
     async def work(db: Store) -> str:
         return "\n".join(f"{iso(e.at)}  {e.alarm_id:<28} {e.from_state or '-':>14} → "
                          f"{e.to_state:<14} {e.who}" + (f": {e.reason}" if e.reason else "")
                          for e in await db.alarm_history(alarm)) or "no alarm history"
-    with_store(path, work, settings)
+    with_store(config, store, work, announce=True, settings=settings)

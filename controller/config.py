@@ -288,6 +288,14 @@ class ApiSettings(Model):
         "how long a sign-in lasts"))
 
 
+class AuditSettings(Model):
+    """Where the key that anchors the audit trail lives (outside the store)."""
+
+    key_file: Path = Field(default=Path("var/audit.key"), description=(
+        "created (readable by its owner only) when the site first runs; RXFILL_AUDIT_KEY in "
+        "the environment takes its place"))
+
+
 class LoggingSettings(Model):
     """Log level and format (auto: readable on a terminal, JSON lines otherwise)."""
 
@@ -307,6 +315,7 @@ class Config(Model):
     mqtt: MqttSettings = MqttSettings()
     printer: PrinterSettings = PrinterSettings()
     api: ApiSettings = ApiSettings()
+    audit: AuditSettings = AuditSettings()
     orders: Path | None = Field(default=None, description="sample orders the demo fills")
     robots: list[Robot] = Field(min_length=1)
 

@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from controller.audit_key import load_audit_key
 from controller.config import ConfigError, OrderEntry, Settings, load_config, load_orders
 from controller.demo_board import AlarmBoard
 from controller.domain.alarms import AlarmError
@@ -200,12 +201,13 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
             raise ConfigError(f"{config_path}: key orders: is missing; the demo needs a file "
                               f"of sample orders")
         entries = load_orders(settings.resolve(settings.config.orders))
-    except ConfigError as exc:
+        key = load_audit_key(settings, create=True)
+    except (ConfigError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2
     with tempfile.TemporaryDirectory(prefix="rxfill-demo-") as scratch:
         path = store_path or Path(scratch) / "demo.sqlite"
-        store = await Store.open(sqlite_url(path))
+        store = await Store.open(sqlite_url(path), audit_key=key)
         try:
             return await _fill(settings, store, entries, console, path, mqtt, serve, port)
         finally:

@@ -18,6 +18,7 @@ import uvicorn
 from controller.api import create_app
 from controller.broker import EmbeddedBroker
 from controller.config import Settings
+from controller.domain.audit import AuditKey
 from controller.pharmacy import Pharmacy
 from controller.publisher import BrokerLink
 from controller.simulation import Simulator, start_simulators
@@ -127,10 +128,11 @@ class _QuietServer(uvicorn.Server):
 
 
 async def run_site(settings: Settings, store_path: Path, mqtt: str | None,
-                   say: Callable[[str], None], *, port: int | None = None) -> None:
+                   say: Callable[[str], None], *, audit_key: AuditKey,
+                   port: int | None = None) -> None:
     """Run the site and its API until SIGINT or SIGTERM, then stop cleanly (MQTT
     ``offline``)."""
-    store = await Store.open(sqlite_url(store_path))
+    store = await Store.open(sqlite_url(store_path), audit_key=audit_key)
     api = settings.config.api
     try:
         async with (broker_link(settings, mqtt) as link,

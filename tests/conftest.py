@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller.store import Store, sqlite_url
+from tests.helpers import AUDIT_KEY
 from simulators.tablet_counter.device import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.device import SimCell
@@ -76,7 +77,7 @@ async def tcp_filler() -> AsyncIterator[FillerSimulator]:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """A fresh store in a real SQLite file."""
-    opened = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    opened = await Store.open(sqlite_url(tmp_path / "rx.sqlite"), audit_key=AUDIT_KEY)
     yield opened
     await opened.close()
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 
+from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary, parse_formulary
 from drivers.base import CounterEvent, EventStream, JobEnded, JobReport
 
 FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
+AUDIT_KEY_TEXT = "tests' audit key, not a secret"
+AUDIT_KEY = AuditKey(AUDIT_KEY_TEXT.encode())
+"""What the tests' stores anchor their audit trails with (RXFILL_AUDIT_KEY for a CLI)."""
+
+
+def cli_env(**more: str) -> dict[str, str]:
+    """The environment of an rxfill command run by a test: the tests' audit key."""
+    return {**os.environ, "RXFILL_AUDIT_KEY": AUDIT_KEY_TEXT, **more}
 
 
 async def until_end(events: EventStream[CounterEvent], job: str | None = None,

@@ -18,6 +18,7 @@ from controller.domain.audit import GENESIS, AuditEntry, entry_hash, verify_chai
 from controller.domain.orders import OrderState
 from controller.store import Store, sqlite_url
 from tests.floors import ATORVASTATIN, order
+from tests.helpers import AUDIT_KEY, cli_env
 from tests.test_cli import RXFILL
 from tests.test_stock import BIN
 
@@ -84,7 +85,7 @@ async def test_every_action_is_recorded_with_who_and_the_chain_holds(store: Stor
 
 
 async def filled_store(path: Path) -> None:
-    store = await Store.open(sqlite_url(path))
+    store = await Store.open(sqlite_url(path), audit_key=AUDIT_KEY)
     try:
         await store.ensure_bins([BIN])
         for quantity in (10, 20, 30):
@@ -118,14 +119,14 @@ def test_audit_verify_finds_what_someone_with_the_file_did(tmp_path: Path, tampe
     path = tmp_path / "rx.sqlite"
     asyncio.run(filled_store(path))
     ok = subprocess.run([*RXFILL, "audit", "verify", "--store", str(path)], capture_output=True,
-                        text=True, timeout=60)
+                        text=True, timeout=60, env=cli_env())
     assert ok.returncode == 0 and "chain intact" in ok.stdout, ok.stderr
     with sqlite3.connect(path) as raw:  # someone goes round the triggers
         raw.executescript("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; "
                           + tamper)
     broken = subprocess.run([*RXFILL, "audit", "verify", "--store", str(path)],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env=cli_env())
     assert broken.returncode == 1 and says in broken.stderr, broken.stderr
     exported = subprocess.run([*RXFILL, "audit", "export", "--store", str(path)],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, env=cli_env())
     assert exported.returncode == 0 and '"action": "order queued"' in exported.stdout

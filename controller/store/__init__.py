@@ -1,13 +1,13 @@
 """The store: orders, fills, bins and their lots, alarms and the outbox, behind one interface."""
 
 from controller.store.alarm_records import AlarmEvent, Outgoing
+from controller.store.errors import StoreError
 from controller.store.stock import (
     SUPERVISOR,
     BinRecord,
     BinSpec,
     Movement,
     RecalledVial,
-    StoreError,
 )
 from controller.store.store import (
     FillRecord,

@@ -186,8 +186,10 @@ audit = sa.Table(
     sa.Column("after", sa.Text),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("anchor", sa.String(80)),
 )
-"""Every action, hash-chained; triggers refuse UPDATE and DELETE (migration 0004)."""
+"""Every action, hash-chained and anchored by a key outside the database; triggers refuse
+UPDATE, DELETE (migration 0004) and any insert but the next entry (0008)."""
 
 users = sa.Table(
     "users", metadata,

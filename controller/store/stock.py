@@ -21,16 +21,13 @@ from controller.domain.gs1 import BottleScan
 from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
 from controller.messages import Message, Topics
 from controller.store.audit_records import record
+from controller.store.errors import StoreError
 from controller.store.schema import bin_movements, bins, fills, outbox
 
 SUPERVISOR = "supervisor"
+"""Who the store records for what the supervisor did by itself."""
 DISPOSITIONS = ("returned", "wasted")
 """What became of a vial's tablets that no patient gets: back to their bin, or destroyed."""
-"""Who the store records for what the supervisor did by itself."""
-
-
-class StoreError(LookupError):
-    """A record the caller named does not exist, or cannot change as asked."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from controller.clock import Clock
+from controller.domain.audit import AuditKey
 from controller.domain.orders import (
     PARTIAL_OUTCOMES,
     FillOutcome,
@@ -32,7 +33,9 @@ from controller.domain.orders import (
 from controller.domain.weight import WeightCheck
 from controller.messages import Topics
 from controller.store.alarm_records import AlarmRecords
+from controller.store.audit_records import KEY as AUDIT_KEY
 from controller.store.audit_records import AuditRecords, record
+from controller.store.errors import StoreError
 from controller.store.people import PeopleRecords
 from controller.store.schema import (
     bin_movements,
@@ -47,7 +50,6 @@ from controller.store.stock import (
     DISPOSITIONS,
     SUPERVISOR,
     StockRecords,
-    StoreError,
     bin_by_id,
     enqueue,
     inserted_id,
@@ -158,8 +160,11 @@ class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords, Verificatio
     """
 
     def __init__(self, engine: AsyncEngine, clock: Clock, instance: str, job_base: int,
-                 receipts: AsyncEngine | None = None) -> None:
+                 receipts: AsyncEngine | None = None, *,
+                 audit_key: AuditKey | None = None) -> None:
         self._engine = engine
+        self._audit_key = audit_key
+        """Anchors every audit entry written through this store (None: unanchored)."""
         self._receipts = receipts or engine
         """Where the broker's acknowledgements are written (see ``open``)."""
         self._clock = clock
@@ -171,8 +176,10 @@ class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords, Verificatio
         self.topics: Topics | None = None
 
     @classmethod
-    async def open(cls, url: str, *, clock: Clock | None = None) -> Store:
-        """Open (creating and migrating as needed) the store at ``url``."""
+    async def open(cls, url: str, *, clock: Clock | None = None,
+                   audit_key: AuditKey | None = None) -> Store:
+        """Open (creating and migrating as needed) the store at ``url``; its audit entries are
+        anchored with ``audit_key``."""
         if url.startswith("sqlite"):
             path = url.split("///", 1)[1]
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +205,8 @@ class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords, Verificatio
             if job_base is None:
                 job_base = str(secrets.randbelow(JOB_SPACE))
                 await conn.execute(sa.insert(store_info).values(key="job_base", value=job_base))
-        return cls(engine, clock or Clock(), instance, int(job_base), receipts)
+        return cls(engine, clock or Clock(), instance, int(job_base), receipts,
+                   audit_key=audit_key)
 
     async def close(self) -> None:
         """Close every connection."""
@@ -212,6 +220,7 @@ class Store(StockRecords, AlarmRecords, AuditRecords, PeopleRecords, Verificatio
         async with self._write, self._engine.begin() as conn:
             await conn.execute(sa.update(store_info).where(store_info.c.key == "instance")
                                .values(value=store_info.c.value))
+            conn.info[AUDIT_KEY] = self._audit_key
             yield conn
 
     # -- orders --------------------------------------------------------------
