@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from controller.api import OrderIn
+from controller.api_bodies import OrderIn
 from controller.cli_common import DEMO_CONFIG
 from controller.config import load_config
 from controller.domain.workflow import Role
@@ -71,7 +71,8 @@ async def main() -> None:
     configure_logging("warning", "console")
     settings = load_config(DEMO_CONFIG)
     with tempfile.TemporaryDirectory() as scratch:
-        store = await Store.open(sqlite_url(Path(scratch) / "bench.sqlite"))
+        store = await Store.open(sqlite_url(Path(scratch) / "bench.sqlite"),
+                                 formulary=settings.formulary)
         await store.ensure_bins(bin_specs(settings))
         await store.add_user("bench", frozenset({Role.TECHNICIAN}), PASSWORD, who="bench")
         urls = {r.id: "socket://127.0.0.1:9" if r.kind == "tablet-counter"

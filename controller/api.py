@@ -9,172 +9,40 @@ it, 422 a bad body (each wrong field, and what it needs; nothing stored),
 
 
 import json
-from datetime import date, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from controller.domain.labels import LabelError, layout
-from controller.domain.ndc import NdcError, parse_ndc
-from controller.domain.orders import (
-    MAX_QUANTITY,
-    Fulfilment,
-    Order,
-    OrderState,
-    Patient,
-    Prescriber,
-    Priority,
+from controller.api_bodies import (
+    Cancel,
+    HandCount,
+    OrderIn,
+    Reject,
+    ReleaseIn,
+    Reprint,
+    Retry,
+    Scan,
+    SignIn,
+    Witness,
+    order_out,
 )
-from controller.domain.prescriptions import MAX_DAYS_SUPPLY, Problem
+from controller.domain.labels import LabelError, layout
+from controller.domain.orders import OrderState
+from controller.domain.prescriptions import Problem
 from controller.domain.workflow import Person, RoleError, WorkflowError
 from controller.fhir import FhirProblems, dispense_of, order_from_request
 from controller.labels import render_pdf, render_png, render_zpl
 from controller.pharmacy import NotFound, OrderInvalid, Pharmacy
-from controller.store import OrderRecord
 from controller.store.people import AuthError
 from drivers import errors
 
 FHIR_JSON = "application/fhir+json"
-
-
-def _plain_text(value: str) -> str:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ValueError("holds a control character (a tab, a line break…); expected plain "
-                         "text on one line")
-    return value
-
-
-Line = Annotated[str, AfterValidator(_plain_text)]
-
-
-class Body(BaseModel):
-    """Request bodies: unknown keys are mistakes; text is trimmed."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class PatientIn(Body):
-    id: Line = Field(min_length=1, max_length=40, description="the pharmacy's patient id")
-    name: Line = Field(min_length=1, max_length=200)
-    birth_date: date
-    address: Line | None = Field(default=None, max_length=400,
-                                 description="where a mail order goes")
-    easy_open: bool = Field(default=False, description="easy-open caps, not child-resistant")
-
-
-class PrescriberIn(Body):
-    name: Line = Field(min_length=1, max_length=200)
-    npi: str = Field(pattern=r"^[0-9]{10}$", description="10 digits, the last a Luhn check")
-    dea: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z9][0-9]{7}$",
-                            description="needed for a scheduled drug")
-
-
-class OrderIn(Body):
-    """A prescription to fill."""
-
-    rx_number: str = Field(pattern=r"^[A-Za-z0-9-]{1,20}$")
-    patient: PatientIn
-    ndc: str = Field(description="11 digits, 5-4-2 with dashes or bare")
-    quantity: int = Field(strict=True, ge=1, le=MAX_QUANTITY)
-    sig: Line = Field(min_length=1, max_length=500, description="the directions")
-    prescriber: PrescriberIn
-    refills: int = Field(default=0, strict=True, ge=0, le=99)
-    days_supply: int | None = Field(default=None, strict=True, ge=1, le=MAX_DAYS_SUPPLY)
-    priority: Priority = Priority.ROUTINE
-    fulfilment: Fulfilment = Fulfilment.PICKUP
-    written: date | None = Field(default=None, description="the date the prescriber wrote it")
-
-    @field_validator("ndc")
-    @classmethod
-    def _ndc(cls, value: str) -> str:
-        try:
-            return parse_ndc(value)
-        except NdcError as exc:
-            raise ValueError(str(exc)) from None
-
-    def to_order(self) -> Order:
-        p, d = self.patient, self.prescriber
-        return Order(
-            rx_number=self.rx_number,
-            patient=Patient(p.id, p.name, p.birth_date, p.address), ndc=self.ndc,
-            quantity=self.quantity, easy_open=p.easy_open, sig=self.sig,
-            prescriber=Prescriber(d.name, d.npi, d.dea.upper() if d.dea else None),
-            refills=self.refills, days_supply=self.days_supply, priority=self.priority,
-            fulfilment=self.fulfilment, written=self.written)
-
-
-class SignIn(Body):
-    name: str = Field(min_length=1, max_length=80)
-    password: str = Field(min_length=1, max_length=1000)
-
-
-class Reason(Body):
-    reason: Line = Field(min_length=1, max_length=500)
-
-
-class Retry(Body):
-    robot: str | None = Field(default=None, description="a robot to send it to; any if absent")
-
-
-class HandCount(Body):
-    count: int = Field(strict=True, ge=1, le=MAX_QUANTITY)
-    weight_mg: float = Field(gt=0, allow_inf_nan=False,
-                             description="the vial's net weight on the bench scale")
-    robot: str | None = Field(default=None, description="the bin counted from (with bin); "
-                                                        "the last fill's bin if absent")
-    bin: int | None = Field(default=None, ge=1)
-    found: int | None = Field(default=None, strict=True, ge=0, le=MAX_QUANTITY, description=(
-        "when the robot left a vial its scale could not confirm: the tablets found in it"))
-
-
-class Reprint(Body):
-    reason: Line | None = Field(default=None, max_length=500,
-                                description="needed once the label has printed")
-
-
-class Scan(Body):
-    scanned: str = Field(min_length=1, max_length=64, description="what the scanner read")
-
-
-class Witness(Body):
-    count: int = Field(strict=True, ge=0, le=MAX_QUANTITY)
-
-
-class Reject(Body):
-    reason: Line = Field(min_length=1, max_length=500)
-    fill_again: bool = Field(description="fill it again (QUEUED), or give it up (CANCELLED)")
-    tablets: Literal["returned", "wasted"] = Field(
-        description="what became of the rejected vial's tablets")
-
-
-class ReleaseIn(Body):
-    destination: Literal["pickup", "shipping"]
-    carrier: Line | None = Field(default=None, max_length=40)
-    tracking: Line | None = Field(default=None, max_length=60)
-
-
-def order_out(order: OrderRecord) -> dict[str, Any]:
-    """An order as the API shows it."""
-    return {
-        "id": order.id, "rx_number": order.rx_number, "state": order.state,
-        "reason": order.reason, "ndc": order.ndc, "quantity": order.quantity,
-        "patient": {"id": order.patient_id, "name": order.patient_name,
-                    "birth_date": order.patient_birth_date.isoformat(),
-                    "address": order.patient_address, "easy_open": order.easy_open},
-        "sig": order.sig,
-        "prescriber": {"name": order.prescriber_name, "npi": order.prescriber_npi,
-                       "dea": order.prescriber_dea},
-        "refills": order.refills, "days_supply": order.days_supply,
-        "priority": order.priority, "fulfilment": order.fulfilment,
-        "written": order.written_on.isoformat() if order.written_on else None,
-        "received_at": order.received_at.isoformat(),
-        "updated_at": order.updated_at.isoformat(),
-    }
 
 
 def _refusal(detail: list[dict[str, Any]]) -> JSONResponse:
@@ -187,6 +55,19 @@ def _refusal(detail: list[dict[str, Any]]) -> JSONResponse:
 def _problems(problems: list[Problem], prefix: tuple[str, ...] = ("body",)) -> JSONResponse:
     return _refusal([{"loc": [*prefix, *p.field], "field": ".".join(p.field),
                       "msg": p.message, "type": "value_error"} for p in problems])
+
+
+def _only(*known: str) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that refuses a query parameter the route does not know (a misspelt
+    filter must never list everything)."""
+    async def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - set(known))
+        if unknown:
+            raise RequestValidationError([{
+                "loc": ("query", name), "type": "extra_forbidden",
+                "msg": f"is not a known query parameter; expected "
+                       f"{', '.join(known) or 'none'}", "input": None} for name in unknown])
+    return check
 
 
 def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
@@ -271,32 +152,44 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
 
     # -- orders ----------------------------------------------------------------------
 
-    @app.post("/api/orders", status_code=201, tags=["orders"])
-    async def submit(body: OrderIn, who: Who) -> dict[str, Any]:
-        """Take a prescription. 422 lists every wrong field; nothing is stored then."""
-        return order_out(await pharmacy.submit(body.to_order(), who))
+    @app.post("/api/orders", status_code=201, tags=["orders"], responses={
+        200: {"description": "this prescription fill is an order already: that order"}})
+    async def submit(body: OrderIn, who: Who) -> JSONResponse:
+        """Take a prescription fill. 422 lists every wrong field; nothing is stored then. The
+        same (rx_number, fill_number) sent again answers 200 with the same order; with other
+        content, 409."""
+        record, new = await pharmacy.submit(body.to_order(), who)
+        return JSONResponse(order_out(record), status_code=201 if new else 200,
+                            headers={"Location": f"/api/orders/{record.id}"})
 
-    @app.get("/api/orders", tags=["orders"])
-    async def list_orders(_: Who, state: OrderState | None = None) -> list[dict[str, Any]]:
-        """Every order (in one state, if asked), oldest first."""
-        return [order_out(o) for o in await store.orders()
-                if state is None or o.state is state]
+    @app.get("/api/orders", tags=["orders"], dependencies=[Depends(_only("state",
+                                                                         "rx_number"))])
+    async def list_orders(_: Who, state: OrderState | None = None,
+                          rx_number: str | None = None) -> list[dict[str, Any]]:
+        """Every order (in one state, of one prescription number, if asked), oldest first."""
+        return [order_out(o) for o in await store.orders(state=state, rx_number=rx_number)]
 
     @app.get("/api/orders/{order_id}", tags=["orders"])
     async def show(order_id: int, _: Who) -> dict[str, Any]:
-        """One order with its history and fills."""
+        """One order with its history, its fills (each vial by its label) and its drug."""
         order = await pharmacy.order(order_id)
         history = [{"from": f, "to": t, "who": w, "reason": r}
                    for f, t, w, r in await store.order_history(order_id)]
-        fills = [{"id": f.id, "robot": f.robot, "bin": f.bin, "outcome": f.outcome,
-                  "counted": f.counted, "detail": f.detail, "counted_by": f.counted_by}
+        aside = {v.fill_id: v for v in await store.set_aside_vials()}
+        fills = [{"id": f.id, "label": f.code, "robot": f.robot, "bin": f.bin,
+                  "outcome": f.outcome, "counted": f.counted, "detail": f.detail,
+                  "counted_by": f.counted_by, "labelled_by": f.labelled_by,
+                  "set_aside": aside[f.id].cause if f.id in aside else None}
                  for f in await store.fills(order_id)]
-        return {**order_out(order), "history": history, "fills": fills}
+        drug = pharmacy.settings.formulary.get(order.ndc)
+        return {**order_out(order), "drug": drug.display_name if drug else None,
+                "history": history, "fills": fills}
 
     @app.post("/api/orders/{order_id}/cancel", tags=["technician"])
-    async def cancel(order_id: int, body: Reason, who: Who) -> dict[str, Any]:
-        """Give up an order with nothing in a vial yet (received, queued, in exception)."""
-        return order_out(await pharmacy.cancel(order_id, who, body.reason))
+    async def cancel(order_id: int, body: Cancel, who: Who) -> dict[str, Any]:
+        """Give an order up, with a reason. Once it has a filled vial, only a pharmacist may,
+        saying what became of its tablets (returned or wasted)."""
+        return order_out(await pharmacy.cancel(order_id, who, body.reason, body.tablets))
 
     @app.post("/api/orders/{order_id}/retry", tags=["technician"])
     async def retry(order_id: int, body: Retry, who: Who) -> dict[str, Any]:
@@ -347,56 +240,60 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
             return Response(render_png(elements), media_type="image/png")
         return Response(render_pdf(elements), media_type="application/pdf")
 
-    # -- the pharmacist ----------------------------------------------------------------
+    # -- the verification station: each step acts on the scanned vial ------------------------
 
     @app.get("/api/labels/{scanned}", tags=["pharmacist"])
-    async def by_label(scanned: str, _: Who) -> dict[str, Any]:
-        """The verification station: a scanned label → its order's evidence."""
-        return await _evidence(await pharmacy.order_for_label(scanned))
+    async def by_label(scanned: str, who: Who) -> dict[str, Any]:
+        """The verification station: a scanned label → that vial's evidence (409 with why when
+        the vial is no longer its order's)."""
+        return await _evidence(await pharmacy.vial_for_label(scanned), who)
 
     @app.get("/api/orders/{order_id}/evidence", tags=["pharmacist"])
-    async def evidence(order_id: int, _: Who) -> dict[str, Any]:
-        """What the pharmacist checks: drug, NDC, lots, counts, weight, who, what went wrong."""
-        return await _evidence(order_id)
+    async def evidence(order_id: int, who: Who) -> dict[str, Any]:
+        """The order's vial now: drug, NDC, lots, counts, weight, who, what went wrong."""
+        return await _evidence(await pharmacy.current_vial(order_id), who)
 
-    async def _evidence(order_id: int) -> dict[str, Any]:
-        e = await pharmacy.evidence(order_id)
+    async def _evidence(fill_id: int, who: Person) -> dict[str, Any]:
+        e = await pharmacy.evidence(fill_id, who)
         f = e.fill
         return {
-            "order": order_out(e.order), "drug": e.drug, "schedule": e.schedule,
-            "ndc": e.order.ndc, "lots": e.lots, "quantity_asked": e.order.quantity,
-            "counted": f.counted,
+            "label": f.code, "order": order_out(e.order), "drug": e.drug,
+            "schedule": e.schedule, "ndc": e.order.ndc, "lots": e.lots,
+            "quantity_asked": e.order.quantity, "counted": f.counted,
             "weight": {"measured_mg": f.weight_mg, "expected_mg": f.expected_mg,
                        "tolerance_mg": f.tolerance_mg, "verdict": f.verdict},
             "filled_by": e.filled_by, "labelled_by": e.labelled_by,
+            "verified_by": f.verified_by,
             "exceptions": e.exceptions, "history": e.history,
             "labels": [{"copy": x.copy, "outcome": x.outcome, "who": x.who,
                         "reason": x.reason, "at": x.at.isoformat()} for x in e.labels],
         }
 
-    @app.post("/api/orders/{order_id}/witness", tags=["pharmacist"])
-    async def witness(order_id: int, body: Witness, who: Who) -> dict[str, Any]:
-        """A schedule II vial's second count, witnessed by a pharmacist."""
-        await pharmacy.witness(order_id, body.count, who)
-        return {"order": order_id, "witnessed_by": who.name, "count": body.count}
+    @app.post("/api/labels/{scanned}/witness", tags=["pharmacist"])
+    async def witness(scanned: str, body: Witness, who: Who) -> dict[str, Any]:
+        """A schedule II vial's second count, witnessed by a pharmacist who neither handled
+        nor verified it."""
+        fill_id = await pharmacy.vial_for_label(scanned)
+        await pharmacy.witness(fill_id, body.count, who)
+        return {"label": scanned.strip(), "witnessed_by": who.name, "count": body.count}
 
-    @app.post("/api/orders/{order_id}/verify", tags=["pharmacist"])
-    async def verify(order_id: int, who: Who) -> dict[str, Any]:
-        """Approve the vial: VERIFIED."""
-        return order_out(await pharmacy.verify(order_id, who))
+    @app.post("/api/labels/{scanned}/verify", tags=["pharmacist"])
+    async def verify(scanned: str, who: Who) -> dict[str, Any]:
+        """Approve the scanned vial: its order VERIFIED."""
+        return order_out(await pharmacy.verify(await pharmacy.vial_for_label(scanned), who))
 
-    @app.post("/api/orders/{order_id}/reject", tags=["pharmacist"])
-    async def reject(order_id: int, body: Reject, who: Who) -> dict[str, Any]:
-        """Refuse the vial, with a reason: filled again, or cancelled."""
-        return order_out(await pharmacy.reject(order_id, who, body.reason,
-                                               fill_again=body.fill_again,
+    @app.post("/api/labels/{scanned}/reject", tags=["pharmacist"])
+    async def reject(scanned: str, body: Reject, who: Who) -> dict[str, Any]:
+        """Refuse the scanned vial, with a reason: its order filled again, or cancelled."""
+        return order_out(await pharmacy.reject(await pharmacy.vial_for_label(scanned), who,
+                                               body.reason, fill_again=body.fill_again,
                                                tablets=body.tablets))
 
-    @app.post("/api/orders/{order_id}/release", tags=["pharmacist"])
-    async def release(order_id: int, body: ReleaseIn, who: Who) -> dict[str, Any]:
-        """To the pickup bin, or to shipping with carrier and tracking number."""
-        return order_out(await pharmacy.release(order_id, who, body.destination,
-                                                body.carrier, body.tracking))
+    @app.post("/api/labels/{scanned}/release", tags=["pharmacist"])
+    async def release(scanned: str, body: ReleaseIn, who: Who) -> dict[str, Any]:
+        """The scanned vial to the pickup bin, or to shipping with carrier and tracking."""
+        return order_out(await pharmacy.release(await pharmacy.vial_for_label(scanned), who,
+                                                body.destination, body.carrier, body.tracking))
 
     # -- FHIR --------------------------------------------------------------------------
 
@@ -407,8 +304,8 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError) as exc:
             raise FhirProblems([Problem(("body",), f"not JSON: {exc}")]) from None
-        record = await pharmacy.submit(order_from_request(body), who)
-        return JSONResponse(status_code=201, content=order_out(record),
+        record, new = await pharmacy.submit(order_from_request(body), who)
+        return JSONResponse(status_code=201 if new else 200, content=order_out(record),
                             headers={"Location": f"/api/orders/{record.id}"})
 
     @app.get("/fhir/MedicationDispense/{fill_id}", tags=["fhir"])

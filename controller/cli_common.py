@@ -56,7 +56,8 @@ def with_store(config: Path, store: Path | None, work: Callable[[Store], Awaitab
         raise fail(str(exc), 2) from None
 
     async def run() -> str:
-        opened = await Store.open(sqlite_url(path), audit_key=key)
+        opened = await Store.open(sqlite_url(path), audit_key=key,
+                                  formulary=settings.formulary)
         if announce and settings.config.mqtt.broker != "off":
             opened.topics = Topics(settings.config.site.id)
         try:

@@ -104,10 +104,13 @@ def submit(
 def list_orders(
     token: TokenOption, api: ApiOption = DEFAULT_API,
     state: Annotated[str | None, typer.Option(help="Only orders in this state.")] = None,
+    rx_number: Annotated[str | None, typer.Option(
+        help="Only the fills of this prescription number.")] = None,
 ) -> None:
     """Every order, oldest first."""
-    query = f"?state={state}" if state else ""
-    for order in _call(api, "GET", f"/api/orders{query}", token):
+    query = httpx.QueryParams({k: v for k, v in (("state", state), ("rx_number", rx_number))
+                               if v})
+    for order in _call(api, "GET", f"/api/orders?{query}" if query else "/api/orders", token):
         reason = f"  {order['reason']}" if order["reason"] else ""
         typer.echo(f"{order['id']:>5}  {order['rx_number']:<12} {order['state']:<10} "
                    f"{order['ndc']}  x{order['quantity']:<5}{reason}")
@@ -123,7 +126,11 @@ def show(order_id: Annotated[int, typer.Argument(help="The order's id.")],
 @orders_app.command("cancel")
 def cancel(order_id: Annotated[int, typer.Argument(help="The order's id.")],
            reason: Annotated[str, typer.Option(help="Why (recorded).")],
-           token: TokenOption, api: ApiOption = DEFAULT_API) -> None:
-    """Cancel an order with nothing in a vial yet (received, queued, in exception)."""
-    order = _call(api, "POST", f"/api/orders/{order_id}/cancel", token, {"reason": reason})
+           token: TokenOption, api: ApiOption = DEFAULT_API,
+           tablets: Annotated[str | None, typer.Option(help=(
+               "An order with a filled vial (a pharmacist's to cancel): what became of its "
+               "tablets, returned or wasted."))] = None) -> None:
+    """Cancel an order. One with a filled vial is a pharmacist's to cancel, with --tablets."""
+    body = {"reason": reason, **({"tablets": tablets} if tablets else {})}
+    order = _call(api, "POST", f"/api/orders/{order_id}/cancel", token, body)
     typer.echo(f"order {order['id']}: {order['state']}")

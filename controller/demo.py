@@ -207,7 +207,8 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
         return 2
     with tempfile.TemporaryDirectory(prefix="rxfill-demo-") as scratch:
         path = store_path or Path(scratch) / "demo.sqlite"
-        store = await Store.open(sqlite_url(path), audit_key=key)
+        store = await Store.open(sqlite_url(path), audit_key=key,
+                                 formulary=settings.formulary)
         try:
             return await _fill(settings, store, entries, console, path, mqtt, serve, port)
         finally:
@@ -248,7 +249,8 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
             today = supervisor.clock.now().date()
             for entry in entries:
                 try:
-                    record = await pharmacy.submit(entry.to_order(written=today), TECHNICIAN)
+                    record, _ = await pharmacy.submit(entry.to_order(written=today),
+                                                      TECHNICIAN)
                 except OrderInvalid as exc:
                     console.print(f"[red]error:[/] order {entry.rx_number} refused: {exc}")
                     return 1
@@ -304,12 +306,13 @@ async def _verify_and_release(pharmacy: Pharmacy, printer: PrinterSimulator,
              if kind == "code128"]
     console.print(f"label printer: {len(codes)} label(s) printed")
     for code in codes:
-        order_id = await pharmacy.order_for_label(code)
+        vial = await pharmacy.vial_for_label(code)
+        order_id = (await pharmacy.store.vial(vial))[1].id
         try:
             await pharmacy.scan_label(order_id, code, TECHNICIAN)
-            evidence = await pharmacy.evidence(order_id)
-            await pharmacy.verify(order_id, PHARMACIST)
-            released = await pharmacy.release(order_id, PHARMACIST, "pickup", None, None)
+            evidence = await pharmacy.evidence(vial, PHARMACIST)
+            await pharmacy.verify(vial, PHARMACIST)
+            released = await pharmacy.release(vial, PHARMACIST, "pickup", None, None)
         except WorkflowError as exc:
             console.print(f"[red]error:[/] order {order_id}: {exc}")
             return False

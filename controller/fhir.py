@@ -15,7 +15,8 @@ What a MedicationRequest must carry for us to fill it:
   ``expectedSupplyDuration`` in days (days' supply);
 - optionally ``priority``, ``authoredOn``, and the extension
   ``urn:rxfill:fulfilment`` (valueCode ``pickup`` or ``ship``) and
-  ``urn:rxfill:easy-open`` (valueBoolean).
+  ``urn:rxfill:easy-open`` (valueBoolean), ``urn:rxfill:fill-number`` (valueInteger: 0 for
+  the original fill, n for the n-th refill).
 """
 
 from __future__ import annotations
@@ -29,15 +30,17 @@ from pydantic import ValidationError
 
 from controller.domain.ndc import NdcError, parse_any_ndc
 from controller.domain.orders import Fulfilment, Order, Patient, Prescriber, Priority
-from controller.domain.prescriptions import Problem
+from controller.domain.prescriptions import MAX_REFILLS, Problem
 from controller.store import FillRecord, OrderRecord
-from controller.store.verification import Release, fill_code
+from controller.store.records import fill_code
+from controller.store.verification import Release
 
 NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 DEA_SYSTEMS = ("urn:oid:2.16.840.1.113883.4.814", "http://hl7.org/fhir/sid/us-dea")
 FULFILMENT_URL = "urn:rxfill:fulfilment"
 EASY_OPEN_URL = "urn:rxfill:easy-open"
+FILL_NUMBER_URL = "urn:rxfill:fill-number"
 RX_SYSTEM = "urn:rxfill:rx-number"
 FILL_SYSTEM = "urn:rxfill:fill"
 PRIORITIES = {"routine": Priority.ROUTINE, "urgent": Priority.URGENT, "asap": Priority.URGENT,
@@ -122,6 +125,14 @@ def order_from_request(body: Any) -> Order:
         else:
             fulfilment = Fulfilment(value)
     easy_open = bool(EASY_OPEN_URL in extensions and extensions[EASY_OPEN_URL].valueBoolean)
+    fill_number = 0
+    if FILL_NUMBER_URL in extensions:
+        number = extensions[FILL_NUMBER_URL].valueInteger
+        if not isinstance(number, int) or not 0 <= number <= MAX_REFILLS:
+            need("extension", f"{FILL_NUMBER_URL}: {number!r}; expected a whole number 0 (the "
+                              f"original fill) to {MAX_REFILLS} (valueInteger)")
+        else:
+            fill_number = number
     if problems or rx is None or ndc is None or patient is None or quantity is None:
         raise FhirProblems(problems)
     written = request.authoredOn
@@ -133,7 +144,7 @@ def order_from_request(body: Any) -> Order:
                                                   Priority.ROUTINE),
         fulfilment=fulfilment,
         written=written.date() if isinstance(written, datetime) else (
-            written if isinstance(written, date) else None))
+            written if isinstance(written, date) else None), fill_number=fill_number)
 
 
 def _full_name(resource: Any) -> str:

@@ -7,6 +7,7 @@ recorded by the store in the transaction that checks it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import structlog
@@ -20,9 +21,9 @@ from controller.domain.weight import check_weight
 from controller.domain.workflow import Person, Role, RoleError, WorkflowError
 from controller.labels import render_zpl
 from controller.notices import Notice, OrderSettled
-from controller.store import FillRecord, OrderRecord, Store
+from controller.store import FillRecord, OrderRecord, Store, StoreError
 from controller.store.stock import SUPERVISOR
-from controller.store.verification import LabelRecord, fill_code, parse_fill_code
+from controller.store.verification import LabelRecord, parse_fill_code
 from controller.supervisor import Supervisor
 from drivers import errors
 from drivers.base import LabelPrinter
@@ -48,7 +49,7 @@ class NotFound(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """What the pharmacist sees at the verification station for one order's vial."""
+    """What the pharmacist sees at the verification station for one vial."""
 
     order: OrderRecord
     fill: FillRecord
@@ -86,13 +87,14 @@ class Pharmacy:
         """Why ``order`` cannot be filled as written (each with its field); empty if it can."""
         return prescription_problems(order, self.settings.formulary, self.clock.now().date())
 
-    async def submit(self, order: Order, person: Person) -> OrderRecord:
-        """Take an order: OrderInvalid (nothing stored) unless every field is right."""
+    async def submit(self, order: Order, person: Person) -> tuple[OrderRecord, bool]:
+        """Take an order: (the order, True when new). OrderInvalid (nothing stored) unless
+        every field is right; the same prescription fill again is the same order."""
         _require(person, {Role.TECHNICIAN, Role.PHARMACIST}, "submit orders")
         problems = self.problems(order)
         if problems:
             raise OrderInvalid(problems)
-        return await self.supervisor.submit(order, who=person.name)
+        return await self.supervisor.take(order, who=person.name)
 
     async def order(self, order_id: int) -> OrderRecord:
         """One order, or NotFound."""
@@ -103,20 +105,22 @@ class Pharmacy:
 
     # -- the technician ------------------------------------------------------------
 
-    async def cancel(self, order_id: int, person: Person, reason: str) -> OrderRecord:
-        """Give up an order with nothing in a vial yet (received, queued, in exception)."""
-        await self.store.cancel_order(order_id, person, reason,
-                                      schedule=await self._schedule(order_id))
+    async def cancel(self, order_id: int, person: Person, reason: str,
+                     tablets: str | None = None) -> OrderRecord:
+        """Give an order up. One with a filled vial is a pharmacist's to cancel, saying what
+        became of its tablets (``returned`` or ``wasted``)."""
+        await self.order(order_id)
+        await self.store.cancel_order(order_id, person, reason, tablets=tablets)
         self.supervisor.withdrawn(order_id)
         return await self.store.order(order_id)
 
     async def retry(self, order_id: int, person: Person, robot: str | None) -> OrderRecord:
         """Send an order in exception to the robots again (to ``robot``, if named)."""
-        schedule = await self._schedule(order_id)
+        await self.order(order_id)
         if robot is not None and robot not in self.supervisor.robots:
             raise WorkflowError(f"no robot {robot!r}; expected one of "
                                 f"{', '.join(self.supervisor.robots)}")
-        await self.store.retry_order(order_id, person, schedule=schedule)
+        await self.store.retry_order(order_id, person)
         return await self.supervisor.requeued(order_id, robot=robot)
 
     async def hand_count(self, order_id: int, person: Person, count: int, weight_mg: float,
@@ -146,8 +150,7 @@ class Pharmacy:
                                  scale_noise_mg=HAND_SCALE_NOISE_MG)
         except ValueError as exc:
             raise WorkflowError(str(exc)) from None
-        await self.store.hand_fill(order_id, bin_id, count, check, person,
-                                   schedule=drug.dea_schedule, found=found)
+        await self.store.hand_fill(order_id, bin_id, count, check, person, found=found)
         settled = await self.store.order(order_id)
         await self.print_label(order_id, who=SUPERVISOR)
         return settled
@@ -196,23 +199,28 @@ class Pharmacy:
             patient_name=order.patient_name, sig=order.sig, drug=drug, quantity=fill.counted or 0,
             prescriber=order.prescriber_name or "", refills=order.refills,
             lots=await self.store.fill_lots(fill.id), pharmacist=await self.pharmacist_on_duty(),
-            code=fill_code(fill.id), copy=copy)
+            code=fill.code, copy=copy)
 
     async def print_label(self, order_id: int, *, who: str,
                           reason: str | None = None) -> LabelRecord:
         """Print the vial's label (a reprint needs a reason and is counted). The attempt is
-        recorded either way; PrinterNotReady or LabelError say why nothing printed."""
+        recorded either way; PrinterNotReady, LabelError or WorkflowError (a lot past its
+        expiry, no filled vial) say why nothing printed."""
         order = await self.order(order_id)
-        if order.state is not OrderState.FILLED:
-            raise WorkflowError(f"order {order_id} is {order.state}: a label is printed for a "
-                                f"filled vial before it is scanned onto it")
         fill = await self._vial(order)
+        name = self.settings.config.printer.url
+        try:
+            fill, order = await self.store.vial_to_label(fill.id)
+        except WorkflowError as exc:
+            if order.state is OrderState.FILLED:  # the vial is there; its label is refused
+                await self.store.label_sent(fill.id, who=who, printer=name, outcome="refused",
+                                            reason=str(exc))
+            raise
         async with self._printing:
             copies = [x for x in await self.store.labels_for(fill.id) if x.outcome == "printed"]
             if copies and not (reason or "").strip():
                 raise WorkflowError(f"the label was printed {len(copies)} time(s): a reprint "
                                     f"needs a reason")
-            name = self.settings.config.printer.url
             try:
                 content = await self._label(order, fill, len(copies) + 1)
                 await self._send(render_zpl(layout(content)))
@@ -235,69 +243,83 @@ class Pharmacy:
             await self.printer.close()  # opened again for the next label
             raise
 
-    # -- the pharmacist ------------------------------------------------------------------
+    # -- the label station and the pharmacist ----------------------------------------------
 
     async def scan_label(self, order_id: int, scanned: str, person: Person) -> OrderRecord:
         """The technician scanned the printed label at the vial: LABELED if it is its label."""
-        await self.store.label_scanned(order_id, scanned, person,
-                                       schedule=await self._schedule(order_id))
+        await self.order(order_id)
+        await self.store.label_scanned(order_id, scanned, person)
         return await self.store.order(order_id)
 
-    async def order_for_label(self, scanned: str) -> int:
-        """The order whose vial a scanned label belongs to (the verification station)."""
-        fill = await self.store.fill(parse_fill_code(scanned))
-        if fill is None or fill.outcome != "filled":
-            raise NotFound(f"no filled vial {scanned.strip()}")
-        return fill.order_id
+    async def vial_for_label(self, scanned: str) -> int:
+        """The vial (fill id) a scanned label names, if it is still its order's vial:
+        NotTheVial says why not, NotFound when no vial has that number."""
+        fill_id = parse_fill_code(scanned)
+        try:
+            await self.store.vial(fill_id)
+        except StoreError as exc:
+            raise NotFound(str(exc)) from None
+        return fill_id
 
-    async def evidence(self, order_id: int) -> Evidence:
-        """Everything the pharmacist checks before approving the vial."""
-        order = await self.order(order_id)
-        fills = await self.store.fills(order_id)
-        fill = await self._vial(order, fills)
+    async def current_vial(self, order_id: int) -> int:
+        """The order's vial now (its fill id), or WorkflowError when it has none."""
+        return (await self._vial(await self.order(order_id))).id
+
+    async def evidence(self, fill_id: int, person: Person) -> Evidence:
+        """Everything the pharmacist checks before approving the vial (pharmacists only)."""
+        _require(person, {Role.PHARMACIST}, "see the verification station's evidence")
+        try:
+            fill, order = await self.store.vial(fill_id)
+        except StoreError as exc:
+            raise NotFound(str(exc)) from None
+        fills = await self.store.fills(order.id)
         drug = self.settings.formulary[order.ndc]
         history = [{"from": f, "to": t, "who": w, "reason": r}
-                   for f, t, w, r in await self.store.order_history(order_id)]
-        labelled = next((h["who"] for h in reversed(history) if h["to"] == "labeled"), None)
+                   for f, t, w, r in await self.store.order_history(order.id)]
         failed = [f"{f.robot} bin {f.bin}: {f.outcome}: {f.detail}" for f in fills
                   if f.outcome is not None and f.outcome != "filled"]
         lots = [{"lot": lot, "expiry": f"{expiry:%Y-%m-%d}"}
                 for lot, expiry in await self.store.fill_lots(fill.id)]
         return Evidence(
             order=order, fill=fill, drug=f"{drug.display_name} ({drug.description})",
-            schedule=drug.dea_schedule, lots=lots, history=history, exceptions=failed,
+            schedule=order.schedule, lots=lots, history=history, exceptions=failed,
             labels=await self.store.labels_for(fill.id),
             filled_by=(f"counted by hand by {fill.counted_by}" if fill.counted_by
                        else f"robot {fill.robot} bin {fill.bin}"),
-            labelled_by=labelled)
+            labelled_by=fill.labelled_by)
 
-    async def witness(self, order_id: int, count: int, person: Person) -> None:
+    async def witness(self, fill_id: int, count: int, person: Person) -> None:
         """A pharmacist's witnessed second count of a schedule II vial."""
-        await self.store.witness_count(order_id, count, person,
-                                       schedule=await self._schedule(order_id))
+        await self._acting_on(fill_id, self.store.witness_count(fill_id, count, person))
 
-    async def verify(self, order_id: int, person: Person) -> OrderRecord:
+    async def verify(self, fill_id: int, person: Person) -> OrderRecord:
         """The pharmacist approves the vial."""
-        await self.store.verify_order(order_id, person, schedule=await self._schedule(order_id))
-        return await self.store.order(order_id)
+        return await self._acting_on(fill_id, self.store.verify_vial(fill_id, person))
 
-    async def reject(self, order_id: int, person: Person, reason: str, *, fill_again: bool,
+    async def reject(self, fill_id: int, person: Person, reason: str, *, fill_again: bool,
                      tablets: str) -> OrderRecord:
         """The pharmacist refuses the vial; filled again (routed now) or cancelled."""
-        state = await self.store.reject_order(order_id, person, reason, fill_again=fill_again,
-                                              tablets=tablets,
-                                              schedule=await self._schedule(order_id))
-        if state is OrderState.QUEUED:
-            return await self.supervisor.requeued(order_id)
-        return await self.store.order(order_id)
+        order = await self._acting_on(fill_id, self.store.reject_vial(
+            fill_id, person, reason, fill_again=fill_again, tablets=tablets))
+        if order.state is OrderState.QUEUED:
+            return await self.supervisor.requeued(order.id)
+        return order
 
-    async def release(self, order_id: int, person: Person, destination: str,
+    async def release(self, fill_id: int, person: Person, destination: str,
                       carrier: str | None, tracking: str | None) -> OrderRecord:
         """To the pickup bin, or to shipping with carrier and tracking number."""
-        await self.store.release_order(order_id, person, destination, carrier=carrier,
-                                       tracking=tracking,
-                                       schedule=await self._schedule(order_id))
-        return await self.store.order(order_id)
+        return await self._acting_on(fill_id, self.store.release_vial(
+            fill_id, person, destination, carrier=carrier, tracking=tracking))
+
+    async def _acting_on(self, fill_id: int, step: Awaitable[object]) -> OrderRecord:
+        """Do a step on a vial; its order as it stands after (NotFound: no such vial)."""
+        try:
+            await step
+            fill = await self.store.fill(fill_id)
+        except StoreError as exc:
+            raise NotFound(str(exc)) from None
+        assert fill is not None
+        return await self.store.order(fill.order_id)
 
     # -- inside ------------------------------------------------------------------------
 
@@ -327,19 +349,13 @@ class Pharmacy:
         if self.printer is not None:
             await self.printer.close()
 
-    async def _schedule(self, order_id: int) -> str | None:
-        """The DEA schedule of the order's drug; NotFound when there is no such order."""
-        drug = self.settings.formulary.get((await self.order(order_id)).ndc)
-        return drug.dea_schedule if drug is not None else None
-
-    async def _vial(self, order: OrderRecord,
-                    fills: list[FillRecord] | None = None) -> FillRecord:
-        """The order's filled vial: its last complete fill (of ``fills``, if read already)."""
-        filled = [f for f in fills or await self.store.fills(order.id) if f.outcome == "filled"]
-        if not filled:
+    async def _vial(self, order: OrderRecord) -> FillRecord:
+        """The order's vial now: its last complete fill, unless that was set aside."""
+        filled = [f for f in await self.store.fills(order.id) if f.outcome == "filled"]
+        aside = {v.fill_id for v in await self.store.set_aside_vials()}
+        if not filled or filled[-1].id in aside:
             raise WorkflowError(f"order {order.id} has no filled vial")
         return filled[-1]
-
 
 
 def _require(person: Person, roles: set[Role], what: str) -> None:

@@ -132,7 +132,8 @@ async def run_site(settings: Settings, store_path: Path, mqtt: str | None,
                    port: int | None = None) -> None:
     """Run the site and its API until SIGINT or SIGTERM, then stop cleanly (MQTT
     ``offline``)."""
-    store = await Store.open(sqlite_url(store_path), audit_key=audit_key)
+    store = await Store.open(sqlite_url(store_path), audit_key=audit_key,
+                             formulary=settings.formulary)
     api = settings.config.api
     try:
         async with (broker_link(settings, mqtt) as link,

@@ -105,6 +105,8 @@ class Supervisor:
                  mqtt: BrokerLink | None = None) -> None:
         self.settings = settings
         self.store = store
+        if store.formulary is None:
+            store.formulary = settings.formulary  # the drugs whose schedules orders record
         self.clock = clock or Clock()
         self.started_at = self.clock.now()
         self.topics = Topics(settings.config.site.id) if mqtt is not None else None
@@ -232,20 +234,28 @@ class Supervisor:
     # -- orders --------------------------------------------------------------
 
     async def submit(self, order: Order, *, who: str = "supervisor") -> OrderRecord:
-        """Receive an order, validate it, and route it to a robot (or say why not)."""
+        """Receive an order, validate it, and route it to a robot (or say why not). The same
+        prescription fill submitted again is the same order, routed once."""
+        return (await self.take(order, who=who))[0]
+
+    async def take(self, order: Order, *, who: str = "supervisor") -> tuple[OrderRecord, bool]:
+        """As ``submit``: (the order, True when it is new)."""
         problems = order_problems(order, self.settings.formulary)
         reason = "; ".join(problems) or None
-        record = await self.store.receive_order(
+        record, new = await self.store.receive_order(
             order, who=who, then=OrderState.REJECTED if problems else OrderState.QUEUED,
             reason=reason)
+        if not new:
+            log.info("order submitted again: the same order", order=record.id)
+            return record, False
         self._settled[record.id] = asyncio.Event()
         if problems:
             log.warning("order rejected", order=record.id, reason=reason)
             self._notify(OrderSettled(record.id, record.state, reason))
-            return record
+            return record, True
         log.info("order queued", order=record.id, ndc=order.ndc, quantity=order.quantity)
         # Nothing is awaited after routing: the caller has the record before a robot starts it.
-        return await self._route(record)
+        return await self._route(record), True
 
     async def _route(self, order: OrderRecord, *, exclude: frozenset[str] = frozenset(),
                      only: str | None = None, failed: str | None = None) -> OrderRecord:

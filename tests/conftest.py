@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from controller.store import Store, sqlite_url
-from tests.helpers import AUDIT_KEY
 from simulators.tablet_counter.device import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.device import SimCell
 from simulators.vial_filler.server import FillerSimulator
+from tests.helpers import AUDIT_KEY, formulary
 
 TIME_SCALE = 20.0
 
@@ -77,7 +77,8 @@ async def tcp_filler() -> AsyncIterator[FillerSimulator]:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """A fresh store in a real SQLite file."""
-    opened = await Store.open(sqlite_url(tmp_path / "rx.sqlite"), audit_key=AUDIT_KEY)
+    opened = await Store.open(sqlite_url(tmp_path / "rx.sqlite"), audit_key=AUDIT_KEY,
+                              formulary=formulary())
     yield opened
     await opened.close()
 

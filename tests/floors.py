@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from pathlib import Path
 
@@ -74,6 +75,10 @@ phone = "555-0100"
     return load_config(path)
 
 
-def order(ndc: str, quantity: int, rx: str = "RX100", easy_open: bool = False) -> Order:
-    """An order for a made-up patient."""
-    return Order(rx, Patient("P1", "Pat Example", date(1960, 1, 2)), ndc, quantity, easy_open)
+_RX = itertools.count(100)
+
+
+def order(ndc: str, quantity: int, rx: str | None = None, easy_open: bool = False) -> Order:
+    """An order for a made-up patient; each its own prescription unless ``rx`` says."""
+    return Order(rx or f"RX{next(_RX)}", Patient("P1", "Pat Example", date(1960, 1, 2)), ndc,
+                 quantity, easy_open)

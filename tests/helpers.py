@@ -6,9 +6,11 @@ import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary, parse_formulary
+from controller.store import Store
 from drivers.base import CounterEvent, EventStream, JobEnded, JobReport
 
 FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
@@ -39,6 +41,13 @@ async def eventually(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(10):
         while not condition():  # noqa: ASYNC110 - a simulator's state has no event to await
             await asyncio.sleep(0.02)
+
+
+async def open_store(url: str, **options: Any) -> Store:
+    """A store as the site opens one: the tests' audit key and the sample formulary."""
+    options.setdefault("audit_key", AUDIT_KEY)
+    options.setdefault("formulary", formulary())
+    return await Store.open(url, **options)
 
 
 def formulary() -> Formulary:

@@ -4,6 +4,7 @@ pharmacy and its REST API on a real socket, and people to sign in as."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import sys
@@ -19,10 +20,11 @@ import httpx
 from controller.domain.workflow import Role
 from controller.pharmacy import Pharmacy
 from controller.site import api_server, label_printer, simulated_robots
-from controller.store import Store, sqlite_url
+from controller.store import sqlite_url
 from controller.supervisor import Supervisor
 from simulators.label_printer.server import PrinterSimulator
 from tests.floors import ATORVASTATIN, write_config
+from tests.helpers import open_store
 
 OXYCODONE = "00406-0552-01"  # schedule II in the sample formulary
 ALPRAZOLAM = "59762-3720-01"  # schedule IV
@@ -56,10 +58,14 @@ def robots() -> list[dict[str, object]]:
     ]
 
 
+_RX = itertools.count(8_000_001)
+
+
 def order_body(ndc: str = ATORVASTATIN, quantity: Any = 30, **changes: Any) -> dict[str, Any]:
-    """A valid order, as a prescribing system would post it."""
+    """A valid order, as a prescribing system would post it: a prescription of its own unless
+    ``rx_number`` says."""
     body: dict[str, Any] = {
-        "rx_number": "RX9000001",
+        "rx_number": f"RX{next(_RX)}",
         "patient": {"id": "P-77", "name": "Ada Okafor", "birth_date": "1961-03-14",
                     "address": "4 Elm Street, Springfield, IL 62704"},
         "ndc": ndc, "quantity": quantity,
@@ -106,7 +112,7 @@ async def running_site(tmp_path: Path, *, pharmacist: str | None = "Pat Lee, RPh
     """Start everything, add the people, sign each in over the API."""
     settings = write_config(tmp_path, robots(), extra=SITE_TOML,
                             site_extra=f'pharmacist = "{pharmacist}"' if pharmacist else "")
-    store = await Store.open(sqlite_url(tmp_path / "site.sqlite"))
+    store = await open_store(sqlite_url(tmp_path / "site.sqlite"))
     for name, roles in PEOPLE.items():
         await store.add_user(name, frozenset(roles), PASSWORD, who="test")
     try:

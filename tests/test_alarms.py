@@ -28,6 +28,7 @@ from controller.messages import Topics
 from controller.store import Store, sqlite_url
 from controller.supervisor import bin_specs
 from tests.floors import ATORVASTATIN, write_config
+from tests.helpers import open_store
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 THRESHOLDS = Thresholds(expiring_days=30, low_deadband_pct=10)
@@ -180,7 +181,7 @@ class FixedClock(Clock):
 async def desk_and_store(tmp_path: Path, clock: Clock) -> tuple[AlarmDesk, Store]:
     settings = write_config(tmp_path, [{"id": "tc1", "url": "sim:pty", "seed": 1,
                                         "ndc": ATORVASTATIN, "on_hand": 400}])
-    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"), clock=clock)
+    store = await open_store(sqlite_url(tmp_path / "rx.sqlite"), clock=clock)
     store.topics = Topics("t-desk")
     await store.ensure_bins(bin_specs(settings))
     return AlarmDesk(settings, store, clock), store

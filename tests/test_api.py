@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.medicationdispense import MedicationDispense
 
-from controller.store.verification import fill_code
+from controller.store.records import fill_code
 from drivers.label_printer.protocol import parse_fields
 from tests.floors import ATORVASTATIN
 from tests.sites import OXYCODONE, Site, order_body, running_site
@@ -64,14 +64,14 @@ async def test_an_order_goes_from_intake_to_release_by_the_right_people(site: Si
     assert evidence["filled_by"] == "robot tc1 bin 1" and evidence["labelled_by"] == "tess"
     assert [x["copy"] for x in evidence["labels"]] == [1]
 
-    refused = await site.post(f"/api/orders/{order_id}/verify", "tess")
+    refused = await site.post(f"/api/labels/{code}/verify", "tess")
     assert refused.status_code == 403 and "needs the pharmacist role" in refused.text
-    assert (await site.post(f"/api/orders/{order_id}/verify", "phil")).json()[
+    assert (await site.post(f"/api/labels/{code}/verify", "phil")).json()[
         "state"] == "verified"
-    no_tracking = await site.post(f"/api/orders/{order_id}/release", "phil",
+    no_tracking = await site.post(f"/api/labels/{code}/release", "phil",
                                   {"destination": "shipping", "carrier": "UPS"})
     assert no_tracking.status_code == 409
-    released = await site.post(f"/api/orders/{order_id}/release", "phil",
+    released = await site.post(f"/api/labels/{code}/release", "phil",
                                {"destination": "pickup"})
     assert released.status_code == 200 and released.json()["state"] == "released"
     # Closed for changes.
@@ -94,19 +94,19 @@ async def test_an_order_goes_from_intake_to_release_by_the_right_people(site: Si
 async def test_who_labelled_or_counted_never_verifies_or_witnesses(site: Site) -> None:
     order_id, code = await filled(site, order_body(OXYCODONE, 20))
     await site.post(f"/api/orders/{order_id}/label/scan", "bo", {"scanned": code})
-    own = await site.post(f"/api/orders/{order_id}/verify", "bo")
+    own = await site.post(f"/api/labels/{code}/verify", "bo")
     assert own.status_code == 409 and "bo filled, counted or labelled" in own.text
-    witness_own = await site.post(f"/api/orders/{order_id}/witness", "bo", {"count": 20})
+    witness_own = await site.post(f"/api/labels/{code}/witness", "bo", {"count": 20})
     assert witness_own.status_code == 409
-    assert (await site.post(f"/api/orders/{order_id}/verify", "phil")).status_code == 200
-    early = await site.post(f"/api/orders/{order_id}/release", "phil",
+    assert (await site.post(f"/api/labels/{code}/verify", "phil")).status_code == 200
+    early = await site.post(f"/api/labels/{code}/release", "phil",
                             {"destination": "pickup"})
     assert early.status_code == 409 and "second count witnessed" in early.text
-    miscount = await site.post(f"/api/orders/{order_id}/witness", "pam", {"count": 19})
+    miscount = await site.post(f"/api/labels/{code}/witness", "pam", {"count": 19})
     assert miscount.status_code == 409 and "disagrees" in miscount.text
-    assert (await site.post(f"/api/orders/{order_id}/witness", "pam",
+    assert (await site.post(f"/api/labels/{code}/witness", "pam",
                             {"count": 20})).status_code == 200
-    assert (await site.post(f"/api/orders/{order_id}/release", "phil",
+    assert (await site.post(f"/api/labels/{code}/release", "phil",
                             {"destination": "pickup"})).json()["state"] == "released"
 
 
@@ -114,10 +114,10 @@ async def test_a_rejected_vial_is_filled_again_and_its_tablets_go_back(site: Sit
     order_id, code = await filled(site)
     await site.post(f"/api/orders/{order_id}/label/scan", "tess", {"scanned": code})
     before = (await site.pharmacy.store.bin("tc1", 1)).on_hand
-    no_reason = await site.post(f"/api/orders/{order_id}/reject", "phil",
+    no_reason = await site.post(f"/api/labels/{code}/reject", "phil",
                                 {"reason": "", "fill_again": True, "tablets": "returned"})
     assert no_reason.status_code == 422
-    rejected = await site.post(f"/api/orders/{order_id}/reject", "phil",
+    rejected = await site.post(f"/api/labels/{code}/reject", "phil",
                                {"reason": "tablets chipped", "fill_again": True,
                                 "tablets": "returned"})
     assert rejected.status_code == 200, rejected.text
@@ -186,9 +186,9 @@ async def test_a_hand_count_fills_the_vial_and_its_counter_may_not_verify(site: 
     evidence = (await site.get(f"/api/labels/{code}", "phil")).json()
     assert evidence["filled_by"] == "counted by hand by bo"
     assert any("out of service" in (h["reason"] or "") for h in evidence["history"])
-    own = await site.post(f"/api/orders/{order_id}/verify", "bo")
+    own = await site.post(f"/api/labels/{code}/verify", "bo")
     assert own.status_code == 409 and "bo filled, counted or labelled" in own.text
-    assert (await site.post(f"/api/orders/{order_id}/verify", "phil")).status_code == 200
+    assert (await site.post(f"/api/labels/{code}/verify", "phil")).status_code == 200
 
 
 async def test_the_api_says_who_may_do_what(site: Site) -> None:

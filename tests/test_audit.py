@@ -18,7 +18,7 @@ from controller.domain.audit import GENESIS, AuditEntry, entry_hash, verify_chai
 from controller.domain.orders import OrderState
 from controller.store import Store, sqlite_url
 from tests.floors import ATORVASTATIN, order
-from tests.helpers import AUDIT_KEY, cli_env
+from tests.helpers import AUDIT_KEY, cli_env, formulary
 from tests.test_cli import RXFILL
 from tests.test_stock import BIN
 
@@ -66,7 +66,7 @@ def test_any_edit_removal_or_reordering_is_found(n: int, data: st.DataObject) ->
 
 async def test_every_action_is_recorded_with_who_and_the_chain_holds(store: Store) -> None:
     await store.ensure_bins([BIN])
-    received = await store.receive_order(order(ATORVASTATIN, 10))
+    received, _ = await store.receive_order(order(ATORVASTATIN, 10))
     await store.move_order(received.id, OrderState.QUEUED, who="ana")
     (record,) = await store.bins()
     await store.correct_bin(record.id, 90, who="ben", reason="counted")
@@ -85,11 +85,11 @@ async def test_every_action_is_recorded_with_who_and_the_chain_holds(store: Stor
 
 
 async def filled_store(path: Path) -> None:
-    store = await Store.open(sqlite_url(path), audit_key=AUDIT_KEY)
+    store = await Store.open(sqlite_url(path), audit_key=AUDIT_KEY, formulary=formulary())
     try:
         await store.ensure_bins([BIN])
         for quantity in (10, 20, 30):
-            received = await store.receive_order(order(ATORVASTATIN, quantity))
+            received, _ = await store.receive_order(order(ATORVASTATIN, quantity))
             await store.move_order(received.id, OrderState.QUEUED, who="ana")
     finally:
         await store.close()

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from controller.domain.workflow import Role
-from controller.store import Store, sqlite_url
+from controller.store import sqlite_url
 from tests.floors import write_config
+from tests.helpers import open_store
 from tests.sites import PASSWORD, RXFILL, SITE_TOML, order_body, robots, rxfill_run
 from tests.test_intake import medication_request
 
@@ -31,11 +32,11 @@ async def test_orders_are_submitted_listed_shown_and_cancelled_from_the_command_
     settings = write_config(tmp_path, robots(), extra=SITE_TOML,
                             site_extra='pharmacist = "Pat Lee, RPh"')
     store_file = tmp_path / "site.sqlite"
-    store = await Store.open(sqlite_url(store_file))
+    store = await open_store(sqlite_url(store_file))
     await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, who="test")
     await store.close()
     good, bad, fhir = tmp_path / "good.json", tmp_path / "bad.json", tmp_path / "fhir.json"
-    good.write_text(json.dumps([order_body(), order_body(quantity=20000,
+    good.write_text(json.dumps([order_body(rx_number="RX9000001"), order_body(quantity=20000,
                                                          rx_number="RX9000002")]))
     bad.write_text("{not json")
     fhir.write_text(json.dumps(medication_request()))

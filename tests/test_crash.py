@@ -22,8 +22,9 @@ import pytest
 
 from controller.domain.workflow import Role
 from controller.simulation import start_simulators
-from controller.store import Store, sqlite_url
+from controller.store import sqlite_url
 from tests.floors import ATORVASTATIN, LISINOPRIL, write_config
+from tests.helpers import open_store
 from tests.sites import PASSWORD, order_body, rxfill_run
 
 ROBOTS: list[dict[str, object]] = [
@@ -76,7 +77,7 @@ async def test_sigkill_at_many_points_loses_nothing_and_fills_nothing_twice(
         config = tmp_path / "site.toml"
         config.write_text(text)
         store_file, log = tmp_path / "site.sqlite", tmp_path / "supervisor.log"
-        store = await Store.open(sqlite_url(store_file))
+        store = await open_store(sqlite_url(store_file))
         await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, who="test")
         await store.close()
 
@@ -115,7 +116,7 @@ async def test_sigkill_at_many_points_loses_nothing_and_fills_nothing_twice(
             process.send_signal(signal.SIGTERM)
             assert await process.wait() == 0
 
-        store = await Store.open(sqlite_url(store_file))
+        store = await open_store(sqlite_url(store_file))
         try:
             # No order lost: every order the API took is there, filled.
             assert sorted(o["id"] for o in orders) == sorted(taken)

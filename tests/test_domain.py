@@ -107,8 +107,9 @@ def test_order_for_an_unknown_ndc_has_a_problem() -> None:
     assert order_problems(order, formulary) == ["NDC 99999-9999-99 is not in the formulary"]
 
 
-def test_a_filled_order_only_moves_on_to_its_label() -> None:
-    with pytest.raises(TransitionError, match="filled cannot move to queued; allowed: labeled"):
+def test_a_filled_order_only_moves_on_to_its_label_or_is_cancelled() -> None:
+    with pytest.raises(TransitionError,
+                       match="filled cannot move to queued; allowed: cancelled, labeled"):
         check_transition(OrderState.FILLED, OrderState.QUEUED)
     with pytest.raises(TransitionError, match="released cannot move to cancelled"):
         check_transition(OrderState.RELEASED, OrderState.CANCELLED)

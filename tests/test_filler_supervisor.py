@@ -160,7 +160,7 @@ async def test_restart_resends_a_start_the_robot_never_received(
     await sup.start()
     await sup.stop()
     # As if the supervisor died between recording the fill and sending START.
-    record = await store.receive_order(order(ATORVASTATIN, 12))
+    record, _ = await store.receive_order(order(ATORVASTATIN, 12))
     await store.move_order(record.id, OrderState.QUEUED)
     (bin_,) = await store.bins()
     fill = await store.start_fill(record.id, bin_.id, numeric_job=True)

@@ -29,6 +29,7 @@ from controller.store import Store, sqlite_url
 from controller.supervisor import Supervisor
 from drivers.tasks import stop_tasks
 from tests.floors import ATORVASTATIN, order, write_config
+from tests.helpers import open_store
 from tests.mqtt import Subscriber, broker_url, clear_retained, unique_site
 
 
@@ -66,7 +67,7 @@ async def site(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
     settings = write_config(tmp_path, [{"id": "tc1", "url": "sim:tcp", "seed": 4,
                                         "ndc": ATORVASTATIN, "on_hand": on_hand}], site=name)
     sims = await start_simulators(settings)
-    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    store = await open_store(sqlite_url(tmp_path / "rx.sqlite"))
     try:
         yield Site(name, settings, sims, store)
     finally:
@@ -82,7 +83,7 @@ async def test_a_late_subscriber_sees_standing_alarms_and_ack_and_restock_remove
         supervisor = site.supervisor(url)
         async with supervisor:
             (record,) = await supervisor.wait_settled(
-                [(await supervisor.submit(order(ATORVASTATIN, 20))).id])
+                [(await supervisor.submit(order(ATORVASTATIN, 20, rx="RX100"))).id])
             assert record.state == "filled"
             await supervisor.watch.check()
             await drained(store)
@@ -143,7 +144,7 @@ async def test_broker_down_and_a_restart_lose_nothing_and_send_nothing_twice(
         return [Message(f"{topics.root}/alarms/m-{n:03d}", encode({"n": n}), retain=True)
                 for n in range(start, start + count)]
 
-    store = await Store.open(path)
+    store = await open_store(path)
     first = Publisher(store, topics, link(broker.url))
     first.start()
     try:
@@ -158,7 +159,7 @@ async def test_broker_down_and_a_restart_lose_nothing_and_send_nothing_twice(
         await stop_tasks([first._task] if first._task else [])  # killed: no drain, no goodbye
         await store.close()
 
-        store = await Store.open(path)            # restarted, broker still away
+        store = await open_store(path)            # restarted, broker still away
         await store.enqueue(burst(10, 5))
         second = Publisher(store, topics, link(broker.url))
         second.start()
@@ -259,7 +260,7 @@ async def test_tls_with_a_ca_file_and_nothing_without_it(tmp_path: Path) -> None
     await broker.start()
     port = broker._servers["default"].instance.sockets[0].getsockname()[1]
     topics = Topics(unique_site())
-    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    store = await open_store(sqlite_url(tmp_path / "rx.sqlite"))
     try:
         await store.enqueue([topics.event("restocked", datetime.now(UTC), robot="tc1")])
         untrusting = Publisher(store, topics, BrokerLink("127.0.0.1", port, tls=True))

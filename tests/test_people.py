@@ -12,6 +12,7 @@ from controller.clock import Clock
 from controller.domain.workflow import Role
 from controller.store import Store, sqlite_url
 from controller.store.people import AuthError, parse_roles
+from tests.helpers import open_store
 from tests.test_cli import RXFILL
 
 PASSWORD = "correct horse battery"
@@ -28,7 +29,7 @@ class MovableClock(Clock):
 async def test_sign_in_gives_a_token_that_names_the_person_until_it_expires(
         tmp_path: Path) -> None:
     clock = MovableClock()
-    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"), clock=clock)
+    store = await open_store(sqlite_url(tmp_path / "rx.sqlite"), clock=clock)
     try:
         await store.add_user("phil", frozenset({Role.PHARMACIST}), PASSWORD, who="admin")
         token = await store.sign_in("phil", PASSWORD)

@@ -17,17 +17,17 @@ from controller.domain.audit import GENESIS, AuditKey
 from controller.domain.orders import OrderState
 from controller.store import Store, sqlite_url
 from tests.floors import ATORVASTATIN, order
-from tests.helpers import AUDIT_KEY, cli_env
+from tests.helpers import AUDIT_KEY, cli_env, formulary
 from tests.test_cli import RXFILL
 from tests.test_stock import BIN
 
 
 async def _filled(path: Path, key: AuditKey | None = AUDIT_KEY) -> None:
-    store = await Store.open(sqlite_url(path), audit_key=key)
+    store = await Store.open(sqlite_url(path), audit_key=key, formulary=formulary())
     try:
         await store.ensure_bins([BIN])
         for quantity in (10, 20, 30):
-            received = await store.receive_order(order(ATORVASTATIN, quantity))
+            received, _ = await store.receive_order(order(ATORVASTATIN, quantity))
             await store.move_order(received.id, OrderState.QUEUED, who="ana")
     finally:
         await store.close()

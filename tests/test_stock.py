@@ -24,6 +24,7 @@ from controller.domain.stock import (
 from controller.domain.stock import Lot as StockLot
 from controller.store import BinSpec, FillResult, Store, StoreError, sqlite_url
 from tests.floors import ATORVASTATIN, LISINOPRIL, order
+from tests.helpers import open_store
 
 TODAY = date(2026, 11, 23)
 BIN = BinSpec("tc1", 1, ATORVASTATIN, "OLD1", date(2027, 3, 31), 100, 80, 600)
@@ -41,7 +42,7 @@ async def restock(store: Store, raw: str, quantity: int, *, partial: bool = Fals
 
 
 async def fill(store: Store, bin_id: int, counted: int, quantity: int = 30) -> int:
-    record = await store.receive_order(order(ATORVASTATIN, quantity))
+    record, _ = await store.receive_order(order(ATORVASTATIN, quantity))
     await store.move_order(record.id, OrderState.QUEUED)
     started = await store.start_fill(record.id, bin_id)
     outcome = FillOutcome.FILLED if counted == quantity else FillOutcome.JAM
@@ -195,7 +196,7 @@ OPERATIONS = st.lists(st.one_of(
 def test_the_bin_count_always_equals_the_sum_of_its_movements(
         tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[str, int]]) -> None:
     async def run() -> None:
-        store = await Store.open(sqlite_url(tmp_path_factory.mktemp("p") / "rx.sqlite"))
+        store = await open_store(sqlite_url(tmp_path_factory.mktemp("p") / "rx.sqlite"))
         try:
             await store.ensure_bins([BIN])
             (record,) = await store.bins()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -13,14 +15,21 @@ from hypothesis import strategies as st
 
 from controller.domain.orders import FillOutcome, Order, OrderState, Patient, TransitionError
 from controller.store import BinSpec, FillResult, Store, StoreError, sqlite_url
+from tests.helpers import open_store
 
 ORDER = Order("RX5550001", Patient("P-1", "Test Patient", date(1970, 5, 4)), "00093-7146-01", 30)
+_RX = itertools.count(5550002)
+
+
+def another() -> Order:
+    """ORDER, as a prescription of its own."""
+    return replace(ORDER, rx_number=f"RX{next(_RX)}")
 BIN = BinSpec("tc1", 1, "00093-7146-01", "LOT1", date(2027, 1, 1), 400, 100, 600)
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    opened = await open_store(sqlite_url(tmp_path / "rx.sqlite"))
     try:
         yield opened
     finally:
@@ -28,7 +37,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def test_store_file_uses_wal_and_full_sync(tmp_path: Path) -> None:
-    store = await Store.open(sqlite_url(tmp_path / "rx.sqlite"))
+    store = await open_store(sqlite_url(tmp_path / "rx.sqlite"))
     await store.ensure_bins([BIN])
     await store.close()
     with sqlite3.connect(tmp_path / "rx.sqlite") as raw:
@@ -40,7 +49,7 @@ async def test_store_file_uses_wal_and_full_sync(tmp_path: Path) -> None:
 async def test_a_fill_takes_its_count_off_the_bin_and_fills_the_order(store: Store) -> None:
     await store.ensure_bins([BIN])
     (bin_record,) = await store.bins()
-    order = await store.receive_order(ORDER)
+    order, _ = await store.receive_order(ORDER)
     await store.move_order(order.id, OrderState.QUEUED)
     fill = await store.start_fill(order.id, bin_record.id)
     assert fill.job == f"{store.instance}-{fill.id}" and len(fill.job) <= 16
@@ -57,7 +66,7 @@ async def test_a_fill_takes_its_count_off_the_bin_and_fills_the_order(store: Sto
 
 async def test_a_fill_cannot_end_twice(store: Store) -> None:
     await store.ensure_bins([BIN])
-    order = await store.receive_order(ORDER)
+    order, _ = await store.receive_order(ORDER)
     await store.move_order(order.id, OrderState.QUEUED)
     fill = await store.start_fill(order.id, (await store.bins())[0].id)
     result = FillResult(FillOutcome.JAM, 12, 1800, None, "jammed")
@@ -69,7 +78,7 @@ async def test_a_fill_cannot_end_twice(store: Store) -> None:
 
 
 async def test_an_illegal_transition_changes_nothing(store: Store) -> None:
-    order = await store.receive_order(ORDER)
+    order, _ = await store.receive_order(ORDER)
     with pytest.raises(TransitionError):
         await store.move_order(order.id, OrderState.FILLED)
     assert (await store.order(order.id)).state is OrderState.RECEIVED
@@ -78,14 +87,14 @@ async def test_an_illegal_transition_changes_nothing(store: Store) -> None:
 
 async def test_bins_keep_their_recorded_count_across_reopen(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "rx.sqlite")
-    store = await Store.open(url)
+    store = await open_store(url)
     await store.ensure_bins([BIN])
-    order = await store.receive_order(ORDER)
+    order, _ = await store.receive_order(ORDER)
     await store.move_order(order.id, OrderState.QUEUED)
     fill = await store.start_fill(order.id, (await store.bins())[0].id)
     instance = store.instance
     await store.close()
-    store = await Store.open(url)
+    store = await open_store(url)
     try:
         await store.ensure_bins([BIN])
         assert store.instance == instance
@@ -102,12 +111,12 @@ def test_bin_count_is_the_sum_of_its_movements(tmp_path_factory: pytest.TempPath
     import asyncio
 
     async def run() -> None:
-        store = await Store.open(sqlite_url(tmp_path_factory.mktemp("p") / "rx.sqlite"))
+        store = await open_store(sqlite_url(tmp_path_factory.mktemp("p") / "rx.sqlite"))
         try:
             await store.ensure_bins([BIN])
             bin_id = (await store.bins())[0].id
             for counted in counts:
-                order = await store.receive_order(ORDER)
+                order, _ = await store.receive_order(another())
                 await store.move_order(order.id, OrderState.QUEUED)
                 fill = await store.start_fill(order.id, bin_id)
                 await store.finish_fill(fill.id, FillResult(FillOutcome.FILLED, counted, None,
@@ -124,7 +133,7 @@ def test_bin_count_is_the_sum_of_its_movements(tmp_path_factory: pytest.TempPath
 async def test_a_fill_never_starts_from_a_bin_of_another_drug(store: Store) -> None:
     other = BinSpec("tc1", 2, "68180-0513-01", "LOT2", date(2027, 1, 1), 100, 10, 200)
     await store.ensure_bins([BIN, other])
-    order = await store.receive_order(ORDER)
+    order, _ = await store.receive_order(ORDER)
     await store.move_order(order.id, OrderState.QUEUED)
     wrong = next(b for b in await store.bins() if b.bin == 2)
     with pytest.raises(StoreError, match="holds NDC 68180-0513-01, not the order's 00093-7146-01"):
@@ -152,7 +161,7 @@ async def test_a_store_made_by_the_first_migration_is_upgraded_in_place(tmp_path
             "quantity, state, received_at, updated_at) VALUES ('RX1', 'P', 'N', '1970-01-01', "
             "'00093-7146-01', 10, 'queued', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
     engine.dispose()
-    store = await Store.open(sqlite_url(path))
+    store = await open_store(sqlite_url(path))
     try:
         (old,) = await store.orders()
         assert old.easy_open is False and old.state is OrderState.QUEUED
@@ -166,7 +175,7 @@ async def test_numeric_job_ids_are_offset_by_the_store_and_never_zero(store: Sto
     (bin_,) = await store.bins()
     jobs = []
     for n in range(3):
-        order = await store.receive_order(ORDER)
+        order, _ = await store.receive_order(another())
         await store.move_order(order.id, OrderState.QUEUED)
         fill = await store.start_fill(order.id, bin_.id, numeric_job=n != 1)
         jobs.append(fill.job)
@@ -180,7 +189,7 @@ async def test_numeric_job_ids_are_offset_by_the_store_and_never_zero(store: Sto
 async def test_a_partial_vial_is_set_aside_and_disposed_of_once(store: Store) -> None:
     await store.ensure_bins([BIN])
     (bin_,) = await store.bins()
-    order = await store.receive_order(ORDER)
+    order, _ = await store.receive_order(ORDER)
     await store.move_order(order.id, OrderState.QUEUED)
     fill = await store.start_fill(order.id, bin_.id)
     await store.finish_fill(fill.id, FillResult(FillOutcome.JAM, 12, 1800, None, "jammed"),

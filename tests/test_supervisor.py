@@ -20,7 +20,7 @@ from controller.store import Store, sqlite_url
 from controller.supervisor import RobotsNotConnected, Supervisor
 from simulators.tablet_counter.server import CounterSimulator
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
-from tests.helpers import eventually
+from tests.helpers import eventually, open_store
 
 
 def counters(sims: dict[str, Simulator]) -> dict[str, CounterSimulator]:
@@ -127,7 +127,7 @@ async def test_restarted_supervisor_reconciles_the_open_fill_and_never_counts_tw
 ) -> None:
     settings, sims = floor
     url = sqlite_url(tmp_path / "restart.sqlite")
-    store = await Store.open(url)
+    store = await open_store(url)
     started = asyncio.Event()
     sup = supervisor(settings, store, sims)
     sup.subscribe(lambda n: started.set() if isinstance(n, FillProgress) else None)
@@ -137,11 +137,11 @@ async def test_restarted_supervisor_reconciles_the_open_fill_and_never_counts_tw
         await started.wait()
     await sup.stop()  # the supervisor dies mid-count
     await store.close()
-    reopened = await Store.open(url)
+    reopened = await open_store(url)
     assert [f.state for f in await reopened.fills()] == ["dispensing"]
     await reopened.close()
 
-    store = await Store.open(url)
+    store = await open_store(url)
     try:
         async with supervisor(settings, store, sims) as again:
             async with asyncio.timeout(20):

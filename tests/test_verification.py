@@ -3,36 +3,44 @@ pharmacist's verification, rejection and release, each by the right person."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.weight import WeightCheck, check_weight
 from controller.domain.workflow import Person, Role, WorkflowError
 from controller.store import FillResult, Store
-from controller.store.verification import fill_code, parse_fill_code
+from controller.store.records import fill_code
+from controller.store.verification import parse_fill_code
 from tests.floors import ATORVASTATIN, order
+from tests.sites import OXYCODONE
 from tests.test_stock import BIN
 
 TECH = Person("tess", frozenset({Role.TECHNICIAN}))
 PHARM = Person("phil", frozenset({Role.PHARMACIST}))
+PAM = Person("pam", frozenset({Role.PHARMACIST}))
 BOTH = Person("bo", frozenset({Role.TECHNICIAN, Role.PHARMACIST}))
 
 
-async def robot_fill(store: Store, quantity: int, result: FillResult) -> tuple[int, int, int]:
-    """An order a robot filled from BIN, ending as ``result``: (order id, fill id, bin id)."""
-    await store.ensure_bins([BIN])
-    (bin_record,) = await store.bins()
-    received = await store.receive_order(order(ATORVASTATIN, quantity))
+async def robot_fill(store: Store, quantity: int, result: FillResult,
+                     ndc: str = ATORVASTATIN) -> tuple[int, int, int]:
+    """An order a robot filled from a bin of ``ndc`` (BIN's drug and stock), ending as
+    ``result``: (order id, fill id, bin id)."""
+    await store.ensure_bins([replace(BIN, bin=2, ndc=ndc) if ndc != BIN.ndc else BIN])
+    bin_record = next(b for b in await store.bins() if b.ndc == ndc)
+    received, _ = await store.receive_order(order(ndc, quantity))
     await store.move_order(received.id, OrderState.QUEUED)
     fill = await store.start_fill(received.id, bin_record.id)
     await store.finish_fill(fill.id, result)
     return received.id, fill.id, bin_record.id
 
 
-async def filled_order(store: Store, quantity: int = 30) -> tuple[int, int]:
+async def filled_order(store: Store, quantity: int = 30,
+                       ndc: str = ATORVASTATIN) -> tuple[int, int]:
     """An order whose vial a robot filled: (order id, fill id)."""
     order_id, fill_id, _ = await robot_fill(
-        store, quantity, FillResult(FillOutcome.FILLED, quantity, None, None, "ok"))
+        store, quantity, FillResult(FillOutcome.FILLED, quantity, None, None, "ok"), ndc)
     return order_id, fill_id
 
 
@@ -46,19 +54,17 @@ def test_label_codes_read_back() -> None:
 async def test_the_whole_way_from_filled_to_released(store: Store) -> None:
     order_id, fill_id = await filled_order(store)
     with pytest.raises(WorkflowError, match="wrong label, nothing changed"):
-        await store.label_scanned(order_id, fill_code(fill_id + 1), TECH, schedule=None)
-    assert await store.label_scanned(order_id, fill_code(fill_id), TECH,
-                                     schedule=None) is OrderState.LABELED
+        await store.label_scanned(order_id, fill_code(fill_id + 1), TECH)
+    assert await store.label_scanned(order_id, fill_code(fill_id), TECH) is OrderState.LABELED
     with pytest.raises(WorkflowError, match="tess may not verify"):
-        await store.verify_order(order_id, TECH, schedule=None)
-    assert await store.verify_order(order_id, PHARM, schedule=None) is OrderState.VERIFIED
+        await store.verify_vial(fill_id, TECH)
+    assert await store.verify_vial(fill_id, PHARM) is OrderState.VERIFIED
     with pytest.raises(WorkflowError, match="expected pickup or shipping"):
-        await store.release_order(order_id, PHARM, "pickup bin B4", schedule=None)
+        await store.release_vial(fill_id, PHARM, "pickup bin B4")
     with pytest.raises(WorkflowError, match="order 1 is for pickup"):
-        await store.release_order(order_id, PHARM, "shipping", carrier="UPS",
-                                  tracking="1Z999", schedule=None)
-    assert await store.release_order(order_id, PHARM, "pickup",
-                                     schedule=None) is OrderState.RELEASED
+        await store.release_vial(fill_id, PHARM, "shipping", carrier="UPS",
+                                  tracking="1Z999")
+    assert await store.release_vial(fill_id, PHARM, "pickup") is OrderState.RELEASED
     release = await store.release(order_id)
     assert release is not None and (release.destination, release.fill_id,
                                     release.who) == ("pickup", fill_id, "phil")
@@ -70,55 +76,55 @@ async def test_the_whole_way_from_filled_to_released(store: Store) -> None:
 
 async def test_who_labelled_never_verifies(store: Store) -> None:
     order_id, fill_id = await filled_order(store)
-    await store.label_scanned(order_id, fill_code(fill_id), BOTH, schedule=None)
+    await store.label_scanned(order_id, fill_code(fill_id), BOTH)
     with pytest.raises(WorkflowError, match="bo filled, counted or labelled this vial"):
-        await store.verify_order(order_id, BOTH, schedule=None)
+        await store.verify_vial(fill_id, BOTH)
     assert (await store.order(order_id)).state is OrderState.LABELED
 
 
 async def test_a_rejected_vial_is_filled_again_by_new_hands(store: Store) -> None:
     order_id, fill_id = await filled_order(store)
-    await store.label_scanned(order_id, fill_code(fill_id), BOTH, schedule=None)
+    await store.label_scanned(order_id, fill_code(fill_id), BOTH)
     (before,) = await store.bins()
-    with pytest.raises(WorkflowError, match="expected one of returned, wasted"):
-        await store.reject_order(order_id, PHARM, "cap", fill_again=True, tablets="kept",
-                                 schedule=None)
-    assert await store.reject_order(order_id, PHARM, "cap not child-resistant",
-                                     fill_again=True, tablets="returned",
-                                     schedule=None) is OrderState.QUEUED
+    with pytest.raises(WorkflowError, match="returned or wasted"):
+        await store.reject_vial(fill_id, PHARM, "cap", fill_again=True, tablets="kept")
+    assert await store.reject_vial(fill_id, PHARM, "cap not child-resistant",
+                                     fill_again=True, tablets="returned") is OrderState.QUEUED
     (bin_record,) = await store.bins()
     assert bin_record.on_hand == before.on_hand + 30  # the rejected vial's tablets are back
     (vial,) = await store.set_aside_vials()
     assert (vial.fill_id, vial.disposition, vial.disposed_by) == (fill_id, "returned", "phil")
     again = await store.start_fill(order_id, bin_record.id)
     await store.finish_fill(again.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
-    await store.label_scanned(order_id, fill_code(again.id), TECH, schedule=None)
+    await store.label_scanned(order_id, fill_code(again.id), TECH)
     # bo labelled the rejected vial, not this one: bo may verify this one.
-    assert await store.verify_order(order_id, BOTH, schedule=None) is OrderState.VERIFIED
+    assert await store.verify_vial(again.id, BOTH) is OrderState.VERIFIED
 
 
 async def test_schedule_two_is_released_only_after_a_witnessed_count(store: Store) -> None:
-    order_id, fill_id = await filled_order(store, 20)
-    await store.label_scanned(order_id, fill_code(fill_id), TECH, schedule="II")
-    await store.verify_order(order_id, PHARM, schedule="II")
+    order_id, fill_id = await filled_order(store, 20, OXYCODONE)
+    assert (await store.order(order_id)).schedule == "II"  # recorded at intake
+    await store.label_scanned(order_id, fill_code(fill_id), TECH)
+    await store.verify_vial(fill_id, PHARM)
     with pytest.raises(WorkflowError, match="second count witnessed"):
-        await store.release_order(order_id, PHARM, "pickup", schedule="II")
+        await store.release_vial(fill_id, PHARM, "pickup")
     with pytest.raises(WorkflowError, match=r"second count \(19\) disagrees"):
-        await store.witness_count(order_id, 19, PHARM, schedule="II")
+        await store.witness_count(fill_id, 19, PAM)
     with pytest.raises(WorkflowError, match="tess may not witness"):
-        await store.witness_count(order_id, 20, TECH, schedule="II")
-    await store.witness_count(order_id, 20, PHARM, schedule="II")
-    assert await store.release_order(order_id, PHARM, "pickup",
-                                     schedule="II") is OrderState.RELEASED
+        await store.witness_count(fill_id, 20, TECH)
+    with pytest.raises(WorkflowError, match="phil verified this vial and may not witness"):
+        await store.witness_count(fill_id, 20, PHARM)
+    await store.witness_count(fill_id, 20, PAM)
+    assert await store.release_vial(fill_id, PHARM, "pickup") is OrderState.RELEASED
 
 
 async def test_a_rejected_vial_wasted_stays_off_the_bin_and_the_order_is_cancelled(
         store: Store) -> None:
     order_id, fill_id = await filled_order(store)
-    await store.label_scanned(order_id, fill_code(fill_id), TECH, schedule=None)
+    await store.label_scanned(order_id, fill_code(fill_id), TECH)
     (before,) = await store.bins()
-    assert await store.reject_order(order_id, PHARM, "dropped on the floor", fill_again=False,
-                                     tablets="wasted", schedule=None) is OrderState.CANCELLED
+    assert await store.reject_vial(fill_id, PHARM, "dropped on the floor", fill_again=False,
+                                     tablets="wasted") is OrderState.CANCELLED
     (after,) = await store.bins()
     assert after.on_hand == before.on_hand
     assert sum(m.quantity for m in await store.movements(after.id)) == after.on_hand
@@ -142,33 +148,33 @@ async def test_a_hand_count_must_agree_with_its_weight_and_its_counter_never_ver
     order_id, bin_id = await exception_order(store)
     (before,) = await store.bins()
     with pytest.raises(WorkflowError, match="count again"):
-        await store.hand_fill(order_id, bin_id, 30, weighed(30, 29 * 155), TECH, schedule=None)
+        await store.hand_fill(order_id, bin_id, 30, weighed(30, 29 * 155), TECH)
     with pytest.raises(WorkflowError, match="the order asks for 30; 29 were counted"):
-        await store.hand_fill(order_id, bin_id, 29, weighed(29, 29 * 155), TECH, schedule=None)
+        await store.hand_fill(order_id, bin_id, 29, weighed(29, 29 * 155), TECH)
     with pytest.raises(WorkflowError, match="may not hand_count"):
         await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155),
-                              Person("al", frozenset({Role.ADMIN})), schedule=None)
+                              Person("al", frozenset({Role.ADMIN})))
     assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand
-    assert await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155 + 20), BOTH,
-                                 schedule=None) is OrderState.FILLED
+    assert await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155 + 20),
+                                 BOTH) is OrderState.FILLED
     assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand - 30
     hand = (await store.fills(order_id))[-1]
     assert (hand.counted_by, hand.counted, hand.outcome) == ("bo", 30, FillOutcome.FILLED)
-    await store.label_scanned(order_id, fill_code(hand.id), TECH, schedule=None)
+    await store.label_scanned(order_id, fill_code(hand.id), TECH)
     with pytest.raises(WorkflowError, match="bo filled, counted or labelled"):
-        await store.verify_order(order_id, BOTH, schedule=None)
-    assert await store.verify_order(order_id, PHARM, schedule=None) is OrderState.VERIFIED
+        await store.verify_vial(hand.id, BOTH)
+    assert await store.verify_vial(hand.id, PHARM) is OrderState.VERIFIED
 
 
 async def test_an_exception_is_retried_or_cancelled_with_a_reason(store: Store) -> None:
     order_id, _ = await exception_order(store)
-    assert await store.retry_order(order_id, TECH, schedule=None) is OrderState.QUEUED
+    assert await store.retry_order(order_id, TECH) is OrderState.QUEUED
     with pytest.raises(WorkflowError, match="cannot retry"):
-        await store.retry_order(order_id, TECH, schedule=None)
+        await store.retry_order(order_id, TECH)
     with pytest.raises(WorkflowError, match="needs a reason"):
-        await store.cancel_order(order_id, TECH, " ", schedule=None)
-    assert await store.cancel_order(order_id, TECH, "patient called: no longer wanted",
-                                    schedule=None) is OrderState.CANCELLED
+        await store.cancel_order(order_id, TECH, " ")
+    assert await store.cancel_order(order_id, TECH,
+                                    "patient called: no longer wanted") is OrderState.CANCELLED
     assert (await store.order(order_id)).reason == "patient called: no longer wanted"
 
 
@@ -200,9 +206,9 @@ async def test_a_vial_the_scale_could_not_confirm_is_recounted_not_filled_anew(
     order_id, robot_fill = await unconfirmed_vial(store, FillOutcome.WEIGHT_OFF)
     (before,) = await store.bins()  # the robot's 30 are off the record already
     with pytest.raises(WorkflowError, match="count the tablets in it"):
-        await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH, schedule=None)
+        await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH)
     assert await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH,
-                                 schedule=None, found=found) is OrderState.FILLED
+                                 found=found) is OrderState.FILLED
     (after,) = await store.bins()
     # The robot had physically taken `found`; the person topped up or put back the rest:
     # 30 in all left the bin, and its record says so.
@@ -218,15 +224,14 @@ async def test_a_vial_the_scale_could_not_confirm_is_recounted_not_filled_anew(
 async def test_no_recount_without_a_vial(store: Store) -> None:
     order_id, bin_id = await exception_order(store)
     with pytest.raises(WorkflowError, match="left no vial to recount"):
-        await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155), TECH,
-                              schedule=None, found=30)
+        await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155), TECH, found=30)
 
 
 async def test_an_unconfirmed_vial_left_behind_by_a_retry_waits_to_be_returned_or_wasted(
         store: Store) -> None:
     order_id, robot_fill = await unconfirmed_vial(store, FillOutcome.COUNT_BY_HAND)
     assert await store.set_aside_vials() == []
-    await store.retry_order(order_id, TECH, schedule=None)
+    await store.retry_order(order_id, TECH)
     (vial,) = await store.set_aside_vials(pending_only=True)
     assert (vial.fill_id, vial.count, vial.disposition) == (robot_fill, 30, None)
     (before,) = await store.bins()
@@ -236,7 +241,6 @@ async def test_an_unconfirmed_vial_left_behind_by_a_retry_waits_to_be_returned_o
     # aside is no longer the order's, so the count comes from the bin.
     await store.move_order(order_id, OrderState.EXCEPTION, reason="no robot free")
     with pytest.raises(WorkflowError, match="left no vial to recount"):
-        await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH,
-                              schedule=None, found=30)
-    await store.hand_fill(order_id, before.id, 30, weighed(30, 30 * 155), TECH, schedule=None)
+        await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH, found=30)
+    await store.hand_fill(order_id, before.id, 30, weighed(30, 30 * 155), TECH)
     assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand

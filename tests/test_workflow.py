@@ -56,10 +56,13 @@ def test_roles_are_needed_and_named() -> None:
 def test_a_rejection_needs_a_reason_and_starts_the_fill_over() -> None:
     d = advance(at_filled(), Step(Action.LABEL, TECH))
     with pytest.raises(WorkflowError, match="needs a reason"):
-        advance(d, Step(Action.REJECT, PHARM, reason=" "))
-    again = advance(d, Step(Action.REJECT, PHARM, reason="wrong cap"))
+        advance(d, Step(Action.REJECT, PHARM, reason=" ", tablets="wasted"))
+    with pytest.raises(WorkflowError, match="what became of the vial's tablets"):
+        advance(d, Step(Action.REJECT, PHARM, reason="wrong cap"))
+    again = advance(d, Step(Action.REJECT, PHARM, reason="wrong cap", tablets="returned"))
     assert again == Dossier(OrderState.QUEUED, None)
-    gone = advance(d, Step(Action.REJECT, PHARM, reason="patient cancelled", requeue=False))
+    gone = advance(d, Step(Action.REJECT, PHARM, reason="patient cancelled", requeue=False,
+                           tablets="wasted"))
     assert gone.state is OrderState.CANCELLED
 
 
@@ -68,13 +71,42 @@ def test_schedule_two_needs_a_witnessed_count_before_release() -> None:
     d = advance(d, Step(Action.VERIFY, PHARM))
     with pytest.raises(WorkflowError, match="schedule II drug needs its second count"):
         advance(d, Step(Action.RELEASE, PHARM))
+    with pytest.raises(WorkflowError, match="phil verified this vial and may not witness"):
+        advance(d, Step(Action.WITNESS, PHARM))
     d = advance(d, Step(Action.WITNESS, PHARM2))
     assert advance(d, Step(Action.RELEASE, PHARM)).state is OrderState.RELEASED
 
 
+def test_the_witness_never_verifies_either() -> None:
+    d = advance(at_filled("II"), Step(Action.LABEL, TECH))
+    d = advance(d, Step(Action.WITNESS, PHARM))
+    with pytest.raises(WorkflowError, match="phil witnessed this vial's count"):
+        advance(d, Step(Action.VERIFY, PHARM))
+    assert advance(d, Step(Action.VERIFY, PHARM2)).state is OrderState.VERIFIED
+
+
+@pytest.mark.parametrize("state", [OrderState.FILLED, OrderState.LABELED, OrderState.VERIFIED])
+def test_only_a_pharmacist_cancels_an_order_with_a_filled_vial_saying_where_it_went(
+        state: OrderState) -> None:
+    d = Dossier(state, "II", frozenset({"tess"}))
+    with pytest.raises(WorkflowError, match="tess may not cancel an order whose vial is"):
+        advance(d, Step(Action.CANCEL, TECH, reason="patient moved", tablets="returned"))
+    with pytest.raises(WorkflowError, match="what became of the vial's tablets"):
+        advance(d, Step(Action.CANCEL, PHARM, reason="patient moved"))
+    with pytest.raises(WorkflowError, match="bo filled, counted or labelled this vial"):
+        advance(Dossier(state, None, frozenset({"bo"})),
+                Step(Action.CANCEL, BOTH, reason="patient moved", tablets="wasted"))
+    done = advance(d, Step(Action.CANCEL, PHARM, reason="patient moved", tablets="returned"))
+    assert done.state is OrderState.CANCELLED
+    # Before any vial, a technician may still cancel (with a reason).
+    assert advance(Dossier(OrderState.EXCEPTION, None), Step(
+        Action.CANCEL, TECH, reason="patient moved")).state is OrderState.CANCELLED
+
+
 # Someone with both roles twice as often: the one who could break the separation of duties.
 STEPS = st.builds(Step, st.sampled_from(list(Action)), st.sampled_from([*PEOPLE, BOTH]),
-                  st.sampled_from([None, "", "wrong count"]), st.booleans())
+                  st.sampled_from([None, "", "wrong count"]), st.booleans(),
+                  st.sampled_from([None, "returned", "wasted", "kept"]))
 
 
 @settings(max_examples=1000)
@@ -85,11 +117,20 @@ def test_no_sequence_releases_without_fill_label_verify_by_the_right_people(
     dossier = Dossier(OrderState.EXCEPTION, schedule) if by_hand else at_filled(schedule)
     trail: list[tuple[Action, Person]] = []
     for step in steps:
+        before = dossier
         try:
             dossier = advance(dossier, step)
         except WorkflowError:
             continue
         trail.append((step.action, step.person))
+        if dossier.state is OrderState.CANCELLED and before.state in (
+                OrderState.FILLED, OrderState.LABELED, OrderState.VERIFIED):
+            # A filled vial left the workflow: only through a pharmacist who did not handle
+            # it, and with its tablets accounted for.
+            assert Role.PHARMACIST in step.person.roles
+            assert step.person.name not in before.handled_by
+            assert step.tablets in ("returned", "wasted")
+            break
         if dossier.state is OrderState.QUEUED:
             # Rejected or retried: a robot fills it again; a fresh dossier as it would give.
             dossier, trail = filled(Dossier(OrderState.DISPENSING, schedule)), []
@@ -103,9 +144,11 @@ def test_no_sequence_releases_without_fill_label_verify_by_the_right_people(
             labeller, verifier = trail[label][1], trail[verify][1]
             assert Role.TECHNICIAN in labeller.roles and Role.PHARMACIST in verifier.roles
             assert verifier.name != labeller.name and verifier.name not in counters
-            assert all(Role.PHARMACIST in p.roles for a, p in trail if a is Action.RELEASE)
+            releasers = [p for a, p in trail if a is Action.RELEASE]
+            assert all(Role.PHARMACIST in p.roles and p.name != labeller.name
+                       and p.name not in counters for p in releasers)
             if schedule == "II":
                 witnesses = [p for a, p in trail if a is Action.WITNESS]
-                assert witnesses and all(w.name != labeller.name and w.name not in counters
-                                         for w in witnesses)
+                assert witnesses and all(w.name not in (labeller.name, verifier.name)
+                                         and w.name not in counters for w in witnesses)
             break

@@ -42,15 +42,23 @@ TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
                                       OrderState.QUEUED}),
     OrderState.EXCEPTION: frozenset({OrderState.QUEUED, OrderState.CANCELLED,
                                      OrderState.FILLED}),
-    OrderState.FILLED: frozenset({OrderState.LABELED}),
+    OrderState.FILLED: frozenset({OrderState.LABELED, OrderState.CANCELLED}),
     OrderState.LABELED: frozenset({OrderState.VERIFIED, OrderState.QUEUED,
                                    OrderState.CANCELLED}),
-    OrderState.VERIFIED: frozenset({OrderState.RELEASED}),
+    OrderState.VERIFIED: frozenset({OrderState.RELEASED, OrderState.CANCELLED}),
     OrderState.RELEASED: frozenset(),
     OrderState.REJECTED: frozenset(),
     OrderState.CANCELLED: frozenset(),
 }
-"""Every state an order may move to from each state."""
+"""Every state an order may move to from each state (who may move it: ``workflow.py``)."""
+
+SUPERVISOR_MOVES: frozenset[tuple[OrderState | None, OrderState]] = frozenset({
+    (OrderState.RECEIVED, OrderState.QUEUED),
+    (OrderState.RECEIVED, OrderState.REJECTED),
+    (OrderState.QUEUED, OrderState.EXCEPTION),
+})
+"""The moves the supervisor makes by itself, outside a fill: an order taken or refused, and
+one no robot can fill. Every other move is a fill's (the robot's evidence) or a person's."""
 
 
 class TransitionError(ValueError):
@@ -120,6 +128,8 @@ class Order:
     fulfilment: Fulfilment = Fulfilment.PICKUP
     written: date | None = None
     """The date the prescriber wrote it."""
+    fill_number: int = 0
+    """0 for the prescription's original fill, n for its n-th refill."""
 
 
 def fill_problems(order: Order, formulary: Formulary) -> list[tuple[str, str]]:

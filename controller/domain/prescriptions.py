@@ -21,6 +21,8 @@ NPI_PREFIX = "80840"
 DEA_REGISTRANTS = frozenset("ABCDEFGHJKLMPRSTUX")
 """DEA registrant types (first letter) that may appear on a prescription's DEA number."""
 MAX_REFILLS_III_IV = 5
+MAX_REFILLS = 99
+"""What the intake takes for any drug (the prescriber's word, up to this)."""
 REFILL_WINDOW_DAYS = 183
 """Schedule III-IV refills: at most 5, within 6 months of the date written."""
 
@@ -156,6 +158,10 @@ def prescription_problems(order: Order, formulary: Formulary, today: date) -> li
                                     f"number"))
     if why := refill_problem(schedule, order.refills):
         problems.append(Problem(("refills",), why))
+    if not 0 <= order.fill_number <= order.refills:
+        problems.append(Problem(("fill_number",), (
+            f"fill {order.fill_number}: the prescription allows the original fill (0) and "
+            f"{order.refills} refill(s), so 0 to {order.refills}")))
     if order.written is not None:
         if order.written > today:
             problems.append(Problem(("written",), f"written {order.written}, in the future"))

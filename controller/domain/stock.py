@@ -7,6 +7,7 @@ Pure: the store applies what these functions decide.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -59,6 +60,12 @@ class RestockPolicy:
     expiring_days: int = 30
     """A bottle expiring within this many days is refused, and a loaded lot alarms."""
     mixing: LotMixing = LotMixing.FEFO
+
+
+def expired_lots(lots: Iterable[tuple[str, date]], today: date) -> list[tuple[str, date]]:
+    """The (lot, expiry) pairs past their expiry on ``today`` (a lot is good through its
+    expiry date)."""
+    return sorted({(lot, expiry) for lot, expiry in lots if expiry < today})
 
 
 def fefo(lots: tuple[Lot, ...]) -> tuple[Lot, ...]:

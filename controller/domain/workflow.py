@@ -1,10 +1,12 @@
 """Who may move a filled order on, and when: labels, verification, release (DESIGN.md).
 
 Pure. Order states and which may follow which are in ``orders.py``; this
-module adds the people: each step needs a role, and the pharmacist who
-verifies is never one who filled, labelled or hand-counted that order. A
-schedule II drug needs a second count, witnessed by a pharmacist, before
-release.
+module adds the people: each step needs a role, and only a pharmacist moves a
+filled vial on (verify, reject, release, cancel), never one who filled,
+counted or labelled that vial. A schedule II drug is counted by two different
+people: its second count is witnessed, before release, by a pharmacist who
+neither handled nor verified the vial. The facts come from the store's own
+records of the vial (a ``Dossier``), never from a caller.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class Action(StrEnum):
     RETRY = "retry"
     """Send an order in EXCEPTION to a robot again: EXCEPTION → QUEUED."""
     CANCEL = "cancel"
-    """Give an order up, with a reason, before anything is in its vial: → CANCELLED."""
+    """Give an order up, with a reason: → CANCELLED. Once it has a filled vial, only a
+    pharmacist may, saying what became of the vial's tablets."""
 
 
 _DISPENSERS = frozenset({Role.TECHNICIAN, Role.PHARMACIST})
@@ -68,12 +71,31 @@ ROLE_OF: dict[Action, frozenset[Role]] = {
 """The roles that may take each action (any one of them suffices)."""
 
 
+VIAL_STATES = frozenset({OrderState.FILLED, OrderState.LABELED, OrderState.VERIFIED})
+"""States in which an order has a filled vial waiting to go on."""
+DISPOSITIONS = ("returned", "wasted")
+"""What became of a vial's tablets that no patient gets: back to their bin, or destroyed."""
+UNRECORDED_SCHEDULE = "?"
+"""The schedule of an order taken before schedules were recorded at intake."""
+
+
+def needs_witness(schedule: str | None) -> bool:
+    """A schedule II drug's count is witnessed before release (and so is one whose schedule
+    was not recorded: the safe reading)."""
+    return schedule in ("II", UNRECORDED_SCHEDULE)
+
+
 class WorkflowError(ValueError):
     """A step the order's state, the person's roles or the separation of duties forbids."""
 
 
 class RoleError(WorkflowError):
     """The person does not hold a role the step needs."""
+
+
+class NotTheVial(WorkflowError):
+    """A label scanned for a vial that is no longer its order's (rejected, set aside,
+    superseded, cancelled): says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,37 +108,51 @@ class Step:
     """Why (a rejection needs one)."""
     requeue: bool = True
     """For a rejection: fill it again (QUEUED), or give it up (CANCELLED)."""
+    tablets: str | None = None
+    """For a rejection, or a cancellation with a filled vial: what became of its tablets
+    (``returned`` to their bin, or ``wasted``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Dossier:
-    """What the workflow knows of one order since its last fill."""
+    """What the workflow knows of one order and its vial, from the store's records."""
 
     state: OrderState
     schedule: str | None
-    """The drug's DEA schedule (II … V), or None."""
+    """The drug's DEA schedule (II … V) as recorded at intake, or None."""
     handled_by: frozenset[str] = frozenset()
-    """Who filled, hand-counted or labelled this vial: none of them may verify it."""
+    """Who hand-counted or labelled this vial: none of them moves it on."""
     verified_by: str | None = None
     witnessed_by: str | None = None
+
+
+_MOVES_A_VIAL_ON = frozenset({Action.VERIFY, Action.REJECT, Action.RELEASE})
 
 
 def advance(dossier: Dossier, step: Step) -> Dossier:
     """The order after ``step``, or WorkflowError saying why it may not happen."""
     person, action = step.person, step.action
-    needed = ROLE_OF[action]
-    if not needed & person.roles:
-        raise RoleError(f"{person.name} may not {action}: it needs the "
-                            f"{' or '.join(sorted(needed))} role ({person.name} holds "
-                            f"{', '.join(sorted(person.roles)) or 'none'})")
+    _check_role(person, action, ROLE_OF[action])
     if action is Action.WITNESS:
         return _witness(dossier, person)
-    if action is Action.VERIFY and person.name in dossier.handled_by:
+    with_vial = action is Action.CANCEL and dossier.state in VIAL_STATES
+    if with_vial:
+        # A filled vial leaves the workflow only through a pharmacist, as a rejection does.
+        _check_role(person, action, frozenset({Role.PHARMACIST}),
+                    why=f" an order whose vial is {dossier.state}")
+    if (action in _MOVES_A_VIAL_ON or with_vial) and person.name in dossier.handled_by:
         raise WorkflowError(f"{person.name} filled, counted or labelled this vial and may not "
-                            f"verify it: another pharmacist must")
+                            f"{action} it: another pharmacist must")
+    if action is Action.VERIFY and person.name == dossier.witnessed_by:
+        raise WorkflowError(f"{person.name} witnessed this vial's count and may not verify it:"
+                            f" two different people count a schedule II vial")
     if action in (Action.REJECT, Action.CANCEL) and not (step.reason or "").strip():
         raise WorkflowError(f"to {action} needs a reason")
-    if action is Action.RELEASE and dossier.schedule == "II" and dossier.witnessed_by is None:
+    if (action is Action.REJECT or with_vial) and step.tablets not in DISPOSITIONS:
+        raise WorkflowError(f"say what became of the vial's tablets: "
+                            f"{' or '.join(DISPOSITIONS)} (got {step.tablets!r})")
+    if (action is Action.RELEASE and needs_witness(dossier.schedule)
+            and dossier.witnessed_by is None):
         raise WorkflowError("a schedule II drug needs its second count witnessed by a "
                             "pharmacist before release")
     target = {
@@ -145,6 +181,13 @@ def advance(dossier: Dossier, step: Step) -> Dossier:
     return replace(dossier, state=target)
 
 
+def _check_role(person: Person, action: Action, needed: frozenset[Role], why: str = "") -> None:
+    if not needed & person.roles:
+        raise RoleError(f"{person.name} may not {action}{why}: it needs the "
+                        f"{' or '.join(sorted(needed))} role ({person.name} holds "
+                        f"{', '.join(sorted(person.roles)) or 'none'})")
+
+
 def filled(dossier: Dossier, by: Person | None = None) -> Dossier:
     """The order's vial was filled: by a robot (``by`` None), or by a person's hands."""
     try:
@@ -156,7 +199,7 @@ def filled(dossier: Dossier, by: Person | None = None) -> Dossier:
 
 
 def _witness(dossier: Dossier, person: Person) -> Dossier:
-    if dossier.schedule != "II":
+    if not needs_witness(dossier.schedule):
         raise WorkflowError("only a schedule II drug's count is witnessed")
     if dossier.state not in (OrderState.LABELED, OrderState.VERIFIED):
         # After the label: then everyone who handled the vial is known, and none of them
@@ -166,4 +209,10 @@ def _witness(dossier: Dossier, person: Person) -> Dossier:
     if person.name in dossier.handled_by:
         raise WorkflowError(f"{person.name} filled, counted or labelled this vial and may not "
                             f"witness its count")
+    if person.name == dossier.verified_by:
+        raise WorkflowError(f"{person.name} verified this vial and may not witness its count: "
+                            f"two different people count a schedule II vial")
+    if dossier.witnessed_by is not None:
+        raise WorkflowError(f"this vial's count was witnessed already, by "
+                            f"{dossier.witnessed_by}")
     return replace(dossier, witnessed_by=person.name)

@@ -1,7 +1,10 @@
-"""The store: orders, fills, bins and their lots, alarms and the outbox, behind one interface."""
+"""The store: orders, fills and vials, bins and their lots, alarms and the outbox, people and
+the audit trail, behind one interface."""
 
 from controller.store.alarm_records import AlarmEvent, Outgoing
 from controller.store.errors import StoreError
+from controller.store.orders import FillRefused, PrescriptionConflict
+from controller.store.records import FillRecord, FillResult, OrderRecord, SetAsideVial, fill_code
 from controller.store.stock import (
     SUPERVISOR,
     BinRecord,
@@ -9,14 +12,7 @@ from controller.store.stock import (
     Movement,
     RecalledVial,
 )
-from controller.store.store import (
-    FillRecord,
-    FillResult,
-    OrderRecord,
-    SetAsideVial,
-    Store,
-    sqlite_url,
-)
+from controller.store.store import Store, sqlite_url
 
 __all__ = [
     "SUPERVISOR",
@@ -24,13 +20,16 @@ __all__ = [
     "BinRecord",
     "BinSpec",
     "FillRecord",
+    "FillRefused",
     "FillResult",
     "Movement",
     "OrderRecord",
     "Outgoing",
+    "PrescriptionConflict",
     "RecalledVial",
     "SetAsideVial",
     "Store",
     "StoreError",
+    "fill_code",
     "sqlite_url",
 ]

@@ -81,7 +81,7 @@ class AlarmRecords:
                 await conn.execute(sa.delete(store_info).where(store_info.c.key == key))
                 if not in_service:
                     await conn.execute(sa.insert(store_info).values(key=key, value=now.isoformat()))
-            down = await _out_of_service(conn)
+            down = await robots_out_of_service(conn)
             current = await _alarms(conn)
             changes = decide(current, await bin_records(conn), down)
             if not changes and service is None:
@@ -97,7 +97,7 @@ class AlarmRecords:
     async def out_of_service(self: _Base) -> frozenset[str]:
         """Robots down for maintenance."""
         async with self._engine.connect() as conn:
-            return await _out_of_service(conn)
+            return await robots_out_of_service(conn)
 
     async def alarm_history(self: _Base, alarm_id: str | None = None) -> list[AlarmEvent]:
         """Every recorded state change (of one alarm, when given), oldest first."""
@@ -139,7 +139,8 @@ class AlarmRecords:
             await conn.execute(sa.delete(outbox).where(outbox.c.id == message_id))
 
 
-async def _out_of_service(conn: AsyncConnection) -> frozenset[str]:
+async def robots_out_of_service(conn: AsyncConnection) -> frozenset[str]:
+    """Robots down for maintenance, in a connection's view."""
     keys = (await conn.scalars(sa.select(store_info.c.key).where(
         store_info.c.key.startswith(OUT_OF_SERVICE)))).all()
     return frozenset(key.removeprefix(OUT_OF_SERVICE) for key in keys)

@@ -57,7 +57,12 @@ orders = sa.Table(
     sa.Column("priority", sa.String(10), nullable=False, server_default="routine"),
     sa.Column("fulfilment", sa.String(10), nullable=False, server_default="pickup"),
     sa.Column("written_on", sa.Date),
+    sa.Column("schedule", sa.String(3)),
+    sa.Column("fill_number", sa.Integer),
+    sa.UniqueConstraint("rx_number", "fill_number", name="uq_orders_prescription_fill"),
 )
+"""A prescription's fill: (rx_number, fill_number) is one order. ``schedule`` is the drug's
+DEA schedule as it was at intake (``?`` for orders taken before it was recorded)."""
 
 order_events = sa.Table(
     "order_events", metadata,
@@ -101,7 +106,12 @@ fills = sa.Table(
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("ended_at", UtcDateTime),
     sa.Column("counted_by", sa.String(80)),
+    sa.Column("labelled_by", sa.String(80)),
+    sa.Column("labelled_at", UtcDateTime),
+    sa.Column("verified_by", sa.String(80)),
+    sa.Column("verified_at", UtcDateTime),
 )
+"""Every attempt to fill an order; a complete one is a vial, with who handled it."""
 
 bin_movements = sa.Table(
     "bin_movements", metadata,
@@ -129,6 +139,7 @@ set_aside = sa.Table(
     sa.Column("disposition", sa.String(20)),
     sa.Column("disposed_by", sa.String(80)),
     sa.Column("disposed_at", UtcDateTime),
+    sa.Column("cause", sa.String(20)),
 )
 """A partial vial a failed fill left: tablets off their bin, until a technician says
 whether they went back to stock or were wasted."""

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from controller.clock import Clock
 from controller.domain.gs1 import BottleScan
 from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
+from controller.domain.workflow import DISPOSITIONS as DISPOSITIONS
 from controller.messages import Message, Topics
 from controller.store.audit_records import record
 from controller.store.errors import StoreError
@@ -26,8 +27,6 @@ from controller.store.schema import bin_movements, bins, fills, outbox
 
 SUPERVISOR = "supervisor"
 """Who the store records for what the supervisor did by itself."""
-DISPOSITIONS = ("returned", "wasted")
-"""What became of a vial's tablets that no patient gets: back to their bin, or destroyed."""
 
 
 @dataclass(frozen=True, slots=True)
