@@ -131,7 +131,7 @@ class AlarmDesk:
         move = rules.return_to_service if in_service else rules.remove_from_service
         return await self._store.change_alarms(
             lambda alarms, _bins, _down: move(alarms.values(), robot, who, now),
-            service=(robot, in_service))
+            service=(robot, in_service, who))
 
     async def _one(self, alarm_id: str, act: Callable[[Alarm], AlarmChange]) -> AlarmChange:
         def decide(alarms: Mapping[str, Alarm], _bins: list[BinRecord],

@@ -31,6 +31,7 @@ from controller.cli_stock import alarms_app, stock_app
 from controller.config import ConfigError, broker_address, load_config
 from controller.logs import Format, configure_logging
 from controller.store import Store, StoreError
+from controller.store.stock import BinDrugMismatch
 from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply, help_text
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
@@ -134,8 +135,12 @@ def run(
         raise typer.Exit(2) from None
     configure_logging(settings.config.logging.level, settings.config.logging.format)
     path = store or settings.resolve(settings.config.store.path)
-    asyncio.run(run_site(settings, path, mqtt, lambda line: print(line, flush=True),
-                         audit_key=key, port=port))
+    try:
+        asyncio.run(run_site(settings, path, mqtt, lambda line: print(line, flush=True),
+                             audit_key=key, port=port))
+    except BinDrugMismatch as exc:
+        typer.echo(f"error: refusing to start: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @config_app.command("check")

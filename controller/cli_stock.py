@@ -29,7 +29,7 @@ from controller.domain import alarms as rules
 from controller.domain.alarms import AlarmError, AlarmType, iso
 from controller.domain.gs1 import ScanError
 from controller.domain.stock import RestockRefused
-from controller.restocking import QuantityNeeded, restock_by_scan
+from controller.restocking import QuantityNeeded, load_by_scan, restock_by_scan
 from controller.store import BinRecord, Store, StoreError
 
 stock_app = typer.Typer(help="Bins: what they hold, restocking by scan, counts, recalls.",
@@ -110,6 +110,37 @@ def stock_restock(
         return (f"{robot}/{number}: +{done.quantity} of lot {bottle.lot} (expires "
                 f"{bottle.expiry:%Y-%m-%d}, serial {bottle.serial}); on hand {done.bin.on_hand}"
                 + (f"; alarms cleared: {', '.join(cleared)}" if cleared else ""))
+    with_store(config, store, work, announce=True, settings=settings)
+
+
+@stock_app.command("load")
+def stock_load(
+    bin_: BinArgument,
+    scan: Annotated[str, typer.Option(help="A bottle of the bin's new drug, as scanned.")],
+    who: WhoOption,
+    quantity: Annotated[int | None, typer.Option(
+        help="Tablets poured, for a partial bottle (default: a full bottle of the NDC).",
+        min=1)] = None,
+    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
+) -> None:
+    """Give an empty bin a drug (after `stock unload`): the scanned bottle's NDC, lot and
+    expiry. Then change the bin's ndc in the configuration to match."""
+    robot, number = _bin(bin_)
+    settings = settings_of(config)
+
+    async def work(db: Store) -> str:
+        try:
+            before = await db.bin(robot, number)
+            done = await load_by_scan(settings, db, robot, number, scan, who=who,
+                                      quantity=quantity)
+        except QuantityNeeded as exc:
+            raise fail(str(exc), 2) from None
+        except (ScanError, RestockRefused, StoreError) as exc:
+            raise fail(f"refused: {exc}") from None
+        bottle = done.bottle
+        return (f"{robot}/{number}: now NDC {done.bin.ndc} (was {before.ndc}), {done.quantity} "
+                f"of lot {bottle.lot} (expires {bottle.expiry:%Y-%m-%d}); set this bin's ndc to "
+                f"{done.bin.ndc} in {config}")
     with_store(config, store, work, announce=True, settings=settings)
 
 

@@ -44,6 +44,7 @@ from controller.restocking import restock_by_scan
 from controller.simulation import Simulator
 from controller.site import api_server, broker_link, label_printer, simulated_robots
 from controller.store import FillRecord, OrderRecord, Store, sqlite_url
+from controller.store.stock import BinDrugMismatch
 from controller.supervisor import Supervisor
 from drivers.label_printer.protocol import parse_fields
 from simulators.label_printer.server import PrinterSimulator
@@ -175,7 +176,7 @@ class DemoFloor:
         elif sim is not None and not isinstance(sim, CounterSimulator):
             sim.device.close_door()
             sim.device.take_vial()
-        await self.supervisor.clear(robot)
+        await self.supervisor.clear(robot, TECHNICIAN.name)
         store = self.supervisor.store
         for vial in await store.set_aside_vials(pending_only=True):
             # Tablets of a jam or an empty bin are whole: back to stock. A vial the capper
@@ -211,6 +212,9 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
                                  formulary=settings.formulary)
         try:
             return await _fill(settings, store, entries, console, path, mqtt, serve, port)
+        except BinDrugMismatch as exc:
+            console.print(f"[red]error:[/] refusing to start: {exc}")
+            return 2
         finally:
             await store.close()
 

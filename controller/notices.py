@@ -66,6 +66,16 @@ class FillEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderReturned:
+    """A robot handed a queued order back without filling it: the store refused the fill
+    there (an expired lot, the robot out of service). The supervisor routes it again."""
+
+    order_id: int
+    robot: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class OrderSettled:
     """An order reached a state that needs no robot: filled, exception or rejected."""
 
@@ -77,4 +87,4 @@ class OrderSettled:
 
 
 Notice = (RobotOnline | RobotOffline | RobotNeedsAttention | RobotCleared | FillStarted
-          | FillProgress | FillEnded | OrderSettled)
+          | FillProgress | FillEnded | OrderReturned | OrderSettled)

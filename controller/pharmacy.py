@@ -170,9 +170,7 @@ class Pharmacy:
         worker = self.supervisor.robots[robot]
         if worker.attention is None:
             raise WorkflowError(f"{robot} is not waiting for a person")
-        await self.store.audit(person.name, "robot cleared", f"robot:{robot}",
-                               {"was": worker.attention})
-        await self.supervisor.clear(robot)
+        await self.supervisor.clear(robot, person.name)
 
     # -- labels ----------------------------------------------------------------------
 

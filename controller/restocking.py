@@ -50,3 +50,23 @@ async def restock_by_scan(settings: Settings, store: Store, robot: str, number: 
                                  partial=quantity is not None)
     changes = await AlarmDesk(settings, store, clock).check_bins()
     return Restocked(record, bottle, count, changes)
+
+
+async def load_by_scan(settings: Settings, store: Store, robot: str, number: int, raw: str, *,
+                       who: str, quantity: int | None = None,
+                       clock: Clock | None = None) -> Restocked:
+    """Give an empty bin the drug of the scanned bottle (its NDC, lot and expiry), recorded and
+    audited; ScanError, RestockRefused or StoreError say why not. The configuration's ``ndc``
+    for the bin must then name the same drug, or the next start refuses."""
+    clock = clock or Clock()
+    bottle = parse_bottle(raw)
+    ndc = ndc_from_gtin(bottle, settings.formulary)
+    count = quantity or settings.formulary[ndc].package_quantity
+    if count is None:
+        raise QuantityNeeded(f"the formulary gives no package_quantity for NDC {ndc}: give "
+                             f"--quantity, the tablets poured")
+    record = await store.load_bin(robot, number, bottle, ndc, quantity=count, who=who,
+                                  policy=settings.config.stock.policy,
+                                  today=clock.now().date())
+    changes = await AlarmDesk(settings, store, clock).check_bins()
+    return Restocked(record, bottle, count, changes)

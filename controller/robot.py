@@ -30,12 +30,13 @@ from controller.notices import (
     FillEnded,
     FillStarted,
     Notice,
+    OrderReturned,
     RobotCleared,
     RobotNeedsAttention,
     RobotOffline,
     RobotOnline,
 )
-from controller.store import SUPERVISOR, FillRecord, FillResult, Store
+from controller.store import SUPERVISOR, FillRecord, FillRefused, FillResult, Store
 from drivers import errors
 from drivers.base import EventStream
 from drivers.tasks import cancelled
@@ -218,9 +219,7 @@ class RobotWorker(ABC, Generic[R]):
                         report = await self._job(fill)
                     except errors.UnknownJob:
                         events.close()
-                        log.info("fill resumed: robot never started it", robot=self.id,
-                                 fill=fill.id, job=fill.job)
-                        await self._fill(fill)
+                        await self._resume(fill)
                         continue
                     log.info("fill reconciled with robot", robot=self.id, fill=fill.id,
                              job=fill.job, report=str(report))
@@ -233,6 +232,21 @@ class RobotWorker(ABC, Generic[R]):
                 self.busy_s = 0.0
         await self._release_recorded_output()
         await self._check_state()
+
+    async def _resume(self, fill: FillRecord) -> None:
+        """Send a recorded fill the robot never started, if the store's checks still allow it
+        today; otherwise record it refused (nothing was counted) and hand its order back."""
+        try:
+            await self._store.check_resume(fill.id)
+        except FillRefused as exc:
+            log.warning("fill not resumed", robot=self.id, fill=fill.id, reason=str(exc))
+            ended, action = await self._record(fill, FillResult(
+                FillOutcome.REFUSED, 0, None, None, f"not resumed: {exc}"), Problem.NOT_ALLOWED)
+            self._notify(FillEnded(ended, action))
+            return
+        log.info("fill resumed: robot never started it", robot=self.id, fill=fill.id,
+                 job=fill.job)
+        await self._fill(fill)
 
     @abstractmethod
     async def _busy(self) -> bool:
@@ -314,6 +328,12 @@ class RobotWorker(ABC, Generic[R]):
                     # Cancelled while it waited on this queue: nothing was sent.
                     log.info("order no longer queued: skipped", robot=self.id,
                              order=item.order_id)
+                    continue
+                except FillRefused as exc:
+                    # Out of service, or the bin's lot expired since it was routed here.
+                    log.warning("fill refused here: order handed back", robot=self.id,
+                                order=item.order_id, reason=str(exc))
+                    self._notify(OrderReturned(item.order_id, self.id, str(exc)))
                     continue
                 log.info("fill started", robot=self.id, order=fill.order_id, fill=fill.id,
                          job=fill.job, bin=fill.bin, quantity=fill.quantity)

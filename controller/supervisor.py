@@ -32,6 +32,7 @@ from controller.notices import (
     FillEnded,
     FillStarted,
     Notice,
+    OrderReturned,
     OrderSettled,
     RobotCleared,
     RobotNeedsAttention,
@@ -348,6 +349,13 @@ class Supervisor:
         else:
             await self._route(order, only=fill.robot, failed=f"{fill.robot}: {fill.detail}")
 
+    async def _returned(self, notice: OrderReturned) -> None:
+        """A robot handed a queued order back (the store refused the fill there): route it
+        to another robot, or to exception with why."""
+        order = await self.store.order(notice.order_id)
+        await self._route(order, exclude=await self._failed_on(order.id) | {notice.robot},
+                          failed=f"{notice.robot}: {notice.reason}")
+
     async def _failed_on(self, order_id: int) -> frozenset[str]:
         """The robots that left a partial vial of this order."""
         return frozenset(f.robot for f in await self.store.fills(order_id)
@@ -364,9 +372,12 @@ class Supervisor:
             log.critical("supervisor task failed", task=task.get_name(),
                          error=repr(task.exception()))
 
-    async def clear(self, robot: str) -> None:
-        """A person fixed what stopped ``robot``."""
-        await self.robots[robot].clear()
+    async def clear(self, robot: str, who: str) -> None:
+        """``who`` fixed what stopped ``robot``: recorded (audited) before the robot is told."""
+        worker = self.robots[robot]
+        await self.store.audit(who, "robot cleared", f"robot:{robot}",
+                               {"was": worker.attention})
+        await worker.clear()
 
     async def wait_settled(self, order_ids: list[int]) -> list[OrderRecord]:
         """Wait until every order is filled, in exception, rejected or cancelled."""
@@ -397,6 +408,10 @@ class Supervisor:
                 # A screen or a publisher that fails must never stop a robot mid-fill.
                 log.exception("notice listener failed", listener=repr(listener),
                               notice=type(notice).__name__)
+        if isinstance(notice, OrderReturned):
+            self._reservations.pop(notice.order_id, None)
+            self._spawn(self._returned(notice), f"reroute-order-{notice.order_id}")
+            return
         if isinstance(notice, FillEnded):
             fill = notice.fill
             self._reservations.pop(fill.order_id, None)

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.domain.orders import FillOutcome, Order, OrderState, Patient, TransitionError
+from controller.domain.orders import FillOutcome, Order, OrderState, Patient
+from controller.domain.workflow import WorkflowError
 from controller.store import BinSpec, FillResult, Store, StoreError, sqlite_url
 from tests.helpers import open_store
 
@@ -79,7 +80,7 @@ async def test_a_fill_cannot_end_twice(store: Store) -> None:
 
 async def test_an_illegal_transition_changes_nothing(store: Store) -> None:
     order, _ = await store.receive_order(ORDER)
-    with pytest.raises(TransitionError):
+    with pytest.raises(WorkflowError, match="received cannot move to filled"):
         await store.move_order(order.id, OrderState.FILLED)
     assert (await store.order(order.id)).state is OrderState.RECEIVED
     assert len(await store.order_history(order.id)) == 1

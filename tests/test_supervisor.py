@@ -174,7 +174,7 @@ async def test_a_jam_reroutes_the_order_and_the_robot_waits_for_a_person(
         robot = sup.robots[jammed[0]]
         assert result.state is OrderState.FILLED and robot.attention is not None
         assert not robot.ready
-        await sup.clear(jammed[0])
+        await sup.clear(jammed[0], "tess")
         assert robot.ready
     jam, refill = await store.fills()
     assert (jam.outcome, jam.counted, jam.robot) == (FillOutcome.JAM, 5, jammed[0])

@@ -36,6 +36,8 @@ class Problem(StrEnum):
     REFUSED_NO_SUCH_BIN = "refused_no_such_bin"
     REFUSED_STOPPED = "refused_stopped"
     REFUSED_BAD_REQUEST = "refused_bad_request"
+    NOT_ALLOWED = "not_allowed"
+    """The store refused to resume the fill: an expired lot, the robot out of service."""
 
 
 class OrderAction(StrEnum):
@@ -97,6 +99,10 @@ RULES: dict[Problem, Rule] = {
     Problem.REFUSED_BAD_REQUEST: Rule(OrderAction.FAIL, False,
                                       "the robot refused the order's parameters: check the "
                                       "order"),
+    Problem.NOT_ALLOWED: Rule(OrderAction.REROUTE, False,
+                              "none at once: the bin's lot expired or the robot went out of "
+                              "service before the fill could resume; unload the lot or "
+                              "bring the robot back"),
 }
 """The one recovery table."""
 

@@ -4,13 +4,13 @@ the audit trail, behind one interface."""
 from controller.store.alarm_records import AlarmEvent, Outgoing
 from controller.store.errors import StoreError
 from controller.store.orders import FillRefused, PrescriptionConflict
+from controller.store.recall import RecalledVial
 from controller.store.records import FillRecord, FillResult, OrderRecord, SetAsideVial, fill_code
 from controller.store.stock import (
     SUPERVISOR,
     BinRecord,
     BinSpec,
     Movement,
-    RecalledVial,
 )
 from controller.store.store import Store, sqlite_url
 

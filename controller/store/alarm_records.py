@@ -67,20 +67,24 @@ class AlarmRecords:
         return [a for a in found.values() if not standing_only or a.state is not AlarmState.NORMAL]
 
     async def change_alarms(self: _Base, decide: Decide, *,
-                            service: tuple[str, bool] | None = None) -> list[AlarmChange]:
+                            service: tuple[str, bool, str] | None = None) -> list[AlarmChange]:
         """Decide and record alarm changes in one transaction, with their messages.
 
-        ``service`` = (robot, in service?) first takes a robot out of service or
-        brings it back.
+        ``service`` = (robot, in service?, who) first takes a robot out of service or
+        brings it back, audited.
         """
         now = self._clock.now()
         async with self._transaction() as conn:
             if service is not None:
-                robot, in_service = service
+                robot, in_service, who = service
                 key = OUT_OF_SERVICE + robot
+                was_down = robot in await robots_out_of_service(conn)
                 await conn.execute(sa.delete(store_info).where(store_info.c.key == key))
                 if not in_service:
                     await conn.execute(sa.insert(store_info).values(key=key, value=now.isoformat()))
+                await record(conn, now, who, "robot back in service" if in_service else
+                             "robot out of service", f"robot:{robot}",
+                             {"in_service": not was_down}, {"in_service": in_service})
             down = await robots_out_of_service(conn)
             current = await _alarms(conn)
             changes = decide(current, await bin_records(conn), down)

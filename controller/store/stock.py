@@ -22,11 +22,17 @@ from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock,
 from controller.domain.workflow import DISPOSITIONS as DISPOSITIONS
 from controller.messages import Message, Topics
 from controller.store.audit_records import record
+from controller.store.audit_records import record as record_change
 from controller.store.errors import StoreError
+from controller.store.recall import RecalledVial, recall_lot
 from controller.store.schema import bin_movements, bins, fills, outbox
 
 SUPERVISOR = "supervisor"
 """Who the store records for what the supervisor did by itself."""
+
+
+class BinDrugMismatch(StoreError):
+    """The configuration and the store disagree on what drug a bin holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +97,6 @@ class Movement:
     serial: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RecalledVial:
-    """A fill that drew tablets of a recalled lot, or may have (the lots were mixed)."""
-
-    fill_id: int
-    order_id: int
-    robot: str
-    bin: int
-    quantity: int
-    """Tablets of the lot, as first-expired-first-out counted them."""
-    at: datetime
-    mixed: bool
-    """The bin held other lots too: the vial may hold either."""
-
-
 class _Base(Protocol):
     _engine: AsyncEngine
     _clock: Clock
@@ -121,15 +112,21 @@ class StockRecords:
     async def ensure_bins(self: _Base, specs: Iterable[BinSpec], who: str = SUPERVISOR) -> None:
         """Create the bins that do not exist yet, loaded with their configured count.
 
-        A bin that exists keeps its recorded count: the store, not the
-        configuration file, knows what was dispensed since.
+        A bin that exists keeps its recorded count and lots: the store, not the
+        configuration file, knows what was dispensed since. A bin the configuration says
+        holds another drug than the store records is BinDrugMismatch (every such bin at
+        once), and nothing changes: a bin's drug changes only by an unload and a load.
         """
         now = self._clock.now()
         async with self._transaction() as conn:
+            mismatched = []
             for spec in specs:
-                exists = await conn.scalar(sa.select(bins.c.id).where(
+                held = await conn.scalar(sa.select(bins.c.ndc).where(
                     bins.c.robot == spec.robot, bins.c.bin == spec.bin))
-                if exists is not None:
+                if held is not None:
+                    if held != spec.ndc:
+                        mismatched.append(f"{spec.robot}/{spec.bin} holds NDC {held} in the "
+                                          f"store; the configuration says {spec.ndc}")
                     continue
                 result = await conn.execute(sa.insert(bins).values(
                     robot=spec.robot, bin=spec.bin, ndc=spec.ndc, lot=spec.lot,
@@ -138,6 +135,13 @@ class StockRecords:
                     bin_id=inserted_id(result), kind="load", quantity=spec.on_hand, who=who,
                     reason="loaded from configuration", at=now, lot=spec.lot,
                     expiry=spec.expiry))
+            if mismatched:
+                raise BinDrugMismatch(
+                    "the configuration names another drug than the store records for "
+                    + "; ".join(mismatched) + ". A bin's drug changes only on purpose: "
+                    "`rxfill stock unload ROBOT/BIN`, then `rxfill stock load ROBOT/BIN --scan "
+                    "...` with a bottle of the new drug, then the configuration's ndc; or put "
+                    "the configuration back")
 
     async def bins(self: _Base) -> list[BinRecord]:
         """Every bin with its lots and count on hand."""
@@ -193,11 +197,15 @@ class StockRecords:
                           reason: str) -> BinRecord:
         """Record that the bin truly holds ``count``: movements of the difference, by lot."""
         if count < 0:
-            raise ValueError(f"a bin cannot hold {count} tablets")
+            raise ValueError(f"a bin cannot hold {count} tablets; expected 0 or more")
         if not reason.strip():
             raise ValueError("a count correction needs a reason")
         async with self._transaction() as conn:
             record = await bin_by_id(conn, bin_id)
+            if count > record.capacity:
+                raise ValueError(f"{record.robot}/{record.bin} holds at most "
+                                 f"{record.capacity}; a count of {count} cannot be right: "
+                                 f"count again")
             difference = count - record.on_hand
             if difference < 0:
                 await take_from_bin(conn, record, -difference, kind="correction", who=who,
@@ -222,6 +230,34 @@ class StockRecords:
                         reason=reason, at=self._clock.now(), lot=lot.lot, expiry=lot.expiry))
             return await bin_by_id(conn, bin_id)
 
+    async def load_bin(self: _Base, robot: str, number: int, scan: BottleScan, ndc: str, *,
+                       quantity: int, who: str, policy: RestockPolicy,
+                       today: date) -> BinRecord:
+        """Give an empty bin a drug: the scanned bottle's NDC, lot and expiry (RestockRefused
+        or StoreError say why not). The bin must hold nothing and have no fill running."""
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            record = await _one_bin(conn, robot, number)
+            if record.on_hand:
+                raise StoreError(f"{robot}/{number} still holds {record.on_hand} of NDC "
+                                 f"{record.ndc}: unload it first (rxfill stock unload)")
+            running = await conn.scalar(sa.select(fills.c.id).where(
+                fills.c.bin_id == record.id, fills.c.state == "dispensing").limit(1))
+            if running is not None:
+                raise StoreError(f"{robot}/{number} has fill {running} running: wait for it")
+            check_restock(BinStock(robot, number, ndc, record.capacity, ()), scan, ndc,
+                          quantity, today=today, policy=policy)
+            await conn.execute(sa.update(bins).where(bins.c.id == record.id).values(
+                ndc=ndc, lot=scan.lot, expiry=scan.expiry))
+            await record_change(conn, now, who, "bin drug changed" if ndc != record.ndc
+                                else "bin loaded", f"bin:{robot}/{number}",
+                                {"ndc": record.ndc}, {"ndc": ndc, "lot": scan.lot})
+            await add_movement(conn, dict(
+                bin_id=record.id, kind="load", quantity=quantity, who=who,
+                reason=f"loaded with NDC {ndc} by scan", at=now, lot=scan.lot,
+                expiry=scan.expiry, serial=scan.serial))
+            return await _one_bin(conn, robot, number)
+
     async def movements(self: _Base, bin_id: int) -> list[Movement]:
         """Every movement of one bin, oldest first."""
         query = sa.select(bin_movements).where(bin_movements.c.bin_id == bin_id).order_by(
@@ -231,15 +267,9 @@ class StockRecords:
         return [Movement(**dict(row)) for row in rows]
 
     async def recall(self: _Base, lot: str) -> list[RecalledVial]:
-        """Every fill that drew tablets of ``lot``, or may have because its bin mixed lots."""
+        """Every vial that got tablets of ``lot``, or may have because its bin mixed lots."""
         async with self._engine.connect() as conn:
-            query = (sa.select(bin_movements.c.bin_id).where(bin_movements.c.lot == lot)
-                     .distinct())
-            bin_ids = list((await conn.scalars(query)).all())
-            found: list[RecalledVial] = []
-            for bin_id in bin_ids:
-                found.extend(await _recall_in_bin(conn, bin_id, lot))
-        return sorted(found, key=lambda v: v.fill_id)
+            return await recall_lot(conn, lot)
 
 
 async def take_from_bin(conn: AsyncConnection, record: BinRecord, count: int, *, kind: str,
@@ -343,27 +373,3 @@ async def bin_by_id(conn: AsyncConnection, bin_id: int) -> BinRecord:
     if not found:
         raise StoreError(f"no bin {bin_id}")
     return found[0]
-
-
-async def _recall_in_bin(conn: AsyncConnection, bin_id: int, lot: str) -> list[RecalledVial]:
-    """Walk a bin's movements in order, keeping each lot's count, and note every fill that
-    drew the lot or ran while it was in the bin beside another."""
-    where = sa.select(bins.c.robot, bins.c.bin).where(bins.c.id == bin_id)
-    robot, number = (await conn.execute(where)).one()
-    rows = (await conn.execute(sa.select(bin_movements, fills.c.order_id).select_from(
-        bin_movements.outerjoin(fills)).where(bin_movements.c.bin_id == bin_id).order_by(
-        bin_movements.c.id))).mappings().all()
-    counts: dict[str, int] = {}
-    found: dict[int, RecalledVial] = {}
-    for row in rows:
-        in_bin = {name for name, n in counts.items() if n > 0}
-        fill_id = row["fill_id"]
-        if row["kind"] == "fill" and fill_id is not None and lot in in_bin | {row["lot"]}:
-            drew = -row["quantity"] if row["lot"] == lot else 0
-            seen = found.get(fill_id)
-            found[fill_id] = RecalledVial(
-                fill_id=fill_id, order_id=row["order_id"], robot=robot, bin=number,
-                quantity=(seen.quantity if seen else 0) + drew, at=row["at"],
-                mixed=(seen.mixed if seen else False) or len(in_bin) > 1)
-        counts[row["lot"]] = counts.get(row["lot"], 0) + row["quantity"]
-    return list(found.values())
