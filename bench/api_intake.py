@@ -28,11 +28,12 @@ from controller.api_bodies import OrderIn
 from controller.cli_common import DEMO_CONFIG
 from controller.config import load_config
 from controller.domain.workflow import Role
+from controller.floor import bin_specs
 from controller.logs import configure_logging
 from controller.pharmacy import Pharmacy
 from controller.site import api_server, serve_app
 from controller.store import Store, sqlite_url
-from controller.supervisor import Supervisor, bin_specs
+from controller.supervisor import Supervisor
 
 ROUNDS = 5
 ORDERS = 100

@@ -16,7 +16,7 @@ from controller.clock import Clock
 from controller.domain.alarms import AlarmChange
 from controller.messages import Topics
 from controller.robot import RobotWorker
-from controller.store import Store
+from controller.store import Store, fill_code
 from drivers.errors import DriverError
 
 log = structlog.get_logger(__name__)
@@ -91,8 +91,11 @@ class AlarmWatch:
         if robot.online:
             with contextlib.suppress(DriverError, OSError):
                 self._vials[robot.id] = await robot.vials_left()
+        output = robot.output
         return RobotCondition(robot.id, robot.offline_since, robot.offline_reason,
-                              robot.attention, self._vials.get(robot.id))
+                              robot.attention, self._vials.get(robot.id),
+                              output.since if output else None,
+                              f"fill {fill_code(output.fill_id)}" if output else None)
 
     async def robot_states(self) -> None:
         """Put each robot's state in the outbox where it changed since last said."""

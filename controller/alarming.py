@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from controller.clock import Clock
 from controller.config import Settings
@@ -40,6 +40,10 @@ class RobotCondition:
     """Why it waits for a person, or None."""
     vials_left: Mapping[int, int] | None = None
     """A vial filler's hoppers (drams → vials), when known."""
+    output_since: datetime | None = None
+    """Since when a vial or tablets wait in its output for a person (None: empty)."""
+    output: str | None = None
+    """What waits there, in words without patient data (``fill F00000012``)."""
 
 
 class AlarmDesk:
@@ -86,7 +90,7 @@ class AlarmDesk:
         return decide
 
     def _robots_decide(self, now: datetime, robots: Iterable[RobotCondition]) -> Decide:
-        conditions = list(self._robot_conditions(robots))
+        conditions = list(self._robot_conditions(robots, now))
 
         def decide(alarms: Mapping[str, Alarm], _bins: list[BinRecord],
                    down: frozenset[str]) -> list[AlarmChange]:
@@ -160,9 +164,15 @@ class AlarmDesk:
                         on_hand=record.on_hand, par=record.par, lot=record.lot,
                         expiry=record.expiry)
 
-    def _robot_conditions(self, robots: Iterable[RobotCondition]) -> Iterable[Condition]:
+    def _robot_conditions(self, robots: Iterable[RobotCondition],
+                          now: datetime) -> Iterable[Condition]:
         hopper_low = self._settings.config.alarms.hopper_low_vials
+        waiting = timedelta(seconds=self._settings.config.alarms.output_waiting_s)
         for robot in robots:
+            if robot.output_since is not None and now - robot.output_since >= waiting:
+                minutes = int((now - robot.output_since).total_seconds() // 60)
+                yield Condition(rules.AlarmType.OUTPUT_WAITING, robot.robot, facts={
+                    "detail": f"{robot.output or 'a vial or tablets'}, for {minutes} min"})
             if robot.offline_since is not None:
                 yield Condition(rules.AlarmType.ROBOT_OFFLINE, robot.robot,
                                 facts={"detail": robot.offline_reason or "no answer"},

@@ -212,8 +212,16 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
 
     @app.post("/api/robots/{robot}/clear", tags=["technician"])
     async def clear_robot(robot: str, who: Who) -> dict[str, object]:
-        """A person fixed what stopped the robot (jam, open door, safe stop)."""
+        """A person fixed what stopped the robot (jam, open door, safe stop) and took what
+        its output held."""
         await pharmacy.clear_robot(robot, who)
+        return next(r for r in pharmacy.robots() if r["id"] == robot)
+
+    @app.post("/api/robots/{robot}/take", tags=["technician"])
+    async def take_output(robot: str, who: Who) -> dict[str, object]:
+        """A person took the vial or tablets waiting in the robot's output (a vial's label
+        scan does this by itself): the robot may start its next job."""
+        await pharmacy.take_output(robot, who)
         return next(r for r in pharmacy.robots() if r["id"] == robot)
 
     # -- labels ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from controller.cli_common import (
     settings_of,
     with_store,
 )
-from controller.cli_orders import orders_app, sign_in
+from controller.cli_orders import orders_app, robots_app, sign_in
 from controller.cli_people import users_app
 from controller.cli_stock import alarms_app, stock_app
 from controller.config import ConfigError, broker_address, load_config
@@ -48,6 +48,7 @@ app.add_typer(stock_app, name="stock")
 app.add_typer(alarms_app, name="alarms")
 app.add_typer(users_app, name="users")
 app.add_typer(orders_app, name="orders")
+app.add_typer(robots_app, name="robots")
 app.command("sign-in")(sign_in)
 audit_app = typer.Typer(help="The audit trail: verify its chain, export it.",
                         no_args_is_help=True)

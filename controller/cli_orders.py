@@ -20,6 +20,8 @@ from controller.cli_common import fail
 
 orders_app = typer.Typer(help="Prescriptions, through a running site's API (rxfill run).",
                          no_args_is_help=True)
+robots_app = typer.Typer(help="Robots, through a running site's API (rxfill run): their state, "
+                              "clearing them, taking their output.", no_args_is_help=True)
 
 DEFAULT_API = "http://127.0.0.1:8470"
 ApiOption = Annotated[str, typer.Option(envvar="RXFILL_API",
@@ -134,3 +136,31 @@ def cancel(order_id: Annotated[int, typer.Argument(help="The order's id.")],
     body = {"reason": reason, **({"tablets": tablets} if tablets else {})}
     order = _call(api, "POST", f"/api/orders/{order_id}/cancel", token, body)
     typer.echo(f"order {order['id']}: {order['state']}")
+
+
+@robots_app.command("list")
+def robots_list(token: TokenOption, api: ApiOption = DEFAULT_API) -> None:
+    """Each robot: its state, what it waits for a person to fix, what waits in its output."""
+    for robot in _call(api, "GET", "/api/robots", token):
+        output = robot["output"]
+        waiting = (f"  output: {output['label']} (order {output['order']}) since "
+                   f"{output['since']}" if output else "")
+        attention = f"  needs a person: {robot['attention']}" if robot["attention"] else ""
+        typer.echo(f"{robot['id']:<8} {robot['kind']:<15} {robot['state']:<15}"
+                   f"{attention}{waiting}")
+
+
+@robots_app.command("clear")
+def robots_clear(robot: Annotated[str, typer.Argument(help="The robot's id.")],
+                 token: TokenOption, api: ApiOption = DEFAULT_API) -> None:
+    """You fixed what stopped the robot (jam, door, safe stop) and took what its output held."""
+    done = _call(api, "POST", f"/api/robots/{robot}/clear", token)
+    typer.echo(f"{done['id']}: {done['state']}")
+
+
+@robots_app.command("take")
+def robots_take(robot: Annotated[str, typer.Argument(help="The robot's id.")],
+                token: TokenOption, api: ApiOption = DEFAULT_API) -> None:
+    """You took the vial or tablets waiting in the robot's output: it may start its next job."""
+    done = _call(api, "POST", f"/api/robots/{robot}/take", token)
+    typer.echo(f"{done['id']}: output taken; {done['state']}")

@@ -221,6 +221,8 @@ class AlarmSettings(Model):
         "a bin_low clears only above par plus this share of par"))
     hopper_low_vials: int = Field(default=10, ge=0, description=(
         "a vial filler's hopper with this many vials or fewer raises vial_hopper_low"))
+    output_waiting_s: float = Field(default=120.0, gt=0, le=86_400, description=(
+        "a vial or tablets waiting this long in a robot's output raise output_waiting"))
 
 
 class MqttSettings(Model):

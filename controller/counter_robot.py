@@ -1,7 +1,8 @@
 """One tablet counter as the supervisor drives it: its link, its queue and its fills.
 
 Every fill is recorded before the robot is told to count, and its outcome is
-recorded before its tablets leave the chute. After a lost link or a restart,
+recorded before its tablets leave the chute, which they do only when a person
+takes them (the robot then hears ``DN``). After a lost link or a restart,
 the fills still open in the store are reconciled with the robot (``JB``)
 before anything new is sent, so no vial is counted twice.
 """
@@ -15,7 +16,8 @@ import structlog
 from controller.domain.fills import judge_fill
 from controller.domain.orders import FillOutcome
 from controller.notices import FillEnded, FillProgress
-from controller.robot import PROBLEM_OF_OUTCOME, RobotWorker
+from controller.outcomes import PROBLEM_OF_OUTCOME
+from controller.robot import Output, RobotWorker
 from controller.store import FillRecord, FillResult
 from drivers.base import (
     CounterEvent,
@@ -84,12 +86,19 @@ class CounterRobot(RobotWorker[JobReport]):
     def _over(self, report: JobReport) -> bool:
         return report.finished
 
-    async def _release_recorded_output(self) -> None:
+    async def _find_output(self) -> None:
+        """The chute holds a recorded job's tablets: they wait for a person, as before the
+        link dropped (or the supervisor restarted)."""
         status = await self.driver.status()
         if status.job is not None and status.state is not CountState.COUNTING:
             done = await self._store.fill_by_job(status.job)
-            if done is not None and done.state == "ended":
-                await self.driver.take(status.job)  # recorded, but its DN was lost
+            if done is not None and done.state == "ended" and status.count:
+                self._hold_output(done, complete=done.outcome is FillOutcome.FILLED)
+            elif done is not None and done.state == "ended":
+                await self.driver.take(status.job)  # an empty chute: nothing for a person
+
+    async def _empty_output(self, output: Output) -> None:
+        await self.driver.take(output.job)
 
     async def _clear_device(self) -> None:
         await self.driver.clear()
@@ -139,7 +148,12 @@ class CounterRobot(RobotWorker[JobReport]):
             PROBLEM_OF_OUTCOME.get(outcome))
         try:
             await self._correct_if_empty(fill, outcome)
-            await self.driver.take(fill.job)
+            if report.count:
+                # The tablets wait in the chute until a person takes them (their label scan,
+                # or "taken"): only then is the robot told DN and may count again.
+                self._hold_output(ended, complete=outcome is FillOutcome.FILLED)
+            else:
+                await self.driver.take(fill.job)  # nothing fell into the chute
             await self._check_state()
         finally:
             # The outcome is recorded: announce it even when the link drops from here on.

@@ -34,6 +34,7 @@ from controller.notices import (
     FillStarted,
     Notice,
     OrderSettled,
+    OutputWaiting,
     RobotCleared,
     RobotNeedsAttention,
     RobotOffline,
@@ -41,6 +42,7 @@ from controller.notices import (
 )
 from controller.pharmacy import OrderInvalid, Pharmacy
 from controller.restocking import restock_by_scan
+from controller.robot import OutputError
 from controller.simulation import Simulator
 from controller.site import api_server, broker_link, label_printer, simulated_robots
 from controller.store import FillRecord, OrderRecord, Store, sqlite_url
@@ -59,10 +61,11 @@ PHARMACIST = Person("phil", frozenset({Role.PHARMACIST}))
 class DemoFloor:
     """What happens on the pharmacy floor during the demo: faults injected, people acting."""
 
-    def __init__(self, console: Console, supervisor: Supervisor,
+    def __init__(self, console: Console, pharmacy: Pharmacy,
                  simulators: dict[str, Simulator]) -> None:
         self.console = console
-        self.supervisor = supervisor
+        self.pharmacy = pharmacy
+        self.supervisor = pharmacy.supervisor
         self.simulators = simulators
         self.entries: dict[int, OrderEntry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -90,6 +93,8 @@ class DemoFloor:
             self._start(self._technician(notice.robot))
         elif isinstance(notice, RobotCleared):
             self.console.print(f"  technician cleared {notice.robot}; it takes work again")
+        elif isinstance(notice, OutputWaiting):
+            self._start(self._take_output(notice))
         elif isinstance(notice, RobotOffline | RobotOnline):
             self.console.print(f"  {notice}")
 
@@ -162,6 +167,28 @@ class DemoFloor:
             faults.miscount = entry.simulate.miscount
         if entry.simulate.cap_fault and not isinstance(sim, CounterSimulator):
             sim.device.faults.cap_fault = True
+
+    async def _take_output(self, notice: OutputWaiting) -> None:
+        """The technician takes what waits in the robot's output: a filled vial is labelled
+        there (its label printed as it was filled) and its label scanned, which empties the
+        output; anything else (a vial to count by hand, tablets of a stopped count) is taken
+        to the bench."""
+        await asyncio.sleep(TECHNICIAN_PAUSE_S)
+        store = self.supervisor.store
+        fill = await store.fill(notice.fill_id)
+        try:
+            if fill is not None and fill.outcome == FillOutcome.FILLED:
+                await self.pharmacy.idle()  # its label, printed as the vial was filled
+                if any(x.outcome == "printed" for x in await store.labels_for(fill.id)):
+                    await self.pharmacy.scan_label(fill.order_id, fill.code, TECHNICIAN)
+                    self.console.print(f"  technician: took {notice.robot}'s vial, scanned "
+                                       f"label {fill.code} onto it")
+                    return
+            await self.supervisor.take_output(notice.robot, TECHNICIAN.name)
+        except OutputError:
+            return  # taken already (the robot was cleared meanwhile)
+        self.console.print(f"  technician: took fill {notice.fill_id}'s tablets from "
+                           f"{notice.robot}'s output")
 
     async def finish(self) -> None:
         """Wait for the technician to finish what they started (a robot still being cleared)."""
@@ -238,7 +265,7 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
         supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()},
                                 mqtt=link)
         pharmacy = Pharmacy(settings, store, supervisor, printer=printer)
-        floor = DemoFloor(console, supervisor, sims)
+        floor = DemoFloor(console, pharmacy, sims)
         supervisor.subscribe(floor.on_notice)
         async with contextlib.AsyncExitStack() as stack:
             board = None
@@ -313,7 +340,8 @@ async def _verify_and_release(pharmacy: Pharmacy, printer: PrinterSimulator,
         vial = await pharmacy.vial_for_label(code)
         order_id = (await pharmacy.store.vial(vial))[1].id
         try:
-            await pharmacy.scan_label(order_id, code, TECHNICIAN)
+            if (await pharmacy.store.order(order_id)).state is OrderState.FILLED:
+                await pharmacy.scan_label(order_id, code, TECHNICIAN)
             evidence = await pharmacy.evidence(vial, PHARMACIST)
             await pharmacy.verify(vial, PHARMACIST)
             released = await pharmacy.release(vial, PHARMACIST, "pickup", None, None)

@@ -17,7 +17,8 @@ from controller.domain.fills import judge_fill
 from controller.domain.orders import FillOutcome
 from controller.domain.vials import cap_for, vial_for
 from controller.notices import FillEnded, FillProgress
-from controller.robot import PROBLEM_OF_OUTCOME, RobotWorker
+from controller.outcomes import PROBLEM_OF_OUTCOME
+from controller.robot import Output, RobotWorker
 from controller.store import FillRecord, FillResult
 from drivers.base import (
     CapType,
@@ -101,7 +102,10 @@ class FillerRobot(RobotWorker[VialReport]):
         if status.state in (FillerState.FAULT, FillerState.SAFE):
             await self.driver.reset_fault()
         if status.vial_in_bay:
-            await self.driver.output_taken()
+            await self.driver.output_taken()  # the person who cleared it took the vial
+
+    async def _empty_output(self, output: Output) -> None:
+        await self.driver.output_taken()
 
     # -- a fill --------------------------------------------------------------
 
@@ -179,13 +183,10 @@ class FillerRobot(RobotWorker[VialReport]):
             PROBLEM_OF_OUTCOME.get(outcome))
         try:
             await self._correct_if_empty(fill, outcome)
-            if report.end is VialEnd.DONE:
-                status = await self.driver.status()
-                if status.vial_in_bay:
-                    # The order's vial goes on to labelling (or a hand count); issue 5 makes
-                    # this the technician's scan of it at the bay. A partial vial (an abort)
-                    # stays in the bay until a person takes it and clears the robot.
-                    await self.driver.output_taken()
+            if (await self.driver.status()).vial_in_bay and not report.stopped:
+                # The vial waits in the bay until a person takes it (its label scan, or
+                # "taken"): only then is the robot told OUTPUT_TAKEN and may fill again.
+                self._hold_output(ended, complete=outcome is FillOutcome.FILLED)
             await self._check_state()
         finally:
             self._notify(FillEnded(ended, action))
@@ -198,12 +199,14 @@ class FillerRobot(RobotWorker[VialReport]):
     def _over(self, report: VialReport) -> bool:
         return report.finished or report.stopped
 
-    async def _release_recorded_output(self) -> None:
+    async def _find_output(self) -> None:
+        """The bay holds a recorded job's vial: it waits for a person, as before the link
+        dropped (or the supervisor restarted)."""
         status = await self.driver.status()
         if status.vial_in_bay and status.state is FillerState.DONE and status.last_job:
             done = await self._store.fill_by_job(str(status.last_job))
             if done is not None and done.state == "ended":
-                await self.driver.output_taken()  # recorded, but OUTPUT_TAKEN was lost
+                self._hold_output(done, complete=done.outcome is FillOutcome.FILLED)
 
     async def vials_left(self) -> dict[int, int] | None:
         """Vials left per size (drams), read from the robot."""
@@ -217,5 +220,6 @@ class FillerRobot(RobotWorker[VialReport]):
         status = await self.driver.status()
         if status.state in _NEEDS_PERSON:
             self._needs_person(_NEEDS_PERSON[status.state])
-        elif status.vial_in_bay and status.state is FillerState.DONE:
-            self._needs_person("a vial waits in the output bay: take it")
+        elif status.vial_in_bay and status.state is FillerState.DONE and self.output is None:
+            self._needs_person("a vial no fill of this store left waits in the output bay: "
+                               "take it")

@@ -42,6 +42,25 @@ class RobotCleared:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputWaiting:
+    """A robot holds a fill's vial or tablets in its output until a person takes them; it
+    takes no new job meanwhile."""
+
+    robot: str
+    fill_id: int
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTaken:
+    """A person took the robot's output; the robot was told (DN, OUTPUT_TAKEN)."""
+
+    robot: str
+    fill_id: int
+    who: str
+
+
+@dataclass(frozen=True, slots=True)
 class FillStarted:
     """A fill is recorded and about to be sent to its robot."""
 
@@ -86,5 +105,5 @@ class OrderSettled:
     """The fill that settled it, or None when no robot was involved."""
 
 
-Notice = (RobotOnline | RobotOffline | RobotNeedsAttention | RobotCleared | FillStarted
-          | FillProgress | FillEnded | OrderReturned | OrderSettled)
+Notice = (RobotOnline | RobotOffline | RobotNeedsAttention | RobotCleared | OutputWaiting
+          | OutputTaken | FillStarted | FillProgress | FillEnded | OrderReturned | OrderSettled)

@@ -21,7 +21,8 @@ from controller.domain.weight import check_weight
 from controller.domain.workflow import Person, Role, RoleError, WorkflowError
 from controller.labels import render_zpl
 from controller.notices import Notice, OrderSettled
-from controller.store import FillRecord, OrderRecord, Store, StoreError
+from controller.robot import OutputError
+from controller.store import FillRecord, OrderRecord, Store, StoreError, fill_code
 from controller.store.stock import SUPERVISOR
 from controller.store.verification import LabelRecord, parse_fill_code
 from controller.supervisor import Supervisor
@@ -150,16 +151,38 @@ class Pharmacy:
                                  scale_noise_mg=HAND_SCALE_NOISE_MG)
         except ValueError as exc:
             raise WorkflowError(str(exc)) from None
+        recounted = (await self.store.fills(order_id))[-1].id if found is not None else None
         await self.store.hand_fill(order_id, bin_id, count, check, person, found=found)
+        if recounted is not None and (robot := self.supervisor.holding(recounted)):
+            # The person has the robot's vial in hand: its output is empty again.
+            await self.supervisor.take_output(robot, person.name, fill_id=recounted,
+                                              via="recounted by hand")
         settled = await self.store.order(order_id)
         await self.print_label(order_id, who=SUPERVISOR)
         return settled
 
     def robots(self) -> list[dict[str, object]]:
-        """Each robot: its state, and what it waits for a person to fix, if anything."""
+        """Each robot: its state, what it waits for a person to fix, and what waits in its
+        output for a person to take."""
         return [{"id": r.id, "kind": r.config.kind, "state": r.state, "online": r.online,
-                 "attention": r.attention, "job": r.job}
+                 "attention": r.attention, "job": r.job,
+                 "output": None if r.output is None else {
+                     "fill": r.output.fill_id, "label": fill_code(r.output.fill_id),
+                     "order": r.output.order_id, "complete": r.output.complete,
+                     "since": r.output.since.isoformat()}}
                 for r in self.supervisor.robots.values()]
+
+    async def take_output(self, robot: str, person: Person) -> None:
+        """A person took what ``robot``'s output held (a vial, or a chute's tablets): the
+        robot may start its next job."""
+        _require(person, {Role.TECHNICIAN, Role.MAINTENANCE}, "take a robot's output")
+        if robot not in self.supervisor.robots:
+            raise NotFound(f"no robot {robot!r}; expected one of "
+                           f"{', '.join(self.supervisor.robots)}")
+        try:
+            await self.supervisor.take_output(robot, person.name)
+        except OutputError as exc:
+            raise WorkflowError(str(exc)) from None
 
     async def clear_robot(self, robot: str, person: Person) -> None:
         """A person fixed what stopped ``robot`` (jam, door, safe stop): it works again."""
@@ -244,9 +267,14 @@ class Pharmacy:
     # -- the label station and the pharmacist ----------------------------------------------
 
     async def scan_label(self, order_id: int, scanned: str, person: Person) -> OrderRecord:
-        """The technician scanned the printed label at the vial: LABELED if it is its label."""
+        """The technician scanned the printed label at the vial: LABELED if it is its label.
+        A vial still in its robot's output is then out of it: the robot is told so."""
         await self.order(order_id)
         await self.store.label_scanned(order_id, scanned, person)
+        fill_id = parse_fill_code(scanned)
+        if robot := self.supervisor.holding(fill_id):
+            await self.supervisor.take_output(robot, person.name, fill_id=fill_id,
+                                              via="label scanned at the robot")
         return await self.store.order(order_id)
 
     async def vial_for_label(self, scanned: str) -> int:

@@ -31,11 +31,14 @@ from controller.notices import (
     FillStarted,
     Notice,
     OrderReturned,
+    OutputTaken,
+    OutputWaiting,
     RobotCleared,
     RobotNeedsAttention,
     RobotOffline,
     RobotOnline,
 )
+from controller.outcomes import problem_of_refusal
 from controller.store import SUPERVISOR, FillRecord, FillRefused, FillResult, Store
 from drivers import errors
 from drivers.base import EventStream
@@ -43,43 +46,26 @@ from drivers.tasks import cancelled
 
 log = structlog.get_logger(__name__)
 
+class OutputError(ValueError):
+    """A person's "taken" that does not match what the robot's output holds."""
+
+
 BUSY_POLL_S = 0.2
 """How often to look whether a robot that refused as busy has finished."""
 
-PROBLEM_OF_OUTCOME: dict[FillOutcome, Problem] = {
-    FillOutcome.JAM: Problem.JAM,
-    FillOutcome.RAN_EMPTY: Problem.RAN_EMPTY,
-    FillOutcome.NO_VIAL: Problem.NO_VIAL,
-    FillOutcome.DOOR_OPENED: Problem.DOOR_OPENED,
-    FillOutcome.CAP_FAULT: Problem.CAP_FAULT,
-    FillOutcome.SCALE_FAULT: Problem.SCALE_FAULT,
-    FillOutcome.SAFE: Problem.SAFE,
-    FillOutcome.ABORTED: Problem.ABORTED,
-    FillOutcome.WEIGHT_OFF: Problem.WEIGHT_OFF,
-    FillOutcome.COUNT_BY_HAND: Problem.COUNT_BY_HAND,
-}
-
-
-def problem_of_refusal(error: errors.DeviceError) -> Problem:
-    """The recovery table's name for a robot's refusal to start a fill."""
-    match error:
-        case errors.Busy():
-            return Problem.REFUSED_BUSY
-        case errors.OutputOccupied():
-            return Problem.REFUSED_OUTPUT_OCCUPIED
-        case errors.DoorOpen():
-            return Problem.REFUSED_DOOR_OPEN
-        case errors.NotCalibrated():
-            return Problem.REFUSED_NOT_CALIBRATED
-        case errors.NoSuchChannel():
-            return Problem.REFUSED_NO_SUCH_BIN
-        case errors.JammedOrEmpty():
-            return Problem.REFUSED_STOPPED
-        case _:
-            return Problem.REFUSED_BAD_REQUEST
-
-
 R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What waits in a robot's output (a filler's bay, a counter's chute) for a person."""
+
+    fill_id: int
+    order_id: int
+    job: str
+    since: datetime
+    complete: bool
+    """The order's filled vial (it goes on to its label), not a partial or unconfirmed one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +101,25 @@ class RobotWorker(ABC, Generic[R]):
         self.offline_reason: str | None = None
         self.job: str | None = None
         """The job the robot is working on, as far as the supervisor knows."""
+        self.output: Output | None = None
+        """What waits in the robot's output for a person (the robot takes no job meanwhile)."""
         self._queued_s = 0.0
         self._store = store
         self._formulary = formulary
         self._notify = notify
         self._clock = clock
         self._backoff = backoff
-        self._cleared = asyncio.Event()
+        self._person = asyncio.Event()
+        """Set when a person cleared the robot or took its output."""
+        self._link_failed: BaseException | None = None
+        """A link error a person's request met while the worker waited for them."""
 
     # -- what routing sees ----------------------------------------------------
 
     @property
     def ready(self) -> bool:
-        """Connected and not waiting for a person."""
-        return self.online and self.attention is None
+        """Connected, and waiting for no person (a fault to clear, an output to take)."""
+        return self.online and self.attention is None and self.output is None
 
     @property
     def backlog_s(self) -> float:
@@ -177,6 +168,10 @@ class RobotWorker(ABC, Generic[R]):
         """Tell the robot a person fixed what stopped it."""
 
     @abstractmethod
+    async def _empty_output(self, output: Output) -> None:
+        """Tell the robot a person took its output (DN, OUTPUT_TAKEN)."""
+
+    @abstractmethod
     async def _fill(self, fill: FillRecord) -> None:
         """Carry out one recorded fill on the robot and record how it ended."""
 
@@ -197,8 +192,8 @@ class RobotWorker(ABC, Generic[R]):
         """Judge and record a job that is over, then release what the robot holds."""
 
     @abstractmethod
-    async def _release_recorded_output(self) -> None:
-        """Release output whose outcome is recorded but whose release was lost with the link."""
+    async def _find_output(self) -> None:
+        """After a reconnect or a restart: what the robot's output holds now, for a person."""
 
     @abstractmethod
     async def _check_state(self) -> None:
@@ -230,7 +225,7 @@ class RobotWorker(ABC, Generic[R]):
                 await self._settle(fill, report)
             finally:
                 self.busy_s = 0.0
-        await self._release_recorded_output()
+        await self._find_output()
         await self._check_state()
 
     async def _resume(self, fill: FillRecord) -> None:
@@ -259,19 +254,57 @@ class RobotWorker(ABC, Generic[R]):
             return "offline"
         if self.attention is not None:
             return "stopped"
-        return "working" if self.job is not None or self.busy_s else "idle"
+        if self.job is not None or self.busy_s:
+            return "working"
+        return "output_waiting" if self.output is not None else "idle"
 
     async def vials_left(self) -> dict[int, int] | None:
         """Vials left in each hopper (vial fillers), or None where the robot has none."""
         return None
 
     async def clear(self) -> None:
-        """A person fixed what stopped the robot: tell it and take work again."""
+        """A person fixed what stopped the robot, and took what its output held: tell it and
+        take work again."""
         await self._clear_device()
         self.attention = None
-        self._cleared.set()
+        if self.output is not None:
+            await self.take_output(self.output.fill_id, "the person who cleared it")
+        self._person.set()
         log.info("robot cleared", robot=self.id)
         self._notify(RobotCleared(self.id))
+
+    async def take_output(self, fill_id: int, who: str) -> Output:
+        """A person took fill ``fill_id``'s vial or tablets from the output: tell the robot,
+        which may then start its next job. OutputError when that is not what it holds."""
+        output = self.output
+        if output is None:
+            raise OutputError(f"{self.id}'s output holds nothing recorded: nothing to take")
+        if output.fill_id != fill_id:
+            raise OutputError(f"{self.id}'s output holds fill {output.fill_id} "
+                              f"(order {output.order_id}), not fill {fill_id}")
+        try:
+            await self._empty_output(output)
+        except errors.DeviceError:
+            raise
+        except (errors.DriverError, OSError) as exc:
+            # The link is gone: the worker, waiting for this very person, reconnects now (and
+            # finds the output still held); the person takes it again once it answers.
+            self._link_failed = exc
+            self._person.set()
+            raise
+        self.output = None
+        self._person.set()
+        log.info("output taken", robot=self.id, fill=fill_id)
+        self._notify(OutputTaken(self.id, fill_id, who))
+        return output
+
+    def _hold_output(self, fill: FillRecord, *, complete: bool) -> None:
+        """The robot holds ``fill``'s vial or tablets until a person takes them."""
+        if self.output is not None and self.output.fill_id == fill.id:
+            return
+        self.output = Output(fill.id, fill.order_id, fill.job, self._clock.now(), complete)
+        log.info("output waits for a person", robot=self.id, fill=fill.id)
+        self._notify(OutputWaiting(self.id, fill.id, fill.order_id))
 
     async def run(self) -> None:
         """Work until cancelled, reconnecting with backoff when the link drops."""
@@ -345,10 +378,14 @@ class RobotWorker(ABC, Generic[R]):
                 self.job = None
 
     async def _wait_for_person(self) -> None:
-        """Return at once unless the robot waits for a person; then, once cleared."""
-        while self.attention is not None:
-            self._cleared.clear()
-            await self._cleared.wait()
+        """Return at once unless the robot waits for a person (a fault to clear, an output to
+        take); then, once they did."""
+        while self.attention is not None or self.output is not None:
+            self._person.clear()
+            await self._person.wait()
+            if self._link_failed is not None:
+                failed, self._link_failed = self._link_failed, None
+                raise failed
 
     def _needs_person(self, reason: str) -> None:
         if self.attention is not None:

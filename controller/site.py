@@ -19,11 +19,12 @@ from controller.api import create_app
 from controller.broker import EmbeddedBroker
 from controller.config import Settings
 from controller.domain.audit import AuditKey
+from controller.floor import bin_specs
 from controller.pharmacy import Pharmacy
 from controller.publisher import BrokerLink
 from controller.simulation import Simulator, start_simulators
 from controller.store import Store, sqlite_url
-from controller.supervisor import Supervisor, bin_specs
+from controller.supervisor import Supervisor
 from drivers.base import LabelPrinter
 from drivers.registry import find_driver
 from drivers.tasks import stop_tasks

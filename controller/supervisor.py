@@ -21,12 +21,13 @@ from controller.alarm_watch import AlarmWatch
 from controller.alarming import AlarmDesk
 from controller.backoff import Backoff
 from controller.clock import Clock
-from controller.config import ModbusFillerSettings, Robot, SerialCounterSettings, Settings
+from controller.config import Settings
 from controller.counter_robot import CounterRobot
 from controller.domain.orders import PARTIAL_OUTCOMES, Order, OrderState, order_problems
 from controller.domain.recovery import OrderAction
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
 from controller.filler_robot import FillerRobot
+from controller.floor import RobotsNotConnected, bin_specs, make_driver
 from controller.messages import Topics
 from controller.notices import (
     FillEnded,
@@ -34,16 +35,16 @@ from controller.notices import (
     Notice,
     OrderReturned,
     OrderSettled,
+    OutputTaken,
+    OutputWaiting,
     RobotCleared,
     RobotNeedsAttention,
     RobotOffline,
     RobotOnline,
 )
 from controller.publisher import BrokerLink, Publisher
-from controller.robot import Dispense, RobotWorker
-from controller.store import BinSpec, FillRecord, OrderRecord, Store
-from drivers.base import TabletCounter, VialFiller
-from drivers.registry import find_driver
+from controller.robot import Dispense, Output, OutputError, RobotWorker
+from controller.store import FillRecord, OrderRecord, Store
 from drivers.tasks import stop_tasks
 
 log = structlog.get_logger(__name__)
@@ -52,47 +53,6 @@ BROKER_WAIT_S = 3.0
 SETTLED = frozenset({OrderState.FILLED, OrderState.LABELED, OrderState.VERIFIED,
                      OrderState.RELEASED, OrderState.EXCEPTION, OrderState.REJECTED,
                      OrderState.CANCELLED})
-
-
-class RobotsNotConnected(ConnectionError):
-    """One or more robots could not be reached; names each with its error."""
-
-    def __init__(self, errors: Mapping[str, BaseException]) -> None:
-        self.errors = dict(errors)
-        lines = "\n".join(f"  {robot}: {error}" for robot, error in self.errors.items())
-        super().__init__(f"{len(self.errors)} robot(s) could not be connected:\n{lines}")
-
-
-def make_driver(robot: Robot, url: str) -> TabletCounter | VialFiller:
-    """The driver the configuration names for ``robot``, found through the registry."""
-    cls = find_driver(robot.driver.name)
-    if getattr(cls, "kind", None) != robot.kind:
-        raise TypeError(f"robot {robot.id} is a {robot.kind}, but driver {robot.driver.name!r} "
-                        f"drives a {getattr(cls, 'kind', 'device of unknown kind')}")
-    settings = robot.driver
-    driver: object
-    if isinstance(settings, SerialCounterSettings):
-        driver = cls(name=robot.id, url=url, baud=settings.baud,
-                     reply_timeout=settings.reply_timeout_ms / 1000, retries=settings.retries)
-        protocol: type = TabletCounter
-    else:
-        assert isinstance(settings, ModbusFillerSettings)
-        # A simulator runs machine time fast, its heartbeat watchdog too: keep up with it.
-        scale = robot.simulator.time_scale if robot.simulated else 1.0
-        driver = cls(name=robot.id, url=url, unit=settings.unit, baud=settings.baud,
-                     parity=settings.parity, timeout=settings.timeout_ms / 1000,
-                     retries=settings.retries, poll_interval=1 / settings.poll_hz,
-                     heartbeat_interval=settings.heartbeat_s / scale)
-        protocol = VialFiller
-    if not isinstance(driver, protocol):
-        raise TypeError(f"driver {robot.driver.name!r} is not a {protocol.__name__}")
-    return driver  # type: ignore[return-value]
-
-
-def bin_specs(settings: Settings) -> list[BinSpec]:
-    """Every bin the configuration describes."""
-    return [BinSpec(r.id, c.channel, c.ndc, c.lot, c.expiry, c.on_hand, c.par, c.capacity)
-            for r in settings.config.robots for c in r.channels]
 
 
 class Supervisor:
@@ -373,11 +333,37 @@ class Supervisor:
                          error=repr(task.exception()))
 
     async def clear(self, robot: str, who: str) -> None:
-        """``who`` fixed what stopped ``robot``: recorded (audited) before the robot is told."""
+        """``who`` fixed what stopped ``robot`` and took what its output held: recorded
+        (audited) before the robot is told."""
         worker = self.robots[robot]
-        await self.store.audit(who, "robot cleared", f"robot:{robot}",
-                               {"was": worker.attention})
+        output = worker.output
+        await self.store.audit(who, "robot cleared", f"robot:{robot}", {
+            "was": worker.attention,
+            "output_taken": None if output is None else {"fill": output.fill_id,
+                                                         "order": output.order_id}})
         await worker.clear()
+
+    def holding(self, fill_id: int) -> str | None:
+        """The robot whose output holds fill ``fill_id``'s vial or tablets, if one does."""
+        return next((r.id for r in self.robots.values()
+                     if r.output is not None and r.output.fill_id == fill_id), None)
+
+    async def take_output(self, robot: str, who: str, *, fill_id: int | None = None,
+                          via: str = "taken") -> Output:
+        """``who`` took what ``robot``'s output holds (fill ``fill_id``'s, if named): recorded
+        (audited) before the robot is told, which may then start its next job."""
+        if robot not in self.robots:
+            raise OutputError(f"no robot {robot!r}; expected one of {', '.join(self.robots)}")
+        worker = self.robots[robot]
+        output = worker.output
+        if output is None:
+            raise OutputError(f"{robot}'s output holds nothing recorded: nothing to take")
+        wanted = output.fill_id if fill_id is None else fill_id
+        if wanted != output.fill_id:
+            raise OutputError(f"{robot}'s output holds fill {output.fill_id}, not fill {wanted}")
+        await self.store.audit(who, "output taken", f"robot:{robot}",
+                               {"fill": output.fill_id, "order": output.order_id, "via": via})
+        return await worker.take_output(output.fill_id, who)
 
     async def wait_settled(self, order_ids: list[int]) -> list[OrderRecord]:
         """Wait until every order is filled, in exception, rejected or cancelled."""
@@ -399,7 +385,7 @@ class Supervisor:
         robot = getattr(notice, "robot", None) or getattr(getattr(notice, "fill", None),
                                                           "robot", None)
         if isinstance(notice, RobotOnline | RobotOffline | RobotNeedsAttention | RobotCleared
-                      | FillStarted | FillEnded):
+                      | FillStarted | FillEnded | OutputWaiting | OutputTaken):
             self.watch.poke(robot)
         for listener in self._listeners:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +11,12 @@ from typing import Any
 
 from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary, parse_formulary
+from controller.notices import Notice, OutputWaiting
+from controller.robot import OutputError
 from controller.store import Store
+from controller.supervisor import Supervisor
 from drivers.base import CounterEvent, EventStream, JobEnded, JobReport
+from drivers.errors import DriverError
 
 FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
 AUDIT_KEY_TEXT = "tests' audit key, not a secret"
@@ -48,6 +53,37 @@ async def open_store(url: str, **options: Any) -> Store:
     options.setdefault("audit_key", AUDIT_KEY)
     options.setdefault("formulary", formulary())
     return await Store.open(url, **options)
+
+
+class Technician:
+    """A technician who takes each robot's output as soon as it waits (for tests that are not
+    about the output): subscribe it to a supervisor."""
+
+    def __init__(self, supervisor: Supervisor, name: str = "tess") -> None:
+        self.supervisor = supervisor
+        self.name = name
+        self.tasks: set[asyncio.Task[object]] = set()
+        self.took: list[OutputWaiting] = []
+        supervisor.subscribe(self._on)
+        stop = supervisor.stop
+
+        async def finish_then_stop() -> None:
+            # What the technician is doing ends before the supervisor (and then the store)
+            # stops, as a person's request would.
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await stop()
+        supervisor.stop = finish_then_stop  # type: ignore[method-assign]
+
+    def _on(self, notice: Notice) -> None:
+        if isinstance(notice, OutputWaiting):
+            task = asyncio.get_running_loop().create_task(self._take(notice))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _take(self, notice: OutputWaiting) -> None:
+        with contextlib.suppress(OutputError, DriverError, OSError):
+            await self.supervisor.take_output(notice.robot, self.name, fill_id=notice.fill_id)
+            self.took.append(notice)
 
 
 def formulary() -> Formulary:

@@ -19,6 +19,7 @@ import httpx
 
 from controller.domain.workflow import Role
 from controller.pharmacy import Pharmacy
+from controller.simulation import Simulator
 from controller.site import api_server, label_printer, simulated_robots
 from controller.store import sqlite_url
 from controller.supervisor import Supervisor
@@ -86,6 +87,7 @@ class Site:
     printer: PrinterSimulator
     tokens: dict[str, str]
     client: httpx.AsyncClient
+    simulators: dict[str, Simulator]
 
     def auth(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[name]}"}
@@ -129,7 +131,7 @@ async def running_site(tmp_path: Path, *, pharmacist: str | None = "Pat Lee, RPh
                                               json={"name": name, "password": PASSWORD})
                     assert reply.status_code == 200, reply.text
                     tokens[name] = reply.json()["token"]
-                yield Site(url, pharmacy, simulator, tokens, client)
+                yield Site(url, pharmacy, simulator, tokens, client, sims)
                 await pharmacy.close()
     finally:
         await store.close()

@@ -24,9 +24,9 @@ from controller.domain.alarms import (
     Priority,
     Thresholds,
 )
+from controller.floor import bin_specs
 from controller.messages import Topics
 from controller.store import Store, sqlite_url
-from controller.supervisor import bin_specs
 from tests.floors import ATORVASTATIN, write_config
 from tests.helpers import open_store
 
@@ -54,7 +54,7 @@ def test_every_alarm_type_says_its_consequence_and_the_response() -> None:
     assert set(CATALOGUE) == set(AlarmType)
     assert [t.value for t in AlarmType] == ["bin_low", "bin_empty", "bin_expiring",
                                             "bin_expired", "robot_fault", "robot_offline",
-                                            "vial_hopper_low"]
+                                            "vial_hopper_low", "output_waiting"]
     for kind in CATALOGUE.values():
         assert kind.consequence and kind.response and kind.message
 

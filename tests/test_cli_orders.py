@@ -77,6 +77,15 @@ async def test_orders_are_submitted_listed_shown_and_cancelled_from_the_command_
         assert code == 0 and "order 3: cancelled" in out
         code, out, _ = await cli("orders", "list", "--state", "cancelled", env=env)
         assert [line.split()[1] for line in out.splitlines()] == ["RX9000003"]
+        # Order 1's vial waits in tc1's output for a person; the technician takes it.
+        async with asyncio.timeout(30):
+            while "output: F" not in (out := (await cli("robots", "list", env=env))[1]):  # noqa: ASYNC110 - another process
+                await asyncio.sleep(0.2)
+        assert "output_waiting" in out
+        code, out, _ = await cli("robots", "take", "tc1", env=env)
+        assert code == 0 and "tc1: output taken" in out, out
+        code, _, err = await cli("robots", "take", "tc3", env=env)  # it filled nothing
+        assert code == 1 and "nothing to take" in err
         code, _, err = await cli("orders", "list", env={**env, "RXFILL_TOKEN": "forged"})
         assert code == 1 and "401" in err and "sign in again" in err
     code, _, err = await cli("orders", "list", env=env)

@@ -42,13 +42,17 @@ async def token(client: httpx.AsyncClient) -> dict[str, str]:
 
 
 async def technician(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
-    """What the technician does after a restart: a vial filler whose heartbeat stopped
-    with the supervisor went to SAFE (as its ICD says) and is cleared; an order that
-    went to exception meanwhile is sent to the robots again."""
+    """What the technician does: takes each vial or chute's tablets waiting in a robot's
+    output; after a restart, a vial filler whose heartbeat stopped with the supervisor went
+    to SAFE (as its ICD says) and is cleared; an order that went to exception meanwhile is
+    sent to the robots again."""
     for robot in (await client.get("/api/robots", headers=headers)).json():
         if robot["attention"]:
             reply = await client.post(f"/api/robots/{robot['id']}/clear", headers=headers)
             assert reply.status_code in (200, 409), reply.text  # 409: cleared meanwhile
+        elif robot["output"]:
+            reply = await client.post(f"/api/robots/{robot['id']}/take", headers=headers)
+            assert reply.status_code in (200, 409, 503), reply.text  # taken meanwhile
     for order in (await client.get("/api/orders?state=exception", headers=headers)).json():
         reply = await client.post(f"/api/orders/{order['id']}/retry", json={},
                                   headers=headers)
@@ -98,7 +102,10 @@ async def test_sigkill_at_many_points_loses_nothing_and_fills_nothing_twice(
                     reply = await client.post("/api/orders", json=body, headers=headers)
                     assert reply.status_code == 201, reply.text
                     taken.append(reply.json()["id"])
-                await asyncio.sleep(rng.uniform(0.2, 1.5))
+                at = asyncio.get_running_loop().time() + rng.uniform(0.2, 1.5)
+                while asyncio.get_running_loop().time() < at:  # the technician goes round
+                    await technician(client, headers)
+                    await asyncio.sleep(0.1)
                 process.send_signal(signal.SIGKILL)
 
         # A last start, to the end of the batch, stopped cleanly.

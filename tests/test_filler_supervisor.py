@@ -14,7 +14,7 @@ from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.recovery import RULES, Problem
 from controller.filler_robot import FillerRobot
 from controller.notices import FillEnded, FillStarted, Notice, RobotNeedsAttention
-from controller.robot import problem_of_refusal
+from controller.outcomes import problem_of_refusal
 from controller.simulation import Simulator, start_simulators
 from controller.store import Store
 from controller.supervisor import Supervisor
@@ -23,7 +23,7 @@ from drivers.vial_filler import protocol as wire
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
 from tests.floors import ATORVASTATIN, order, write_config
-from tests.helpers import eventually
+from tests.helpers import Technician, eventually
 
 METFORMIN = "65862-0008-01"
 
@@ -62,8 +62,13 @@ async def lone_filler(tmp_path: Path) -> AsyncIterator[Floor]:
         await sim.close()
 
 
-def supervisor(settings: Settings, store: Store, sims: dict[str, Simulator]) -> Supervisor:
-    return Supervisor(settings, store, urls={r: s.url for r, s in sims.items()}, seed=1)
+def supervisor(settings: Settings, store: Store, sims: dict[str, Simulator], *,
+               technician: bool = True) -> Supervisor:
+    """A supervisor of the floor; with ``technician``, someone takes each output at once."""
+    sup = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()}, seed=1)
+    if technician:
+        Technician(sup)
+    return sup
 
 
 async def settle(sup: Supervisor, order_id: int) -> OrderState:
@@ -76,17 +81,21 @@ async def test_a_vial_is_filled_with_the_right_vial_and_cap(
         filler_floor: Floor, store: Store) -> None:
     settings, sims = filler_floor
     sims["tc1"].device.open_door()  # keep the counter out of it
-    async with supervisor(settings, store, sims) as sup:
+    async with supervisor(settings, store, sims, technician=False) as sup:
         await eventually(lambda: sup.robots["tc1"].attention is not None)
         record = await sup.submit(order(ATORVASTATIN, 30, easy_open=True))
         state = await settle(sup, record.id)
-    (fill,) = await store.fills(record.id)
-    device = filler(sims).device
+        (fill,) = await store.fills(record.id)
+        device = filler(sims).device
+        # The vial waits in the bay for a person; only then is the robot told OUTPUT_TAKEN.
+        output = sup.robots["fv1"].output
+        assert device.vial_in_bay and output is not None and output.fill_id == fill.id
+        await sup.take_output("fv1", "tess")
+        assert not device.vial_in_bay
     assert state is OrderState.FILLED
     assert (fill.robot, fill.counted, fill.outcome) == ("fv1", 30, FillOutcome.FILLED)
     assert device.started_jobs == [int(fill.job)]
     assert device.params[wire.Holding.VIAL] == 6 and device.params[wire.Holding.CAP] == 1
-    assert not device.vial_in_bay  # the bay was released once the vial was recorded
     (bin_,) = [b for b in await store.bins() if b.robot == "fv1"]
     assert bin_.on_hand == 370
 
@@ -127,10 +136,10 @@ async def _restart_mid_vial(settings: Settings, store: Store,
     await sup.stop()  # the supervisor restarts mid-vial, within the heartbeat's 5 s
     async with supervisor(settings, store, sims) as again:
         state = await settle(again, record.id)
+        await eventually(lambda: not device.vial_in_bay)  # the technician took it
     (fill,) = await store.fills(record.id)
     assert state is OrderState.FILLED and fill.counted == 30
     assert device.started_jobs == [int(fill.job)]
-    assert not device.vial_in_bay
 
 
 async def test_a_supervisor_down_past_the_heartbeat_finds_safe_and_no_complete_vial(

@@ -31,7 +31,7 @@ from controller.store import BinSpec, FillRefused, FillResult, Store, sqlite_url
 from controller.store.stock import BinDrugMismatch
 from controller.supervisor import Supervisor
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
-from tests.helpers import cli_env, open_store
+from tests.helpers import Technician, cli_env, open_store
 from tests.test_cli import RXFILL
 from tests.test_verification import TECH, weighed
 
@@ -262,6 +262,7 @@ async def test_orders_queued_on_a_robot_taken_out_of_service_are_routed_elsewher
             returned.append(notice)
     try:
         sup = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()})
+        Technician(sup)
         sup.subscribe(seen)
         async with sup:
             orders = [await sup.submit(order(ATORVASTATIN, 60)) for _ in range(4)]

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -14,13 +15,15 @@ from controller.clock import Clock
 from controller.config import Settings
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
-from controller.notices import FillProgress, FillStarted, Notice
+from controller.floor import RobotsNotConnected
+from controller.notices import FillProgress, FillStarted, Notice, RobotOnline
 from controller.simulation import Simulator, start_simulators
-from controller.store import Store, sqlite_url
-from controller.supervisor import RobotsNotConnected, Supervisor
+from controller.store import FillRecord, Store, sqlite_url
+from controller.supervisor import Supervisor
+from drivers.errors import DriverError
 from simulators.tablet_counter.server import CounterSimulator
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
-from tests.helpers import eventually, open_store
+from tests.helpers import Technician, eventually, open_store
 
 
 def counters(sims: dict[str, Simulator]) -> dict[str, CounterSimulator]:
@@ -52,8 +55,13 @@ async def tcp_floor(tmp_path: Path) -> AsyncIterator[tuple[Settings, dict[str, C
     await sims["tc1"].close()
 
 
-def supervisor(settings: Settings, store: Store, sims: dict[str, CounterSimulator]) -> Supervisor:
-    return Supervisor(settings, store, urls={r: s.url for r, s in sims.items()}, seed=1)
+def supervisor(settings: Settings, store: Store, sims: dict[str, CounterSimulator], *,
+               technician: bool = True) -> Supervisor:
+    """A supervisor of the floor; with ``technician``, someone takes each output at once."""
+    sup = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()}, seed=1)
+    if technician:
+        Technician(sup)
+    return sup
 
 
 async def test_supervisor_fills_orders_and_takes_counts_off_the_bins(
@@ -217,26 +225,37 @@ def test_routing_says_why_no_bin_can_fill() -> None:
     assert isinstance(short, Unroutable) and "at most 40 available in 2 bin(s)" in short.reason
 
 
-async def test_link_lost_after_recording_still_settles_the_order_and_empties_the_chute(
+async def test_link_lost_after_recording_still_settles_the_order_and_the_chute_waits_for_a_person(
     tcp_floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
 ) -> None:
     settings, sims = tcp_floor
     sim = sims["tc1"]
-    async with supervisor(settings, store, sims) as sup:
-        driver = sup.robots["tc1"].driver
-        real_take = driver.take
+    async with supervisor(settings, store, sims, technician=False) as sup:
+        worker = sup.robots["tc1"]
+        real_settle = worker._settle
 
-        async def take_after_cut(job: str) -> None:
-            driver.take = real_take
-            sim.cut_link()  # the line drops just as the tablets would leave the chute
-            await asyncio.sleep(0.05)
-            await real_take(job)
+        async def settle_then_cut(fill: FillRecord, report: Any) -> None:
+            await real_settle(fill, report)
+            sim.cut_link()  # the line drops once the outcome is recorded
 
-        driver.take = take_after_cut
+        worker._settle = settle_then_cut  # type: ignore[method-assign]
+        back: list[RobotOnline] = []
+        sup.subscribe(lambda n: back.append(n) if isinstance(n, RobotOnline) else None)
         record = await sup.submit(order(ATORVASTATIN, 20))
         async with asyncio.timeout(10):
             (settled,) = await sup.wait_settled([record.id])
-        await eventually(lambda: sim.device.chute is None)  # DN again after reconnecting
+        output = worker.output
+        assert output is not None and sim.device.chute is not None
+        # The person takes the tablets while the line is down: the robot cannot be told, so
+        # the supervisor reconnects and finds them still recorded in the chute; the person
+        # takes them again and the robot hears DN. None are released behind their back.
+        with pytest.raises(DriverError):
+            await sup.take_output("tc1", "tess", fill_id=output.fill_id)
+        await eventually(lambda: bool(back) and worker.online)
+        assert worker.output is not None and worker.output.fill_id == output.fill_id
+        assert sim.device.chute is not None
+        await sup.take_output("tc1", "tess", fill_id=output.fill_id)
+        await eventually(lambda: sim.device.chute is None)
     assert settled.state is OrderState.FILLED
     assert len(sim.device.started_jobs) == 1
     assert (await store.bins())[0].on_hand == 480

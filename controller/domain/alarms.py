@@ -30,6 +30,7 @@ class AlarmType(StrEnum):
     ROBOT_FAULT = "robot_fault"
     ROBOT_OFFLINE = "robot_offline"
     VIAL_HOPPER_LOW = "vial_hopper_low"
+    OUTPUT_WAITING = "output_waiting"
 
 
 BIN_TYPES = frozenset({AlarmType.BIN_LOW, AlarmType.BIN_EMPTY, AlarmType.BIN_EXPIRING,
@@ -127,6 +128,13 @@ CATALOGUE: dict[AlarmType, AlarmKind] = {
         "Once a hopper is empty, orders needing that vial size stop on {robot}",
         "Refill {robot}'s vial hoppers",
         "{robot}'s vial hoppers were refilled: acknowledge"),
+    AlarmType.OUTPUT_WAITING: AlarmKind(
+        Priority.MEDIUM,
+        "{robot}'s output has held {detail}, waiting for a person",
+        "{robot} takes no new job until its output is taken; its queue waits",
+        "Take the vial or tablets from {robot}'s output and scan its label (or record it "
+        "taken)",
+        "{robot}'s output was taken: acknowledge"),
 }
 
 
