@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from controller.api_bodies import OrderIn
 from controller.cli_common import DEMO_CONFIG
 from controller.config import load_config
-from controller.domain.workflow import Role
+from controller.domain.workflow import Person, Role
 from controller.floor import bin_specs
 from controller.logs import configure_logging
 from controller.pharmacy import Pharmacy
@@ -75,7 +75,8 @@ async def main() -> None:
         store = await Store.open(sqlite_url(Path(scratch) / "bench.sqlite"),
                                  formulary=settings.formulary)
         await store.ensure_bins(bin_specs(settings))
-        await store.add_user("bench", frozenset({Role.TECHNICIAN}), PASSWORD, who="bench")
+        await store.add_user("bench", frozenset({Role.TECHNICIAN}), PASSWORD,
+                             by=Person("al", frozenset({Role.ADMIN})))
         urls = {r.id: "socket://127.0.0.1:9" if r.kind == "tablet-counter"
                 else "modbus-tcp://127.0.0.1:9" for r in settings.config.robots}
         supervisor = Supervisor(settings, store, urls=urls)  # never started: nothing fills

@@ -25,6 +25,8 @@ from controller.domain.alarms import (
     Condition,
     Thresholds,
 )
+from controller.domain.duties import Duty, require
+from controller.domain.workflow import Person
 from controller.store import BinRecord, Store
 from controller.store.alarm_records import Decide
 
@@ -110,25 +112,32 @@ class AlarmDesk:
                     for a in alarms.values() if a.state is not rules.AlarmState.NORMAL]
         return await self._store.change_alarms(decide)
 
-    async def acknowledge(self, alarm_id: str, who: str) -> AlarmChange:
+    async def acknowledge(self, alarm_id: str, by: Person) -> AlarmChange:
         """A person acknowledges an alarm (AlarmError if its state does not allow it)."""
+        require(by, Duty.ANSWER_ALARM)
         now = self._clock.now()
-        return await self._one(alarm_id, lambda alarm: rules.acknowledge(alarm, who, now))
+        return await self._one(alarm_id, lambda alarm: rules.acknowledge(alarm, by.name, now))
 
-    async def shelve(self, alarm_id: str, who: str, reason: str, until: datetime) -> AlarmChange:
+    async def shelve(self, alarm_id: str, by: Person, reason: str,
+                     until: datetime) -> AlarmChange:
         """A person silences an alarm until ``until``, saying why."""
+        require(by, Duty.ANSWER_ALARM)
         now = self._clock.now()
         return await self._one(alarm_id,
-                               lambda alarm: rules.shelve(alarm, who, reason, until, now))
+                               lambda alarm: rules.shelve(alarm, by.name, reason, until, now))
 
-    async def unshelve(self, alarm_id: str, who: str) -> AlarmChange:
+    async def unshelve(self, alarm_id: str, by: Person) -> AlarmChange:
         """A person ends a shelf early."""
+        require(by, Duty.ANSWER_ALARM)
         now = self._clock.now()
         return await self._one(alarm_id, lambda alarm: rules.unshelve(
-            alarm, who, now, "unshelved by a person"))
+            alarm, by.name, now, "unshelved by a person"))
 
-    async def set_in_service(self, robot: str, who: str, in_service: bool) -> list[AlarmChange]:
+    async def set_in_service(self, robot: str, by: Person,
+                             in_service: bool) -> list[AlarmChange]:
         """Take a robot out of service for maintenance (its alarms with it), or bring it back."""
+        require(by, Duty.SERVICE_ROBOT)
+        who = by.name
         if robot not in self._units:
             raise AlarmError(f"no robot {robot!r}; expected one of {', '.join(self._units)}")
         now = self._clock.now()

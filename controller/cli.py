@@ -20,15 +20,22 @@ from controller.audit_key import AuditKeyMissing, load_audit_key
 from controller.cli_common import (
     DEMO_CONFIG,
     ConfigOption,
+    Credentials,
+    PasswordStdinOption,
     StoreOption,
+    TokenOption,
+    UserOption,
+    credentials,
     fail,
     settings_of,
+    signed_in,
     with_store,
 )
 from controller.cli_orders import orders_app, robots_app, sign_in
 from controller.cli_people import users_app
 from controller.cli_stock import alarms_app, stock_app
 from controller.config import ConfigError, broker_address, load_config
+from controller.domain.workflow import RoleError
 from controller.logs import Format, configure_logging
 from controller.store import Store, StoreError
 from controller.store.stock import BinDrugMismatch
@@ -175,31 +182,34 @@ def vials_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
     with_store(config, store, work)
 
 
-def _dispose(vial: int, disposition: str, who: str, config: Path, store: Path | None) -> None:
+def _dispose(vial: int, disposition: str, config: Path, store: Path | None,
+             creds: Credentials) -> None:
     async def work(db: Store) -> str:
+        me = await signed_in(db, creds)
         try:
-            done = await db.dispose_vial(vial, disposition, who=who)
-        except StoreError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            done = await db.dispose_vial(vial, disposition, by=me)
+        except (StoreError, RoleError) as exc:
+            raise fail(str(exc)) from None
         return f"vial {done.id}: {done.count} tablets {done.disposition} by {done.disposed_by}"
     with_store(config, store, work)
 
 
 @vials_app.command("return")
 def vials_return(vial: Annotated[int, typer.Argument(help="The set-aside vial's id.")],
-                 who: Annotated[str, typer.Option(help="The technician.")],
+                 user: UserOption = None, token: TokenOption = None,
+                 password_stdin: PasswordStdinOption = False,
                  config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
     """Its tablets went back into the bin they came from (recorded as a bin movement)."""
-    _dispose(vial, "returned", who, config, store)
+    _dispose(vial, "returned", config, store, credentials(user, token, password_stdin))
 
 
 @vials_app.command("waste")
 def vials_waste(vial: Annotated[int, typer.Argument(help="The set-aside vial's id.")],
-                who: Annotated[str, typer.Option(help="The technician.")],
+                user: UserOption = None, token: TokenOption = None,
+                password_stdin: PasswordStdinOption = False,
                 config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
     """Its tablets were destroyed (they stay off the bin)."""
-    _dispose(vial, "wasted", who, config, store)
+    _dispose(vial, "wasted", config, store, credentials(user, token, password_stdin))
 
 
 @audit_app.command("verify")

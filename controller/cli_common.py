@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -11,15 +13,70 @@ import typer
 
 from controller.audit_key import load_audit_key
 from controller.config import ConfigError, Settings, load_config
+from controller.domain.workflow import Person
 from controller.messages import Topics
 from controller.store import Store, sqlite_url
+from controller.store.people import AuthError
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
 
 StoreOption = Annotated[Path | None, typer.Option(
     help="SQLite store (default: the configuration's [store] path).")]
 ConfigOption = Annotated[Path, typer.Option(help="Configuration file.")]
-WhoOption = Annotated[str, typer.Option(help="Your name, recorded with what you do.")]
+UserOption = Annotated[str | None, typer.Option(
+    "--user", help="Act as this user: asks for your password (or reads it, the first line, "
+                   "with --password-stdin).")]
+TokenOption = Annotated[str | None, typer.Option(
+    "--token", envvar="RXFILL_TOKEN", show_default=False,
+    help="Act as the holder of this token (rxfill sign-in prints one).")]
+PasswordStdinOption = Annotated[bool, typer.Option(
+    "--password-stdin", help="Read passwords from standard input, one a line (for scripts).")]
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Who a command says is acting: a user and password, or a token."""
+
+    user: str | None
+    password: str | None
+    token: str | None
+
+
+def credentials(user: str | None, token: str | None, from_stdin: bool) -> Credentials:
+    """Read how the person signs in (before the store opens); exit 2 when they do not."""
+    given = optional_credentials(user, token, from_stdin)
+    if given is not None:
+        return given
+    raise fail("sign in first: --user NAME (asks for your password), or --token / RXFILL_TOKEN "
+               "from `rxfill sign-in`; what you change is recorded with your name", 2)
+
+
+def optional_credentials(user: str | None, token: str | None,
+                         from_stdin: bool) -> Credentials | None:
+    """How the person signs in, if they do (``rxfill users add`` of the first admin: none)."""
+    if user:
+        return Credentials(user, read_password(from_stdin, f"Password for {user}"), None)
+    if token:
+        return Credentials(None, None, token.strip())
+    return None
+
+
+def read_password(from_stdin: bool, prompt: str, *, confirm: bool = False) -> str:
+    """A password: the next line of standard input, or typed at a hidden prompt."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
+async def signed_in(store: Store, creds: Credentials) -> Person:
+    """The person the credentials show, checked against the store; exit 1 when they do not."""
+    try:
+        if creds.token is not None:
+            return await store.person_for(creds.token)
+        assert creds.user is not None and creds.password is not None
+        return await store.check_password(creds.user, creds.password)
+    except AuthError as exc:
+        raise fail(str(exc)) from None
 
 
 def settings_of(config: Path) -> Settings:

@@ -1,8 +1,11 @@
-"""``rxfill users``: people who sign in, their roles and passwords."""
+"""``rxfill users``: people who sign in, their roles and passwords.
+
+What changes users is an admin's, signed in (``--user``, or ``--token``); the first admin of
+a store is the one exception, added while the store has none.
+"""
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -10,24 +13,22 @@ import typer
 from controller.cli_common import (
     DEMO_CONFIG,
     ConfigOption,
+    PasswordStdinOption,
     StoreOption,
-    WhoOption,
+    TokenOption,
+    UserOption,
+    credentials,
     fail,
+    optional_credentials,
+    read_password,
+    signed_in,
     with_store,
 )
+from controller.domain.workflow import RoleError
 from controller.store import Store
 from controller.store.people import parse_roles
 
 users_app = typer.Typer(help="People: users, roles, passwords.", no_args_is_help=True)
-
-StdinOption = Annotated[bool, typer.Option(
-    "--password-stdin", help="Read the password from standard input (for scripts).")]
-
-
-def _password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 @users_app.command("add")
@@ -35,35 +36,47 @@ def users_add(
     name: Annotated[str, typer.Argument(help="The sign-in name, e.g. ana.lopez.")],
     role: Annotated[list[str], typer.Option(
         help="technician, pharmacist, maintenance or admin (repeat for more).")],
-    who: WhoOption, password_stdin: StdinOption = False,
+    user: UserOption = None, token: TokenOption = None,
+    password_stdin: PasswordStdinOption = False,
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
-    """Add a user with roles and a password (at least 10 characters)."""
+    """Add a user with roles and a password (at least 10 characters), as an admin; a store's
+    first admin is added without signing in. With --password-stdin and --user, the first line
+    is your password and the second the new user's."""
     try:
         roles = parse_roles(role)
     except ValueError as exc:
         raise fail(str(exc), 2) from None
-    password = _password(password_stdin)
+    creds = optional_credentials(user, token, password_stdin)
+    password = read_password(password_stdin, f"Password for {name}", confirm=True)
 
     async def work(db: Store) -> str:
+        me = await signed_in(db, creds) if creds is not None else None
         try:
-            user = await db.add_user(name, roles, password, who=who)
+            added = await db.add_user(name, roles, password, by=me)
         except ValueError as exc:
-            raise fail(str(exc)) from None
-        return f"user {user.name} added: {', '.join(sorted(user.roles))}"
+            hint = (" (--user NAME or --token)" if me is None and isinstance(exc, RoleError)
+                    else "")
+            raise fail(f"{exc}{hint}") from None
+        return f"user {added.name} added: {', '.join(sorted(added.roles))}"
     with_store(config, store, work)
 
 
 @users_app.command("passwd")
-def users_passwd(name: Annotated[str, typer.Argument(help="The user.")], who: WhoOption,
-                 password_stdin: StdinOption = False, config: ConfigOption = DEMO_CONFIG,
-                 store: StoreOption = None) -> None:
-    """Set a new password; the user's tokens stop working."""
-    password = _password(password_stdin)
+def users_passwd(name: Annotated[str, typer.Argument(help="The user.")],
+                 user: UserOption = None, token: TokenOption = None,
+                 password_stdin: PasswordStdinOption = False,
+                 config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
+    """Set a new password (your own, or anyone's as an admin); the user's tokens stop working.
+    With --password-stdin and --user, the first line is your password and the second the new
+    one."""
+    creds = credentials(user, token, password_stdin)
+    password = read_password(password_stdin, f"New password for {name}", confirm=True)
 
     async def work(db: Store) -> str:
+        me = await signed_in(db, creds)
         try:
-            await db.set_password(name, password, who=who)
+            await db.set_password(name, password, by=me)
         except ValueError as exc:
             raise fail(str(exc)) from None
         return f"password of {name} changed; signed out everywhere"
@@ -71,12 +84,17 @@ def users_passwd(name: Annotated[str, typer.Argument(help="The user.")], who: Wh
 
 
 @users_app.command("disable")
-def users_disable(name: Annotated[str, typer.Argument(help="The user.")], who: WhoOption,
+def users_disable(name: Annotated[str, typer.Argument(help="The user.")],
+                  user: UserOption = None, token: TokenOption = None,
+                  password_stdin: PasswordStdinOption = False,
                   config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
-    """The user can no longer sign in; their tokens stop working at once."""
+    """The user can no longer sign in; their tokens stop working at once (an admin's)."""
+    creds = credentials(user, token, password_stdin)
+
     async def work(db: Store) -> str:
+        me = await signed_in(db, creds)
         try:
-            await db.disable_user(name, who=who)
+            await db.disable_user(name, by=me)
         except ValueError as exc:
             raise fail(str(exc)) from None
         return f"user {name} disabled"

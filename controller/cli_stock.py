@@ -18,10 +18,15 @@ from controller.alarming import AlarmDesk
 from controller.cli_common import (
     DEMO_CONFIG,
     ConfigOption,
+    Credentials,
+    PasswordStdinOption,
     StoreOption,
-    WhoOption,
+    TokenOption,
+    UserOption,
+    credentials,
     fail,
     settings_of,
+    signed_in,
     with_store,
 )
 from controller.clock import Clock
@@ -29,6 +34,7 @@ from controller.domain import alarms as rules
 from controller.domain.alarms import AlarmError, AlarmType, iso
 from controller.domain.gs1 import ScanError
 from controller.domain.stock import RestockRefused
+from controller.domain.workflow import Person, RoleError
 from controller.restocking import QuantityNeeded, load_by_scan, restock_by_scan
 from controller.store import BinRecord, Store, StoreError
 
@@ -87,23 +93,26 @@ def stock_show(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) ->
 def stock_restock(
     bin_: BinArgument,
     scan: Annotated[str, typer.Option(help="The stock bottle's GS1 DataMatrix, as scanned.")],
-    who: WhoOption,
     quantity: Annotated[int | None, typer.Option(
         help="Tablets poured, for a partial bottle (default: a full bottle of the NDC).",
         min=1)] = None,
+    user: UserOption = None, token: TokenOption = None,
+    password_stdin: PasswordStdinOption = False,
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Pour a scanned bottle into a bin; a wrong, expired or nearly expired bottle is refused."""
     robot, number = _bin(bin_)
     settings = settings_of(config)
+    creds = credentials(user, token, password_stdin)
 
     async def work(db: Store) -> str:
+        me = await signed_in(db, creds)
         try:
-            done = await restock_by_scan(settings, db, robot, number, scan, who=who,
+            done = await restock_by_scan(settings, db, robot, number, scan, by=me,
                                          quantity=quantity)
         except QuantityNeeded as exc:
             raise fail(str(exc), 2) from None
-        except (ScanError, RestockRefused, StoreError) as exc:
+        except (ScanError, RestockRefused, StoreError, RoleError) as exc:
             raise fail(f"refused: {exc}") from None
         cleared = [c.after.id for c in done.alarms if not c.after.active]
         bottle = done.bottle
@@ -117,25 +126,28 @@ def stock_restock(
 def stock_load(
     bin_: BinArgument,
     scan: Annotated[str, typer.Option(help="A bottle of the bin's new drug, as scanned.")],
-    who: WhoOption,
     quantity: Annotated[int | None, typer.Option(
         help="Tablets poured, for a partial bottle (default: a full bottle of the NDC).",
         min=1)] = None,
+    user: UserOption = None, token: TokenOption = None,
+    password_stdin: PasswordStdinOption = False,
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
-    """Give an empty bin a drug (after `stock unload`): the scanned bottle's NDC, lot and
-    expiry. Then change the bin's ndc in the configuration to match."""
+    """Give an empty bin a drug (after `stock unload`; a pharmacist's): the scanned bottle's
+    NDC, lot and expiry. Then change the bin's ndc in the configuration to match."""
     robot, number = _bin(bin_)
     settings = settings_of(config)
+    creds = credentials(user, token, password_stdin)
 
     async def work(db: Store) -> str:
+        me = await signed_in(db, creds)
         try:
             before = await db.bin(robot, number)
-            done = await load_by_scan(settings, db, robot, number, scan, who=who,
+            done = await load_by_scan(settings, db, robot, number, scan, by=me,
                                       quantity=quantity)
         except QuantityNeeded as exc:
             raise fail(str(exc), 2) from None
-        except (ScanError, RestockRefused, StoreError) as exc:
+        except (ScanError, RestockRefused, StoreError, RoleError) as exc:
             raise fail(f"refused: {exc}") from None
         bottle = done.bottle
         return (f"{robot}/{number}: now NDC {done.bin.ndc} (was {before.ndc}), {done.quantity} "
@@ -144,22 +156,25 @@ def stock_load(
     with_store(config, store, work, announce=True, settings=settings)
 
 
-Change = Callable[[Store, BinRecord], Awaitable[BinRecord]]
+Change = Callable[[Store, BinRecord, Person], Awaitable[BinRecord]]
 
 
-def _change_bin(bin_: str, config: Path, store: Path | None, what: str, change: Change) -> None:
-    """Change one bin's count, check its alarms, say before → after and what was done."""
+def _change_bin(bin_: str, config: Path, store: Path | None, what: str, change: Change,
+                creds: Credentials) -> None:
+    """Change one bin's count as the signed-in person, check its alarms, say before → after
+    and what was done."""
     robot, number = _bin(bin_)
     settings = settings_of(config)
 
     async def work(db: Store) -> str:
+        me = await signed_in(db, creds)
         try:
             before = await db.bin(robot, number)
-            after = await change(db, before)
+            after = await change(db, before, me)
         except (StoreError, ValueError) as exc:
             raise fail(str(exc)) from None
         await AlarmDesk(settings, db).check_bins()
-        return f"{robot}/{number}: {before.on_hand} → {after.on_hand} ({what})"
+        return f"{robot}/{number}: {before.on_hand} → {after.on_hand} ({what}, by {me.name})"
     with_store(config, store, work, announce=True, settings=settings)
 
 
@@ -168,24 +183,27 @@ def stock_correct(
     bin_: BinArgument,
     count: Annotated[int, typer.Option(help="What the bin truly holds.", min=0)],
     reason: Annotated[str, typer.Option(help="Why the record was wrong.")],
-    who: WhoOption,
+    user: UserOption = None, token: TokenOption = None,
+    password_stdin: PasswordStdinOption = False,
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Record a counted quantity (a movement of the difference, with who and why)."""
-    _change_bin(bin_, config, store, f"{reason}, by {who}", lambda db, b: db.correct_bin(
-        b.id, count, who=who, reason=reason))
+    _change_bin(bin_, config, store, reason, lambda db, b, me: db.correct_bin(
+        b.id, count, by=me, reason=reason), credentials(user, token, password_stdin))
 
 
 @stock_app.command("unload")
 def stock_unload(
     bin_: BinArgument,
     reason: Annotated[str, typer.Option(help="Why: a lot change, an expired or recalled lot.")],
-    who: WhoOption,
+    user: UserOption = None, token: TokenOption = None,
+    password_stdin: PasswordStdinOption = False,
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Take everything out of a bin (each lot's count, recorded)."""
-    _change_bin(bin_, config, store, f"unloaded: {reason}, by {who}",
-                lambda db, b: db.unload_bin(b.id, who=who, reason=reason))
+    _change_bin(bin_, config, store, f"unloaded: {reason}",
+                lambda db, b, me: db.unload_bin(b.id, by=me, reason=reason),
+                credentials(user, token, password_stdin))
 
 
 @stock_app.command("recall")
@@ -235,16 +253,18 @@ def alarms_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -
     with_store(config, store, work, announce=True, settings=settings)
 
 
-Act = Callable[[AlarmDesk], Awaitable[list[rules.AlarmChange]]]
+Act = Callable[[AlarmDesk, Person], Awaitable[list[rules.AlarmChange]]]
 
 
-def _act(config: ConfigOption, store: StoreOption, action: str, act: Act) -> None:
+def _act(config: ConfigOption, store: StoreOption, action: str, act: Act,
+         creds: Credentials) -> None:
     settings = settings_of(config)
 
     async def work(db: Store) -> str:
+        me = await signed_in(db, creds)
         try:
-            changes = await act(AlarmDesk(settings, db))
-        except AlarmError as exc:
+            changes = await act(AlarmDesk(settings, db), me)
+        except (AlarmError, RoleError) as exc:
             raise fail(str(exc)) from None
         return "\n".join(f"{c.after.id}: {c.after.state} ({action} by {c.who})"
                          for c in changes) or "nothing to change"
@@ -252,48 +272,56 @@ def _act(config: ConfigOption, store: StoreOption, action: str, act: Act) -> Non
 
 
 @alarms_app.command("ack")
-def alarms_ack(alarm: Annotated[str, typer.Argument(help="The alarm's id.")], who: WhoOption,
+def alarms_ack(alarm: Annotated[str, typer.Argument(help="The alarm's id.")],
+               user: UserOption = None, token: TokenOption = None,
+               password_stdin: PasswordStdinOption = False,
                config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
     """Acknowledge an alarm: you have seen it and take charge."""
-    async def act(desk: AlarmDesk) -> list[rules.AlarmChange]:
-        return [await desk.acknowledge(alarm, who)]
-    _act(config, store, "acknowledged", act)
+    async def act(desk: AlarmDesk, me: Person) -> list[rules.AlarmChange]:
+        return [await desk.acknowledge(alarm, me)]
+    _act(config, store, "acknowledged", act, credentials(user, token, password_stdin))
 
 
 @alarms_app.command("shelve")
 def alarms_shelve(
-    alarm: Annotated[str, typer.Argument(help="The alarm's id.")], who: WhoOption,
+    alarm: Annotated[str, typer.Argument(help="The alarm's id.")],
     reason: Annotated[str, typer.Option(help="Why it may be silenced.")],
     minutes: Annotated[int, typer.Option("--for", help="Minutes (at most a day).", min=1)] = 60,
+    user: UserOption = None, token: TokenOption = None,
+    password_stdin: PasswordStdinOption = False,
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Silence an alarm for a while, saying why; it returns by itself."""
-    async def act(desk: AlarmDesk) -> list[rules.AlarmChange]:
+    async def act(desk: AlarmDesk, me: Person) -> list[rules.AlarmChange]:
         until = Clock().now() + timedelta(minutes=minutes)
-        return [await desk.shelve(alarm, who, reason, until)]
-    _act(config, store, "shelved", act)
+        return [await desk.shelve(alarm, me, reason, until)]
+    _act(config, store, "shelved", act, credentials(user, token, password_stdin))
 
 
 @alarms_app.command("unshelve")
 def alarms_unshelve(alarm: Annotated[str, typer.Argument(help="The alarm's id.")],
-                    who: WhoOption, config: ConfigOption = DEMO_CONFIG,
-                    store: StoreOption = None) -> None:
+                    user: UserOption = None, token: TokenOption = None,
+                    password_stdin: PasswordStdinOption = False,
+                    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
     """End a shelf early."""
-    async def act(desk: AlarmDesk) -> list[rules.AlarmChange]:
-        return [await desk.unshelve(alarm, who)]
-    _act(config, store, "unshelved", act)
+    async def act(desk: AlarmDesk, me: Person) -> list[rules.AlarmChange]:
+        return [await desk.unshelve(alarm, me)]
+    _act(config, store, "unshelved", act, credentials(user, token, password_stdin))
 
 
 @alarms_app.command("service")
 def alarms_service(
-    robot: Annotated[str, typer.Argument(help="The robot's id.")], who: WhoOption,
+    robot: Annotated[str, typer.Argument(help="The robot's id.")],
     down: Annotated[bool, typer.Option("--out/--in", help="Out of service, or back in.")],
+    user: UserOption = None, token: TokenOption = None,
+    password_stdin: PasswordStdinOption = False,
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Take a robot out of service for maintenance (its alarms with it), or bring it back."""
-    async def act(desk: AlarmDesk) -> list[rules.AlarmChange]:
-        return await desk.set_in_service(robot, who, not down)
-    _act(config, store, "out of service" if down else "back in service", act)
+    async def act(desk: AlarmDesk, me: Person) -> list[rules.AlarmChange]:
+        return await desk.set_in_service(robot, me, not down)
+    _act(config, store, "out of service" if down else "back in service", act,
+         credentials(user, token, password_stdin))
 
 
 @alarms_app.command("history")

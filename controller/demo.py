@@ -56,6 +56,8 @@ DEMO_TIMEOUT_S = 50.0
 TECHNICIAN_PAUSE_S = 0.3
 TECHNICIAN = Person("tess", frozenset({Role.TECHNICIAN}))
 PHARMACIST = Person("phil", frozenset({Role.PHARMACIST}))
+ADMIN = Person("ada", frozenset({Role.ADMIN}))
+"""Adds the demo's people to its store."""
 
 
 class DemoFloor:
@@ -104,7 +106,7 @@ class DemoFloor:
 
     async def _acknowledge(self, alarm_id: str) -> None:
         try:
-            await self.supervisor.desk.acknowledge(alarm_id, "demo technician")
+            await self.supervisor.desk.acknowledge(alarm_id, TECHNICIAN)
         except AlarmError:
             return  # acknowledged already, or over: nothing to do
         self.supervisor.watch.poke()
@@ -147,7 +149,7 @@ class DemoFloor:
         # A whole bottle when it fits; otherwise the technician counts what was poured.
         full = quantity == drug.package_quantity
         done = await restock_by_scan(settings, store, robot, number, code,
-                                     who="demo technician", quantity=None if full else quantity,
+                                     by=TECHNICIAN, quantity=None if full else quantity,
                                      clock=supervisor.clock)
         self.console.print(f"  technician: scanned a bottle of {drug.display_name} (lot "
                            f"{done.bottle.lot}, expires {done.bottle.expiry}) into "
@@ -210,7 +212,7 @@ class DemoFloor:
             # or the scale failed on was handled: wasted.
             fill = next(f for f in await store.fills() if f.id == vial.fill_id)
             disposition = "returned" if fill.outcome in ("jam", "ran_empty") else "wasted"
-            await store.dispose_vial(vial.id, disposition, who="demo technician")
+            await store.dispose_vial(vial.id, disposition, by=TECHNICIAN)
             self.console.print(f"  technician: partial vial of {vial.count} from order "
                                f"{fill.order_id} {disposition}")
 
@@ -248,13 +250,22 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
 
 async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], console: Console,
                 path: Path, mqtt: str | None, serve: bool, port: int | None) -> int:
-    passwords = {person.name: secrets.token_urlsafe(9) for person in (TECHNICIAN, PHARMACIST)}
+    passwords = {person.name: secrets.token_urlsafe(9)
+                 for person in (ADMIN, TECHNICIAN, PHARMACIST)}
+    users = await store.users()
+    known = {u.name for u in users}
+    if ADMIN.name not in known:
+        # The store's first admin, unless a kept store has one already.
+        first = not any(Role.ADMIN in u.roles for u in users)
+        await store.add_user(ADMIN.name, ADMIN.roles, passwords[ADMIN.name],
+                             by=None if first else ADMIN)
+    else:
+        await store.set_password(ADMIN.name, passwords[ADMIN.name], by=ADMIN)
     for person in (TECHNICIAN, PHARMACIST):
-        if not [u for u in await store.users() if u.name == person.name]:
-            await store.add_user(person.name, person.roles, passwords[person.name],
-                                 who="demo")
+        if person.name not in known:
+            await store.add_user(person.name, person.roles, passwords[person.name], by=ADMIN)
         else:
-            await store.set_password(person.name, passwords[person.name], who="demo")
+            await store.set_password(person.name, passwords[person.name], by=ADMIN)
     async with (broker_link(settings, mqtt) as link, simulated_robots(settings, store) as sims,
                 label_printer(settings) as (printer, printer_sim)):
         for robot, sim in sims.items():

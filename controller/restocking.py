@@ -10,6 +10,7 @@ from controller.config import Settings
 from controller.domain.alarms import AlarmChange
 from controller.domain.gs1 import BottleScan, ndc_from_gtin, parse_bottle
 from controller.domain.stock import RestockRefused
+from controller.domain.workflow import Person
 from controller.store import BinRecord, Store
 
 
@@ -29,7 +30,7 @@ class Restocked:
 
 
 async def restock_by_scan(settings: Settings, store: Store, robot: str, number: int, raw: str,
-                          *, who: str, quantity: int | None = None,
+                          *, by: Person, quantity: int | None = None,
                           clock: Clock | None = None) -> Restocked:
     """Read the scan, match its NDC in the formulary, check it against the bin's rules, record
     it and judge the bin's alarms again. ScanError, RestockRefused (QuantityNeeded) or
@@ -45,7 +46,7 @@ async def restock_by_scan(settings: Settings, store: Store, robot: str, number: 
     if count is None:
         raise QuantityNeeded(f"the formulary gives no package_quantity for NDC {ndc}: give "
                              f"--quantity, the tablets poured")
-    record = await store.restock(robot, number, bottle, ndc, quantity=count, who=who,
+    record = await store.restock(robot, number, bottle, ndc, quantity=count, by=by,
                                  policy=settings.config.stock.policy, today=clock.now().date(),
                                  partial=quantity is not None)
     changes = await AlarmDesk(settings, store, clock).check_bins()
@@ -53,7 +54,7 @@ async def restock_by_scan(settings: Settings, store: Store, robot: str, number: 
 
 
 async def load_by_scan(settings: Settings, store: Store, robot: str, number: int, raw: str, *,
-                       who: str, quantity: int | None = None,
+                       by: Person, quantity: int | None = None,
                        clock: Clock | None = None) -> Restocked:
     """Give an empty bin the drug of the scanned bottle (its NDC, lot and expiry), recorded and
     audited; ScanError, RestockRefused or StoreError say why not. The configuration's ``ndc``
@@ -65,7 +66,7 @@ async def load_by_scan(settings: Settings, store: Store, robot: str, number: int
     if count is None:
         raise QuantityNeeded(f"the formulary gives no package_quantity for NDC {ndc}: give "
                              f"--quantity, the tablets poured")
-    record = await store.load_bin(robot, number, bottle, ndc, quantity=count, who=who,
+    record = await store.load_bin(robot, number, bottle, ndc, quantity=count, by=by,
                                   policy=settings.config.stock.policy,
                                   today=clock.now().date())
     changes = await AlarmDesk(settings, store, clock).check_bins()

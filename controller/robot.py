@@ -39,7 +39,7 @@ from controller.notices import (
     RobotOnline,
 )
 from controller.outcomes import problem_of_refusal
-from controller.store import SUPERVISOR, FillRecord, FillRefused, FillResult, Store
+from controller.store import FillRecord, FillRefused, FillResult, Store
 from drivers import errors
 from drivers.base import EventStream
 from drivers.tasks import cancelled
@@ -422,8 +422,7 @@ class RobotWorker(ABC, Generic[R]):
     async def _correct_if_empty(self, fill: FillRecord, outcome: FillOutcome) -> None:
         """A bin that ran empty holds nothing, whatever the sum of its movements said."""
         if outcome is FillOutcome.RAN_EMPTY:
-            await self._store.correct_bin(fill.bin_id, 0, who=SUPERVISOR,
-                                          reason=f"bin ran empty during job {fill.job}")
+            await self._store.bin_ran_empty(fill.bin_id, fill.job)
 
     async def _refused(self, fill: FillRecord, error: errors.DeviceError) -> None:
         """The robot refused to start the fill: nothing was dispensed."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary, parse_formulary
+from controller.domain.workflow import Person, Role
 from controller.notices import Notice, OutputWaiting
 from controller.robot import OutputError
 from controller.store import Store
@@ -84,6 +85,26 @@ class Technician:
         with contextlib.suppress(OutputError, DriverError, OSError):
             await self.supervisor.take_output(notice.robot, self.name, fill_id=notice.fill_id)
             self.took.append(notice)
+
+
+def tech(name: str = "tess") -> Person:
+    """A technician."""
+    return Person(name, frozenset({Role.TECHNICIAN}))
+
+
+def pharm(name: str = "phil") -> Person:
+    """A pharmacist."""
+    return Person(name, frozenset({Role.PHARMACIST}))
+
+
+def maint(name: str = "max") -> Person:
+    """Someone of the maintenance staff."""
+    return Person(name, frozenset({Role.MAINTENANCE}))
+
+
+def admin(name: str = "al") -> Person:
+    """An admin (who adds the tests' people)."""
+    return Person(name, frozenset({Role.ADMIN}))
 
 
 def formulary() -> Formulary:

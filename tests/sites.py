@@ -25,7 +25,7 @@ from controller.store import sqlite_url
 from controller.supervisor import Supervisor
 from simulators.label_printer.server import PrinterSimulator
 from tests.floors import ATORVASTATIN, write_config
-from tests.helpers import open_store
+from tests.helpers import admin, open_store
 
 OXYCODONE = "00406-0552-01"  # schedule II in the sample formulary
 ALPRAZOLAM = "59762-3720-01"  # schedule IV
@@ -116,7 +116,7 @@ async def running_site(tmp_path: Path, *, pharmacist: str | None = "Pat Lee, RPh
                             site_extra=f'pharmacist = "{pharmacist}"' if pharmacist else "")
     store = await open_store(sqlite_url(tmp_path / "site.sqlite"))
     for name, roles in PEOPLE.items():
-        await store.add_user(name, frozenset(roles), PASSWORD, who="test")
+        await store.add_user(name, frozenset(roles), PASSWORD, by=admin())
     try:
         async with (simulated_robots(settings, store) as sims,
                     label_printer(settings) as (printer, simulator)):

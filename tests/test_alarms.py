@@ -28,7 +28,7 @@ from controller.floor import bin_specs
 from controller.messages import Topics
 from controller.store import Store, sqlite_url
 from tests.floors import ATORVASTATIN, write_config
-from tests.helpers import open_store
+from tests.helpers import maint, open_store, tech
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 THRESHOLDS = Thresholds(expiring_days=30, low_deadband_pct=10)
@@ -192,15 +192,15 @@ async def test_desk_records_every_change_with_its_message(tmp_path: Path) -> Non
     desk, store = await desk_and_store(tmp_path, clock)
     try:
         (record,) = await store.bins()
-        await store.correct_bin(record.id, 10, who="tech", reason="counted")
+        await store.correct_bin(record.id, 10, by=tech("tech"), reason="counted")
         changes = await desk.check_bins()
         assert {c.after.type for c in changes} == {AlarmType.BIN_LOW}
         assert await desk.check_bins() == []  # nothing new: nothing written
         alarm_id = changes[0].after.id
         with pytest.raises(AlarmError, match="no standing alarm 'bin-low-tc1-9'"):
-            await desk.acknowledge("bin-low-tc1-9", "ana")
-        await desk.acknowledge(alarm_id, "ana")
-        await store.correct_bin(record.id, record.capacity, who="tech", reason="restocked")
+            await desk.acknowledge("bin-low-tc1-9", tech("ana"))
+        await desk.acknowledge(alarm_id, tech("ana"))
+        await store.correct_bin(record.id, record.capacity, by=tech("tech"), reason="restocked")
         (ended,) = await desk.check_bins()
         assert ended.ended
         history = [(e.from_state, e.to_state, e.who) for e in await store.alarm_history(alarm_id)]
@@ -222,14 +222,14 @@ async def test_desk_takes_a_robot_out_of_service_and_back(tmp_path: Path) -> Non
         stopped = RobotCondition("tc1", stopped="jam on channel 1")
         (fault,) = await desk.check_robots([stopped])
         assert fault.after.id == "robot-fault-tc1"
-        await desk.set_in_service("tc1", "maint", False)
+        await desk.set_in_service("tc1", maint("maint"), False)
         assert await store.out_of_service() == {"tc1"}
         assert {a.state for a in await store.alarms()} == {AlarmState.OUT_OF_SERVICE}
         await desk.check_robots([RobotCondition("tc1")])  # fixed while down
-        (back,) = await desk.set_in_service("tc1", "maint", True)
+        (back,) = await desk.set_in_service("tc1", maint("maint"), True)
         assert back.ended and await store.out_of_service() == frozenset()
         with pytest.raises(AlarmError, match="no robot 'zz'"):
-            await desk.set_in_service("zz", "maint", False)
+            await desk.set_in_service("zz", maint("maint"), False)
     finally:
         await store.close()
 
@@ -240,7 +240,8 @@ async def test_desk_shelves_until_the_clock_passes(tmp_path: Path) -> None:
     try:
         (hopper,) = await desk.check_robots([RobotCondition("tc1", vials_left={16: 3, 20: 40})])
         assert hopper.after.facts["detail"] == "16 dram: 3 left"
-        await desk.shelve(hopper.after.id, "ana", "vials on order", T0 + timedelta(minutes=30))
+        await desk.shelve(hopper.after.id, tech("ana"), "vials on order",
+                          T0 + timedelta(minutes=30))
         assert await desk.expire_shelves() == []
         clock.moment = T0 + timedelta(minutes=31)
         (back,) = await desk.expire_shelves()

@@ -12,6 +12,7 @@ from fhir.resources.R4B.medicationdispense import MedicationDispense
 from controller.store.records import fill_code
 from drivers.label_printer.protocol import parse_fields
 from tests.floors import ATORVASTATIN
+from tests.helpers import maint
 from tests.sites import OXYCODONE, Site, order_body, running_site
 
 
@@ -167,7 +168,7 @@ async def test_an_exception_is_counted_by_hand_or_cancelled(site: Site) -> None:
 
 
 async def test_a_hand_count_fills_the_vial_and_its_counter_may_not_verify(site: Site) -> None:
-    await site.pharmacy.supervisor.desk.set_in_service("tc1", "maintenance", False)
+    await site.pharmacy.supervisor.desk.set_in_service("tc1", maint("maintenance"), False)
     order_id = await submit(site)
     order = await site.wait_state(order_id, "exception")
     assert "out of service" in order["reason"]

@@ -18,7 +18,7 @@ from controller.domain.audit import GENESIS, AuditEntry, entry_hash, verify_chai
 from controller.domain.orders import OrderState
 from controller.store import Store, sqlite_url
 from tests.floors import ATORVASTATIN, order
-from tests.helpers import AUDIT_KEY, cli_env, formulary
+from tests.helpers import AUDIT_KEY, cli_env, formulary, tech
 from tests.test_cli import RXFILL
 from tests.test_stock import BIN
 
@@ -69,7 +69,7 @@ async def test_every_action_is_recorded_with_who_and_the_chain_holds(store: Stor
     received, _ = await store.receive_order(order(ATORVASTATIN, 10))
     await store.move_order(received.id, OrderState.QUEUED, who="ana")
     (record,) = await store.bins()
-    await store.correct_bin(record.id, 90, who="ben", reason="counted")
+    await store.correct_bin(record.id, 90, by=tech("ben"), reason="counted")
     trail = await store.audit_trail()
     assert [(e.who, e.action, e.subject) for e in trail] == [
         ("supervisor", "bin load", "bin:tc1/1"),

@@ -19,7 +19,8 @@ from drivers.base import CapType, FillerFault, JobOutcome, PoweredUp
 from drivers.registry import UnknownDriverError, driver_names, find_driver
 from drivers.tablet_counter.driver import SerialTabletCounter
 from drivers.vial_filler.driver import ModbusVialFiller
-from tests.helpers import until_end
+from tests.helpers import cli_env, until_end
+from tests.sites import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
 RXFILL = [sys.executable, "-m", "controller"]
@@ -218,19 +219,24 @@ def test_rules_prints_the_recovery_table_the_readme_shows() -> None:
 
 
 def test_a_technician_records_what_became_of_a_partial_vial(tmp_path: Path) -> None:
+    from tests.test_cli_stock import AS_ANA, add_technician
     store = tmp_path / "demo.sqlite"
     demo = subprocess.run([*RXFILL, "demo", "--store", str(store)], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=cli_env())
     assert demo.returncode == 0, demo.stderr[-2000:]
+    asyncio.run(add_technician(store, "ana"))
 
     def vials(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*RXFILL, "vials", *args, "--store", str(store)],
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, env=cli_env(),
+                              input=PASSWORD + "\n")
 
     listed = vials("list", "--all")
-    assert "17 tablets, returned by demo technician" in listed.stdout  # the jam's partial vial
-    again = vials("waste", "1", "--who", "tech-9")
-    assert again.returncode == 1 and "already returned by demo technician" in again.stderr
+    assert "17 tablets, returned by tess" in listed.stdout  # the jam's partial vial
+    again = vials("waste", "1", *AS_ANA)
+    assert again.returncode == 1 and "already returned by tess" in again.stderr
+    unsigned = vials("waste", "1")
+    assert unsigned.returncode == 2 and "sign in first" in unsigned.stderr
     missing = subprocess.run([*RXFILL, "vials", "list", "--store", str(tmp_path / "no.sqlite")],
                              capture_output=True, text=True, timeout=30)
     assert missing.returncode == 2 and "no such store file" in missing.stderr

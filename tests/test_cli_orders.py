@@ -11,7 +11,7 @@ import pytest
 from controller.domain.workflow import Role
 from controller.store import sqlite_url
 from tests.floors import write_config
-from tests.helpers import open_store
+from tests.helpers import admin, open_store
 from tests.sites import PASSWORD, RXFILL, SITE_TOML, order_body, robots, rxfill_run
 from tests.test_intake import medication_request
 
@@ -33,7 +33,7 @@ async def test_orders_are_submitted_listed_shown_and_cancelled_from_the_command_
                             site_extra='pharmacist = "Pat Lee, RPh"')
     store_file = tmp_path / "site.sqlite"
     store = await open_store(sqlite_url(store_file))
-    await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, who="test")
+    await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
     await store.close()
     good, bad, fhir = tmp_path / "good.json", tmp_path / "bad.json", tmp_path / "fhir.json"
     good.write_text(json.dumps([order_body(rx_number="RX9000001"), order_body(quantity=20000,

@@ -10,26 +10,47 @@ from pathlib import Path
 import pytest
 
 from controller.domain.gs1 import GS, bottle_code, gtin_for
+from controller.domain.workflow import Role
+from controller.store import sqlite_url
 from tests.floors import ATORVASTATIN
+from tests.helpers import admin, cli_env, open_store
 from tests.mqtt import Subscriber, broker_url, clear_retained
+from tests.sites import PASSWORD
 from tests.test_cli import RXFILL
 
 GABAPENTIN = "68382-0135-01"
 
 
+AS_ANA = ("--user", "ana", "--password-stdin")
+"""A technician the tests add to the demo's store, signing in on each command."""
+
+
 def rxfill(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    signed = AS_ANA[0] in args
     return subprocess.run([*RXFILL, *args, "--store", str(store)], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, env=cli_env(),
+                          input=PASSWORD + "\n" if signed else "")
 
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store the demo filled (no MQTT: what the CLI announces waits in the outbox)."""
+    """A store the demo filled (no MQTT: what the CLI announces waits in the outbox), with
+    ana, a technician."""
     store = tmp_path_factory.mktemp("demo") / "demo.sqlite"
     run = subprocess.run([*RXFILL, "demo", "--store", str(store), "--mqtt", "off"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, env=cli_env())
     assert run.returncode == 0, run.stderr[-2000:]
+    asyncio.run(add_technician(store, "ana"))
     return store
+
+
+async def add_technician(store: Path, name: str) -> None:
+    """A technician with the tests' password, added by an admin."""
+    opened = await open_store(sqlite_url(store))
+    try:
+        await opened.add_user(name, frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+    finally:
+        await opened.close()
 
 
 def test_stock_show_lists_every_bin_with_its_lots(demo_store: Path) -> None:
@@ -52,28 +73,28 @@ def test_stock_show_lists_every_bin_with_its_lots(demo_store: Path) -> None:
 def test_a_wrong_bottle_is_refused_and_nothing_moves(demo_store: Path, bottle: str,
                                                      says: str) -> None:
     before = rxfill(demo_store, "stock", "show").stdout
-    refused = rxfill(demo_store, "stock", "restock", "tc1/5", "--scan", bottle, "--who", "ana")
+    refused = rxfill(demo_store, "stock", "restock", "tc1/5", "--scan", bottle, *AS_ANA)
     assert refused.returncode == 1 and says in refused.stderr, refused.stderr
     assert rxfill(demo_store, "stock", "show").stdout == before
 
 
 def test_restock_correct_and_recall_are_recorded(demo_store: Path) -> None:
     bottle = bottle_code(GABAPENTIN, "GB9", date(2029, 1, 31), "S-77").replace(GS, "<GS>")
-    done = rxfill(demo_store, "stock", "restock", "tc1/5", "--scan", bottle, "--who", "ana",
+    done = rxfill(demo_store, "stock", "restock", "tc1/5", "--scan", bottle, *AS_ANA,
                   "--quantity", "40")
     assert done.returncode == 0, done.stderr
     assert "tc1/5: +40 of lot GB9 (expires 2029-01-31, serial S-77); on hand 90" in done.stdout
     shown = rxfill(demo_store, "stock", "show").stdout
     assert "GB24650 exp 2027-05-31: 50, GB9 exp 2029-01-31: 40" in shown  # older lot first
     corrected = rxfill(demo_store, "stock", "correct", "tc1/5", "--count", "20", "--reason",
-                       "spilled", "--who", "ana")
+                       "spilled", *AS_ANA)
     assert "tc1/5: 90 → 20 (spilled, by ana)" in corrected.stdout
     alarms = rxfill(demo_store, "alarms", "list")
     assert "bin-low-tc1-5" in alarms.stdout and "unack_active" in alarms.stdout
-    shelved = rxfill(demo_store, "alarms", "shelve", "bin-low-tc1-5", "--who", "ana",
+    shelved = rxfill(demo_store, "alarms", "shelve", "bin-low-tc1-5", *AS_ANA,
                      "--reason", "bottles on order", "--for", "30")
     assert "bin-low-tc1-5: shelved (shelved by ana)" in shelved.stdout
-    again = rxfill(demo_store, "alarms", "ack", "bin-low-tc1-5", "--who", "ana")
+    again = rxfill(demo_store, "alarms", "ack", "bin-low-tc1-5", *AS_ANA)
     assert again.returncode == 1 and "is shelved" in again.stderr
     history = rxfill(demo_store, "alarms", "history", "bin-low-tc1-5").stdout
     assert "→ shelved" in history and "ana: shelved until" in history and \

@@ -24,7 +24,7 @@ from controller.domain.workflow import Role
 from controller.simulation import start_simulators
 from controller.store import sqlite_url
 from tests.floors import ATORVASTATIN, LISINOPRIL, write_config
-from tests.helpers import open_store
+from tests.helpers import admin, open_store
 from tests.sites import PASSWORD, order_body, rxfill_run
 
 ROBOTS: list[dict[str, object]] = [
@@ -82,7 +82,7 @@ async def test_sigkill_at_many_points_loses_nothing_and_fills_nothing_twice(
         config.write_text(text)
         store_file, log = tmp_path / "site.sqlite", tmp_path / "supervisor.log"
         store = await open_store(sqlite_url(store_file))
-        await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, who="test")
+        await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
         await store.close()
 
         rng = random.Random(5)

@@ -23,7 +23,7 @@ from drivers.vial_filler import protocol as wire
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
 from tests.floors import ATORVASTATIN, order, write_config
-from tests.helpers import Technician, eventually
+from tests.helpers import Technician, eventually, tech
 
 METFORMIN = "65862-0008-01"
 
@@ -222,11 +222,11 @@ async def test_a_failed_vial_with_nowhere_else_to_go_is_an_exception_with_its_pa
     assert "cannot fill it elsewhere" in settled.reason
     (vial,) = await store.set_aside_vials()
     assert vial.count == 9
-    returned = await store.dispose_vial(vial.id, "returned", who="tech-1")
+    returned = await store.dispose_vial(vial.id, "returned", by=tech("tech-1"))
     (bin_,) = await store.bins()
     assert returned.disposition == "returned" and bin_.on_hand == 400
     with pytest.raises(ValueError, match="expected one of"):
-        await store.dispose_vial(vial.id, "eaten", who="tech-1")
+        await store.dispose_vial(vial.id, "eaten", by=tech("tech-1"))
 
 
 async def _abort_at_the_robot(sim: FillerSimulator) -> None:

@@ -29,7 +29,7 @@ from controller.store import Store, sqlite_url
 from controller.supervisor import Supervisor
 from drivers.tasks import stop_tasks
 from tests.floors import ATORVASTATIN, order, write_config
-from tests.helpers import open_store
+from tests.helpers import open_store, tech
 from tests.mqtt import Subscriber, broker_url, clear_retained, unique_site
 
 
@@ -102,7 +102,7 @@ async def test_a_late_subscriber_sees_standing_alarms_and_ack_and_restock_remove
                                       "updated_at"}
                 assert (robot["kind"], robot["connected"]) == ("tablet-counter", True)
 
-                await supervisor.desk.acknowledge("bin-low-tc1-1", "ana")
+                await supervisor.desk.acknowledge("bin-low-tc1-1", tech("ana"))
                 supervisor.watch.poke()
                 await late.until(lambda: late.on("alarms/bin-low-tc1-1")[-1].json[
                     "state"] == "ack_active")
@@ -110,7 +110,7 @@ async def test_a_late_subscriber_sees_standing_alarms_and_ack_and_restock_remove
                 assert acked["acked_by"] == "ana" and acked["seq"] > alarm["seq"]
 
                 scan = parse_bottle(bottle_code(ATORVASTATIN, "L1", date(2030, 1, 1), "B1"))
-                await store.restock("tc1", 1, scan, ATORVASTATIN, quantity=100, who="ana",
+                await store.restock("tc1", 1, scan, ATORVASTATIN, quantity=100, by=tech("ana"),
                                     policy=RestockPolicy(), today=date(2026, 11, 23),
                                     partial=False)
                 supervisor.watch.poke()

@@ -128,6 +128,10 @@ async def test_a_restarted_supervisor_leaves_a_waiting_output_for_the_person(
             assert output is not None and output.order_id == record.id
             await again.clear("tc1", "tess")  # clearing a robot takes its output too
             assert again.robots["tc1"].output is None and counter.device.chute is None
+        (cleared,) = [e for e in await store.audit_trail() if e.action == "robot cleared"]
+        assert (cleared.who, cleared.subject) == ("tess", "robot:tc1")
+        assert cleared.after is not None and cleared.after["output_taken"] == {
+            "fill": output.fill_id, "order": record.id}
     finally:
         for sim in sims.values():
             await sim.close()

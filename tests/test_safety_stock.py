@@ -23,7 +23,7 @@ from controller.config import Settings
 from controller.domain.gs1 import bottle_code, parse_bottle
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.stock import RestockPolicy, RestockRefused
-from controller.domain.workflow import WorkflowError
+from controller.domain.workflow import Role, WorkflowError
 from controller.notices import FillStarted, Notice, OrderReturned
 from controller.pharmacy import Pharmacy
 from controller.simulation import start_simulators
@@ -31,11 +31,13 @@ from controller.store import BinSpec, FillRefused, FillResult, Store, sqlite_url
 from controller.store.stock import BinDrugMismatch
 from controller.supervisor import Supervisor
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
-from tests.helpers import Technician, cli_env, open_store
+from tests.helpers import Technician, admin, cli_env, maint, open_store, pharm, tech
+from tests.sites import PASSWORD
 from tests.test_cli import RXFILL
 from tests.test_verification import TECH, weighed
 
 EXPIRY = date(2030, 1, 1)  # the floors' lots
+AS_PAT = ("--user", "pat", "--password-stdin")
 AFTER = datetime(2030, 1, 2, 12, 0, tzinfo=datetime.now().astimezone().tzinfo)
 
 
@@ -201,6 +203,8 @@ def test_rxfill_run_refuses_to_start_and_stock_load_changes_the_drug_on_purpose(
     async def make() -> None:
         store = await open_store(sqlite_url(store_file))
         await store.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 300, 50, 900)])
+        await store.add_user("pat", frozenset({Role.PHARMACIST}), PASSWORD, by=admin())
+        await store.add_user("tom", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
         await store.close()
     asyncio.run(make())
     config = settings.path
@@ -210,19 +214,25 @@ def test_rxfill_run_refuses_to_start_and_stock_load_changes_the_drug_on_purpose(
     def rxfill(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*RXFILL, *args, "--config", str(config), "--store",
                                str(store_file)], capture_output=True, text=True, timeout=60,
-                              env=cli_env())
+                              env=cli_env(), input=PASSWORD + "\n")
     run = rxfill("run")
     assert run.returncode == 2 and "refusing to start" in run.stderr, run.stderr
     assert f"tc1/1 holds NDC {ATORVASTATIN}" in run.stderr and "Traceback" not in run.stderr
     scan = bottle_code(LISINOPRIL, "LS1", date.today() + timedelta(days=400), "S9")
-    full = rxfill("stock", "load", "tc1/1", "--scan", scan, "--who", "pat")
+    full = rxfill("stock", "load", "tc1/1", "--scan", scan, *AS_PAT)
     assert full.returncode == 1 and "still holds 300" in full.stderr, full.stderr
     assert rxfill("stock", "unload", "tc1/1", "--reason", "drug change",
-                  "--who", "pat").returncode == 0
+                  *AS_PAT).returncode == 0
     loaded = rxfill("stock", "load", "tc1/1", "--scan", scan, "--quantity", "200",
-                    "--who", "pat")
+                    *AS_PAT)
     assert loaded.returncode == 0, loaded.stderr
     assert f"now NDC {LISINOPRIL} (was {ATORVASTATIN})" in loaded.stdout
+    # Which drug a bin holds is a pharmacist's decision: a technician is refused.
+    assert rxfill("stock", "unload", "tc1/1", "--reason", "again", "--user", "tom",
+                  "--password-stdin").returncode == 0
+    by_tom = rxfill("stock", "load", "tc1/1", "--scan", scan, "--user", "tom",
+                    "--password-stdin")
+    assert by_tom.returncode == 1 and "tom may not load a bin" in by_tom.stderr
     exported = rxfill("audit", "export")
     assert '"action": "bin drug changed"' in exported.stdout
 
@@ -232,13 +242,13 @@ async def test_a_bottle_loaded_into_a_bin_is_checked_like_a_restock(store: Store
     today = date.today()
     expired = parse_bottle(bottle_code(LISINOPRIL, "OLD", today - timedelta(days=1), "S1"))
     with pytest.raises(RestockRefused, match="expired"):
-        await store.load_bin("tc1", 1, expired, LISINOPRIL, quantity=100, who="pat",
+        await store.load_bin("tc1", 1, expired, LISINOPRIL, quantity=100, by=pharm("pat"),
                              policy=RestockPolicy(), today=today)
     fresh = parse_bottle(bottle_code(LISINOPRIL, "NEW", today + timedelta(days=400), "S2"))
     with pytest.raises(RestockRefused, match="do not fit"):
-        await store.load_bin("tc1", 1, fresh, LISINOPRIL, quantity=901, who="pat",
+        await store.load_bin("tc1", 1, fresh, LISINOPRIL, quantity=901, by=pharm("pat"),
                              policy=RestockPolicy(), today=today)
-    loaded = await store.load_bin("tc1", 1, fresh, LISINOPRIL, quantity=100, who="pat",
+    loaded = await store.load_bin("tc1", 1, fresh, LISINOPRIL, quantity=100, by=pharm("pat"),
                                   policy=RestockPolicy(), today=today)
     assert (loaded.ndc, loaded.lot, loaded.on_hand) == (LISINOPRIL, "NEW", 100)
 
@@ -268,7 +278,7 @@ async def test_orders_queued_on_a_robot_taken_out_of_service_are_routed_elsewher
             orders = [await sup.submit(order(ATORVASTATIN, 60)) for _ in range(4)]
             # Another process (the CLI) takes tc1 out of service, straight in the store,
             # while an order waits on its queue.
-            await sup.desk.set_in_service("tc1", "maint", False)
+            await sup.desk.set_in_service("tc1", maint("maint"), False)
             down_at = datetime.now().astimezone()
             async with asyncio.timeout(60):
                 settled = await sup.wait_settled([o.id for o in orders])
@@ -299,11 +309,11 @@ async def test_a_correction_never_records_more_than_capacity_nor_less_than_zero(
     await store.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 300, 50, 900)])
     (bin_record,) = await store.bins()
     with pytest.raises(ValueError, match="holds at most 900"):
-        await store.correct_bin(bin_record.id, 901, who="tess", reason="counted")
+        await store.correct_bin(bin_record.id, 901, by=tech("tess"), reason="counted")
     with pytest.raises(ValueError, match="expected 0 or more"):
-        await store.correct_bin(bin_record.id, -1, who="tess", reason="counted")
+        await store.correct_bin(bin_record.id, -1, by=tech("tess"), reason="counted")
     assert (await store.bin("tc1", 1)).on_hand == 300
-    assert (await store.correct_bin(bin_record.id, 900, who="tess",
+    assert (await store.correct_bin(bin_record.id, 900, by=tech("tess"),
                                     reason="counted")).on_hand == 900
 
 

@@ -24,7 +24,7 @@ from controller.domain.stock import (
 from controller.domain.stock import Lot as StockLot
 from controller.store import BinSpec, FillResult, Store, StoreError, sqlite_url
 from tests.floors import ATORVASTATIN, LISINOPRIL, order
-from tests.helpers import open_store
+from tests.helpers import open_store, tech
 
 TODAY = date(2026, 11, 23)
 BIN = BinSpec("tc1", 1, ATORVASTATIN, "OLD1", date(2027, 3, 31), 100, 80, 600)
@@ -37,7 +37,7 @@ def bottle(lot: str, expiry: date, serial: str = "S1", ndc: str = ATORVASTATIN) 
 
 async def restock(store: Store, raw: str, quantity: int, *, partial: bool = False,
                   policy: RestockPolicy = FEFO, ndc: str = ATORVASTATIN) -> None:
-    await store.restock("tc1", 1, parse_bottle(raw), ndc, quantity=quantity, who="tech",
+    await store.restock("tc1", 1, parse_bottle(raw), ndc, quantity=quantity, by=tech("tech"),
                         policy=policy, today=TODAY, partial=partial)
 
 
@@ -159,14 +159,14 @@ async def test_a_recall_finds_every_vial_that_may_hold_the_lot(store: Store) -> 
 async def test_a_correction_and_an_unload_are_movements_with_who_and_why(store: Store) -> None:
     await store.ensure_bins([BIN])
     (record,) = await store.bins()
-    corrected = await store.correct_bin(record.id, 93, who="tech", reason="counted by hand")
+    corrected = await store.correct_bin(record.id, 93, by=tech("tech"), reason="counted by hand")
     assert corrected.on_hand == 93
-    emptied = await store.unload_bin(record.id, who="tech", reason="lot change")
+    emptied = await store.unload_bin(record.id, by=tech("tech"), reason="lot change")
     assert emptied.on_hand == 0 and emptied.lot == "OLD1"
     kinds = [(m.kind, m.quantity, m.reason) for m in await store.movements(record.id)]
     assert kinds[-2:] == [("correction", -7, "counted by hand"), ("unload", -93, "lot change")]
     with pytest.raises(ValueError, match="needs a reason"):
-        await store.correct_bin(record.id, 5, who="tech", reason=" ")
+        await store.correct_bin(record.id, 5, by=tech("tech"), reason=" ")
 
 
 async def test_a_returned_partial_vial_goes_back_to_the_lots_it_came_from(store: Store) -> None:
@@ -176,7 +176,7 @@ async def test_a_returned_partial_vial_goes_back_to_the_lots_it_came_from(store:
     fill_id = await fill(store, record.id, 110, 150)  # a jam: 100 OLD1 + 10 NEW1 set aside
     (vial,) = await store.set_aside_vials(pending_only=True)
     assert vial.fill_id == fill_id
-    await store.dispose_vial(vial.id, "returned", who="tech")
+    await store.dispose_vial(vial.id, "returned", by=tech("tech"))
     (record,) = await store.bins()
     assert sorted((lot.lot, lot.on_hand) for lot in record.lots) == [("NEW1", 100),
                                                                       ("OLD1", 100)]
@@ -210,12 +210,12 @@ def test_the_bin_count_always_equals_the_sum_of_its_movements(
                     with contextlib.suppress(RestockRefused, StoreError):
                         await restock(store, bottle(lot, expiry, f"S{number}"), n)
                 elif operation == "correct":
-                    await store.correct_bin(record.id, n, who="tech", reason="counted")
+                    await store.correct_bin(record.id, n, by=tech("tech"), reason="counted")
                 elif operation == "unload":
-                    await store.unload_bin(record.id, who="tech", reason="unload")
+                    await store.unload_bin(record.id, by=tech("tech"), reason="unload")
                 else:
                     for vial in await store.set_aside_vials(pending_only=True):
-                        await store.dispose_vial(vial.id, "returned", who="tech")
+                        await store.dispose_vial(vial.id, "returned", by=tech("tech"))
                 (record,) = await store.bins()
                 movements = await store.movements(record.id)
                 assert record.on_hand == sum(m.quantity for m in movements)

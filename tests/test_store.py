@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from controller.domain.orders import FillOutcome, Order, OrderState, Patient
 from controller.domain.workflow import WorkflowError
 from controller.store import BinSpec, FillResult, Store, StoreError, sqlite_url
-from tests.helpers import open_store
+from tests.helpers import open_store, tech
 
 ORDER = Order("RX5550001", Patient("P-1", "Test Patient", date(1970, 5, 4)), "00093-7146-01", 30)
 _RX = itertools.count(5550002)
@@ -198,10 +198,10 @@ async def test_a_partial_vial_is_set_aside_and_disposed_of_once(store: Store) ->
     assert (await store.order(order.id)).state is OrderState.QUEUED
     (vial,) = await store.set_aside_vials(pending_only=True)
     assert (vial.count, vial.bin_id) == (12, bin_.id)
-    wasted = await store.dispose_vial(vial.id, "wasted", who="tech-2")
+    wasted = await store.dispose_vial(vial.id, "wasted", by=tech("tech-2"))
     assert (wasted.disposition, wasted.disposed_by) == ("wasted", "tech-2")
     assert await store.set_aside_vials(pending_only=True) == []
     with pytest.raises(StoreError, match="already wasted by tech-2"):
-        await store.dispose_vial(vial.id, "returned", who="tech-3")
+        await store.dispose_vial(vial.id, "returned", by=tech("tech-3"))
     (after,) = await store.bins()
     assert after.on_hand == 400 - 12  # wasted tablets stay off the bin

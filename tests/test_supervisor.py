@@ -23,7 +23,7 @@ from controller.supervisor import Supervisor
 from drivers.errors import DriverError
 from simulators.tablet_counter.server import CounterSimulator
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
-from tests.helpers import Technician, eventually, open_store
+from tests.helpers import Technician, eventually, maint, open_store
 
 
 def counters(sims: dict[str, Simulator]) -> dict[str, CounterSimulator]:
@@ -348,7 +348,7 @@ async def test_a_robot_out_of_service_takes_no_orders_and_an_expired_lot_is_neve
 ) -> None:
     settings, sims = floor
     async with supervisor(settings, store, sims) as sup:
-        await sup.desk.set_in_service("tc1", "maint", False)
+        await sup.desk.set_in_service("tc1", maint("maint"), False)
         first = await sup.submit(order(ATORVASTATIN, 10))
         async with asyncio.timeout(20):
             (filled,) = await sup.wait_settled([first.id])

@@ -14,6 +14,7 @@ from controller.store import FillResult, Store
 from controller.store.records import fill_code
 from controller.store.verification import parse_fill_code
 from tests.floors import ATORVASTATIN, order
+from tests.helpers import tech
 from tests.sites import OXYCODONE
 from tests.test_stock import BIN
 
@@ -235,7 +236,7 @@ async def test_an_unconfirmed_vial_left_behind_by_a_retry_waits_to_be_returned_o
     (vial,) = await store.set_aside_vials(pending_only=True)
     assert (vial.fill_id, vial.count, vial.disposition) == (robot_fill, 30, None)
     (before,) = await store.bins()
-    await store.dispose_vial(vial.id, "returned", who="tess")
+    await store.dispose_vial(vial.id, "returned", by=tech("tess"))
     assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand + 30
     # Sent back to exception (nothing could fill it), then counted by hand: the vial set
     # aside is no longer the order's, so the count comes from the bin.

@@ -17,7 +17,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock
-from controller.domain.workflow import Person, Role
+from controller.domain.duties import RESERVED_NAMES, Duty, require
+from controller.domain.workflow import Person, Role, RoleError
 from controller.store.audit_records import record
 from controller.store.schema import tokens, users
 
@@ -83,26 +84,40 @@ class PeopleRecords:
     """Users and tokens (mixed into Store). Every change is in the audit trail."""
 
     async def add_user(self: _Base, name: str, roles: frozenset[Role], password: str, *,
-                       who: str) -> User:
-        """A new user; ValueError for a bad name, no role or a short password."""
+                       by: Person | None) -> User:
+        """A new user, added by an admin (ValueError for a bad or reserved name, no role or
+        a short password). ``by`` None only for the first admin, while the store has none."""
         if not _NAME.fullmatch(name):
             raise ValueError(f"user name {name!r}: expected 2-40 characters, lower-case letters,"
                              f" digits, '.', '_' or '-', starting with a letter")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"user name {name!r} is reserved (the records use it for the "
+                             f"software itself): choose another")
+        if by is not None:
+            require(by, Duty.MANAGE_USERS)
+        elif Role.ADMIN not in roles:
+            raise RoleError("the first user of a store is its admin: give the admin role")
         _check_password(password)
         now = self._clock.now()
         hashed = await asyncio.to_thread(_hasher.hash, password)
         async with self._transaction() as conn:
+            if by is None and await _admins(conn):
+                raise RoleError("the store has an admin already: sign in as an admin to add "
+                                "users")
             if await conn.scalar(sa.select(users.c.name).where(users.c.name == name)):
                 raise ValueError(f"user {name} exists already")
             await conn.execute(sa.insert(users).values(
                 name=name, roles=",".join(sorted(roles)), password_hash=hashed, disabled=False,
                 created_at=now, changed_at=now))
-            await record(conn, now, who, "user added", f"user:{name}", None,
-                         {"roles": sorted(roles)})
+            await record(conn, now, by.name if by else name, "user added" if by else
+                         "first admin added", f"user:{name}", None, {"roles": sorted(roles)})
             return await _user(conn, name)
 
-    async def set_password(self: _Base, name: str, password: str, *, who: str) -> None:
-        """A new password; every token of the user stops working."""
+    async def set_password(self: _Base, name: str, password: str, *, by: Person) -> None:
+        """A new password (one's own, or anyone's by an admin); every token of the user stops
+        working."""
+        if by.name != name:
+            require(by, Duty.MANAGE_USERS)
         _check_password(password)
         hashed = await asyncio.to_thread(_hasher.hash, password)
         now = self._clock.now()
@@ -111,17 +126,21 @@ class PeopleRecords:
             await conn.execute(sa.update(users).where(users.c.name == name).values(
                 password_hash=hashed, changed_at=now))
             await conn.execute(sa.delete(tokens).where(tokens.c.name == name))
-            await record(conn, now, who, "password changed", f"user:{name}")
+            await record(conn, now, by.name, "password changed", f"user:{name}")
 
-    async def disable_user(self: _Base, name: str, *, who: str) -> User:
-        """The user can no longer sign in; their tokens stop working at once."""
+    async def disable_user(self: _Base, name: str, *, by: Person) -> User:
+        """The user can no longer sign in; their tokens stop working at once. The last admin
+        is never disabled (nobody could manage users after)."""
+        require(by, Duty.MANAGE_USERS)
         now = self._clock.now()
         async with self._transaction() as conn:
             before = await _user(conn, name)
+            if Role.ADMIN in before.roles and await _admins(conn) == [name]:
+                raise ValueError(f"{name} is the last admin: add another admin first")
             await conn.execute(sa.update(users).where(users.c.name == name).values(
                 disabled=True, changed_at=now))
             await conn.execute(sa.delete(tokens).where(tokens.c.name == name))
-            await record(conn, now, who, "user disabled", f"user:{name}",
+            await record(conn, now, by.name, "user disabled", f"user:{name}",
                          {"disabled": before.disabled}, {"disabled": True})
             return await _user(conn, name)
 
@@ -134,6 +153,18 @@ class PeopleRecords:
     async def sign_in(self: _Base, name: str, password: str,
                       lifetime: timedelta = TOKEN_LIFETIME) -> str:
         """A bearer token for ``name``, or AuthError (the same words for any failure)."""
+        await PeopleRecords.check_password(self, name, password)
+        token = secrets.token_urlsafe(32)
+        now = self._clock.now()
+        async with self._transaction() as conn:
+            await conn.execute(sa.insert(tokens).values(
+                digest=_digest(token), name=name, issued_at=now, expires_at=now + lifetime))
+            await record(conn, now, name, "signed in", f"user:{name}")
+        return token
+
+    async def check_password(self: _Base, name: str, password: str) -> Person:
+        """Who ``name`` is, if ``password`` is theirs and they may sign in (AuthError, the same
+        words for any failure); no token is issued (a command acting once)."""
         async with self._engine.connect() as conn:
             row = (await conn.execute(sa.select(users).where(users.c.name == name))
                    ).mappings().first()
@@ -147,13 +178,7 @@ class PeopleRecords:
             raise refused from None
         if row["disabled"]:
             raise refused
-        token = secrets.token_urlsafe(32)
-        now = self._clock.now()
-        async with self._transaction() as conn:
-            await conn.execute(sa.insert(tokens).values(
-                digest=_digest(token), name=name, issued_at=now, expires_at=now + lifetime))
-            await record(conn, now, name, "signed in", f"user:{name}")
-        return token
+        return _user_of(row).person
 
     async def person_for(self: _Base, token: str) -> Person:
         """Who holds ``token``, or AuthError: unknown, expired, or the user disabled."""
@@ -169,6 +194,13 @@ class PeopleRecords:
         if row["disabled"]:
             raise AuthError("the user is disabled")
         return _user_of(row).person
+
+
+async def _admins(conn: AsyncConnection) -> list[str]:
+    """The users who may manage users, and are not disabled."""
+    rows = (await conn.execute(sa.select(users.c.name, users.c.roles).where(
+        users.c.disabled.is_(False)))).all()
+    return [name for name, roles in rows if Role.ADMIN in roles.split(",")]
 
 
 async def _user(conn: AsyncConnection, name: str) -> User:

@@ -17,9 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock
+from controller.domain.duties import Duty, require
 from controller.domain.gs1 import BottleScan
 from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
 from controller.domain.workflow import DISPOSITIONS as DISPOSITIONS
+from controller.domain.workflow import Person
 from controller.messages import Message, Topics
 from controller.store.audit_records import record
 from controller.store.audit_records import record as record_change
@@ -154,13 +156,15 @@ class StockRecords:
             return await _one_bin(conn, robot, number)
 
     async def restock(self: _Base, robot: str, number: int, scan: BottleScan, ndc: str, *,
-                      quantity: int, who: str, policy: RestockPolicy, today: date,
+                      quantity: int, by: Person, policy: RestockPolicy, today: date,
                       partial: bool) -> BinRecord:
         """Pour a scanned bottle into a bin, as the restock rules allow (RestockRefused).
 
         A full bottle's serial can be restocked once; a partial bottle (a counted
         quantity) may be poured in more than one go.
         """
+        require(by, Duty.RESTOCK)
+        who = by.name
         now = self._clock.now()
         async with self._transaction() as conn:
             record = await _one_bin(conn, robot, number)
@@ -193,32 +197,30 @@ class StockRecords:
                     on_hand=after.on_hand)], now)
             return after
 
-    async def correct_bin(self: _Base, bin_id: int, count: int, *, who: str,
+    async def correct_bin(self: _Base, bin_id: int, count: int, *, by: Person,
                           reason: str) -> BinRecord:
-        """Record that the bin truly holds ``count``: movements of the difference, by lot."""
-        if count < 0:
-            raise ValueError(f"a bin cannot hold {count} tablets; expected 0 or more")
+        """Record that the bin truly holds ``count`` (0 to its capacity): movements of the
+        difference, by lot."""
+        require(by, Duty.CORRECT_STOCK)
         if not reason.strip():
             raise ValueError("a count correction needs a reason")
         async with self._transaction() as conn:
-            record = await bin_by_id(conn, bin_id)
-            if count > record.capacity:
-                raise ValueError(f"{record.robot}/{record.bin} holds at most "
-                                 f"{record.capacity}; a count of {count} cannot be right: "
-                                 f"count again")
-            difference = count - record.on_hand
-            if difference < 0:
-                await take_from_bin(conn, record, -difference, kind="correction", who=who,
-                                    reason=reason, at=self._clock.now())
-            elif difference > 0:
-                lot = record.lots[-1]
-                await add_movement(conn, dict(
-                    bin_id=bin_id, kind="correction", quantity=difference, who=who,
-                    reason=reason, at=self._clock.now(), lot=lot.lot, expiry=lot.expiry))
+            await _correct(conn, await bin_by_id(conn, bin_id), count, by.name, reason,
+                           self._clock.now())
             return await bin_by_id(conn, bin_id)
 
-    async def unload_bin(self: _Base, bin_id: int, *, who: str, reason: str) -> BinRecord:
+    async def bin_ran_empty(self: _Base, bin_id: int, job: str) -> BinRecord:
+        """The robot said the bin ran empty during ``job``: it holds nothing, whatever the
+        sum of its movements said (a correction by the supervisor, on the robot's word)."""
+        async with self._transaction() as conn:
+            await _correct(conn, await bin_by_id(conn, bin_id), 0, SUPERVISOR,
+                           f"bin ran empty during job {job}", self._clock.now())
+            return await bin_by_id(conn, bin_id)
+
+    async def unload_bin(self: _Base, bin_id: int, *, by: Person, reason: str) -> BinRecord:
         """Everything taken out of a bin (a lot change, an expired or recalled lot)."""
+        require(by, Duty.UNLOAD_BIN)
+        who = by.name
         if not reason.strip():
             raise ValueError("an unload needs a reason")
         async with self._transaction() as conn:
@@ -231,10 +233,13 @@ class StockRecords:
             return await bin_by_id(conn, bin_id)
 
     async def load_bin(self: _Base, robot: str, number: int, scan: BottleScan, ndc: str, *,
-                       quantity: int, who: str, policy: RestockPolicy,
+                       quantity: int, by: Person, policy: RestockPolicy,
                        today: date) -> BinRecord:
-        """Give an empty bin a drug: the scanned bottle's NDC, lot and expiry (RestockRefused
-        or StoreError say why not). The bin must hold nothing and have no fill running."""
+        """Give an empty bin a drug (a pharmacist's decision): the scanned bottle's NDC, lot
+        and expiry (RestockRefused or StoreError say why not). The bin must hold nothing and
+        have no fill running."""
+        require(by, Duty.LOAD_BIN)
+        who = by.name
         now = self._clock.now()
         async with self._transaction() as conn:
             record = await _one_bin(conn, robot, number)
@@ -270,6 +275,25 @@ class StockRecords:
         """Every vial that got tablets of ``lot``, or may have because its bin mixed lots."""
         async with self._engine.connect() as conn:
             return await recall_lot(conn, lot)
+
+
+async def _correct(conn: AsyncConnection, record: BinRecord, count: int, who: str, reason: str,
+                   at: datetime) -> None:
+    """Movements of the difference between what the record holds and ``count``, by lot."""
+    if count < 0:
+        raise ValueError(f"a bin cannot hold {count} tablets; expected 0 or more")
+    if count > record.capacity:
+        raise ValueError(f"{record.robot}/{record.bin} holds at most {record.capacity}; a "
+                         f"count of {count} cannot be right: count again")
+    difference = count - record.on_hand
+    if difference < 0:
+        await take_from_bin(conn, record, -difference, kind="correction", who=who,
+                            reason=reason, at=at)
+    elif difference > 0:
+        lot = record.lots[-1]
+        await add_movement(conn, dict(
+            bin_id=record.id, kind="correction", quantity=difference, who=who, reason=reason,
+            at=at, lot=lot.lot, expiry=lot.expiry))
 
 
 async def take_from_bin(conn: AsyncConnection, record: BinRecord, count: int, *, kind: str,

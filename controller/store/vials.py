@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock
+from controller.domain.duties import Duty, require
 from controller.domain.orders import FillOutcome, OrderState
-from controller.domain.workflow import DISPOSITIONS, NotTheVial
+from controller.domain.workflow import DISPOSITIONS, NotTheVial, Person
 from controller.store.audit_records import record
 from controller.store.errors import StoreError
 from controller.store.records import (
@@ -134,8 +135,10 @@ class VialRecords:
         return [SetAsideVial(**dict(row)) for row in rows]
 
     async def dispose_vial(self: _Base, vial_id: int, disposition: str, *,
-                           who: str) -> SetAsideVial:
+                           by: Person) -> SetAsideVial:
         """A person returned a set-aside vial's tablets to their bin, or wasted them."""
+        require(by, Duty.DISPOSE_VIAL)
+        who = by.name
         if disposition not in DISPOSITIONS:
             raise ValueError(f"disposition {disposition!r}: expected one of {DISPOSITIONS}")
         now = self._clock.now()
