@@ -344,3 +344,26 @@ async def test_a_vial_returned_to_stock_is_no_vial_to_recall_and_a_wasted_one_sa
     await store.reject_vial(again.id, PHARM, "dropped", fill_again=False, tablets="wasted")
     (wasted,) = await store.recall("L1")
     assert (wasted.fill_id, wasted.fate) == (again.id, "wasted")
+
+
+async def test_a_vial_whose_lot_expired_since_its_fill_is_neither_verified_nor_released(
+        tmp_path: Path) -> None:
+    # Found while closing item 7: the label's discard-by date would already be past.
+    from controller.store import fill_code
+    from tests.test_verification import PHARM
+    url = sqlite_url(tmp_path / "rx.sqlite")
+    store = await open_store(url, clock=At(AFTER - timedelta(days=2)))
+    order_id, bin_id = await _queued(store)
+    fill = await store.start_fill(order_id, bin_id)
+    await store.finish_fill(fill.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
+    await store.label_scanned(order_id, fill_code(fill.id), TECH)
+    await store.close()
+    store = await open_store(url, clock=At(AFTER))
+    try:
+        with pytest.raises(WorkflowError, match=r"L1 expired 2030-01-01\): it may not be "):
+            await store.verify_vial(fill.id, PHARM)
+        assert (await store.order(order_id)).state is OrderState.LABELED
+        assert await store.reject_vial(fill.id, PHARM, "lot expired", fill_again=False,
+                                       tablets="wasted") is OrderState.CANCELLED
+    finally:
+        await store.close()

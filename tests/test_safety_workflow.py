@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from controller.domain.drugs import Formulary
 from controller.domain.orders import FillOutcome, OrderState
@@ -248,3 +250,17 @@ def parse(text: str) -> Formulary:
     from controller.domain.drugs import parse_formulary
     assert parse_formulary(text) != formulary()
     return parse_formulary(text)
+
+
+@given(st.text(max_size=24))
+def test_no_scanned_text_names_a_vial_but_its_own_label(scanned: str) -> None:
+    # Whatever a scanner (or a person) types, it names one vial, by its exact label, or none.
+    from controller.store.verification import parse_fill_code
+    try:
+        fill_id = parse_fill_code(scanned)
+    except WorkflowError:
+        return
+    text = scanned.strip()
+    digits = text[1:]
+    # Only F and ASCII digits name a vial (no other script's digits, nothing else around).
+    assert text[0] == "F" and digits.isascii() and digits.isdigit() and int(digits) == fill_id

@@ -115,6 +115,18 @@ async def lots_of(conn: AsyncConnection, fill_id: int) -> list[tuple[str, date]]
     return [(lot, expiry) for lot, expiry in (await conn.execute(query)).all()]
 
 
+def _lots(expired: list[tuple[str, date]]) -> str:
+    return ("lot(s) past their expiry ("
+            + ", ".join(f"{lot} expired {expiry:%Y-%m-%d}" for lot, expiry in expired) + ")")
+
+
+async def _unexpired(conn: AsyncConnection, vial: FillRecord, today: date) -> None:
+    """WorkflowError when a lot in the vial expired since it was filled: it goes to no one."""
+    if expired := expired_lots(await lots_of(conn, vial.id), today):
+        raise WorkflowError(f"{vial.code} holds {_lots(expired)}: it may not be verified or "
+                            f"released; reject it")
+
+
 class VerificationRecords:
     """The verification station's half of the store (mixed into Store)."""
 
@@ -153,9 +165,10 @@ class VerificationRecords:
                          None, {"fill": fill_id, "count": count})
 
     async def verify_vial(self: _Base, fill_id: int, person: Person) -> OrderState:
-        """The pharmacist approves the vial: VERIFIED."""
+        """The pharmacist approves the vial: VERIFIED (never one holding an expired lot)."""
         async with self._transaction() as conn:
             vial, order = await vial_of(conn, fill_id)
+            await _unexpired(conn, vial, self._clock.now().date())
             state = await take_step(self, conn, order, vial, Step(Action.VERIFY, person),
                                     reason=f"{vial.code} verified")
             await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(
@@ -192,6 +205,7 @@ class VerificationRecords:
         now = self._clock.now()
         async with self._transaction() as conn:
             vial, order = await vial_of(conn, fill_id)
+            await _unexpired(conn, vial, now.date())
             wanted = "shipping" if order.fulfilment == "ship" else "pickup"
             if destination != wanted:
                 raise WorkflowError(f"order {order.id} is for {order.fulfilment}; release it "
@@ -220,12 +234,9 @@ class VerificationRecords:
                 raise WorkflowError(f"order {order.id} is {order.state}: a label is printed for "
                                     f"a filled vial before it is scanned onto it")
             lots = await lots_of(conn, fill_id)
-        today = self._clock.now().date()
-        if expired := expired_lots(lots, today):
-            raise WorkflowError(
-                f"{vial.code} holds lot(s) past their expiry ("
-                + ", ".join(f"{lot} expired {expiry:%Y-%m-%d}" for lot, expiry in expired)
-                + "): no label is printed; a pharmacist rejects the vial")
+        if expired := expired_lots(lots, self._clock.now().date()):
+            raise WorkflowError(f"{vial.code} holds {_lots(expired)}: no label is printed; a "
+                                f"pharmacist rejects the vial")
         return vial, order
 
     async def label_sent(self: _Base, fill_id: int, *, who: str, printer: str, outcome: str,
