@@ -35,7 +35,7 @@ from controller.domain.alarms import AlarmError, AlarmType, iso
 from controller.domain.gs1 import ScanError
 from controller.domain.stock import RestockRefused
 from controller.domain.workflow import Person, RoleError
-from controller.restocking import QuantityNeeded, load_by_scan, restock_by_scan
+from controller.restocking import QuantityNeeded, Restocked, load_by_scan, restock_by_scan
 from controller.store import BinRecord, Store, StoreError
 
 stock_app = typer.Typer(help="Bins: what they hold, restocking by scan, counts, recalls.",
@@ -89,71 +89,70 @@ def stock_show(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) ->
     with_store(config, store, work, announce=True, settings=settings)
 
 
+Pour = Callable[..., Awaitable[Restocked]]
+Say = Callable[[BinRecord, Restocked], str]
+QuantityOption = Annotated[int | None, typer.Option(
+    help="Tablets poured, for a partial bottle (default: a full bottle of the NDC).", min=1)]
+
+
+def _scan_into(bin_: str, scan: str, quantity: int | None, creds: Credentials, config: Path,
+               store: Path | None, pour: Pour, say: Say) -> None:
+    """Pour a scanned bottle into a bin as the signed-in person (a restock or a load), and
+    say what it did; a refusal says why, and nothing changed."""
+    robot, number = _bin(bin_)
+    settings = settings_of(config)
+
+    async def work(db: Store) -> str:
+        me = await signed_in(db, creds)
+        try:
+            before = await db.bin(robot, number)
+            done = await pour(settings, db, robot, number, scan, by=me, quantity=quantity)
+        except QuantityNeeded as exc:
+            raise fail(str(exc), 2) from None
+        except (ScanError, RestockRefused, StoreError, RoleError) as exc:
+            raise fail(f"refused: {exc}") from None
+        return f"{robot}/{number}: " + say(before, done)
+    with_store(config, store, work, announce=True, settings=settings)
+
+
 @stock_app.command("restock")
 def stock_restock(
     bin_: BinArgument,
     scan: Annotated[str, typer.Option(help="The stock bottle's GS1 DataMatrix, as scanned.")],
-    quantity: Annotated[int | None, typer.Option(
-        help="Tablets poured, for a partial bottle (default: a full bottle of the NDC).",
-        min=1)] = None,
+    quantity: QuantityOption = None,
     user: UserOption = None, token: TokenOption = None,
     password_stdin: PasswordStdinOption = False,
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Pour a scanned bottle into a bin; a wrong, expired or nearly expired bottle is refused."""
-    robot, number = _bin(bin_)
-    settings = settings_of(config)
-    creds = credentials(user, token, password_stdin)
-
-    async def work(db: Store) -> str:
-        me = await signed_in(db, creds)
-        try:
-            done = await restock_by_scan(settings, db, robot, number, scan, by=me,
-                                         quantity=quantity)
-        except QuantityNeeded as exc:
-            raise fail(str(exc), 2) from None
-        except (ScanError, RestockRefused, StoreError, RoleError) as exc:
-            raise fail(f"refused: {exc}") from None
+    def say(_: BinRecord, done: Restocked) -> str:
         cleared = [c.after.id for c in done.alarms if not c.after.active]
         bottle = done.bottle
-        return (f"{robot}/{number}: +{done.quantity} of lot {bottle.lot} (expires "
-                f"{bottle.expiry:%Y-%m-%d}, serial {bottle.serial}); on hand {done.bin.on_hand}"
+        return (f"+{done.quantity} of lot {bottle.lot} (expires {bottle.expiry:%Y-%m-%d}, "
+                f"serial {bottle.serial}); on hand {done.bin.on_hand}"
                 + (f"; alarms cleared: {', '.join(cleared)}" if cleared else ""))
-    with_store(config, store, work, announce=True, settings=settings)
+    _scan_into(bin_, scan, quantity, credentials(user, token, password_stdin), config, store,
+               restock_by_scan, say)
 
 
 @stock_app.command("load")
 def stock_load(
     bin_: BinArgument,
     scan: Annotated[str, typer.Option(help="A bottle of the bin's new drug, as scanned.")],
-    quantity: Annotated[int | None, typer.Option(
-        help="Tablets poured, for a partial bottle (default: a full bottle of the NDC).",
-        min=1)] = None,
+    quantity: QuantityOption = None,
     user: UserOption = None, token: TokenOption = None,
     password_stdin: PasswordStdinOption = False,
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Give an empty bin a drug (after `stock unload`; a pharmacist's): the scanned bottle's
     NDC, lot and expiry. Then change the bin's ndc in the configuration to match."""
-    robot, number = _bin(bin_)
-    settings = settings_of(config)
-    creds = credentials(user, token, password_stdin)
-
-    async def work(db: Store) -> str:
-        me = await signed_in(db, creds)
-        try:
-            before = await db.bin(robot, number)
-            done = await load_by_scan(settings, db, robot, number, scan, by=me,
-                                      quantity=quantity)
-        except QuantityNeeded as exc:
-            raise fail(str(exc), 2) from None
-        except (ScanError, RestockRefused, StoreError, RoleError) as exc:
-            raise fail(f"refused: {exc}") from None
+    def say(before: BinRecord, done: Restocked) -> str:
         bottle = done.bottle
-        return (f"{robot}/{number}: now NDC {done.bin.ndc} (was {before.ndc}), {done.quantity} "
-                f"of lot {bottle.lot} (expires {bottle.expiry:%Y-%m-%d}); set this bin's ndc to "
+        return (f"now NDC {done.bin.ndc} (was {before.ndc}), {done.quantity} of lot "
+                f"{bottle.lot} (expires {bottle.expiry:%Y-%m-%d}); set this bin's ndc to "
                 f"{done.bin.ndc} in {config}")
-    with_store(config, store, work, announce=True, settings=settings)
+    _scan_into(bin_, scan, quantity, credentials(user, token, password_stdin), config, store,
+               load_by_scan, say)
 
 
 Change = Callable[[Store, BinRecord, Person], Awaitable[BinRecord]]

@@ -29,6 +29,18 @@ class Restocked:
     """The bin alarms it changed (those it cleared among them)."""
 
 
+def _bottle(settings: Settings, raw: str, quantity: int | None) -> tuple[BottleScan, str, int]:
+    """The scanned bottle, its NDC (matched in the formulary) and the tablets poured: the
+    count given, or a full bottle of the formulary's ``package_quantity``."""
+    bottle = parse_bottle(raw)
+    ndc = ndc_from_gtin(bottle, settings.formulary)
+    count = quantity or settings.formulary[ndc].package_quantity
+    if count is None:
+        raise QuantityNeeded(f"the formulary gives no package_quantity for NDC {ndc}: give "
+                             f"--quantity, the tablets poured")
+    return bottle, ndc, count
+
+
 async def restock_by_scan(settings: Settings, store: Store, robot: str, number: int, raw: str,
                           *, by: Person, quantity: int | None = None,
                           clock: Clock | None = None) -> Restocked:
@@ -40,12 +52,7 @@ async def restock_by_scan(settings: Settings, store: Store, robot: str, number: 
     and its serial may go in once; with it, a partial bottle of that many tablets.
     """
     clock = clock or Clock()
-    bottle = parse_bottle(raw)
-    ndc = ndc_from_gtin(bottle, settings.formulary)
-    count = quantity or settings.formulary[ndc].package_quantity
-    if count is None:
-        raise QuantityNeeded(f"the formulary gives no package_quantity for NDC {ndc}: give "
-                             f"--quantity, the tablets poured")
+    bottle, ndc, count = _bottle(settings, raw, quantity)
     record = await store.restock(robot, number, bottle, ndc, quantity=count, by=by,
                                  policy=settings.config.stock.policy, today=clock.now().date(),
                                  partial=quantity is not None)
@@ -60,12 +67,7 @@ async def load_by_scan(settings: Settings, store: Store, robot: str, number: int
     audited; ScanError, RestockRefused or StoreError say why not. The configuration's ``ndc``
     for the bin must then name the same drug, or the next start refuses."""
     clock = clock or Clock()
-    bottle = parse_bottle(raw)
-    ndc = ndc_from_gtin(bottle, settings.formulary)
-    count = quantity or settings.formulary[ndc].package_quantity
-    if count is None:
-        raise QuantityNeeded(f"the formulary gives no package_quantity for NDC {ndc}: give "
-                             f"--quantity, the tablets poured")
+    bottle, ndc, count = _bottle(settings, raw, quantity)
     record = await store.load_bin(robot, number, bottle, ndc, quantity=count, by=by,
                                   policy=settings.config.stock.policy,
                                   today=clock.now().date())

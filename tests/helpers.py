@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from controller.config import Settings
 from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary, parse_formulary
 from controller.domain.workflow import Person, Role
 from controller.notices import Notice, OutputWaiting
 from controller.robot import OutputError
+from controller.simulation import Simulator
 from controller.store import Store
 from controller.supervisor import Supervisor
 from drivers.base import CounterEvent, EventStream, JobEnded, JobReport
@@ -85,6 +87,16 @@ class Technician:
         with contextlib.suppress(OutputError, DriverError, OSError):
             await self.supervisor.take_output(notice.robot, self.name, fill_id=notice.fill_id)
             self.took.append(notice)
+
+
+def supervisor_of(settings: Settings, store: Store, sims: Mapping[str, Simulator], *,
+                  technician: bool = True) -> Supervisor:
+    """A supervisor of simulated robots; with ``technician``, someone takes each output at
+    once (for tests that are not about the output)."""
+    sup = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()}, seed=1)
+    if technician:
+        Technician(sup)
+    return sup
 
 
 def tech(name: str = "tess") -> Person:

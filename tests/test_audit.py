@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.domain.audit import GENESIS, AuditEntry, entry_hash, verify_chain
+from controller.domain.audit import GENESIS, AuditEntry, AuditKey, entry_hash, verify_chain
 from controller.domain.orders import OrderState
 from controller.store import Store, sqlite_url
 from tests.floors import ATORVASTATIN, order
@@ -84,8 +84,9 @@ async def test_every_action_is_recorded_with_who_and_the_chain_holds(store: Stor
     assert "Pat Example" not in repr(trail)  # the trail names records, never patients
 
 
-async def filled_store(path: Path) -> None:
-    store = await Store.open(sqlite_url(path), audit_key=AUDIT_KEY, formulary=formulary())
+async def filled_store(path: Path, key: AuditKey | None = AUDIT_KEY) -> None:
+    """A store with a bin and three orders taken and queued, its trail anchored by ``key``."""
+    store = await Store.open(sqlite_url(path), audit_key=key, formulary=formulary())
     try:
         await store.ensure_bins([BIN])
         for quantity in (10, 20, 30):

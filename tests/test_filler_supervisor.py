@@ -23,7 +23,7 @@ from drivers.vial_filler import protocol as wire
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
 from tests.floors import ATORVASTATIN, order, write_config
-from tests.helpers import Technician, eventually, tech
+from tests.helpers import eventually, supervisor_of, tech
 
 METFORMIN = "65862-0008-01"
 
@@ -62,13 +62,7 @@ async def lone_filler(tmp_path: Path) -> AsyncIterator[Floor]:
         await sim.close()
 
 
-def supervisor(settings: Settings, store: Store, sims: dict[str, Simulator], *,
-               technician: bool = True) -> Supervisor:
-    """A supervisor of the floor; with ``technician``, someone takes each output at once."""
-    sup = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()}, seed=1)
-    if technician:
-        Technician(sup)
-    return sup
+supervisor = supervisor_of
 
 
 async def settle(sup: Supervisor, order_id: int) -> OrderState:

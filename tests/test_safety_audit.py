@@ -13,30 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from controller.domain.audit import GENESIS, AuditKey
-from controller.domain.orders import OrderState
+from controller.domain.audit import GENESIS
 from controller.store import Store, sqlite_url
-from tests.floors import ATORVASTATIN, order
-from tests.helpers import AUDIT_KEY, cli_env, formulary
+from tests.helpers import AUDIT_KEY, cli_env
+from tests.test_audit import filled_store
 from tests.test_cli import RXFILL
-from tests.test_stock import BIN
-
-
-async def _filled(path: Path, key: AuditKey | None = AUDIT_KEY) -> None:
-    store = await Store.open(sqlite_url(path), audit_key=key, formulary=formulary())
-    try:
-        await store.ensure_bins([BIN])
-        for quantity in (10, 20, 30):
-            received, _ = await store.receive_order(order(ATORVASTATIN, quantity))
-            await store.move_order(received.id, OrderState.QUEUED, who="ana")
-    finally:
-        await store.close()
 
 
 @pytest.fixture
 def trail(tmp_path: Path) -> Path:
     path = tmp_path / "rx.sqlite"
-    asyncio.run(_filled(path))
+    asyncio.run(filled_store(path))
     return path
 
 
@@ -134,7 +121,7 @@ async def _verify_chain_only(path: Path) -> list[str]:
 
 def test_entries_written_without_the_key_or_with_another_are_named(tmp_path: Path) -> None:
     path = tmp_path / "rx.sqlite"
-    asyncio.run(_filled(path, key=None))
+    asyncio.run(filled_store(path, key=None))
     unkeyed = _verify(path)
     assert unkeyed.returncode == 1 and "entry 1 carries no anchor" in unkeyed.stderr
     other = _verify(path, RXFILL_AUDIT_KEY="a different key, long enough")

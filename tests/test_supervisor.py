@@ -23,7 +23,7 @@ from controller.supervisor import Supervisor
 from drivers.errors import DriverError
 from simulators.tablet_counter.server import CounterSimulator
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
-from tests.helpers import Technician, eventually, maint, open_store
+from tests.helpers import eventually, maint, open_store, supervisor_of
 
 
 def counters(sims: dict[str, Simulator]) -> dict[str, CounterSimulator]:
@@ -55,13 +55,7 @@ async def tcp_floor(tmp_path: Path) -> AsyncIterator[tuple[Settings, dict[str, C
     await sims["tc1"].close()
 
 
-def supervisor(settings: Settings, store: Store, sims: dict[str, CounterSimulator], *,
-               technician: bool = True) -> Supervisor:
-    """A supervisor of the floor; with ``technician``, someone takes each output at once."""
-    sup = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()}, seed=1)
-    if technician:
-        Technician(sup)
-    return sup
+supervisor = supervisor_of
 
 
 async def test_supervisor_fills_orders_and_takes_counts_off_the_bins(

@@ -7,16 +7,12 @@ pharmacist's, and says what became of the vial's tablets, like a rejection.
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.clock import Clock
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.stock import expired_lots, take
 from controller.domain.weight import WeightCheck, WeightVerdict
@@ -30,26 +26,14 @@ from controller.store.stock import (
     return_to_bin,
     take_from_bin,
 )
-from controller.store.verification import lots_of, take_step
+from controller.store.verification import WorkflowStore, lots_of, take_step
 from controller.store.vials import current_vial, order_of, set_vial_aside
-
-
-class _Base(Protocol):
-    _clock: Clock
-    _write: asyncio.Lock
-    _engine: AsyncEngine
-    instance: str
-
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
-
-    async def _move(self, conn: AsyncConnection, order_id: int, target: OrderState, who: str,
-                    reason: str | None) -> None: ...
 
 
 class HandworkRecords:
     """Hand counts, retries and cancellations (mixed into Store)."""
 
-    async def hand_fill(self: _Base, order_id: int, bin_id: int | None, count: int,
+    async def hand_fill(self: WorkflowStore, order_id: int, bin_id: int | None, count: int,
                         check: WeightCheck, person: Person, *,
                         found: int | None = None) -> OrderState:
         """A person counted an order in exception by hand; its weight must agree with the
@@ -130,7 +114,7 @@ class HandworkRecords:
                                     reason="more in the vial than ordered", at=now)
             return state
 
-    async def retry_order(self: _Base, order_id: int, person: Person) -> OrderState:
+    async def retry_order(self: WorkflowStore, order_id: int, person: Person) -> OrderState:
         """A person sends an order in exception to the robots again."""
         async with self._transaction() as conn:
             order = await order_of(conn, order_id)
@@ -139,7 +123,7 @@ class HandworkRecords:
             await _set_aside_unverified(conn, order_id, self._clock.now(), person.name)
             return state
 
-    async def cancel_order(self: _Base, order_id: int, person: Person, reason: str, *,
+    async def cancel_order(self: WorkflowStore, order_id: int, person: Person, reason: str, *,
                            tablets: str | None = None) -> OrderState:
         """Give an order up. Once it has a filled vial (filled, labelled, verified) only a
         pharmacist may, saying what became of its tablets (``returned`` or ``wasted``)."""

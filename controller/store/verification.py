@@ -77,7 +77,9 @@ class Release:
     at: datetime
 
 
-class _Base(Protocol):
+class WorkflowStore(Protocol):
+    """What the workflow's steps need of the store (verification here, hand work beside)."""
+
     _clock: Clock
     _write: asyncio.Lock
     _engine: AsyncEngine
@@ -100,7 +102,7 @@ async def dossier(conn: AsyncConnection, order: OrderRecord,
     return Dossier(order.state, order.schedule, handled, vial.verified_by, witness)
 
 
-async def take_step(store: _Base, conn: AsyncConnection, order: OrderRecord,
+async def take_step(store: WorkflowStore, conn: AsyncConnection, order: OrderRecord,
                     vial: FillRecord | None, step: Step, *, reason: str) -> OrderState:
     """Check ``step`` by the workflow's rules and record the order's move, or WorkflowError."""
     after = advance(await dossier(conn, order, vial), step)
@@ -130,7 +132,7 @@ async def _unexpired(conn: AsyncConnection, vial: FillRecord, today: date) -> No
 class VerificationRecords:
     """The verification station's half of the store (mixed into Store)."""
 
-    async def label_scanned(self: _Base, order_id: int, scanned: str,
+    async def label_scanned(self: WorkflowStore, order_id: int, scanned: str,
                             person: Person) -> OrderState:
         """The technician scanned the printed label at the order's filled vial: LABELED, but
         only when the label is that vial's."""
@@ -150,7 +152,7 @@ class VerificationRecords:
                 labelled_by=person.name, labelled_at=self._clock.now()))
             return state
 
-    async def witness_count(self: _Base, fill_id: int, count: int, person: Person) -> None:
+    async def witness_count(self: WorkflowStore, fill_id: int, count: int, person: Person) -> None:
         """A pharmacist witnessed the second count of a schedule II vial; it must agree."""
         async with self._transaction() as conn:
             vial, order = await vial_of(conn, fill_id)
@@ -164,7 +166,7 @@ class VerificationRecords:
             await record(conn, now, person.name, "count witnessed", f"order:{order.id}",
                          None, {"fill": fill_id, "count": count})
 
-    async def verify_vial(self: _Base, fill_id: int, person: Person) -> OrderState:
+    async def verify_vial(self: WorkflowStore, fill_id: int, person: Person) -> OrderState:
         """The pharmacist approves the vial: VERIFIED (never one holding an expired lot)."""
         async with self._transaction() as conn:
             vial, order = await vial_of(conn, fill_id)
@@ -175,7 +177,7 @@ class VerificationRecords:
                 verified_by=person.name, verified_at=self._clock.now()))
             return state
 
-    async def reject_vial(self: _Base, fill_id: int, person: Person, reason: str, *,
+    async def reject_vial(self: WorkflowStore, fill_id: int, person: Person, reason: str, *,
                           fill_again: bool, tablets: str) -> OrderState:
         """The pharmacist refuses the vial: QUEUED to fill it again, or CANCELLED. Its
         tablets are recorded as ``returned`` to their bin or ``wasted``."""
@@ -190,7 +192,7 @@ class VerificationRecords:
                                  reason=reason)
             return state
 
-    async def release_vial(self: _Base, fill_id: int, person: Person, destination: str, *,
+    async def release_vial(self: WorkflowStore, fill_id: int, person: Person, destination: str, *,
                            carrier: str | None = None,
                            tracking: str | None = None) -> OrderState:
         """To the pickup bin, or to shipping with carrier and tracking number."""
@@ -218,14 +220,14 @@ class VerificationRecords:
                 tracking=tracking, who=person.name, at=now))
             return state
 
-    async def release(self: _Base, order_id: int) -> Release | None:
+    async def release(self: WorkflowStore, order_id: int) -> Release | None:
         """Where a released order's vial went, or None."""
         async with self._engine.connect() as conn:
             row = (await conn.execute(sa.select(releases).where(
                 releases.c.order_id == order_id))).mappings().first()
         return None if row is None else Release(**dict(row))
 
-    async def vial_to_label(self: _Base, fill_id: int) -> tuple[FillRecord, OrderRecord]:
+    async def vial_to_label(self: WorkflowStore, fill_id: int) -> tuple[FillRecord, OrderRecord]:
         """The vial whose label is about to print, with its order: it must be its order's
         filled vial, and no lot in it may have expired (WorkflowError says why)."""
         async with self._engine.connect() as conn:
@@ -239,7 +241,7 @@ class VerificationRecords:
                                 f"pharmacist rejects the vial")
         return vial, order
 
-    async def label_sent(self: _Base, fill_id: int, *, who: str, printer: str, outcome: str,
+    async def label_sent(self: WorkflowStore, fill_id: int, *, who: str, printer: str, outcome: str,
                          reason: str | None) -> LabelRecord:
         """Record a label sent to (or refused by) a printer; reprints are counted copies."""
         now = self._clock.now()
@@ -258,7 +260,7 @@ class VerificationRecords:
                 labels.c.id == inserted_id(result)))).mappings().one()
         return LabelRecord(**dict(row))
 
-    async def labels_for(self: _Base, fill_id: int) -> list[LabelRecord]:
+    async def labels_for(self: WorkflowStore, fill_id: int) -> list[LabelRecord]:
         """Every label sent for a vial, oldest first."""
         async with self._engine.connect() as conn:
             rows = (await conn.execute(sa.select(labels).where(labels.c.fill_id == fill_id)
