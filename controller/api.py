@@ -38,7 +38,7 @@ from controller.domain.prescriptions import Problem
 from controller.domain.workflow import Person, RoleError, WorkflowError
 from controller.fhir import FhirProblems, dispense_of, order_from_request
 from controller.labels import render_pdf, render_png, render_zpl
-from controller.pharmacy import NotFound, OrderInvalid, Pharmacy
+from controller.pharmacy import Evidence, NotFound, OrderInvalid, Pharmacy
 from controller.store.people import AuthError
 from drivers import errors
 
@@ -254,15 +254,14 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     async def by_label(scanned: str, who: Who) -> dict[str, Any]:
         """The verification station: a scanned label → that vial's evidence (409 with why when
         the vial is no longer its order's)."""
-        return await _evidence(await pharmacy.vial_for_label(scanned), who)
+        return _evidence(await pharmacy.evidence_for_label(scanned, who))
 
     @app.get("/api/orders/{order_id}/evidence", tags=["pharmacist"])
     async def evidence(order_id: int, who: Who) -> dict[str, Any]:
         """The order's vial now: drug, NDC, lots, counts, weight, who, what went wrong."""
-        return await _evidence(await pharmacy.current_vial(order_id), who)
+        return _evidence(await pharmacy.evidence_for_order(order_id, who))
 
-    async def _evidence(fill_id: int, who: Person) -> dict[str, Any]:
-        e = await pharmacy.evidence(fill_id, who)
+    def _evidence(e: Evidence) -> dict[str, Any]:
         f = e.fill
         return {
             "label": f.code, "order": order_out(e.order), "drug": e.drug,

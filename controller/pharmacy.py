@@ -291,6 +291,16 @@ class Pharmacy:
         """The order's vial now (its fill id), or WorkflowError when it has none."""
         return (await self._vial(await self.order(order_id))).id
 
+    async def evidence_for_label(self, scanned: str, person: Person) -> Evidence:
+        """The verification station's scan: that vial's evidence (pharmacists only)."""
+        _require(person, {Role.PHARMACIST}, "see the verification station's evidence")
+        return await self.evidence(await self.vial_for_label(scanned), person)
+
+    async def evidence_for_order(self, order_id: int, person: Person) -> Evidence:
+        """The evidence of the order's vial now (pharmacists only)."""
+        _require(person, {Role.PHARMACIST}, "see the verification station's evidence")
+        return await self.evidence(await self.current_vial(order_id), person)
+
     async def evidence(self, fill_id: int, person: Person) -> Evidence:
         """Everything the pharmacist checks before approving the vial (pharmacists only)."""
         _require(person, {Role.PHARMACIST}, "see the verification station's evidence")
@@ -377,11 +387,10 @@ class Pharmacy:
 
     async def _vial(self, order: OrderRecord) -> FillRecord:
         """The order's vial now: its last complete fill, unless that was set aside."""
-        filled = [f for f in await self.store.fills(order.id) if f.outcome == "filled"]
-        aside = {v.fill_id for v in await self.store.set_aside_vials()}
-        if not filled or filled[-1].id in aside:
+        vial = await self.store.order_vial(order.id)
+        if vial is None:
             raise WorkflowError(f"order {order.id} has no filled vial")
-        return filled[-1]
+        return vial
 
 
 def _require(person: Person, roles: set[Role], what: str) -> None:

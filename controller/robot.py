@@ -46,6 +46,7 @@ from drivers.tasks import cancelled
 
 log = structlog.get_logger(__name__)
 
+
 class OutputError(ValueError):
     """A person's "taken" that does not match what the robot's output holds."""
 
@@ -262,13 +263,13 @@ class RobotWorker(ABC, Generic[R]):
         """Vials left in each hopper (vial fillers), or None where the robot has none."""
         return None
 
-    async def clear(self) -> None:
-        """A person fixed what stopped the robot, and took what its output held: tell it and
+    async def clear(self, who: str) -> None:
+        """``who`` fixed what stopped the robot, and took what its output held: tell it and
         take work again."""
         await self._clear_device()
         self.attention = None
         if self.output is not None:
-            await self.take_output(self.output.fill_id, "the person who cleared it")
+            await self.take_output(self.output.fill_id, who)
         self._person.set()
         log.info("robot cleared", robot=self.id)
         self._notify(RobotCleared(self.id))

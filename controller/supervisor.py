@@ -341,7 +341,7 @@ class Supervisor:
             "was": worker.attention,
             "output_taken": None if output is None else {"fill": output.fill_id,
                                                          "order": output.order_id}})
-        await worker.clear()
+        await worker.clear(who)
 
     def holding(self, fill_id: int) -> str | None:
         """The robot whose output holds fill ``fill_id``'s vial or tablets, if one does."""

@@ -33,7 +33,8 @@ from tests.test_cli import RXFILL
 READS = {
     "alarm_history", "alarms", "audit_rows", "audit_trail", "bin", "bins", "check_password",
     "check_resume", "fill", "fill_by_job", "fill_lots", "fills", "info", "labels_for",
-    "movements", "open_fills", "order", "order_history", "orders", "out_of_service", "outbox",
+    "movements", "open_fills", "order", "order_history", "order_vial", "orders",
+    "out_of_service", "outbox",
     "person_for", "raised_since", "recall", "release", "set_aside_vials", "users",
     "verify_audit", "vial", "vial_to_label",
 }

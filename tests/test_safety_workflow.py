@@ -123,6 +123,10 @@ async def test_a_rejected_vials_label_is_refused_with_why_never_another_vials_ev
 async def test_the_verification_station_is_the_pharmacists(site: Site) -> None:
     # Before: a technician read any vial's evidence (200).
     order_id, code = await labelled(site)
+    # A technician learns nothing there, not even whether a label still names a vial.
+    for path in (f"/api/labels/{code}", f"/api/orders/{order_id}/evidence",
+                 "/api/labels/F09999999", "/api/labels/not-a-label"):
+        assert (await site.get(path, "tess")).status_code == 403, path
     for path in (f"/api/labels/{code}", f"/api/orders/{order_id}/evidence"):
         tech = await site.get(path, "tess")
         assert tech.status_code == 403 and "needs the pharmacist role" in tech.text, tech.text

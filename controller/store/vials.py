@@ -125,6 +125,11 @@ class VialRecords:
         async with self._engine.connect() as conn:
             return await vial_of(conn, fill_id)
 
+    async def order_vial(self: _Base, order_id: int) -> FillRecord | None:
+        """The order's vial now (its last complete fill, unless set aside), or None."""
+        async with self._engine.connect() as conn:
+            return await current_vial(conn, order_id)
+
     async def set_aside_vials(self: _Base, *, pending_only: bool = False) -> list[SetAsideVial]:
         """Vials set aside, oldest first (only those awaiting a decision, if asked)."""
         query = sa.select(set_aside).order_by(set_aside.c.id)
