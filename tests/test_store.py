@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -205,3 +206,52 @@ async def test_a_partial_vial_is_set_aside_and_disposed_of_once(store: Store) ->
         await store.dispose_vial(vial.id, "returned", by=tech("tech-3"))
     (after,) = await store.bins()
     assert after.on_hand == 400 - 12  # wasted tablets stay off the bin
+
+
+async def test_a_store_holding_records_migrates_to_this_schema(tmp_path: Path) -> None:
+    # Found while adding migration 0009: SQLite changes a table by copying it, and with
+    # foreign keys enforced dropping the old orders table failed on any store that held an
+    # order with a fill (0007 had the same flaw). A store from revision 0006, with records:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from controller.store.store import MIGRATIONS
+    path = tmp_path / "old.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0006")
+    engine.dispose()
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA foreign_keys=ON")
+        raw.executescript("""
+            INSERT INTO bins VALUES (1, 'tc1', 1, '00093-7146-01', 'L1', '2030-01-01', 50, 900);
+            INSERT INTO orders (id, rx_number, patient_id, patient_name, patient_birth_date,
+                ndc, quantity, state, received_at, updated_at, easy_open)
+                VALUES (1, 'RX1', 'P1', 'Pat', '1960-01-02', '00093-7146-01', 30, 'labeled',
+                '2026-11-01 10:00:00.000000', '2026-11-01 10:00:00.000000', 0);
+            INSERT INTO order_events (order_id, from_state, to_state, who, at) VALUES
+                (1, NULL, 'received', 'supervisor', '2026-11-01 10:00:00.000000'),
+                (1, 'filled', 'labeled', 'tess', '2026-11-01 10:05:00.000000');
+            INSERT INTO fills (id, order_id, bin_id, job, quantity, state, outcome, counted,
+                started_at) VALUES (1, 1, 1, 'J-1', 30, 'ended', 'filled', 30,
+                '2026-11-01 10:01:00.000000');
+        """)
+    store = await open_store(sqlite_url(path))
+    try:
+        order = await store.order(1)
+        (fill,) = await store.fills(1)
+        assert (order.state, order.schedule, order.fill_number) == (OrderState.LABELED, "?", None)
+        assert fill.labelled_by == "tess"
+        # The store's connections enforce foreign keys again once migrated.
+        with pytest.raises(sa.exc.IntegrityError, match="FOREIGN KEY"):
+            async with store._engine.begin() as conn:
+                await conn.exec_driver_sql(
+                    "INSERT INTO order_events (order_id, to_state, who, at) "
+                    "VALUES (999, 'queued', 'x', '2026-11-01 10:00:00.000000')")
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA foreign_key_check").fetchall() == []

@@ -28,6 +28,7 @@ from controller.messages import Topics
 from controller.store.alarm_records import AlarmRecords
 from controller.store.audit_records import KEY as AUDIT_KEY
 from controller.store.audit_records import AuditRecords, record
+from controller.store.errors import StoreError
 from controller.store.handwork import HandworkRecords
 from controller.store.orders import JOB_SPACE, OrderRecords
 from controller.store.people import PeopleRecords
@@ -90,19 +91,31 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
             sa.event.listen(receipts.sync_engine, "connect", _sqlite_receipt_pragmas)
         else:
             engine = receipts = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.run_sync(_migrate)
+        sqlite = url.startswith("sqlite")
+        async with engine.connect() as conn:
+            if sqlite:
+                # SQLite changes a table's schema by copying it; with foreign keys enforced,
+                # dropping the old copy of a table others refer to fails on any store that
+                # holds records. SQLite's own procedure: keys off (outside any transaction),
+                # migrate, check every key, keys on again.
+                await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            try:
+                await _open(conn)
+                if sqlite and (broken := (await conn.exec_driver_sql(
+                        "PRAGMA foreign_key_check")).all()):
+                    raise StoreError(f"after migrating, the store's records refer to records "
+                                     f"that are not there ({broken[:3]}); nothing was changed")
+                await conn.commit()
+            finally:
+                await conn.rollback()  # what did not commit above
+                if sqlite:
+                    await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    await conn.commit()
             instance = await conn.scalar(
                 sa.select(store_info.c.value).where(store_info.c.key == "instance"))
-            if instance is None:
-                instance = secrets.token_hex(2).upper()
-                await conn.execute(sa.insert(store_info).values(key="instance", value=instance))
             job_base = await conn.scalar(
                 sa.select(store_info.c.value).where(store_info.c.key == "job_base"))
-            if job_base is None:
-                job_base = str(secrets.randbelow(JOB_SPACE))
-                await conn.execute(sa.insert(store_info).values(key="job_base", value=job_base))
-        return cls(engine, clock or Clock(), instance, int(job_base), receipts,
+        return cls(engine, clock or Clock(), str(instance), int(str(job_base)), receipts,
                    audit_key=audit_key, formulary=formulary)
 
     async def close(self) -> None:
@@ -134,6 +147,17 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
             at=now))
         await record(conn, now, who, f"order {target}", f"order:{order_id}",
                      {"state": current}, {"state": target, "reason": reason})
+
+
+async def _open(conn: AsyncConnection) -> None:
+    """Migrate the store to this code's schema; give it its instance id and job base once."""
+    await conn.run_sync(_migrate)
+    first = {"instance": secrets.token_hex(2).upper(),
+             "job_base": str(secrets.randbelow(JOB_SPACE))}
+    for key, value in first.items():
+        if await conn.scalar(sa.select(store_info.c.value).where(store_info.c.key == key)
+                             ) is None:
+            await conn.execute(sa.insert(store_info).values(key=key, value=value))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
