@@ -240,7 +240,8 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
         store = await Store.open(sqlite_url(path), audit_key=key,
                                  formulary=settings.formulary)
         try:
-            return await _fill(settings, store, entries, console, path, mqtt, serve, port)
+            return await _fill(settings, store, entries, console, path, mqtt, serve, port,
+                               kept=store_path is not None)
         except BinDrugMismatch as exc:
             console.print(f"[red]error:[/] refusing to start: {exc}")
             return 2
@@ -249,7 +250,8 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
 
 
 async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], console: Console,
-                path: Path, mqtt: str | None, serve: bool, port: int | None) -> int:
+                path: Path, mqtt: str | None, serve: bool, port: int | None, *,
+                kept: bool = False) -> int:
     passwords = {person.name: secrets.token_urlsafe(9)
                  for person in (ADMIN, TECHNICIAN, PHARMACIST)}
     users = await store.users()
@@ -271,6 +273,10 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
         for robot, sim in sims.items():
             console.print(f"simulator {robot} listening on {sim.url}")
         console.print(f"store: {path}")
+        if kept:  # its people sign in to the CLI afterwards (--user NAME)
+            console.print("people of this store (a new password each run): " + ", ".join(
+                f"{p.name} ({', '.join(sorted(p.roles))}): {passwords[p.name]}"
+                for p in (ADMIN, TECHNICIAN, PHARMACIST)))
         console.print(f"mqtt: {'off' if link is None else link.url}"
                       f" (topics rxfill/{settings.config.site.id}/...)")
         supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()},
