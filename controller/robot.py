@@ -274,15 +274,21 @@ class RobotWorker(ABC, Generic[R]):
         log.info("robot cleared", robot=self.id)
         self._notify(RobotCleared(self.id))
 
-    async def take_output(self, fill_id: int, who: str) -> Output:
-        """A person took fill ``fill_id``'s vial or tablets from the output: tell the robot,
-        which may then start its next job. OutputError when that is not what it holds."""
+    def waiting_output(self, fill_id: int | None = None) -> Output:
+        """What the output holds (fill ``fill_id``'s, if named), or OutputError saying what
+        it holds instead."""
         output = self.output
         if output is None:
             raise OutputError(f"{self.id}'s output holds nothing recorded: nothing to take")
-        if output.fill_id != fill_id:
+        if fill_id is not None and output.fill_id != fill_id:
             raise OutputError(f"{self.id}'s output holds fill {output.fill_id} "
                               f"(order {output.order_id}), not fill {fill_id}")
+        return output
+
+    async def take_output(self, fill_id: int, who: str) -> Output:
+        """A person took fill ``fill_id``'s vial or tablets from the output: tell the robot,
+        which may then start its next job. OutputError when that is not what it holds."""
+        output = self.waiting_output(fill_id)
         try:
             await self._empty_output(output)
         except errors.DeviceError:

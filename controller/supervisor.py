@@ -355,12 +355,7 @@ class Supervisor:
         if robot not in self.robots:
             raise OutputError(f"no robot {robot!r}; expected one of {', '.join(self.robots)}")
         worker = self.robots[robot]
-        output = worker.output
-        if output is None:
-            raise OutputError(f"{robot}'s output holds nothing recorded: nothing to take")
-        wanted = output.fill_id if fill_id is None else fill_id
-        if wanted != output.fill_id:
-            raise OutputError(f"{robot}'s output holds fill {output.fill_id}, not fill {wanted}")
+        output = worker.waiting_output(fill_id)
         await self.store.audit(who, "output taken", f"robot:{robot}",
                                {"fill": output.fill_id, "order": output.order_id, "via": via})
         return await worker.take_output(output.fill_id, who)

@@ -7,7 +7,6 @@ pharmacist's, and says what became of the vial's tablets, like a rejection.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,7 +16,7 @@ from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.stock import expired_lots, take
 from controller.domain.weight import WeightCheck, WeightVerdict
 from controller.domain.workflow import VIAL_STATES, Action, Person, Step, WorkflowError
-from controller.store.records import fill_query, fill_record
+from controller.store.records import FillRecord, fill_query, fill_record
 from controller.store.schema import bin_movements, fills, set_aside
 from controller.store.stock import (
     add_movement,
@@ -145,24 +144,15 @@ class HandworkRecords:
             return state
 
 
-@dataclass(frozen=True, slots=True)
-class _Vial:
-    id: int
-    bin_id: int
-    counted: int
-    outcome: str
-
-
-async def _unverified_vial(conn: AsyncConnection, order_id: int) -> _Vial | None:
+async def _unverified_vial(conn: AsyncConnection, order_id: int) -> FillRecord | None:
     """The whole vial the order's last fill left for a person to count, if it did."""
-    row = (await conn.execute(sa.select(fills.c.id, fills.c.bin_id, fills.c.counted,
-                                        fills.c.outcome).where(fills.c.order_id == order_id)
-                              .order_by(fills.c.id.desc()).limit(1))).first()
-    if row is None or row.outcome not in (FillOutcome.WEIGHT_OFF, FillOutcome.COUNT_BY_HAND):
+    row = (await conn.execute(fill_query().where(fills.c.order_id == order_id)
+                              .order_by(fills.c.id.desc()).limit(1))).mappings().first()
+    if row is None or row["outcome"] not in (FillOutcome.WEIGHT_OFF, FillOutcome.COUNT_BY_HAND):
         return None
-    if await conn.scalar(sa.select(set_aside.c.id).where(set_aside.c.fill_id == row.id)):
+    if await conn.scalar(sa.select(set_aside.c.id).where(set_aside.c.fill_id == row["id"])):
         return None  # set aside at a retry or cancellation: no longer the order's vial
-    return _Vial(row.id, row.bin_id, row.counted or 0, row.outcome)
+    return fill_record(row)
 
 
 async def _set_aside_unverified(conn: AsyncConnection, order_id: int, at: datetime,
@@ -171,13 +161,12 @@ async def _set_aside_unverified(conn: AsyncConnection, order_id: int, at: dateti
     set aside, for a person to record as returned to its bin or wasted (rxfill vials)."""
     vial = await _unverified_vial(conn, order_id)
     if vial is not None and vial.counted:
-        row = (await conn.execute(fill_query().where(fills.c.id == vial.id))).mappings().one()
-        await set_vial_aside(conn, fill_record(row), vial.counted, cause="unconfirmed",
-                             who=who, at=at, reason="its order was retried or cancelled")
+        await set_vial_aside(conn, vial, vial.counted, cause="unconfirmed", who=who, at=at,
+                             reason="its order was retried or cancelled")
 
 
-async def _recount(conn: AsyncConnection, vial: _Vial, found: int, fill_id: int, who: str,
-                   at: datetime) -> None:
+async def _recount(conn: AsyncConnection, vial: FillRecord, found: int, fill_id: int,
+                   who: str, at: datetime) -> None:
     """The robot's vial holds ``found``: its tablets become the hand fill's, lot by lot as
     the robot took them; what the robot miscounted is put right on the last lot it took."""
     taken = (await conn.execute(sa.select(bin_movements.c.lot, bin_movements.c.expiry,

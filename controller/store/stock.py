@@ -20,11 +20,9 @@ from controller.clock import Clock
 from controller.domain.duties import Duty, require
 from controller.domain.gs1 import BottleScan
 from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
-from controller.domain.workflow import DISPOSITIONS as DISPOSITIONS
 from controller.domain.workflow import Person
 from controller.messages import Message, Topics
 from controller.store.audit_records import record
-from controller.store.audit_records import record as record_change
 from controller.store.errors import StoreError
 from controller.store.recall import RecalledVial, recall_lot
 from controller.store.schema import bin_movements, bins, fills, outbox
@@ -242,23 +240,22 @@ class StockRecords:
         who = by.name
         now = self._clock.now()
         async with self._transaction() as conn:
-            record = await _one_bin(conn, robot, number)
-            if record.on_hand:
-                raise StoreError(f"{robot}/{number} still holds {record.on_hand} of NDC "
-                                 f"{record.ndc}: unload it first (rxfill stock unload)")
+            held = await _one_bin(conn, robot, number)
+            if held.on_hand:
+                raise StoreError(f"{robot}/{number} still holds {held.on_hand} of NDC "
+                                 f"{held.ndc}: unload it first (rxfill stock unload)")
             running = await conn.scalar(sa.select(fills.c.id).where(
-                fills.c.bin_id == record.id, fills.c.state == "dispensing").limit(1))
+                fills.c.bin_id == held.id, fills.c.state == "dispensing").limit(1))
             if running is not None:
                 raise StoreError(f"{robot}/{number} has fill {running} running: wait for it")
-            check_restock(BinStock(robot, number, ndc, record.capacity, ()), scan, ndc,
+            check_restock(BinStock(robot, number, ndc, held.capacity, ()), scan, ndc,
                           quantity, today=today, policy=policy)
-            await conn.execute(sa.update(bins).where(bins.c.id == record.id).values(
+            await conn.execute(sa.update(bins).where(bins.c.id == held.id).values(
                 ndc=ndc, lot=scan.lot, expiry=scan.expiry))
-            await record_change(conn, now, who, "bin drug changed" if ndc != record.ndc
-                                else "bin loaded", f"bin:{robot}/{number}",
-                                {"ndc": record.ndc}, {"ndc": ndc, "lot": scan.lot})
+            await record(conn, now, who, "bin drug changed" if ndc != held.ndc else "bin loaded",
+                         f"bin:{robot}/{number}", {"ndc": held.ndc}, {"ndc": ndc, "lot": scan.lot})
             await add_movement(conn, dict(
-                bin_id=record.id, kind="load", quantity=quantity, who=who,
+                bin_id=held.id, kind="load", quantity=quantity, who=who,
                 reason=f"loaded with NDC {ndc} by scan", at=now, lot=scan.lot,
                 expiry=scan.expiry, serial=scan.serial))
             return await _one_bin(conn, robot, number)
