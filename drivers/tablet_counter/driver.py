@@ -17,6 +17,7 @@ import serial_asyncio_fast
 import structlog
 
 from drivers.base import (
+    Backlog,
     Calibration,
     CounterEvent,
     CounterStatus,
@@ -31,6 +32,7 @@ from drivers.base import (
     PoweredUp,
     Progress,
     ScaleReading,
+    deliver,
 )
 from drivers.errors import (
     BadRequest,
@@ -53,6 +55,10 @@ from drivers.errors import (
 from drivers.tablet_counter import protocol as wire
 
 log = structlog.get_logger(__name__)
+
+_END_STATUSES = frozenset(
+    state.value for state in wire.JobState if state is not wire.JobState.COUNTING)
+"""EN's STATUS: how a count ended, in the ICD's upper case."""
 
 _ERRORS: dict[str, type[DeviceError]] = {
     wire.ErrorCode.BAD_REQUEST: BadRequest,
@@ -101,7 +107,7 @@ class SerialTabletCounter(OpensAsContext):
         self._lock = asyncio.Lock()
         self._seq = 0
         self._pending: tuple[int, asyncio.Future[wire.Reply]] | None = None
-        self._listeners: set[asyncio.Queue[CounterEvent | None]] = set()
+        self._listeners: set[Backlog[CounterEvent]] = set()
         self._lost: str | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -175,58 +181,58 @@ class SerialTabletCounter(OpensAsContext):
         """The device's vendor, model, serial, firmware and channel count."""
         request, args = await self._call(wire.Verb.IDENTIFY)
         vendor, model, serial_no, firmware, channels = self._fields(request, args, 5)
-        return Identity(vendor, model, serial_no, firmware, self._int(request, args, channels))
+        return Identity(vendor, model, serial_no, firmware,
+                        self._number(request, args, channels, 1, wire.MAX_CHANNELS))
 
     async def status(self) -> CounterStatus:
         """The device's state now."""
         request, args = await self._call(wire.Verb.STATE)
         state, job, count = self._fields(request, args, 3)
-        try:
-            parsed = CountState(state.lower())
-        except ValueError:
-            raise self._bad(request, args, f"unknown state {state!r}") from None
-        return CounterStatus(parsed, None if job == "-" else job, self._int(request, args, count))
+        if state not in wire.DeviceState.__members__.values():
+            raise self._bad(request, args, f"unknown state {state!r}")
+        return CounterStatus(CountState(state.lower()), self._job_or_none(request, args, job),
+                             self._count(request, args, count))
 
     async def count(self, job: str, channel: int, quantity: int) -> None:
         """Start counting; a repeat of the same job, channel and quantity starts nothing."""
         if not wire.is_job_id(job):
             raise ValueError(f"job id {job!r} is not 1-16 characters of A-Z a-z 0-9 -")
-        await self._call(wire.Verb.COUNT, job, str(channel), str(quantity))
+        await self._command(wire.Verb.COUNT, job, str(channel), str(quantity))
 
     async def job(self, job: str) -> JobReport:
         """The fate of ``job``; UnknownJob when the device does not remember it."""
         request, args = await self._call(wire.Verb.JOB, job)
         state, count, weight = self._fields(request, args, 3)
-        try:
-            outcome = JobOutcome(state.lower())
-        except ValueError:
-            raise self._bad(request, args, f"unknown job state {state!r}") from None
-        return JobReport(job, outcome, self._int(request, args, count),
-                         self._int(request, args, weight))
+        if state not in wire.JobState.__members__.values():
+            raise self._bad(request, args, f"unknown job state {state!r}")
+        return JobReport(job, JobOutcome(state.lower()), self._count(request, args, count),
+                         self._weight(request, args, weight))
 
     async def abort(self) -> Progress | None:
         """Abort the count in progress; the job and its count, or None when none ran."""
         request, args = await self._call(wire.Verb.ABORT)
         job, count = self._fields(request, args, 2)
-        return None if job == "-" else Progress(job, self._int(request, args, count))
+        known = self._job_or_none(request, args, job)
+        return None if known is None else Progress(known, self._count(request, args, count))
 
     async def clear(self) -> None:
         """The operator cleared a jam, refilled or closed the door: back to IDLE."""
-        await self._call(wire.Verb.CLEAR)
+        await self._command(wire.Verb.CLEAR)
 
     async def take(self, job: str) -> None:
         """The host took ``job``'s tablets from the chute."""
-        await self._call(wire.Verb.DONE, job)
+        await self._command(wire.Verb.DONE, job)
 
     async def read_calibration(self, channel: int) -> Calibration:
         """The sensor calibration of ``channel``."""
         request, args = await self._call(wire.Verb.CAL_READ, str(channel))
         sens, gate = self._fields(request, args, 2)
-        return Calibration(self._int(request, args, sens), self._int(request, args, gate))
+        return Calibration(self._number(request, args, sens, 0, wire.MAX_SENSITIVITY),
+                           self._number(request, args, gate, 0, wire.MAX_GATE_MS))
 
     async def write_calibration(self, channel: int, calibration: Calibration) -> None:
         """Set the sensor calibration of ``channel``."""
-        await self._call(wire.Verb.CAL_WRITE, str(channel), str(calibration.sensitivity),
+        await self._command(wire.Verb.CAL_WRITE, str(channel), str(calibration.sensitivity),
                          str(calibration.gate_ms))
 
     async def weigh(self) -> ScaleReading:
@@ -235,19 +241,19 @@ class SerialTabletCounter(OpensAsContext):
         weight, stable = self._fields(request, args, 2)
         if stable not in ("0", "1"):
             raise self._bad(request, args, f"STABLE is {stable!r}, not 0 or 1")
-        return ScaleReading(self._int(request, args, weight), stable == "1")
+        return ScaleReading(self._weight(request, args, weight), stable == "1")
 
     async def tare(self) -> None:
         """Zero the scale; the chute must be empty."""
-        await self._call(wire.Verb.TARE)
+        await self._command(wire.Verb.TARE)
 
     async def span(self, mass_mg: int) -> None:
         """Span-calibrate the scale with ``mass_mg`` on it."""
-        await self._call(wire.Verb.SPAN, str(mass_mg))
+        await self._command(wire.Verb.SPAN, str(mass_mg))
 
     def events(self) -> EventStream[CounterEvent]:
         """Every event the device sends from now on; ends when the link closes."""
-        return EventStream(self._listeners)
+        return EventStream(self._listeners, self.name)
 
     # -- the wire ----------------------------------------------------------
 
@@ -277,6 +283,11 @@ class SerialTabletCounter(OpensAsContext):
                 return text, self._check(text, reply)
             raise ReplyTimeout(f"no reply after {1 + self.retries} tries", device=self.name,
                                request=text)
+
+    async def _command(self, verb: str, *args: str) -> None:
+        """A request whose OK carries no arguments (the ICD's "—")."""
+        request, reply = await self._call(verb, *args)
+        self._fields(request, reply, 0)
 
     def _require_open(self) -> asyncio.StreamWriter:
         if self._writer is None:
@@ -321,24 +332,27 @@ class SerialTabletCounter(OpensAsContext):
         elif isinstance(frame, wire.Event):
             event = self._event(frame)
             if event is not None:
-                for queue in self._listeners:
-                    queue.put_nowait(event)
+                deliver(self._listeners, event)
 
     def _event(self, frame: wire.Event) -> CounterEvent | None:
         args = frame.args
         try:
             if frame.name == wire.EventName.PROGRESS and len(args) == 2:
-                return Progress(args[0], int(args[1]))
-            if frame.name == wire.EventName.END and len(args) == 4:
-                outcome = JobOutcome(args[1].lower())
-                return JobEnded(JobReport(args[0], outcome, int(args[2]), int(args[3])))
+                return Progress(wire.job_id(args[0]),
+                                wire.number(args[1], 0, wire.MAX_QUANTITY))
+            if (frame.name == wire.EventName.END and len(args) == 4
+                    and args[1] in _END_STATUSES):
+                return JobEnded(JobReport(wire.job_id(args[0]), JobOutcome(args[1].lower()),
+                                          wire.number(args[2], 0, wire.MAX_QUANTITY),
+                                          wire.number(args[3], 0, wire.MAX_WEIGHT_MG)))
             if frame.name == wire.EventName.DOOR and args in (("OPEN",), ("CLOSED",)):
                 return DoorMoved(open=args[0] == "OPEN")
             if frame.name == wire.EventName.POWER and len(args) == 1:
                 return PoweredUp(args[0])
-        except ValueError:
+        except wire.FrameError:
             pass
-        log.warning("unknown event", device=self.name, event=frame.name, args=list(args))
+        log.warning("event outside the ICD dropped", device=self.name, name=frame.name,
+                    args=list(args))
         return None
 
     def _link_lost(self, reason: str, request: str | None) -> LinkError:
@@ -352,19 +366,33 @@ class SerialTabletCounter(OpensAsContext):
         return LinkError(f"link lost: {reason}", device=self.name, request=request)
 
     def _end_listeners(self) -> None:
-        for queue in self._listeners:
-            queue.put_nowait(None)  # the end of the stream
+        deliver(self._listeners, None)  # the end of the stream
 
     def _fields(self, request: str, args: tuple[str, ...], n: int) -> tuple[str, ...]:
         if len(args) != n:
             raise self._bad(request, args, f"expected {n} reply arguments, got {len(args)}")
         return args
 
-    def _int(self, request: str, args: tuple[str, ...], text: str) -> int:
+    def _number(self, request: str, args: tuple[str, ...], text: str, low: int,
+                high: int) -> int:
         try:
-            return int(text)
-        except ValueError:
-            raise self._bad(request, args, f"{text!r} is not a number") from None
+            return wire.number(text, low, high)
+        except wire.FrameError as exc:
+            raise self._bad(request, args, str(exc)) from None
+
+    def _count(self, request: str, args: tuple[str, ...], text: str) -> int:
+        return self._number(request, args, text, 0, wire.MAX_QUANTITY)
+
+    def _weight(self, request: str, args: tuple[str, ...], text: str) -> int:
+        return self._number(request, args, text, 0, wire.MAX_WEIGHT_MG)
+
+    def _job_or_none(self, request: str, args: tuple[str, ...], text: str) -> str | None:
+        if text == "-":
+            return None
+        try:
+            return wire.job_id(text)
+        except wire.FrameError as exc:
+            raise self._bad(request, args, str(exc)) from None
 
     def _bad(self, request: str, args: tuple[str, ...], why: str) -> ProtocolError:
         return ProtocolError(why, device=self.name, request=request, reply="OK " + " ".join(args))

@@ -33,6 +33,14 @@ _ARG = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _JOB = re.compile(r"[A-Za-z0-9-]{1,16}")
 _SEQ = re.compile(r"[0-9A-F]{2}")
 _CS = re.compile(r"[0-9A-F]{2}")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+MAX_QUANTITY = 9999
+"""CT's QTY is 1–9999; no count the device reports can be more."""
+MAX_WEIGHT_MG = 99_999_999
+"""The most a reply's WEIGHT_MG may say: eight digits (99 kg), far above any chute."""
+MAX_SENSITIVITY = 100
+MAX_GATE_MS = 500
 
 
 class FrameError(ValueError):
@@ -180,6 +188,27 @@ def is_arg(text: str) -> bool:
 def is_job_id(text: str) -> bool:
     """True when ``text`` is a legal JOB: 1–16 of ``A–Z a–z 0–9 -``."""
     return _JOB.fullmatch(text) is not None
+
+
+def number(text: str, low: int, high: int) -> int:
+    """The decimal number ``text`` when it is plain ASCII digits in ``low``…``high``.
+
+    The ICD's numbers are unsigned decimals: a sign, an underscore, a space or
+    a digit outside ASCII is not one (Python's ``int`` would take them all).
+    """
+    if _DIGITS.fullmatch(text) is None:
+        raise FrameError(f"{text!r} is not a decimal number of at most 9 digits")
+    value = int(text)
+    if not low <= value <= high:
+        raise FrameError(f"{value} is outside {low}-{high}")
+    return value
+
+
+def job_id(text: str) -> str:
+    """``text`` when it is a legal JOB, else FrameError."""
+    if not is_job_id(text):
+        raise FrameError(f"job id {text!r} is not 1-16 characters of A-Z a-z 0-9 -")
+    return text
 
 
 def _check_args(args: tuple[str, ...]) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import structlog
@@ -24,6 +25,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from drivers.base import (
+    Backlog,
     CapType,
     CellCalibration,
     EventStream,
@@ -34,6 +36,7 @@ from drivers.base import (
     OpensAsContext,
     VialEnd,
     VialReport,
+    deliver,
 )
 from drivers.errors import (
     BadRequest,
@@ -150,7 +153,7 @@ class ModbusVialFiller(OpensAsContext):
         """What the poller read last."""
         self._bus: _Bus | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._listeners: set[asyncio.Queue[FillerStatus | None]] = set()
+        self._listeners: set[Backlog[FillerStatus]] = set()
         self._heartbeat = 0
         self._lost: str | None = None
 
@@ -205,10 +208,8 @@ class ModbusVialFiller(OpensAsContext):
         bus, self._bus = self._bus, None
         if bus is not None:
             bus.release()
-        for queue in list(self._listeners):
-            queue.put_nowait(None)
+        deliver(self._listeners, None)
         self._listeners.clear()
-
 
     @property
     def connected(self) -> bool:
@@ -217,12 +218,17 @@ class ModbusVialFiller(OpensAsContext):
 
     def events(self) -> EventStream[FillerStatus]:
         """Every status the poller sees change, from now until the link closes or drops."""
-        return EventStream(self._listeners)
+        return EventStream(self._listeners, self.name)
 
     # -- requests --------------------------------------------------------------
 
-    async def _request(self, what: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
-        """One request on the line, its failures turned into the driver's errors."""
+    async def _request(self, what: str, call: Callable[[Any], Awaitable[Any]],
+                       expect: _Expect) -> Any:
+        """One request on the line, its failures turned into the driver's errors.
+
+        The reply must be the one asked for (``expect``): another function code,
+        address or register count is a ProtocolError, never a value.
+        """
         bus = self._bus
         if bus is None:
             raise NotConnectedError("not open", device=self.name, request=what)
@@ -243,18 +249,21 @@ class ModbusVialFiller(OpensAsContext):
             raise ExceptionReply(
                 f"exception {code} ({_EXCEPTIONS.get(code, 'unknown')})", device=self.name,
                 exception_code=code, request=what, reply=str(reply))
+        why = expect.mismatch(reply)
+        if why is not None:
+            raise ProtocolError(f"reply is not the one asked for: {why}", device=self.name,
+                                request=what, reply=str(reply))
         return reply
 
     def _link_lost(self, why: str) -> None:
         if self._lost is None:
             self._lost = why
-            for queue in list(self._listeners):
-                queue.put_nowait(None)
+            deliver(self._listeners, None)
             self._listeners.clear()
 
     async def _inputs(self) -> Inputs:
         reply = await self._request("read input registers 0-27", lambda c: c.read_input_registers(
-            0, count=wire.INPUT_COUNT, device_id=self.unit))
+            0, count=wire.INPUT_COUNT, device_id=self.unit), _Expect(4, None, wire.INPUT_COUNT))
         try:
             return Inputs.decode(reply.registers)
         except ValueError as exc:
@@ -263,7 +272,8 @@ class ModbusVialFiller(OpensAsContext):
 
     async def _discrete(self) -> list[bool]:
         reply = await self._request("read discrete inputs 0-3", lambda c: c.read_discrete_inputs(
-            0, count=wire.DISCRETE_COUNT, device_id=self.unit))
+            0, count=wire.DISCRETE_COUNT, device_id=self.unit),
+            _Expect(2, None, wire.DISCRETE_COUNT))
         bits = list(reply.bits)
         if len(bits) < wire.DISCRETE_COUNT:
             raise ProtocolError(f"{len(bits)} discrete inputs, expected {wire.DISCRETE_COUNT}",
@@ -273,7 +283,8 @@ class ModbusVialFiller(OpensAsContext):
 
     async def _write(self, address: int, values: list[int], what: str) -> None:
         await self._request(what, lambda c: c.write_registers(address, values,
-                                                              device_id=self.unit))
+                                                              device_id=self.unit),
+                            _Expect(16, address, len(values)))
 
     async def _command(self, block: CommandBlock) -> Inputs:
         """Write a command, then read CMD_RESULT back; raise the refusal it names."""
@@ -363,7 +374,8 @@ class ModbusVialFiller(OpensAsContext):
         address = wire.cal_sens_address(cell)
         reply = await self._request(
             f"read calibration of cell {cell}",
-            lambda c: c.read_holding_registers(address, count=2, device_id=self.unit))
+            lambda c: c.read_holding_registers(address, count=2, device_id=self.unit),
+            _Expect(3, None, 2))
         sensitivity, unit_dmg = reply.registers
         return CellCalibration(sensitivity, unit_dmg / 10)
 
@@ -397,8 +409,7 @@ class ModbusVialFiller(OpensAsContext):
                 return
             if status != self.last_status:
                 self.last_status = status
-                for queue in list(self._listeners):
-                    queue.put_nowait(status)
+                deliver(self._listeners, status)
             await asyncio.sleep(self.poll_interval)
 
     async def _beat(self) -> None:
@@ -407,7 +418,8 @@ class ModbusVialFiller(OpensAsContext):
             self._heartbeat = (self._heartbeat + 1) & 0xFFFF
             try:
                 await self._request("heartbeat", functools.partial(
-                    _write_heartbeat, value=self._heartbeat, unit=self.unit))
+                    _write_heartbeat, value=self._heartbeat, unit=self.unit),
+                    _Expect(6, Holding.HEARTBEAT, 1))
             except DriverError as exc:
                 if cancelled():
                     raise asyncio.CancelledError from exc
@@ -415,6 +427,32 @@ class ModbusVialFiller(OpensAsContext):
                             error=str(exc))
                 return
             await asyncio.sleep(self.heartbeat_interval)
+
+
+@dataclass(frozen=True, slots=True)
+class _Expect:
+    """What a reply must be: its function code, the address it echoes, how many values."""
+
+    function_code: int
+    address: int | None
+    count: int
+
+    def mismatch(self, reply: Any) -> str | None:
+        """Why ``reply`` is not the answer to this request, or None when it is."""
+        code = getattr(reply, "function_code", None)
+        if code != self.function_code:
+            return f"function code {code}, expected {self.function_code}"
+        if self.function_code == 2:
+            got = len(getattr(reply, "bits", ()))
+            return None if got >= self.count else f"{got} bits, expected {self.count}"
+        if self.address is not None and getattr(reply, "address", None) != self.address:
+            return f"address {getattr(reply, 'address', None)}, expected {self.address}"
+        if self.function_code in (3, 4):
+            got = len(getattr(reply, "registers", ()))
+            return None if got == self.count else f"{got} registers, expected {self.count}"
+        if self.function_code == 16 and getattr(reply, "count", None) != self.count:
+            return f"count {getattr(reply, 'count', None)}, expected {self.count}"
+        return None
 
 
 async def _write_heartbeat(client: Any, *, value: int, unit: int) -> Any:

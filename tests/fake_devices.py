@@ -1,0 +1,128 @@
+"""Devices that answer the drivers with whatever a test says: garbage, stale, foreign.
+
+Real sockets, hand-made frames: the driver under test cannot tell these from a
+robot whose firmware misbehaves. Each answers one host at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from drivers.tablet_counter import protocol as wire
+
+CounterAnswer = Callable[[wire.Request], list[bytes]]
+"""The raw bytes to send back for one request (none: stay silent)."""
+
+PduAnswer = Callable[[int, bytes], Awaitable[bytes | None]]
+"""The PDU (function code first) to answer a unit's request PDU with; None: stay silent."""
+
+
+def counter_reply(seq: int, *args: str, ok: bool = True) -> bytes:
+    """A well-formed reply frame whose arguments may say anything an ARG can hold."""
+    body = " ".join((f"{seq:02X}", "OK" if ok else "ER", *args))
+    return f"<{body}*{wire.checksum(body.encode()):02X}\r\n".encode()
+
+
+def counter_event(*tokens: str) -> bytes:
+    """A well-formed event frame."""
+    body = " ".join(tokens)
+    return f"!{body}*{wire.checksum(body.encode()):02X}\r\n".encode()
+
+
+@contextlib.asynccontextmanager
+async def scripted_counter(answer: CounterAnswer) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A counter on TCP answering through ``answer``; yields its url and a list to push bytes."""
+    pushes: list[bytes] = []
+    writers: list[asyncio.StreamWriter] = []
+    serving: set[asyncio.Task[None]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        serving.add(asyncio.current_task())  # type: ignore[arg-type]
+        splitter = wire.FrameSplitter()
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(512):
+                for line in splitter.feed(chunk):
+                    try:
+                        frame = wire.decode(line)
+                    except wire.FrameError:
+                        continue
+                    if isinstance(frame, wire.Request):
+                        for out in [*pushes, *answer(frame)]:
+                            writer.write(out)
+                        pushes.clear()
+                        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"socket://127.0.0.1:{port}", pushes
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await asyncio.gather(*serving, return_exceptions=True)
+        await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def scripted_modbus(answer: PduAnswer) -> AsyncIterator[str]:
+    """A Modbus TCP device answering each request PDU through ``answer``; yields its url."""
+    writers: list[asyncio.StreamWriter] = []
+    serving: set[asyncio.Task[None]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        serving.add(asyncio.current_task())  # type: ignore[arg-type]
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                header = await reader.readexactly(7)
+                tid, _protocol, length, unit = struct.unpack(">HHHB", header)
+                pdu = await reader.readexactly(length - 1)
+                out = await answer(unit, pdu)
+                if out is None:
+                    continue
+                writer.write(struct.pack(">HHHB", tid, 0, len(out) + 1, unit) + out)
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"modbus-tcp://127.0.0.1:{port}"
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await asyncio.gather(*serving, return_exceptions=True)
+        await server.wait_closed()
+
+
+class ModbusUpstream:
+    """A raw Modbus TCP connection to a real device, for a fake that forwards and then lies."""
+
+    def __init__(self, url: str) -> None:
+        host, _, port = url.removeprefix("modbus-tcp://").rpartition(":")
+        self.host, self.port = host, int(port)
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._tid = 0
+
+    async def ask(self, unit: int, pdu: bytes) -> bytes:
+        """Send ``pdu`` to ``unit``; the reply's PDU."""
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._streams
+        self._tid = (self._tid + 1) & 0xFFFF
+        writer.write(struct.pack(">HHHB", self._tid, 0, len(pdu) + 1, unit) + pdu)
+        await writer.drain()
+        _tid, _protocol, length, _unit = struct.unpack(">HHHB", await reader.readexactly(7))
+        return await reader.readexactly(length - 1)
+
+    def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            self._streams = None
