@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -20,7 +21,9 @@ from drivers.tablet_counter.driver import SerialTabletCounter
 from drivers.vial_filler.driver import ModbusVialFiller
 from simulators.vial_filler.server import FillerSimulator
 from tests.fake_devices import (
+    CounterAnswer,
     ModbusUpstream,
+    PduAnswer,
     counter_event,
     counter_reply,
     scripted_counter,
@@ -30,7 +33,7 @@ from tests.fake_devices import (
 BAD_NUMBERS = ["-5", "1_000", "0x10", "1" * 32, "12.5", "10000"]
 
 
-def answering(verb: str, *args: str) -> object:
+def answering(verb: str, *args: str) -> CounterAnswer:
     def answer(request: wire.Request) -> list[bytes]:
         if request.verb == verb:
             return [counter_reply(request.seq, *args)]
@@ -113,10 +116,13 @@ async def test_an_event_outside_the_icd_grammar_is_dropped_not_believed(
 # -- the filler: every reply must be the one asked for ------------------------------
 
 
-def _lying(upstream: ModbusUpstream, lie: object) -> object:
+Lie = Callable[[bytes, bytes], bytes]
+"""The reply PDU to send instead of the device's, given the request's and the device's."""
+
+
+def _lying(upstream: ModbusUpstream, lie: Lie) -> PduAnswer:
     async def answer(unit: int, pdu: bytes) -> bytes | None:
-        reply = await upstream.ask(unit, pdu)
-        return lie(pdu, reply)  # type: ignore[operator]
+        return lie(pdu, await upstream.ask(unit, pdu))
     return answer
 
 
@@ -141,7 +147,7 @@ def _wrong_address(pdu: bytes, reply: bytes) -> bytes:
 
 @pytest.mark.parametrize("lie", [_short_calibration, _wrong_code])
 async def test_a_filler_reply_that_is_not_the_one_asked_for_is_a_protocol_error(
-    tcp_filler: FillerSimulator, lie: object,
+    tcp_filler: FillerSimulator, lie: Lie,
 ) -> None:
     upstream = ModbusUpstream(tcp_filler.url)
     try:
