@@ -29,7 +29,7 @@ from drivers.base import (
     Progress,
     TabletCounter,
 )
-from drivers.errors import DeviceError, DriverError
+from drivers.errors import DeviceError, DriverError, UnknownJob
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +107,18 @@ class CounterRobot(RobotWorker[JobReport]):
         await self._count(fill)
 
     async def _count(self, fill: FillRecord) -> None:
+        try:
+            known = await self.driver.job(fill.job)
+        except UnknownJob:
+            known = None
+        if known is not None:
+            # Another store's job ids overlap ours (a copied store): a CT of a job the robot
+            # knows starts nothing, and that job's tablets would be taken for this fill's.
+            await self._refused(fill, DeviceError(
+                f"job id {fill.job} is already known to the robot ({known.outcome}, "
+                f"{known.count} counted), from another store", device=self.id,
+                code="job id collision"))
+            return
         events = self.driver.events()
         try:
             try:

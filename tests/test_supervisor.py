@@ -21,6 +21,8 @@ from controller.simulation import Simulator, start_simulators
 from controller.store import FillRecord, Store, sqlite_url
 from controller.supervisor import Supervisor
 from drivers.errors import DriverError
+from drivers.tablet_counter.protocol import JobState
+from simulators.tablet_counter.device import SimJob
 from simulators.tablet_counter.server import CounterSimulator
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
 from tests.helpers import eventually, maint, open_store, supervisor_of
@@ -361,3 +363,22 @@ class LaterClock(Clock):
 
     def now(self) -> datetime:
         return super().now() + timedelta(days=5 * 366)
+
+
+async def test_a_counter_job_id_another_store_used_is_never_taken_as_ours(
+    tcp_floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
+) -> None:
+    settings, sims = tcp_floor
+    device = sims["tc1"].device
+    ours = f"{store.instance}-1"  # what our first fill's job id will be (a copied store's too)
+    device.jobs[ours] = SimJob(ours, 1, 30, JobState.DONE, count=30, tablets=30, mass_mg=7500,
+                               weight_mg=7500)
+    async with supervisor(settings, store, sims) as sup:
+        record = await sup.submit(order(ATORVASTATIN, 30))
+        async with asyncio.timeout(20):
+            (settled,) = await sup.wait_settled([record.id])
+    (fill,) = await store.fills(record.id)
+    assert fill.job == ours
+    assert settled.state is OrderState.EXCEPTION and fill.outcome is FillOutcome.REFUSED
+    assert "from another store" in (fill.detail or "") and device.started_jobs == []
+    assert fill.counted in (None, 0)

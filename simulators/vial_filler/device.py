@@ -224,8 +224,8 @@ class VialFillerDevice:
             return CmdResult.BAD_QUANTITY
         if vial not in wire.VIAL_SIZES:
             return CmdResult.BAD_VIAL
-        if self.cells[cell].sensitivity == 0:
-            return CmdResult.NOT_CALIBRATED
+        if self.cells[cell].sensitivity not in wire.SENSITIVITY:
+            return CmdResult.NOT_CALIBRATED  # 0, or a value outside 1-100 the map took
         if job_id == 0:
             # The ICD has no result for a job id of 0 (outside 1-4,294,967,295); this
             # simulator calls it a bad quantity, as the nearest parameter error. Our driver

@@ -183,12 +183,22 @@ class FillerSimulator:
             registers[0:wire.INPUT_COUNT] = device.inputs()
         elif values is None:
             registers[address - start:address - start + count] = device.holding(address, count)
+        elif function_code == 0x17 and not self._reads_mapped(device):
+            # pymodbus writes function 23's write part before it reads: refuse the whole
+            # request first, so that one answered with an exception has changed nothing.
+            return ExcCodes.ILLEGAL_ADDRESS
         else:
             written = [int(v) for v in values]
             device.write_holding(address, written)
             # CMD reads 0 once taken up: what lands in the registers is what the device holds.
             values[:] = device.holding(address, len(written))  # type: ignore[assignment]
         return None
+
+    def _reads_mapped(self, device: VialFillerDevice) -> bool:
+        request = self._last_request
+        first = getattr(request, "read_address", 0)
+        return all(device.is_mapped_holding(address)
+                   for address in range(first, first + getattr(request, "read_count", 0)))
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         if sending:
@@ -216,6 +226,9 @@ class FillerSimulator:
                 return pdu
             return _exception(pdu, pdu.function_code & 0x7F, ExcCodes.GATEWAY_NO_RESPONSE)
         code = pdu.function_code & 0x7F
+        if self._last_fc & 0x80:
+            # 0x80 and up are exception responses, never requests: an illegal function.
+            return _exception(pdu, self._last_fc & 0x7F, ExcCodes.ILLEGAL_FUNCTION)
         if pdu.function_code == _DECODE_FAILED:
             # Malformed (count 0 or over the limit): exception 03 for a supported function,
             # 01 for any other.
