@@ -22,7 +22,7 @@ def fc23(read_address: int, read_count: int, write_address: int, values: list[in
 
 def cmd_result(inputs_reply: bytes) -> int:
     registers = struct.unpack(f">{inputs_reply[1] // 2}H", inputs_reply[2:])
-    return registers[wire.Input.CMD_RESULT]
+    return int(registers[wire.Input.CMD_RESULT])
 
 
 async def test_a_request_answered_with_an_exception_changes_nothing(
