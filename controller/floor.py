@@ -1,23 +1,12 @@
 """The robots a configuration describes: each one's driver, found through the registry, and
-its bins; and the error that names every robot that could not be reached."""
+its bins."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 from controller.config import ModbusFillerSettings, Robot, SerialCounterSettings, Settings
 from controller.store import BinSpec
 from drivers.base import TabletCounter, VialFiller
 from drivers.registry import find_driver
-
-
-class RobotsNotConnected(ConnectionError):
-    """One or more robots could not be reached; names each with its error."""
-
-    def __init__(self, errors: Mapping[str, BaseException]) -> None:
-        self.errors = dict(errors)
-        lines = "\n".join(f"  {robot}: {error}" for robot, error in self.errors.items())
-        super().__init__(f"{len(self.errors)} robot(s) could not be connected:\n{lines}")
 
 
 def make_driver(robot: Robot, url: str) -> TabletCounter | VialFiller:

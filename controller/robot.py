@@ -34,6 +34,7 @@ from controller.notices import (
     OutputTaken,
     OutputWaiting,
     RobotCleared,
+    RobotKnown,
     RobotNeedsAttention,
     RobotOffline,
     RobotOnline,
@@ -53,6 +54,10 @@ class OutputError(ValueError):
 
 BUSY_POLL_S = 0.2
 """How often to look whether a robot that refused as busy has finished."""
+
+PROBE_S = 1.0
+"""How often an idle worker asks its robot how it is: a link lost while nothing was asked
+of the robot is seen within seconds (the README's 5), not at the next order."""
 
 R = TypeVar("R")
 
@@ -104,6 +109,9 @@ class RobotWorker(ABC, Generic[R]):
         """The job the robot is working on, as far as the supervisor knows."""
         self.output: Output | None = None
         """What waits in the robot's output for a person (the robot takes no job meanwhile)."""
+        self.known = False
+        """True once the worker has reconciled with the robot since start: until then its
+        state (a fault, an output) is not known, only whether it answers."""
         self._queued_s = 0.0
         self._store = store
         self._formulary = formulary
@@ -114,6 +122,8 @@ class RobotWorker(ABC, Generic[R]):
         """Set when a person cleared the robot or took its output."""
         self._link_failed: BaseException | None = None
         """A link error a person's request met while the worker waited for them."""
+        self._arrived = asyncio.Event()
+        """Set when a fill is queued."""
 
     # -- what routing sees ----------------------------------------------------
 
@@ -139,6 +149,7 @@ class RobotWorker(ABC, Generic[R]):
         """Queue a fill."""
         self._queued_s += item.estimate_s
         self.queue.put_nowait(item)
+        self._arrived.set()
 
     # -- the link's life --------------------------------------------------------
 
@@ -228,6 +239,8 @@ class RobotWorker(ABC, Generic[R]):
                 self.busy_s = 0.0
         await self._find_output()
         await self._check_state()
+        self.known = True
+        self._notify(RobotKnown(self.id))
 
     async def _resume(self, fill: FillRecord) -> None:
         """Send a recorded fill the robot never started, if the store's checks still allow it
@@ -313,9 +326,26 @@ class RobotWorker(ABC, Generic[R]):
         log.info("output waits for a person", robot=self.id, fill=fill.id)
         self._notify(OutputWaiting(self.id, fill.id, fill.order_id))
 
+    def unreachable(self, error: BaseException) -> None:
+        """The robot could not be reached at start: offline, said once; ``run`` keeps trying."""
+        self.online = False
+        self.offline_since, self.offline_reason = self._clock.now(), str(error)
+        log.error("robot not connected; will keep trying", robot=self.id, error=str(error))
+        self._notify(RobotOffline(self.id, str(error)))
+
     async def run(self) -> None:
-        """Work until cancelled, reconnecting with backoff when the link drops."""
-        lost: str | None = None
+        """Work until cancelled, reconnecting with backoff when the link drops.
+
+        Nothing the worker meets stops the site: a link error takes the robot
+        offline until it answers again; anything unexpected (a bug, a store
+        error) is logged, stops this robot for a person (``robot_fault``), and
+        the other robots go on.
+        """
+        lost: str | None = self.offline_reason
+        if lost is not None:
+            await self._clock.sleep(self._backoff.next_delay())
+        stopped = False
+        """A person must look before anything more is sent (an unexpected refusal or error)."""
         try:
             while True:
                 try:
@@ -327,13 +357,16 @@ class RobotWorker(ABC, Generic[R]):
                         self._notify(RobotOnline(self.id))
                     lost = None
                     self._backoff.reset()
+                    if stopped:
+                        await self._wait_for_person()
+                        stopped = False
                     await self._work()
                 except errors.DeviceError as exc:
                     # The robot refused something the supervisor thought safe: a person looks
                     # before anything else is sent.
                     log.error("robot refused a request", robot=self.id, error=str(exc))
                     self._needs_person(f"unexpected refusal: {exc.args[0]}")
-                    await self._wait_for_person()
+                    stopped = True
                     continue
                 except (errors.DriverError, OSError) as exc:
                     if cancelled():  # a library swallowed our cancellation: stop as asked
@@ -344,6 +377,16 @@ class RobotWorker(ABC, Generic[R]):
                         self.offline_since, self.offline_reason = self._clock.now(), lost
                         log.warning("robot link lost", robot=self.id, error=lost)
                         self._notify(RobotOffline(self.id, lost))
+                except Exception as exc:
+                    if cancelled():
+                        raise asyncio.CancelledError from exc
+                    # Not the robot's fault as far as we know: keep it, and the site, up, but
+                    # send nothing more to it until a person has looked.
+                    log.exception("robot worker failed; robot stopped for a person",
+                                  robot=self.id)
+                    self._needs_person(f"internal error: {type(exc).__name__}: {exc}")
+                    stopped = True
+                    continue
                 await self._clock.sleep(self._backoff.next_delay())
         finally:
             await self._close()
@@ -357,7 +400,10 @@ class RobotWorker(ABC, Generic[R]):
         await self._recover()
         while True:
             await self._wait_for_person()
-            item = await self.queue.get()
+            while self.queue.empty():
+                self._arrived.clear()
+                await self._probing(self._arrived)
+            item = self.queue.get_nowait()
             self._queued_s = max(0.0, self._queued_s - item.estimate_s)
             self.busy_s = item.estimate_s
             try:
@@ -389,10 +435,20 @@ class RobotWorker(ABC, Generic[R]):
         take); then, once they did."""
         while self.attention is not None or self.output is not None:
             self._person.clear()
-            await self._person.wait()
+            await self._probing(self._person)
             if self._link_failed is not None:
                 failed, self._link_failed = self._link_failed, None
                 raise failed
+
+    async def _probing(self, event: asyncio.Event) -> None:
+        """Wait until ``event`` is set, asking the robot how it is every PROBE_S meanwhile:
+        the driver's error when the link is gone."""
+        while not event.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PROBE_S):
+                    await event.wait()
+            if not event.is_set():
+                await self._busy()
 
     def _needs_person(self, reason: str) -> None:
         if self.attention is not None:

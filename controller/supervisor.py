@@ -27,7 +27,7 @@ from controller.domain.orders import PARTIAL_OUTCOMES, Order, OrderState, order_
 from controller.domain.recovery import OrderAction
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
 from controller.filler_robot import FillerRobot
-from controller.floor import RobotsNotConnected, bin_specs, make_driver
+from controller.floor import bin_specs, make_driver
 from controller.messages import Topics
 from controller.notices import (
     FillEnded,
@@ -38,6 +38,7 @@ from controller.notices import (
     OutputTaken,
     OutputWaiting,
     RobotCleared,
+    RobotKnown,
     RobotNeedsAttention,
     RobotOffline,
     RobotOnline,
@@ -78,6 +79,8 @@ class Supervisor:
         self.desk = AlarmDesk(settings, store, self.clock)
         self._listeners: list[Callable[[Notice], None]] = []
         self._reservations: dict[int, tuple[int, int]] = {}
+        self._parked: set[int] = set()
+        """Queued orders only an offline robot can fill: routed again when one is back."""
         """order id → (bin id, quantity) routed but not yet taken off the bin."""
         self._route_lock = asyncio.Lock()
         self._settled: dict[int, asyncio.Event] = {}
@@ -145,17 +148,15 @@ class Supervisor:
         self._watch_task = asyncio.create_task(self.watch.run(), name="alarms")
 
     async def connect_all(self) -> None:
-        """Connect every robot in parallel; RobotsNotConnected names every failure."""
+        """Connect every robot in parallel. One that cannot be reached is offline (its
+        ``robot_offline`` alarm says why) and its worker keeps trying: the site runs on."""
         robots = list(self.robots.values())
         results = await asyncio.gather(*(r.connect() for r in robots), return_exceptions=True)
-        errors = {r.id: e for r, e in zip(robots, results, strict=True)
-                  if isinstance(e, BaseException)}
-        if errors:
-            for robot in robots:
-                await robot.driver.close()
-            for robot_id, error in errors.items():
-                log.error("robot not connected", robot=robot_id, error=str(error))
-            raise RobotsNotConnected(errors)
+        for robot, result in zip(robots, results, strict=True):
+            if isinstance(result, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+                raise result
+            if isinstance(result, BaseException):
+                robot.unreachable(result)
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -222,6 +223,8 @@ class Supervisor:
                      only: str | None = None, failed: str | None = None) -> OrderRecord:
         """Queue ``order`` on the robot that will finish it first, or move it to EXCEPTION.
 
+        An offline robot is offered nothing: an order only an offline robot
+        could fill waits, queued, until that robot is back.
         ``exclude`` names robots that must not take it (they failed it);
         ``only`` keeps it on one robot (a retry there); ``failed`` says what
         happened before, for the EXCEPTION's reason.
@@ -235,6 +238,7 @@ class Supervisor:
                 reserved[bin_id] = reserved.get(bin_id, 0) + quantity
             refusals: list[str] = []
             choices = []
+            offline: list[str] = []
             today = self.clock.now().date()
             down = await self.store.out_of_service()
             for b in await self.store.bins():
@@ -252,10 +256,19 @@ class Supervisor:
                 if b.ndc == order.ndc and (why := robot.can_fill(order.ndc, order.quantity)):
                     refusals.append(f"{b.robot}: {why}")
                     continue
+                if not robot.online:
+                    if b.ndc == order.ndc and b.on_hand - reserved.get(b.id, 0) >= order.quantity:
+                        offline.append(b.robot)
+                    continue
                 choices.append(BinChoice(
                     b.id, b.robot, b.bin, b.ndc, b.on_hand - reserved.get(b.id, 0), robot.ready,
                     robot.backlog_s + robot.estimate_s(order.quantity)))
             choice = choose_bin(order.ndc, order.quantity, choices)
+            if isinstance(choice, Unroutable) and offline:
+                self._parked.add(order.id)
+                log.warning("order waits for an offline robot", order=order.id,
+                            robots=sorted(set(offline)))
+                return current
             if isinstance(choice, Unroutable):
                 reason = "; ".join([choice.reason, *refusals])
                 if exclude:
@@ -295,6 +308,7 @@ class Supervisor:
         """A person cancelled ``order_id``: its place on a robot's queue is given up (the
         robot skips it) and its bin's reservation released."""
         self._reservations.pop(order_id, None)
+        self._parked.discard(order_id)
         self._settled.setdefault(order_id, asyncio.Event()).set()
 
     async def _after_failed_fill(self, fill: FillRecord, action: OrderAction) -> None:
@@ -315,6 +329,13 @@ class Supervisor:
         order = await self.store.order(notice.order_id)
         await self._route(order, exclude=await self._failed_on(order.id) | {notice.robot},
                           failed=f"{notice.robot}: {notice.reason}")
+
+    async def _unpark(self) -> None:
+        """A robot is back: route the orders that waited for one."""
+        parked, self._parked = sorted(self._parked), set()
+        for order_id in parked:
+            order = await self.store.order(order_id)
+            await self._route(order, exclude=await self._failed_on(order_id))
 
     async def _failed_on(self, order_id: int) -> frozenset[str]:
         """The robots that left a partial vial of this order."""
@@ -379,8 +400,8 @@ class Supervisor:
     def _notify(self, notice: Notice) -> None:
         robot = getattr(notice, "robot", None) or getattr(getattr(notice, "fill", None),
                                                           "robot", None)
-        if isinstance(notice, RobotOnline | RobotOffline | RobotNeedsAttention | RobotCleared
-                      | FillStarted | FillEnded | OutputWaiting | OutputTaken):
+        if isinstance(notice, RobotOnline | RobotKnown | RobotOffline | RobotNeedsAttention
+                      | RobotCleared | FillStarted | FillEnded | OutputWaiting | OutputTaken):
             self.watch.poke(robot)
         for listener in self._listeners:
             try:
@@ -389,6 +410,8 @@ class Supervisor:
                 # A screen or a publisher that fails must never stop a robot mid-fill.
                 log.exception("notice listener failed", listener=repr(listener),
                               notice=type(notice).__name__)
+        if isinstance(notice, RobotOnline) and self._parked:
+            self._spawn(self._unpark(), f"unpark-{notice.robot}")
         if isinstance(notice, OrderReturned):
             self._reservations.pop(notice.order_id, None)
             self._spawn(self._returned(notice), f"reroute-order-{notice.order_id}")

@@ -126,3 +126,71 @@ class ModbusUpstream:
         if self._streams is not None:
             self._streams[1].close()
             self._streams = None
+
+
+class Cable:
+    """A TCP cable between a driver and a device that a test can cut and mend.
+
+    Cut, it carries nothing either way and hangs up no one: a pulled network
+    cable, which only a request that goes unanswered reveals. ``url`` is the
+    device's url with the cable's own address.
+    """
+
+    def __init__(self, device_url: str) -> None:
+        scheme, _, address = device_url.rpartition("://")
+        host, _, port = address.rpartition(":")
+        self._scheme, self._host, self._port = scheme, host, int(port)
+        self.url = ""
+        self.cut_now = False
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> Cable:
+        self._server = await asyncio.start_server(self._connect, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"{self._scheme}://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def cut(self) -> None:
+        self.cut_now = True
+
+    def mend(self) -> None:
+        """Carry bytes again; connections made while cut are hung up, as a switch would."""
+        self.cut_now = False
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut_now:
+            self._writers.append(writer)
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        except OSError:
+            writer.close()
+            return
+        self._writers += [writer, up_writer]
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.get_running_loop().create_task(self._carry(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _carry(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await source.read(4096):
+                if not self.cut_now:
+                    sink.write(data)
+                    await sink.drain()
+        sink.close()

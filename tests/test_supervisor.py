@@ -15,7 +15,6 @@ from controller.clock import Clock
 from controller.config import Settings
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
-from controller.floor import RobotsNotConnected
 from controller.notices import FillProgress, FillStarted, Notice, RobotOnline
 from controller.simulation import Simulator, start_simulators
 from controller.store import FillRecord, Store, sqlite_url
@@ -188,17 +187,18 @@ async def test_a_jam_reroutes_the_order_and_the_robot_waits_for_a_person(
     assert (partial.fill_id, partial.count, partial.disposition) == (jam.id, 5, None)
 
 
-async def test_connecting_reports_every_robot_that_failed(tmp_path: Path, store: Store) -> None:
+async def test_connecting_names_every_robot_that_failed_and_keeps_trying(
+        tmp_path: Path, store: Store) -> None:
     settings = write_config(tmp_path, [
         {"id": "tc1", "url": "/dev/no-such-port", "seed": 1, "ndc": ATORVASTATIN, "on_hand": 5},
         {"id": "tc2", "url": "socket://127.0.0.1:9", "seed": 2, "ndc": ATORVASTATIN,
          "on_hand": 5},
     ])
-    with pytest.raises(RobotsNotConnected) as caught:
-        await Supervisor(settings, store).start()
-    assert set(caught.value.errors) == {"tc1", "tc2"}
-    assert "tc1: tc1: cannot open /dev/no-such-port" in str(caught.value)
-    assert "tc2:" in str(caught.value)
+    async with Supervisor(settings, store) as sup:
+        reasons = {r.id: r.offline_reason for r in sup.robots.values()}
+        assert not any(r.online for r in sup.robots.values())
+        assert "tc1: cannot open /dev/no-such-port" in (reasons["tc1"] or "")
+        assert reasons["tc2"]
 
 
 def choice(bin_id: int, robot: str, available: int, ready: bool = True, finish_s: float = 0
@@ -265,9 +265,10 @@ async def test_a_robot_without_a_configured_channel_is_refused_at_connect(
     sim = CounterSimulator(channels=4, seed=1)
     await sim.listen_pty()
     try:
-        expected = r"robot has 4 channels; the configuration names channel\(s\) \[5\]"
-        with pytest.raises(RobotsNotConnected, match=expected):
-            await Supervisor(settings, store, urls={"tc1": sim.url}).start()
+        expected = "robot has 4 channels; the configuration names channel(s) [5]"
+        async with Supervisor(settings, store, urls={"tc1": sim.url}) as sup:
+            assert not sup.robots["tc1"].online
+            assert expected in (sup.robots["tc1"].offline_reason or "")
     finally:
         await sim.close()
 
@@ -285,16 +286,20 @@ async def test_calibration_that_differs_from_configuration_is_reported(
         == ("tc2", 77, 50)
 
 
-async def test_waiting_for_orders_fails_loudly_when_a_worker_dies(
+async def test_waiting_for_orders_fails_loudly_when_the_supervisor_dies(
     floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
 ) -> None:
+    # A bug inside a worker's loop stops only that robot (test_site_stays_up.py); one that
+    # escapes the loop itself ends the supervisor, and whoever waits is told at once.
     settings, sims = floor
-    async with supervisor(settings, store, sims) as sup:
-        async def broken() -> None:
-            raise ValueError("a bug in a worker")
+    sup = supervisor(settings, store, sims)
 
-        for robot in sup.robots.values():
-            robot._fill = lambda fill: broken()  # type: ignore[method-assign]
+    async def broken() -> None:
+        raise ValueError("a bug outside the worker's loop")
+
+    for robot in sup.robots.values():
+        robot.run = broken  # type: ignore[method-assign]
+    async with sup:
         record = await sup.submit(order(ATORVASTATIN, 10))
         with pytest.raises(RuntimeError, match="stopped before the orders settled"):
             async with asyncio.timeout(10):

@@ -236,6 +236,8 @@ class ModbusVialFiller(OpensAsContext):
             raise LinkError(f"link lost: {self._lost}", device=self.name, request=what)
         try:
             async with bus.lock:
+                if self._lost is not None:  # lost while this request waited for the line
+                    raise LinkError(f"link lost: {self._lost}", device=self.name, request=what)
                 reply = await call(bus.client)
         except ModbusIOException as exc:
             self._link_lost(str(exc))
