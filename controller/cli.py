@@ -38,6 +38,7 @@ from controller.config import ConfigError, broker_address, load_config
 from controller.domain.workflow import RoleError
 from controller.logs import Format, configure_logging
 from controller.store import Store, StoreError
+from controller.store.lock import StoreInUse
 from controller.store.stock import BinDrugMismatch
 from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply, help_text
 from simulators.tablet_counter.server import CounterSimulator
@@ -146,7 +147,7 @@ def run(
     try:
         asyncio.run(run_site(settings, path, mqtt, lambda line: print(line, flush=True),
                              audit_key=key, port=port))
-    except BinDrugMismatch as exc:
+    except (BinDrugMismatch, StoreInUse) as exc:
         typer.echo(f"error: refusing to start: {exc}", err=True)
         raise typer.Exit(2) from None
 

@@ -24,6 +24,7 @@ from controller.pharmacy import Pharmacy
 from controller.publisher import BrokerLink
 from controller.simulation import Simulator, start_simulators
 from controller.store import Store, sqlite_url
+from controller.store.lock import supervising
 from controller.supervisor import Supervisor
 from drivers.base import LabelPrinter
 from drivers.registry import find_driver
@@ -132,7 +133,14 @@ async def run_site(settings: Settings, store_path: Path, mqtt: str | None,
                    say: Callable[[str], None], *, audit_key: AuditKey,
                    port: int | None = None) -> None:
     """Run the site and its API until SIGINT or SIGTERM, then stop cleanly (MQTT
-    ``offline``)."""
+    ``offline``). StoreInUse when another supervisor holds the store."""
+    with supervising(store_path):
+        await _run_site(settings, store_path, mqtt, say, audit_key=audit_key, port=port)
+
+
+async def _run_site(settings: Settings, store_path: Path, mqtt: str | None,
+                    say: Callable[[str], None], *, audit_key: AuditKey,
+                    port: int | None) -> None:
     store = await Store.open(sqlite_url(store_path), audit_key=audit_key,
                              formulary=settings.formulary)
     api = settings.config.api
