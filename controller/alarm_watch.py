@@ -14,6 +14,7 @@ import structlog
 from controller.alarming import AlarmDesk, RobotCondition
 from controller.clock import Clock
 from controller.domain.alarms import AlarmChange
+from controller.logs import Trouble
 from controller.messages import Topics
 from controller.robot import RobotWorker
 from controller.store import Store, fill_code
@@ -44,6 +45,8 @@ class AlarmWatch:
         self._vials: dict[str, dict[int, int] | None] = {}
         """The hoppers as last read: a robot that cannot be asked keeps its last reading."""
         self.flood = False
+        self.trouble = Trouble("alarm check", log)
+        """Why the last check failed (None while checks work), for the site's status."""
         self.changes: list[AlarmChange] = []
         """The latest pass's changes (for tests and screens)."""
 
@@ -59,9 +62,11 @@ class AlarmWatch:
             self._wake.clear()
             try:
                 await self.check()
-            except Exception:
-                # A store hiccup must not end the alarms for good: log it, try next tick.
-                log.exception("alarm check failed")
+            except Exception as exc:
+                # A store hiccup must not end the alarms for good: log it once, try next tick.
+                self.trouble.failed(exc)
+            else:
+                self.trouble.recovered()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TICK_S):
                     await self._wake.wait()
@@ -95,7 +100,8 @@ class AlarmWatch:
         return RobotCondition(robot.id, robot.offline_since, robot.offline_reason,
                               robot.attention, self._vials.get(robot.id),
                               output.since if output else None,
-                              f"fill {fill_code(output.fill_id)}" if output else None)
+                              f"fill {fill_code(output.fill_id)}" if output else None,
+                              known=robot.known)
 
     async def robot_states(self) -> None:
         """Put each robot's state in the outbox where it changed since last said."""

@@ -46,6 +46,9 @@ class RobotCondition:
     """Since when a vial or tablets wait in its output for a person (None: empty)."""
     output: str | None = None
     """What waits there, in words without patient data (``fill F00000012``)."""
+    known: bool = True
+    """False until the supervisor has heard from the robot since it started: its alarms
+    (offline aside) then stand as they were, never cleared on ignorance."""
 
 
 class AlarmDesk:
@@ -92,11 +95,17 @@ class AlarmDesk:
         return decide
 
     def _robots_decide(self, now: datetime, robots: Iterable[RobotCondition]) -> Decide:
-        conditions = list(self._robot_conditions(robots, now))
+        robots = list(robots)
+        unknown = {r.robot for r in robots if not r.known}
+        conditions = [c for c in self._robot_conditions(robots, now)
+                      if c.robot not in unknown or c.type is rules.AlarmType.ROBOT_OFFLINE]
 
         def decide(alarms: Mapping[str, Alarm], _bins: list[BinRecord],
                    down: frozenset[str]) -> list[AlarmChange]:
-            return rules.evaluate(alarms, conditions, scope=ROBOT_TYPES, now=now,
+            # A restart is no all-clear: what the supervisor has not yet heard stands.
+            judged = {k: a for k, a in alarms.items()
+                      if a.robot not in unknown or a.type is rules.AlarmType.ROBOT_OFFLINE}
+            return rules.evaluate(judged, conditions, scope=ROBOT_TYPES, now=now,
                                   out_of_service=down)
         return decide
 

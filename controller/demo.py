@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 from rich.console import Console
 from rich.table import Table
 
@@ -46,6 +47,7 @@ from controller.robot import OutputError
 from controller.simulation import Simulator
 from controller.site import api_server, broker_link, label_printer, simulated_robots
 from controller.store import FillRecord, OrderRecord, Store, sqlite_url
+from controller.store.lock import StoreInUse, supervising
 from controller.store.stock import BinDrugMismatch
 from controller.supervisor import Supervisor
 from drivers.label_printer.protocol import parse_fields
@@ -237,16 +239,18 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
         return 2
     with tempfile.TemporaryDirectory(prefix="rxfill-demo-") as scratch:
         path = store_path or Path(scratch) / "demo.sqlite"
-        store = await Store.open(sqlite_url(path), audit_key=key,
-                                 formulary=settings.formulary)
         try:
-            return await _fill(settings, store, entries, console, path, mqtt, serve, port,
-                               kept=store_path is not None)
-        except BinDrugMismatch as exc:
+            with supervising(path):
+                store = await Store.open(sqlite_url(path), audit_key=key,
+                                         formulary=settings.formulary)
+                try:
+                    return await _fill(settings, store, entries, console, path, mqtt, serve,
+                                       port, kept=store_path is not None)
+                finally:
+                    await store.close()
+        except (BinDrugMismatch, StoreInUse) as exc:
             console.print(f"[red]error:[/] refusing to start: {exc}")
             return 2
-        finally:
-            await store.close()
 
 
 async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], console: Console,
@@ -287,9 +291,14 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
         async with contextlib.AsyncExitStack() as stack:
             board = None
             if link is not None:
-                board = await stack.enter_async_context(
-                    AlarmBoard(console, link, settings.config.site.id, floor.on_low,
-                               floor.on_alarm))
+                try:
+                    board = await stack.enter_async_context(
+                        AlarmBoard(console, link, settings.config.site.id, floor.on_low,
+                                   floor.on_alarm))
+                except aiomqtt.MqttError as exc:
+                    console.print(f"[yellow]mqtt: broker {link.host}:{link.port} unreachable "
+                                  f"({exc}): the fills go on; alarms and robot states wait "
+                                  f"in the store's outbox until it answers[/]")
             await stack.enter_async_context(supervisor)
             console.print(f"filling {len(entries)} sample orders on "
                           f"{', '.join(supervisor.robots)}")

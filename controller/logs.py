@@ -42,3 +42,31 @@ def configure_logging(level: str = "info", fmt: Format = "auto",
     # of our errors (logged once, by robot) and the simulator answers them as the ICD says,
     # so its own lines would only repeat them, unstructured.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+class Trouble:
+    """A loop's failure, logged once when it starts or changes and once when it ends.
+
+    A loop that retries each second must not print a traceback a second: the
+    first failure is logged with its traceback, a different one again, the
+    same one never twice; ``recovered`` says when it works again. ``now`` is
+    the failure standing, for a status page.
+    """
+
+    def __init__(self, what: str, logger: structlog.types.FilteringBoundLogger) -> None:
+        self.what = what
+        self.now: str | None = None
+        self._log = logger
+
+    def failed(self, exc: BaseException) -> None:
+        """The loop failed with ``exc`` this time."""
+        text = f"{type(exc).__name__}: {exc}"
+        if text != self.now:
+            self._log.error(f"{self.what} failing", error=text, exc_info=exc)
+            self.now = text
+
+    def recovered(self) -> None:
+        """The loop worked this time."""
+        if self.now is not None:
+            self._log.info(f"{self.what} recovered", after=self.now)
+            self.now = None

@@ -19,6 +19,13 @@ class RobotOnline:
 
 
 @dataclass(frozen=True, slots=True)
+class RobotKnown:
+    """The supervisor reconciled with a robot since it started: its state is known now."""
+
+    robot: str
+
+
+@dataclass(frozen=True, slots=True)
 class RobotOffline:
     """A robot's link is down; the supervisor keeps trying."""
 
@@ -105,5 +112,6 @@ class OrderSettled:
     """The fill that settled it, or None when no robot was involved."""
 
 
-Notice = (RobotOnline | RobotOffline | RobotNeedsAttention | RobotCleared | OutputWaiting
-          | OutputTaken | FillStarted | FillProgress | FillEnded | OrderReturned | OrderSettled)
+Notice = (RobotOnline | RobotKnown | RobotOffline | RobotNeedsAttention | RobotCleared
+          | OutputWaiting | OutputTaken | FillStarted | FillProgress | FillEnded | OrderReturned
+          | OrderSettled)

@@ -31,6 +31,7 @@ import structlog
 from controller.backoff import Backoff
 from controller.clock import Clock
 from controller.config import MqttSettings, broker_address
+from controller.logs import Trouble
 from controller.messages import Message, Topics
 from controller.store import Store
 from drivers.tasks import stop_tasks
@@ -98,6 +99,9 @@ class Publisher:
         """Set once connected, status published and stale retained messages swept."""
         self.robots: frozenset[str] = frozenset()
         """The site's robots: a retained state of any other is stale."""
+        self.problem: str | None = None
+        """Why nothing is being published now (None while connected or not yet tried)."""
+        self.trouble = Trouble("mqtt publisher", log)
 
     def start(self) -> None:
         """Begin publishing in the background."""
@@ -126,6 +130,7 @@ class Publisher:
             try:
                 async with self._client() as client:
                     self.connected.set()
+                    self.problem = None
                     self._backoff.reset()
                     log.info("mqtt connected" if lost is None else "mqtt link recovered",
                              broker=f"{self._link.host}:{self._link.port}")
@@ -145,6 +150,12 @@ class Publisher:
                     lost = str(exc)
                     log.warning("mqtt broker unreachable; messages wait in the outbox",
                                 broker=f"{self._link.host}:{self._link.port}", error=lost)
+                self.problem = f"broker {self._link.host}:{self._link.port} unreachable: {exc}"
+            except Exception as exc:  # a store error, a name that does not resolve, a bug
+                # Publishing stops for now, never for good: the outbox keeps every message.
+                self.connected.clear()
+                self.trouble.failed(exc)
+                self.problem = f"cannot publish: {type(exc).__name__}: {exc}"
             if self._stopping.is_set():
                 return
             await _wait(self._stopping, self._backoff.next_delay())
@@ -154,6 +165,7 @@ class Publisher:
         while True:
             self._wake.clear()
             batch = await self._store.outbox(BATCH)
+            self.trouble.recovered()
             for outgoing in batch:
                 await self._publish(client, outgoing.message)
                 await self._store.sent(outgoing.id)

@@ -240,3 +240,14 @@ def test_a_technician_records_what_became_of_a_partial_vial(tmp_path: Path) -> N
     missing = subprocess.run([*RXFILL, "vials", "list", "--store", str(tmp_path / "no.sqlite")],
                              capture_output=True, text=True, timeout=30)
     assert missing.returncode == 2 and "no such store file" in missing.stderr
+
+
+@pytest.mark.parametrize("broker", ["mqtt://127.0.0.1:1", "mqtt://no-such-host.invalid:1883"])
+def test_the_demo_fills_its_orders_when_the_broker_is_not_there(tmp_path: Path,
+                                                                  broker: str) -> None:
+    run = subprocess.run([*RXFILL, "demo", "--mqtt", broker], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "unreachable" in run.stdout and "wait in the store's outbox" in run.stdout
+    assert "verified by phil, released to the pickup bin" in run.stdout

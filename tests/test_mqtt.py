@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
+import structlog
 from amqtt.broker import Broker
 
 from controller.broker import EmbeddedBroker
@@ -29,7 +31,7 @@ from controller.store import Store, sqlite_url
 from controller.supervisor import Supervisor
 from drivers.tasks import stop_tasks
 from tests.floors import ATORVASTATIN, order, write_config
-from tests.helpers import open_store, tech
+from tests.helpers import eventually, open_store, tech
 from tests.mqtt import Subscriber, broker_url, clear_retained, unique_site
 
 
@@ -279,3 +281,34 @@ async def test_tls_with_a_ca_file_and_nothing_without_it(tmp_path: Path) -> None
     finally:
         await store.close()
         await broker.shutdown()
+
+
+async def test_the_publisher_survives_store_errors_and_says_so_once(store: Store) -> None:
+    site = unique_site()
+    topics = Topics(site)
+    real_outbox = store.outbox
+    calls = {"failed": 0}
+
+    async def failing_outbox(limit: int = 100) -> Any:
+        if calls["failed"] < 4:
+            calls["failed"] += 1
+            raise OSError("disk I/O error")
+        return await real_outbox(limit)
+
+    store.outbox = failing_outbox  # type: ignore[method-assign]
+    async with broker_url() as url:
+        publisher = Publisher(store, topics, link(url))
+        with structlog.testing.capture_logs() as logs:
+            publisher.start()
+            await store.enqueue([Message(f"{topics.root}/alarms/x-1", encode({"n": 1}),
+                                         retain=True)])
+            async with Subscriber(url, site) as live:
+                publisher.wake()
+                await eventually(lambda: calls["failed"] >= 4 and publisher.problem is None)
+                await live.until(lambda: len(live.on("alarms/x-1")) == 1)
+                assert publisher._task is not None and not publisher._task.done()
+            await publisher.stop()
+        await clear_retained(url, site)
+    said = [entry["event"] for entry in logs]
+    assert said.count("mqtt publisher failing") == 1  # four failures, one line
+    assert said.count("mqtt publisher recovered") == 1
