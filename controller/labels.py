@@ -11,16 +11,23 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 
+import font_lato  # type: ignore[import-untyped]  # a font, no types
 from barcode.codex import Code128
 from PIL import Image, ImageDraw, ImageFont
+from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from controller.domain.labels import DPI, HEIGHT_DOTS, WIDTH_DOTS, Barcode, Element, Text
 from drivers.label_printer.protocol import code128_field, text_field
 
-PDF_FONT = "Helvetica"
+LABEL_FONT = Path(font_lato.__file__).with_name("files") / "Lato-Regular.ttf"
+"""Lato (SIL OFL), installed with rxfill: every letter a US pharmacy prints (é, ñ, ü, ł…),
+where Pillow's bitmap font and the PDF's Helvetica draw boxes or nothing."""
+PDF_FONT = "Lato"
 
 
 def render_zpl(elements: list[Element]) -> str:
@@ -43,8 +50,14 @@ def bars(e: Barcode) -> Iterator[int]:
 
 
 @cache
-def _font(height: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=height)
+def _font(height: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(LABEL_FONT), size=height)
+
+
+@cache
+def _pdf_font() -> str:
+    pdfmetrics.registerFont(TTFont(PDF_FONT, str(LABEL_FONT)))
+    return PDF_FONT
 
 
 def render_png(elements: list[Element], *, scale: int = 1) -> bytes:
@@ -76,8 +89,8 @@ def render_pdf(elements: list[Element]) -> bytes:
             size = e.height * point
             # Shrink a line the PDF's font draws wider than the printer's room.
             room = (WIDTH_DOTS - e.x - 8) * point
-            width = stringWidth(e.text, PDF_FONT, size)
-            canvas.setFont(PDF_FONT, size * min(1.0, room / width) if width else size)
+            width = stringWidth(e.text, _pdf_font(), size)
+            canvas.setFont(_pdf_font(), size * min(1.0, room / width) if width else size)
             canvas.drawString(e.x * point, page_height - (e.y + e.height * 0.85) * point, e.text)
             continue
         _pdf_barcode(canvas, e, point, page_height)

@@ -119,3 +119,25 @@ def test_no_patient_name_can_break_out_of_its_field(name: str) -> None:
     assert is_label_format(zpl) and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in zpl)
     assert parse_fields(zpl) == [("text", e.x, e.y, e.text) if isinstance(e, Text)
                                  else ("code128", e.x, e.y, e.data) for e in elements]
+
+
+def _drawn(text: str) -> bytes:
+    return render_png([Text(0, 0, 60, text, "test")])
+
+
+@pytest.mark.parametrize(("one", "other"), [("é", "è"), ("í", "ì"), ("ñ", "n"), ("ü", "u"),
+                                            ("ł", "l"), ("Ç", "C")])
+def test_the_png_preview_draws_the_accents_a_us_pharmacy_prints(one: str, other: str) -> None:
+    # Pillow's default bitmap font drew every accented letter as the same empty box.
+    assert _drawn(one) != _drawn(other)
+    assert _drawn(one) != _drawn("\uffff")  # not the font's "no such glyph" box either
+
+
+def test_a_patients_accented_name_reaches_every_preview() -> None:
+    elements = layout(content(formulary(), patient_name="Renée Díaz-Muñoz",
+                              sig="Tome 1 tableta por día."))
+    png = Image.open(io.BytesIO(render_png(elements)))
+    assert png.size == (WIDTH_DOTS, HEIGHT_DOTS)
+    pdf = render_pdf(elements)
+    assert b"/FontFile2" in pdf  # the TrueType font is embedded: the letters print anywhere
+    assert "Renée Díaz-Muñoz" in render_zpl(elements)
