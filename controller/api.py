@@ -11,9 +11,9 @@ it, 422 a bad body (each wrong field, and what it needs; nothing stored),
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -32,6 +32,7 @@ from controller.api_bodies import (
     Witness,
     order_out,
 )
+from controller.api_limits import BodyLimit
 from controller.domain.labels import LabelError, layout
 from controller.domain.orders import OrderState
 from controller.domain.prescriptions import Problem
@@ -40,9 +41,20 @@ from controller.fhir import FhirProblems, dispense_of, order_from_request
 from controller.labels import render_pdf, render_png, render_zpl
 from controller.pharmacy import Evidence, NotFound, OrderInvalid, Pharmacy
 from controller.store.people import AuthError
+from controller.store.verification import NotALabel
 from drivers import errors
 
 FHIR_JSON = "application/fhir+json"
+MAX_ID = 2**63 - 1
+"""The largest id a store issues (SQLite's and PostgreSQL's 64-bit integer)."""
+MAX_BODY = 1024 * 1024
+"""The largest request body taken: 1 MiB; anything longer is 413 before it is read."""
+
+OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="an order's id")]
+FillId = Annotated[int, Path(ge=1, le=MAX_ID, description="a fill's (a vial's) id")]
+LabelCode = Annotated[str, Path(description=(
+    "what a vial label's barcode holds: F and 8 digits, e.g. F00000123 (anything else is 422, "
+    "after the role is checked)"))]
 
 
 def _refusal(detail: list[dict[str, Any]]) -> JSONResponse:
@@ -55,6 +67,12 @@ def _refusal(detail: list[dict[str, Any]]) -> JSONResponse:
 def _problems(problems: list[Problem], prefix: tuple[str, ...] = ("body",)) -> JSONResponse:
     return _refusal([{"loc": [*prefix, *p.field], "field": ".".join(p.field),
                       "msg": p.message, "type": "value_error"} for p in problems])
+
+
+def _not_json(why: str) -> JSONResponse:
+    """A 400 for a body that is not JSON at all (422 is for JSON with wrong fields)."""
+    return JSONResponse(status_code=400, content={
+        "detail": f"the body could not be read ({why}): expected a JSON object in UTF-8"})
 
 
 def _only(*known: str) -> Callable[[Request], Awaitable[None]]:
@@ -73,6 +91,7 @@ def _only(*known: str) -> Callable[[Request], Awaitable[None]]:
 def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     """The API over one pharmacy."""
     app = FastAPI(title="rxfill", version="0.1.0", description=__doc__)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
     bearer = HTTPBearer(auto_error=False)
     store = pharmacy.store
 
@@ -87,6 +106,9 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        for error in exc.errors():
+            if error["type"] == "json_invalid":
+                return _not_json(str(error.get("ctx", {}).get("error", error["msg"])))
         detail = []
         for error in exc.errors():
             loc = [str(part) for part in error["loc"]]
@@ -110,7 +132,7 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail
         if exc.status_code == 400 and "parsing the body" in str(detail):
-            detail = "the body could not be read: expected a JSON object in UTF-8"
+            return _not_json("it is not UTF-8")
         return JSONResponse(status_code=exc.status_code, content={"detail": detail},
                             headers=exc.headers)
 
@@ -118,6 +140,7 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     app.add_exception_handler(RoleError, _error(403))
     app.add_exception_handler(NotFound, _error(404))
     app.add_exception_handler(WorkflowError, _error(409))
+    app.add_exception_handler(NotALabel, _error(422))
     app.add_exception_handler(LabelError, _error(409))
     app.add_exception_handler(errors.DriverError, _error(503))
 
@@ -170,7 +193,7 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
         return [order_out(o) for o in await store.orders(state=state, rx_number=rx_number)]
 
     @app.get("/api/orders/{order_id}", tags=["orders"])
-    async def show(order_id: int, _: Who) -> dict[str, Any]:
+    async def show(order_id: OrderId, _: Who) -> dict[str, Any]:
         """One order with its history, its fills (each vial by its label) and its drug."""
         order = await pharmacy.order(order_id)
         history = [{"from": f, "to": t, "who": w, "reason": r}
@@ -186,18 +209,18 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
                 "history": history, "fills": fills}
 
     @app.post("/api/orders/{order_id}/cancel", tags=["technician"])
-    async def cancel(order_id: int, body: Cancel, who: Who) -> dict[str, Any]:
+    async def cancel(order_id: OrderId, body: Cancel, who: Who) -> dict[str, Any]:
         """Give an order up, with a reason. Once it has a filled vial, only a pharmacist may,
         saying what became of its tablets (returned or wasted)."""
         return order_out(await pharmacy.cancel(order_id, who, body.reason, body.tablets))
 
     @app.post("/api/orders/{order_id}/retry", tags=["technician"])
-    async def retry(order_id: int, body: Retry, who: Who) -> dict[str, Any]:
+    async def retry(order_id: OrderId, body: Retry, who: Who) -> dict[str, Any]:
         """An order in exception goes to a robot again (the one named, or any)."""
         return order_out(await pharmacy.retry(order_id, who, body.robot))
 
     @app.post("/api/orders/{order_id}/hand-count", tags=["technician"])
-    async def hand_count(order_id: int, body: HandCount, who: Who) -> dict[str, Any]:
+    async def hand_count(order_id: OrderId, body: HandCount, who: Who) -> dict[str, Any]:
         """An order in exception, counted by hand; its weight must agree with the count."""
         if (body.robot is None) != (body.bin is None):
             raise WorkflowError("name both robot and bin, or neither (the last fill's bin)")
@@ -209,6 +232,11 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     async def robots(_: Who) -> list[dict[str, object]]:
         """Each robot's state, and what it waits for a person to fix."""
         return pharmacy.robots()
+
+    @app.get("/api/status", tags=["technician"])
+    async def status(_: Who) -> dict[str, object]:
+        """The site at a glance: robots online or why not, MQTT, the alarm checks."""
+        return pharmacy.status()
 
     @app.post("/api/robots/{robot}/clear", tags=["technician"])
     async def clear_robot(robot: str, who: Who) -> dict[str, object]:
@@ -227,20 +255,21 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     # -- labels ------------------------------------------------------------------------
 
     @app.post("/api/orders/{order_id}/label/print", tags=["technician"])
-    async def print_label(order_id: int, body: Reprint, who: Who) -> dict[str, Any]:
+    async def print_label(order_id: OrderId, body: Reprint, who: Who) -> dict[str, Any]:
         """Print the vial's label again (a reprint needs a reason and is counted)."""
         record = await pharmacy.print_label(order_id, who=who.name, reason=body.reason)
         return {"fill": record.fill_id, "copy": record.copy, "printer": record.printer}
 
     @app.post("/api/orders/{order_id}/label/scan", tags=["technician"])
-    async def scan_label(order_id: int, body: Scan, who: Who) -> dict[str, Any]:
+    async def scan_label(order_id: OrderId, body: Scan, who: Who) -> dict[str, Any]:
         """The label scanned at the filled vial: LABELED if it is that vial's label."""
         return order_out(await pharmacy.scan_label(order_id, body.scanned, who))
 
     @app.get("/api/orders/{order_id}/label.{kind}", tags=["labels"])
-    async def label_preview(order_id: int, kind: Literal["zpl", "png", "pdf"],
-                            _: Who) -> Response:
+    async def label_preview(order_id: OrderId, kind: str, _: Who) -> Response:
         """The vial's label as the printer gets it (zpl) or as a preview (png, pdf)."""
+        if kind not in ("zpl", "png", "pdf"):
+            raise NotFound(f"no label.{kind}; expected label.zpl, label.png or label.pdf")
         elements = layout(await pharmacy.label(order_id))
         if kind == "zpl":
             return Response(render_zpl(elements), media_type="text/plain; charset=utf-8")
@@ -251,13 +280,13 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     # -- the verification station: each step acts on the scanned vial ------------------------
 
     @app.get("/api/labels/{scanned}", tags=["pharmacist"])
-    async def by_label(scanned: str, who: Who) -> dict[str, Any]:
+    async def by_label(scanned: LabelCode, who: Who) -> dict[str, Any]:
         """The verification station: a scanned label → that vial's evidence (409 with why when
         the vial is no longer its order's)."""
         return _evidence(await pharmacy.evidence_for_label(scanned, who))
 
     @app.get("/api/orders/{order_id}/evidence", tags=["pharmacist"])
-    async def evidence(order_id: int, who: Who) -> dict[str, Any]:
+    async def evidence(order_id: OrderId, who: Who) -> dict[str, Any]:
         """The order's vial now: drug, NDC, lots, counts, weight, who, what went wrong."""
         return _evidence(await pharmacy.evidence_for_order(order_id, who))
 
@@ -277,7 +306,7 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
         }
 
     @app.post("/api/labels/{scanned}/witness", tags=["pharmacist"])
-    async def witness(scanned: str, body: Witness, who: Who) -> dict[str, Any]:
+    async def witness(scanned: LabelCode, body: Witness, who: Who) -> dict[str, Any]:
         """A schedule II vial's second count, witnessed by a pharmacist who neither handled
         nor verified it."""
         fill_id = await pharmacy.vial_for_label(scanned)
@@ -285,19 +314,19 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
         return {"label": scanned.strip(), "witnessed_by": who.name, "count": body.count}
 
     @app.post("/api/labels/{scanned}/verify", tags=["pharmacist"])
-    async def verify(scanned: str, who: Who) -> dict[str, Any]:
+    async def verify(scanned: LabelCode, who: Who) -> dict[str, Any]:
         """Approve the scanned vial: its order VERIFIED."""
         return order_out(await pharmacy.verify(await pharmacy.vial_for_label(scanned), who))
 
     @app.post("/api/labels/{scanned}/reject", tags=["pharmacist"])
-    async def reject(scanned: str, body: Reject, who: Who) -> dict[str, Any]:
+    async def reject(scanned: LabelCode, body: Reject, who: Who) -> dict[str, Any]:
         """Refuse the scanned vial, with a reason: its order filled again, or cancelled."""
         return order_out(await pharmacy.reject(await pharmacy.vial_for_label(scanned), who,
                                                body.reason, fill_again=body.fill_again,
                                                tablets=body.tablets))
 
     @app.post("/api/labels/{scanned}/release", tags=["pharmacist"])
-    async def release(scanned: str, body: ReleaseIn, who: Who) -> dict[str, Any]:
+    async def release(scanned: LabelCode, body: ReleaseIn, who: Who) -> dict[str, Any]:
         """The scanned vial to the pickup bin, or to shipping with carrier and tracking."""
         return order_out(await pharmacy.release(await pharmacy.vial_for_label(scanned), who,
                                                 body.destination, body.carrier, body.tracking))
@@ -307,16 +336,19 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     @app.post("/fhir/MedicationRequest", status_code=201, tags=["fhir"])
     async def fhir_request(request: Request, who: Who) -> JSONResponse:
         """A FHIR R4 MedicationRequest (application/fhir+json) becomes an order."""
+        raw = await request.body()
+        if not raw.strip():
+            raise FhirProblems([Problem(("body",), "is missing; it is required")])
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise FhirProblems([Problem(("body",), f"not JSON: {exc}")]) from None
+            return _not_json(str(exc))
         record, new = await pharmacy.submit(order_from_request(body), who)
         return JSONResponse(status_code=201 if new else 200, content=order_out(record),
                             headers={"Location": f"/api/orders/{record.id}"})
 
     @app.get("/fhir/MedicationDispense/{fill_id}", tags=["fhir"])
-    async def fhir_dispense(fill_id: int, _: Who) -> JSONResponse:
+    async def fhir_dispense(fill_id: FillId, _: Who) -> JSONResponse:
         """A filled vial as a FHIR R4 MedicationDispense."""
         fill = await store.fill(fill_id)
         if fill is None or fill.outcome != "filled":

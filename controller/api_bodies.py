@@ -16,13 +16,13 @@ from controller.domain.orders import (
     Priority,
 )
 from controller.domain.prescriptions import MAX_DAYS_SUPPLY, MAX_REFILLS
+from controller.domain.text import text_problem
 from controller.store import OrderRecord
 
 
 def _plain_text(value: str) -> str:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ValueError("holds a control character (a tab, a line break…); expected plain "
-                         "text on one line")
+    if why := text_problem(value):
+        raise ValueError(why)
     return value
 
 

@@ -172,6 +172,19 @@ class Pharmacy:
                      "since": r.output.since.isoformat()}}
                 for r in self.supervisor.robots.values()]
 
+    def status(self) -> dict[str, object]:
+        """The site at a glance: which robots answer, whether alarms reach the broker, and
+        what keeps failing now (None where nothing does)."""
+        sup = self.supervisor
+        publisher = sup.publisher
+        return {
+            "robots": {r.id: "online" if r.online else f"offline: {r.offline_reason}"
+                       for r in sup.robots.values()},
+            "mqtt": ("off" if publisher is None else "connected" if publisher.connected.is_set()
+                     else publisher.problem or "connecting"),
+            "alarm_checks": sup.watch.trouble.now or "ok",
+        }
+
     async def take_output(self, robot: str, person: Person) -> None:
         """A person took what ``robot``'s output held (a vial, or a chute's tablets): the
         robot may start its next job."""

@@ -16,6 +16,7 @@ from datetime import date
 
 from controller.domain.drugs import Formulary
 from controller.domain.orders import Fulfilment, Order, fill_problems
+from controller.domain.text import text_problem
 
 NPI_PREFIX = "80840"
 DEA_REGISTRANTS = frozenset("ABCDEFGHJKLMPRSTUX")
@@ -129,6 +130,12 @@ def prescription_problems(order: Order, formulary: Formulary, today: date) -> li
     this checks what needs the formulary, the calendar or several fields at once.
     """
     problems = [Problem((name,), message) for name, message in fill_problems(order, formulary)]
+    texts = [(("rx_number",), order.rx_number), (("sig",), order.sig),
+             (("patient", "id"), order.patient.id), (("patient", "name"), order.patient.name),
+             (("patient", "address"), order.patient.address or "")]
+    if order.prescriber is not None:
+        texts.append((("prescriber", "name"), order.prescriber.name))
+    problems += [Problem(where, why) for where, text in texts if (why := text_problem(text))]
     drug = formulary.get(order.ndc)
     if not order.sig.strip():
         problems.append(Problem(("sig",), "the directions are empty; the label prints them "

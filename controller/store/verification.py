@@ -35,13 +35,19 @@ from controller.store.stock import inserted_id
 from controller.store.vials import current_vial, order_of, set_vial_aside, vial_of
 
 
+class NotALabel(WorkflowError):
+    """What was scanned is not an rxfill vial label at all."""
+
+
 def parse_fill_code(scanned: str) -> int:
-    """The fill id in a scanned label barcode, or WorkflowError."""
+    """The fill id in a scanned label barcode (F and exactly 8 digits), or NotALabel."""
     text = scanned.strip()
     digits = text.removeprefix(FILL_CODE_PREFIX)
-    if not text.startswith(FILL_CODE_PREFIX) or not digits.isascii() or not digits.isdigit():
-        raise WorkflowError(f"scanned {scanned!r} is not an rxfill label (expected F and 8 "
-                            f"digits, e.g. {fill_code(123)})")
+    if (not text.startswith(FILL_CODE_PREFIX) or len(digits) != 8 or not digits.isascii()
+            or not digits.isdigit()):
+        shown = scanned if len(scanned) <= 40 else scanned[:40] + "…"
+        raise NotALabel(f"scanned {shown!r} is not an rxfill label (expected F and 8 digits, "
+                        f"e.g. {fill_code(123)})")
     return int(digits)
 
 
