@@ -38,6 +38,7 @@ from controller.domain.orders import OrderState
 from controller.domain.prescriptions import Problem
 from controller.domain.workflow import Person, RoleError, WorkflowError
 from controller.fhir import FhirProblems, dispense_of, order_from_request
+from controller.fhir_out import operation_outcome, outcome_of, request_of
 from controller.labels import render_pdf, render_png, render_zpl
 from controller.pharmacy import Evidence, NotFound, OrderInvalid, Pharmacy
 from controller.store.people import AuthError
@@ -73,6 +74,11 @@ def _not_json(why: str) -> JSONResponse:
     """A 400 for a body that is not JSON at all (422 is for JSON with wrong fields)."""
     return JSONResponse(status_code=400, content={
         "detail": f"the body could not be read ({why}): expected a JSON object in UTF-8"})
+
+
+def _fhir(status: int, content: dict[str, Any],
+          headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(content, status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
 def _only(*known: str) -> Callable[[Request], Awaitable[None]]:
@@ -335,17 +341,40 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
 
     @app.post("/fhir/MedicationRequest", status_code=201, tags=["fhir"])
     async def fhir_request(request: Request, who: Who) -> JSONResponse:
-        """A FHIR R4 MedicationRequest (application/fhir+json) becomes an order."""
+        """A FHIR R4 MedicationRequest (application/fhir+json) becomes an order. With
+        ``Accept: application/fhir+json`` the answer is FHIR too: the MedicationRequest as
+        stored (Location: its /fhir address), or an OperationOutcome naming each element
+        refused by its FHIRPath."""
+        fhir = FHIR_JSON in request.headers.get("accept", "")
         raw = await request.body()
-        if not raw.strip():
-            raise FhirProblems([Problem(("body",), "is missing; it is required")])
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _not_json(str(exc))
-        record, new = await pharmacy.submit(order_from_request(body), who)
+            if not raw.strip():
+                raise FhirProblems([Problem(("body",), "is missing; it is required")])
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                if fhir:
+                    return _fhir(400, outcome_of("structure", f"the body is not JSON: {exc}"))
+                return _not_json(str(exc))
+            record, new = await pharmacy.submit(order_from_request(body), who)
+        except (FhirProblems, OrderInvalid) as exc:
+            if not fhir:
+                raise
+            return _fhir(422, operation_outcome(exc.problems))
+        except WorkflowError as exc:
+            if not fhir:
+                raise
+            return _fhir(409, outcome_of("conflict", str(exc)))
+        if fhir:
+            return _fhir(201 if new else 200, request_of(record),
+                         {"Location": f"/fhir/MedicationRequest/{record.id}"})
         return JSONResponse(status_code=201 if new else 200, content=order_out(record),
                             headers={"Location": f"/api/orders/{record.id}"})
+
+    @app.get("/fhir/MedicationRequest/{order_id}", tags=["fhir"])
+    async def fhir_request_of(order_id: OrderId, _: Who) -> JSONResponse:
+        """An order as the FHIR R4 MedicationRequest it is."""
+        return _fhir(200, request_of(await pharmacy.order(order_id)))
 
     @app.get("/fhir/MedicationDispense/{fill_id}", tags=["fhir"])
     async def fhir_dispense(fill_id: FillId, _: Who) -> JSONResponse:

@@ -28,7 +28,7 @@ from fhir.resources.R4B.medicationdispense import MedicationDispense
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from pydantic import ValidationError
 
-from controller.domain.ndc import NdcError, parse_any_ndc
+from controller.domain.ndc import NdcError, ndc11, parse_any_ndc
 from controller.domain.orders import Fulfilment, Order, Patient, Prescriber, Priority
 from controller.domain.prescriptions import MAX_REFILLS, Problem
 from controller.store import FillRecord, OrderRecord
@@ -198,7 +198,7 @@ def dispense_of(order: OrderRecord, fill: FillRecord, lots: list[tuple[str, date
         "identifier": [{"system": FILL_SYSTEM, "value": fill_code(fill.id)}],
         "status": status,
         "medicationCodeableConcept": {
-            "coding": [{"system": NDC_SYSTEM, "code": order.ndc, "display": drug_name}],
+            "coding": [{"system": NDC_SYSTEM, "code": ndc11(order.ndc), "display": drug_name}],
             "text": drug_name},
         "subject": {"identifier": {"value": order.patient_id}, "display": order.patient_name},
         "authorizingPrescription": [{"identifier": {"system": RX_SYSTEM,

@@ -78,6 +78,37 @@ def order_body(ndc: str = ATORVASTATIN, quantity: Any = 30, **changes: Any) -> d
     return body
 
 
+def medication_request(ndc: str = "0093-7146-01", quantity: float = 30) -> dict[str, Any]:
+    """A FHIR R4 MedicationRequest as an e-prescribing system sends it (a 10-digit NDC)."""
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "active", "intent": "order", "priority": "urgent",
+        "identifier": [{"system": "urn:example:rx", "value": "RX9100001"}],
+        "contained": [
+            {"resourceType": "Patient", "id": "pat",
+             "identifier": [{"value": "P-900"}],
+             "name": [{"family": "Nakamura", "given": ["Ren"]}], "birthDate": "1984-09-02",
+             "address": [{"line": ["9 Oak Avenue"], "city": "Springfield", "state": "IL",
+                          "postalCode": "62704"}]},
+            {"resourceType": "Practitioner", "id": "doc",
+             "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": NPI},
+                            {"system": "urn:oid:2.16.840.1.113883.4.814", "value": DEA}],
+             "name": [{"family": "Baker", "given": ["Grace"]}]},
+        ],
+        "subject": {"reference": "#pat"}, "requester": {"reference": "#doc"},
+        "authoredOn": date.today().isoformat(),
+        "medicationCodeableConcept": {"coding": [
+            {"system": "http://hl7.org/fhir/sid/ndc", "code": ndc}]},
+        "dosageInstruction": [{"text": "Take 1 tablet by mouth at bedtime."}],
+        "dispenseRequest": {"quantity": {"value": quantity, "unit": "tablet"},
+                            "numberOfRepeatsAllowed": 3,
+                            "expectedSupplyDuration": {"value": 30, "unit": "days",
+                                                       "system": "http://unitsofmeasure.org",
+                                                       "code": "d"}},
+        "extension": [{"url": "urn:rxfill:fulfilment", "valueCode": "ship"}],
+    }
+
+
 @dataclass
 class Site:
     """A running site and a way to speak to its API as each person."""

@@ -13,11 +13,22 @@ from typing import Any
 import httpx
 import pytest
 from fhir.resources.R4B.medicationdispense import MedicationDispense
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.floors import ATORVASTATIN
-from tests.sites import ALPRAZOLAM, DEA, NPI, OXYCODONE, Site, order_body, running_site
+from tests.sites import (
+    ALPRAZOLAM,
+    DEA,
+    NPI,
+    OXYCODONE,
+    Site,
+    medication_request,
+    order_body,
+    running_site,
+)
 
 
 @pytest.fixture
@@ -82,37 +93,6 @@ async def test_the_prescription_rules_are_checked_field_by_field(site: Site) -> 
     await nothing_stored(site)
 
 
-def medication_request(ndc: str = "0093-7146-01", quantity: float = 30) -> dict[str, Any]:
-    """A FHIR R4 MedicationRequest as an e-prescribing system sends it (a 10-digit NDC)."""
-    return {
-        "resourceType": "MedicationRequest",
-        "status": "active", "intent": "order", "priority": "urgent",
-        "identifier": [{"system": "urn:example:rx", "value": "RX9100001"}],
-        "contained": [
-            {"resourceType": "Patient", "id": "pat",
-             "identifier": [{"value": "P-900"}],
-             "name": [{"family": "Nakamura", "given": ["Ren"]}], "birthDate": "1984-09-02",
-             "address": [{"line": ["9 Oak Avenue"], "city": "Springfield", "state": "IL",
-                          "postalCode": "62704"}]},
-            {"resourceType": "Practitioner", "id": "doc",
-             "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": NPI},
-                            {"system": "urn:oid:2.16.840.1.113883.4.814", "value": DEA}],
-             "name": [{"family": "Baker", "given": ["Grace"]}]},
-        ],
-        "subject": {"reference": "#pat"}, "requester": {"reference": "#doc"},
-        "authoredOn": date.today().isoformat(),
-        "medicationCodeableConcept": {"coding": [
-            {"system": "http://hl7.org/fhir/sid/ndc", "code": ndc}]},
-        "dosageInstruction": [{"text": "Take 1 tablet by mouth at bedtime."}],
-        "dispenseRequest": {"quantity": {"value": quantity, "unit": "tablet"},
-                            "numberOfRepeatsAllowed": 3,
-                            "expectedSupplyDuration": {"value": 30, "unit": "days",
-                                                       "system": "http://unitsofmeasure.org",
-                                                       "code": "d"}},
-        "extension": [{"url": "urn:rxfill:fulfilment", "valueCode": "ship"}],
-    }
-
-
 async def test_a_fhir_medication_request_is_filled_and_reads_back_as_a_dispense(
         site: Site) -> None:
     reply = await site.client.post("/fhir/MedicationRequest",
@@ -138,7 +118,8 @@ async def test_a_fhir_medication_request_is_filled_and_reads_back_as_a_dispense(
     assert dispense.quantity is not None and dispense.quantity.value == 30
     medication = dispense.medicationCodeableConcept
     assert medication is not None and medication.coding
-    assert medication.coding[0].code == ATORVASTATIN
+    assert (medication.coding[0].system, medication.coding[0].code) == (
+        "http://hl7.org/fhir/sid/ndc", ATORVASTATIN.replace("-", ""))  # HL7's 11 digits
     assert dispense.dosageInstruction and (
         dispense.dosageInstruction[0].text == "Take 1 tablet by mouth at bedtime.")
     prescription = dispense.authorizingPrescription
@@ -233,3 +214,62 @@ async def test_no_body_whatever_makes_the_api_fail(site: Site) -> None:
                                                 "Content-Type": "application/json"},
                                        content=f'{{"count": 30, "weight_mg": {weight}}}')
         assert reply.status_code == 422 and "weight_mg" in reply.text, reply.text
+
+
+FHIR_HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+
+
+async def test_a_fhir_client_is_answered_in_fhir(site: Site) -> None:
+    headers = {**site.auth("tess"), **FHIR_HEADERS}
+    reply = await site.client.post("/fhir/MedicationRequest",
+                                   content=json.dumps(medication_request()), headers=headers)
+    assert reply.status_code == 201, reply.text
+    assert reply.headers["content-type"].startswith("application/fhir+json")
+    created = MedicationRequest.model_validate(reply.json())
+    location = reply.headers["location"]
+    assert location == f"/fhir/MedicationRequest/{created.id}"
+    again = await site.client.get(location, headers=site.auth("tess"))
+    assert again.status_code == 200 and again.json() == reply.json()
+    coding = created.medicationCodeableConcept.coding[0]  # type: ignore[union-attr,index]
+    assert (coding.system, coding.code) == ("http://hl7.org/fhir/sid/ndc", "00093714601")
+    assert created.identifier is not None and created.identifier[0].value == "RX9100001"
+    same = await site.client.post("/fhir/MedicationRequest",
+                                  content=json.dumps(medication_request()), headers=headers)
+    assert same.status_code == 200 and same.headers["location"] == location
+
+
+async def test_a_fhir_refusal_is_an_operation_outcome_pointing_at_each_element(
+    site: Site,
+) -> None:
+    headers = {**site.auth("tess"), **FHIR_HEADERS}
+    request = medication_request(quantity=30.5)
+    del request["dosageInstruction"]
+    reply = await site.client.post("/fhir/MedicationRequest", content=json.dumps(request),
+                                   headers=headers)
+    assert reply.status_code == 422, reply.text
+    outcome = OperationOutcome.model_validate(reply.json())
+    expressions = {e for issue in outcome.issue for e in issue.expression or []}
+    assert expressions == {"MedicationRequest.dosageInstruction.text",
+                           "MedicationRequest.dispenseRequest.quantity.value"}
+    ruled = medication_request()
+    ruled["contained"][1]["identifier"][0]["value"] = "1234567890"  # bad NPI check digit
+    ruled["contained"][0]["name"] = [{"text": "Barnaby\u0085Quixley"}]
+    reply = await site.client.post("/fhir/MedicationRequest", content=json.dumps(ruled),
+                                   headers=headers)
+    assert reply.status_code == 422, reply.text
+    issues = OperationOutcome.model_validate(reply.json()).issue
+    assert {e for issue in issues for e in issue.expression or []} == {
+        "MedicationRequest.contained.ofType(Practitioner).identifier"
+        ".where(system='http://hl7.org/fhir/sid/us-npi').value",
+        "MedicationRequest.contained.ofType(Patient).name"}
+    assert all(issue.severity == "error" and issue.diagnostics for issue in issues)
+    await nothing_stored(site)
+    created = await site.client.post("/fhir/MedicationRequest",
+                                     content=json.dumps(medication_request()), headers=headers)
+    assert created.status_code == 201
+    other = medication_request(quantity=60)  # the same prescription fill, other content
+    reply = await site.client.post("/fhir/MedicationRequest", content=json.dumps(other),
+                                   headers=headers)
+    assert reply.status_code == 409
+    (issue,) = OperationOutcome.model_validate(reply.json()).issue
+    assert issue.code == "conflict" and "quantity" in (issue.diagnostics or "")

@@ -40,3 +40,11 @@ def parse_any_ndc(text: str) -> str:
     except NdcError:
         raise NdcError(f"NDC {text!r} is neither 11 digits (5-4-2) nor a dashed 10-digit NDC "
                        f"(4-4-2, 5-3-2, 5-4-1); bare 10 digits are ambiguous") from None
+
+
+def ndc11(ndc: str) -> str:
+    """The 11 digits of a 5-4-2 NDC without dashes (``68180051301``), as HL7's NDC code
+    system takes it (its other form is the package's own 10-digit dashed one, which the
+    11-digit form cannot always give back)."""
+    digits = parse_ndc(ndc).replace("-", "")
+    return digits
