@@ -12,8 +12,15 @@ from controller.domain.workflow import Role
 from controller.store import sqlite_url
 from tests.floors import write_config
 from tests.helpers import admin, open_store
-from tests.sites import PASSWORD, RXFILL, SITE_TOML, order_body, robots, rxfill_run
-from tests.test_intake import medication_request
+from tests.sites import (
+    PASSWORD,
+    RXFILL,
+    SITE_TOML,
+    medication_request,
+    order_body,
+    robots,
+    rxfill_run,
+)
 
 
 async def cli(*args: str, stdin: str = "", env: dict[str, str] | None = None,
