@@ -34,11 +34,13 @@ from controller.cli_common import (
 from controller.cli_orders import orders_app, robots_app, sign_in
 from controller.cli_people import users_app
 from controller.cli_stock import alarms_app, stock_app
+from controller.cli_store import store_app
 from controller.config import ConfigError, broker_address, load_config
 from controller.domain.workflow import RoleError
 from controller.logs import Format, configure_logging
 from controller.store import Store, StoreError
 from controller.store.lock import StoreInUse
+from controller.store.revisions import StoreUnusable
 from controller.store.stock import BinDrugMismatch
 from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply, help_text
 from simulators.tablet_counter.server import CounterSimulator
@@ -57,6 +59,7 @@ app.add_typer(alarms_app, name="alarms")
 app.add_typer(users_app, name="users")
 app.add_typer(orders_app, name="orders")
 app.add_typer(robots_app, name="robots")
+app.add_typer(store_app, name="store")
 app.command("sign-in")(sign_in)
 audit_app = typer.Typer(help="The audit trail: verify its chain, export it.",
                         no_args_is_help=True)
@@ -147,7 +150,7 @@ def run(
     try:
         asyncio.run(run_site(settings, path, mqtt, lambda line: print(line, flush=True),
                              audit_key=key, port=port))
-    except (BinDrugMismatch, StoreInUse) as exc:
+    except (BinDrugMismatch, StoreInUse, StoreUnusable) as exc:
         typer.echo(f"error: refusing to start: {exc}", err=True)
         raise typer.Exit(2) from None
 

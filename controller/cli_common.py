@@ -17,6 +17,7 @@ from controller.domain.workflow import Person
 from controller.messages import Topics
 from controller.store import Store, sqlite_url
 from controller.store.people import AuthError
+from controller.store.revisions import StoreUnusable
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
 
@@ -93,6 +94,10 @@ def store_path(config: Path, store: Path | None, settings: Settings | None = Non
     if store is None:
         settings = settings or settings_of(config)
         store = settings.resolve(settings.config.store.path)
+    if store.is_dir():
+        typer.echo(f"{store}: is a directory; expected the SQLite file rxfill keeps "
+                   f"(--store, or [store] path in the configuration)", err=True)
+        raise typer.Exit(2)
     if not store.is_file():
         typer.echo(f"{store}: no such store file; expected the SQLite file rxfill keeps "
                    f"(--store, or [store] path in the configuration)", err=True)
@@ -113,8 +118,11 @@ def with_store(config: Path, store: Path | None, work: Callable[[Store], Awaitab
         raise fail(str(exc), 2) from None
 
     async def run() -> str:
-        opened = await Store.open(sqlite_url(path), audit_key=key,
-                                  formulary=settings.formulary)
+        try:
+            opened = await Store.open(sqlite_url(path), audit_key=key,
+                                      formulary=settings.formulary, upgrade=False)
+        except StoreUnusable as exc:
+            raise fail(str(exc), 2) from None
         if announce and settings.config.mqtt.broker != "off":
             opened.topics = Topics(settings.config.site.id)
         try:

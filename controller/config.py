@@ -354,8 +354,10 @@ def load_config(path: Path) -> Settings:
     settings = Settings(path, config, Formulary([]))
     formulary_path = settings.resolve(config.formulary)
     try:
-        formulary = parse_formulary(formulary_path.read_text(encoding="utf-8"),
+        formulary = parse_formulary(_read_text(formulary_path, "a formulary CSV file"),
                                     str(formulary_path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: key formulary: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: key formulary: cannot read {formulary_path}: "
                           f"{exc.strerror}; expected a formulary CSV file") from None
@@ -373,12 +375,28 @@ def load_config(path: Path) -> Settings:
     return Settings(path, config, formulary)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path, expected: str) -> str:
+    """The file's text; ConfigError, naming it, when it is not UTF-8 text (or a file)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; expected {expected}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror}; "
-                          f"expected a TOML configuration file") from None
+                          f"expected {expected}") from None
+    if b"\0" in raw:
+        raise ConfigError(f"{path}: is a binary file (it holds NUL bytes); expected {expected} "
+                          f"in UTF-8") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8; "
+                          f"expected {expected} in UTF-8 (saved in another encoding?)") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    text = _read_text(path, "a TOML configuration file")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -48,6 +48,7 @@ from controller.simulation import Simulator
 from controller.site import api_server, broker_link, label_printer, simulated_robots
 from controller.store import FillRecord, OrderRecord, Store, sqlite_url
 from controller.store.lock import StoreInUse, supervising
+from controller.store.revisions import StoreUnusable
 from controller.store.stock import BinDrugMismatch
 from controller.supervisor import Supervisor
 from drivers.label_printer.protocol import parse_fields
@@ -243,12 +244,16 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
             with supervising(path):
                 store = await Store.open(sqlite_url(path), audit_key=key,
                                          formulary=settings.formulary)
+                if store.upgraded is not None:
+                    console.print(f"store {path} upgraded from schema revision "
+                                  f"{store.upgraded[0]} to {store.upgraded[1]}; the store as "
+                                  f"it was is kept in {store.backup}")
                 try:
                     return await _fill(settings, store, entries, console, path, mqtt, serve,
                                        port, kept=store_path is not None)
                 finally:
                     await store.close()
-        except (BinDrugMismatch, StoreInUse) as exc:
+        except (BinDrugMismatch, StoreInUse, StoreUnusable) as exc:
             console.print(f"[red]error:[/] refusing to start: {exc}")
             return 2
 

@@ -142,7 +142,10 @@ async def _run_site(settings: Settings, store_path: Path, mqtt: str | None,
                     say: Callable[[str], None], *, audit_key: AuditKey,
                     port: int | None) -> None:
     store = await Store.open(sqlite_url(store_path), audit_key=audit_key,
-                             formulary=settings.formulary)
+                             formulary=settings.formulary, upgrade=True)
+    if store.upgraded is not None:
+        say(f"store {store_path} upgraded from schema revision {store.upgraded[0]} to "
+            f"{store.upgraded[1]}; the store as it was is kept in {store.backup}")
     api = settings.config.api
     try:
         async with (broker_link(settings, mqtt) as link,

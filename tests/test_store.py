@@ -149,7 +149,7 @@ async def test_a_store_made_by_the_first_migration_is_upgraded_in_place(tmp_path
     from alembic.config import Config as AlembicConfig
     from sqlalchemy import create_engine
 
-    from controller.store.store import MIGRATIONS
+    from controller.store.revisions import MIGRATIONS
 
     path = tmp_path / "old.sqlite"
     engine = create_engine(f"sqlite:///{path}")
@@ -215,7 +215,7 @@ async def test_a_store_holding_records_migrates_to_this_schema(tmp_path: Path) -
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
-    from controller.store.store import MIGRATIONS
+    from controller.store.revisions import MIGRATIONS
     path = tmp_path / "old.sqlite"
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:

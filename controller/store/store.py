@@ -32,12 +32,20 @@ from controller.store.errors import StoreError
 from controller.store.handwork import HandworkRecords
 from controller.store.orders import JOB_SPACE, OrderRecords
 from controller.store.people import PeopleRecords
+from controller.store.revisions import (
+    MIGRATIONS,
+    Revision,
+    StoreNeedsUpgrade,
+    StoreUnusable,
+    backup,
+    check_file,
+    revision_of,
+    revision_of_file,
+)
 from controller.store.schema import order_events, orders, store_info
 from controller.store.stock import StockRecords
 from controller.store.verification import VerificationRecords
 from controller.store.vials import VialRecords, order_of
-
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def sqlite_url(path: Path) -> str:
@@ -71,16 +79,32 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
         self.topics: Topics | None = None
         self.formulary = formulary
         """The drugs, for the schedule an order records at intake."""
+        self.upgraded: tuple[str | None, str] | None = None
+        """(from, to) when opening upgraded the store's schema."""
+        self.backup: Path | None = None
+        """The copy kept before that upgrade."""
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock | None = None,
                    audit_key: AuditKey | None = None,
-                   formulary: Formulary | None = None) -> Store:
-        """Open (creating and migrating as needed) the store at ``url``; its audit entries are
-        anchored with ``audit_key``; it takes orders of ``formulary``'s drugs."""
+                   formulary: Formulary | None = None, upgrade: bool = True) -> Store:
+        """Open the store at ``url`` (creating a new one); its audit entries are anchored with
+        ``audit_key``; it takes orders of ``formulary``'s drugs.
+
+        An older store is upgraded to this program's schema only with ``upgrade``, after a
+        backup copy (``upgraded``, ``backup`` say so); otherwise StoreNeedsUpgrade. A file
+        that cannot be a store is StoreUnusable, naming it; nothing is written then.
+        """
+        where = url
+        path: Path | None = None
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[1]
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(url.split("///", 1)[1])
+            where = str(path)
+            check_file(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnusable(f"{path}: cannot create its folder: {exc.strerror}") from None
             engine = create_async_engine(url, connect_args={"timeout": 30})
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             # A message leaving the outbox once the broker acknowledged it needs no fsync of
@@ -92,6 +116,21 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
         else:
             engine = receipts = create_async_engine(url)
         sqlite = url.startswith("sqlite")
+        try:
+            revision = (revision_of_file(path) if path is not None
+                        else await _revision(engine, where))
+        except BaseException:
+            await engine.dispose()
+            await receipts.dispose()
+            raise
+        if revision.behind and not upgrade:
+            await engine.dispose()
+            await receipts.dispose()
+            raise StoreNeedsUpgrade(
+                f"{where}: holds schema revision {revision.current}, older than this rxfill's "
+                f"{revision.head}: run 'rxfill store upgrade --store {where}' (it keeps a "
+                f"backup copy first); nothing was changed")
+        saved = backup(path, revision) if revision.behind and path is not None else None
         async with engine.connect() as conn:
             if sqlite:
                 # SQLite changes a table's schema by copying it; with foreign keys enforced,
@@ -115,8 +154,12 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
                 sa.select(store_info.c.value).where(store_info.c.key == "instance"))
             job_base = await conn.scalar(
                 sa.select(store_info.c.value).where(store_info.c.key == "job_base"))
-        return cls(engine, clock or Clock(), str(instance), int(str(job_base)), receipts,
-                   audit_key=audit_key, formulary=formulary)
+        store = cls(engine, clock or Clock(), str(instance), int(str(job_base)), receipts,
+                    audit_key=audit_key, formulary=formulary)
+        if revision.behind:
+            store.upgraded = (revision.current, revision.head)
+            store.backup = saved
+        return store
 
     async def close(self) -> None:
         """Close every connection."""
@@ -147,6 +190,16 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
             at=now))
         await record(conn, now, who, f"order {target}", f"order:{order_id}",
                      {"state": current}, {"state": target, "reason": reason})
+
+
+async def _revision(engine: AsyncEngine, where: str) -> Revision:
+    """The store's schema revision, read before anything is written."""
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(revision_of, where)
+    except sa.exc.DatabaseError as exc:
+        raise StoreUnusable(f"{where}: cannot be read as a store: {exc.orig}; expected the "
+                            f"SQLite file rxfill keeps") from None
 
 
 async def _open(conn: AsyncConnection) -> None:
