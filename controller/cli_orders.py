@@ -17,6 +17,7 @@ import httpx
 import typer
 
 from controller.cli_common import fail
+from controller.domain.orders import OrderState
 
 orders_app = typer.Typer(help="Prescriptions, through a running site's API (rxfill run).",
                          no_args_is_help=True)
@@ -105,24 +106,70 @@ def submit(
 @orders_app.command("list")
 def list_orders(
     token: TokenOption, api: ApiOption = DEFAULT_API,
-    state: Annotated[str | None, typer.Option(help="Only orders in this state.")] = None,
+    state: Annotated[str | None, typer.Option(help=(
+        f"Only orders in this state: {', '.join(OrderState)}."))] = None,
     rx_number: Annotated[str | None, typer.Option(
         help="Only the fills of this prescription number.")] = None,
 ) -> None:
     """Every order, oldest first."""
+    if state is not None and state not in OrderState.__members__.values():
+        raise fail(f"--state {state!r} is not a state; expected one of "
+                   f"{', '.join(OrderState)}", 2)
     query = httpx.QueryParams({k: v for k, v in (("state", state), ("rx_number", rx_number))
                                if v})
-    for order in _call(api, "GET", f"/api/orders?{query}" if query else "/api/orders", token):
-        reason = f"  {order['reason']}" if order["reason"] else ""
+    orders = _call(api, "GET", f"/api/orders?{query}" if query else "/api/orders", token)
+    if not orders:
+        which = " ".join(f"{k} {v}" for k, v in (("in state", state), ("of", rx_number)) if v)
+        typer.echo(f"no orders{' ' + which if which else ''}")
+        return
+    typer.echo(f"{'ID':>5}  {'RX':<12} {'STATE':<10} {'NDC':<13}  {'QTY':<6}REASON")
+    for order in orders:
+        reason = order["reason"] or ""
         typer.echo(f"{order['id']:>5}  {order['rx_number']:<12} {order['state']:<10} "
-                   f"{order['ndc']}  x{order['quantity']:<5}{reason}")
+                   f"{order['ndc']:<13}  {order['quantity']:<6}{reason}".rstrip())
 
 
 @orders_app.command("show")
 def show(order_id: Annotated[int, typer.Argument(help="The order's id.")],
-         token: TokenOption, api: ApiOption = DEFAULT_API) -> None:
-    """One order, its history and fills, as JSON."""
-    typer.echo(json.dumps(_call(api, "GET", f"/api/orders/{order_id}", token), indent=2))
+         token: TokenOption, api: ApiOption = DEFAULT_API,
+         as_json: Annotated[bool, typer.Option("--json", help="The API's JSON, whole.")] = False,
+         ) -> None:
+    """One order: who it is for, what, its history and each vial filled for it."""
+    order = _call(api, "GET", f"/api/orders/{order_id}", token)
+    if as_json:
+        typer.echo(json.dumps(order, indent=2))
+        return
+    typer.echo("\n".join(order_lines(order)))
+
+
+def order_lines(order: dict[str, Any]) -> list[str]:
+    """An order as a person reads it on a terminal."""
+    patient, prescriber = order["patient"], order["prescriber"]
+    lines = [
+        f"order {order['id']}  {order['rx_number']} (fill {order['fill_number'] or 0} of "
+        f"{order['refills']} refills)  {order['state']}"
+        + (f": {order['reason']}" if order["reason"] else ""),
+        f"  patient     {patient['name']} (id {patient['id']}), born {patient['birth_date']}",
+        f"  drug        {order.get('drug') or order['ndc']} (NDC {order['ndc']}), "
+        f"{order['quantity']} units" + (f", schedule {order['schedule']}"
+                                        if order.get("schedule") else ""),
+        f"  directions  {order['sig']}",
+        f"  prescriber  {prescriber['name'] or '-'} (NPI {prescriber['npi'] or '-'})",
+        f"  priority    {order['priority']}, {order['fulfilment']}, received "
+        f"{order['received_at'][:19].replace('T', ' ')}",
+    ]
+    if order.get("history"):
+        lines.append("  history")
+        lines += [f"    {h['from'] or '-':<10} -> {h['to']:<10} by {h['who']}"
+                  + (f": {h['reason']}" if h["reason"] else "") for h in order["history"]]
+    if order.get("fills"):
+        lines.append("  vials")
+        lines += [f"    {f['label']}  {f['robot']}/{f['bin']}  {f['outcome'] or 'filling'}"
+                  f"  counted {f['counted'] if f['counted'] is not None else '-'}"
+                  + (f"  labelled by {f['labelled_by']}" if f["labelled_by"] else "")
+                  + (f"  set aside ({f['set_aside']})" if f["set_aside"] else "")
+                  for f in order["fills"]]
+    return lines
 
 
 @orders_app.command("cancel")
@@ -141,13 +188,18 @@ def cancel(order_id: Annotated[int, typer.Argument(help="The order's id.")],
 @robots_app.command("list")
 def robots_list(token: TokenOption, api: ApiOption = DEFAULT_API) -> None:
     """Each robot: its state, what it waits for a person to fix, what waits in its output."""
-    for robot in _call(api, "GET", "/api/robots", token):
+    robots = _call(api, "GET", "/api/robots", token)
+    if not robots:
+        typer.echo("no robots configured")
+        return
+    typer.echo(f"{'ROBOT':<8} {'KIND':<15} {'STATE':<15}WAITING FOR")
+    for robot in robots:
         output = robot["output"]
         waiting = (f"  output: {output['label']} (order {output['order']}) since "
                    f"{output['since']}" if output else "")
         attention = f"  needs a person: {robot['attention']}" if robot["attention"] else ""
         typer.echo(f"{robot['id']:<8} {robot['kind']:<15} {robot['state']:<15}"
-                   f"{attention}{waiting}")
+                   f"{attention}{waiting}".rstrip())
 
 
 @robots_app.command("clear")

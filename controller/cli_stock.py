@@ -311,12 +311,16 @@ def alarms_unshelve(alarm: Annotated[str, typer.Argument(help="The alarm's id.")
 @alarms_app.command("service")
 def alarms_service(
     robot: Annotated[str, typer.Argument(help="The robot's id.")],
-    down: Annotated[bool, typer.Option("--out/--in", help="Out of service, or back in.")],
+    down: Annotated[bool | None, typer.Option(
+        "--out/--in", help="--out: out of service; --in: back in service.")] = None,
     user: UserOption = None, token: TokenOption = None,
     password_stdin: PasswordStdinOption = False,
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Take a robot out of service for maintenance (its alarms with it), or bring it back."""
+    if down is None:
+        raise fail("say --out (take the robot out of service) or --in (bring it back)", 2)
+
     async def act(desk: AlarmDesk, me: Person) -> list[rules.AlarmChange]:
         return await desk.set_in_service(robot, me, not down)
     _act(config, store, "out of service" if down else "back in service", act,

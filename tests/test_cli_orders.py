@@ -70,9 +70,18 @@ async def test_orders_are_submitted_listed_shown_and_cancelled_from_the_command_
 
         code, out, _ = await cli("orders", "list", env=env)
         assert code == 0 and "RX9000001" in out and "RX9100001" in out
-        code, out, _ = await cli("orders", "show", "1", env=env)
+        assert out.splitlines()[0].split() == ["ID", "RX", "STATE", "NDC", "QTY", "REASON"]
+        code, out, _ = await cli("orders", "show", "1", "--json", env=env)
         shown = json.loads(out)
         assert shown["rx_number"] == "RX9000001" and shown["history"][0]["to"] == "received"
+        code, out, _ = await cli("orders", "show", "1", env=env)
+        assert code == 0 and out.startswith("order 1  RX9000001 (fill 0 of 0 refills)")
+        assert "patient     Ada Okafor (id P-77), born 1961-03-14" in out
+        assert "-> received" in out and "{" not in out
+        code, _, err = await cli("orders", "list", "--state", "bogus", env=env)
+        assert code == 2 and "'bogus' is not a state; expected one of received, queued" in err
+        code, out, _ = await cli("orders", "list", "--state", "released", env=env)
+        assert code == 0 and out.strip() == "no orders in state released"
         code, _, err = await cli("orders", "show", "99", env=env)
         assert code == 1 and "no order 99" in err
         code, out, _ = await cli("orders", "submit", str(big), env=env)
@@ -83,7 +92,7 @@ async def test_orders_are_submitted_listed_shown_and_cancelled_from_the_command_
                                  env=env)
         assert code == 0 and "order 3: cancelled" in out
         code, out, _ = await cli("orders", "list", "--state", "cancelled", env=env)
-        assert [line.split()[1] for line in out.splitlines()] == ["RX9000003"]
+        assert [line.split()[1] for line in out.splitlines()[1:]] == ["RX9000003"]
         # Order 1's vial waits in tc1's output for a person; the technician takes it.
         async with asyncio.timeout(30):
             while "output: F" not in (out := (await cli("robots", "list", env=env))[1]):  # noqa: ASYNC110 - another process

@@ -385,7 +385,13 @@ async def bin_records(conn: AsyncConnection, *, robot: str | None = None,
 async def _one_bin(conn: AsyncConnection, robot: str, number: int) -> BinRecord:
     found = await bin_records(conn, robot=robot, number=number)
     if not found:
-        raise StoreError(f"robot {robot} has no bin {number}")
+        robots = sorted({b.robot for b in await bin_records(conn)})
+        if robot not in robots:
+            raise StoreError(f"no robot {robot!r} in this store; expected one of "
+                             f"{', '.join(robots) or 'none (no bins yet)'}")
+        numbers = sorted(b.bin for b in await bin_records(conn, robot=robot))
+        raise StoreError(f"robot {robot} has no bin {number}; its bins are "
+                         f"{', '.join(map(str, numbers))}")
     return found[0]
 
 
