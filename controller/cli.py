@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import os
 import signal
@@ -49,6 +50,19 @@ from simulators.vial_filler.server import FillerSimulator
 app = typer.Typer(help="rxfill: control software for automated pharmacies.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 simulate = typer.Typer(help="Run a simulated robot on a pty or a TCP port.", no_args_is_help=True)
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"rxfill {importlib.metadata.version('rxfill')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print rxfill's version and exit.")] = False) -> None:
+    """rxfill: control software for automated pharmacies."""
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
 vials_app = typer.Typer(help="Partial vials set aside after a failed fill.", no_args_is_help=True)
 app.add_typer(simulate, name="simulate")
@@ -136,7 +150,7 @@ def run(
              "any free port).")] = None,
 ) -> None:
     """Run the supervisor and its REST API on a configuration until SIGINT or SIGTERM."""
-    from controller.site import run_site
+    from controller.site import PortInUse, run_site
 
     _check_broker(mqtt)
     try:
@@ -150,7 +164,7 @@ def run(
     try:
         asyncio.run(run_site(settings, path, mqtt, lambda line: print(line, flush=True),
                              audit_key=key, port=port))
-    except (BinDrugMismatch, StoreInUse, StoreUnusable) as exc:
+    except (BinDrugMismatch, StoreInUse, StoreUnusable, PortInUse) as exc:
         typer.echo(f"error: refusing to start: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -272,8 +286,9 @@ def simulate_filler(
     host, port = "", 0
     if listen.startswith("modbus-tcp://"):
         host, _, number = listen.removeprefix("modbus-tcp://").rpartition(":")
-        if not host or not number.isdigit():
-            typer.echo(f"--listen {listen!r}: expected modbus-tcp://HOST:PORT", err=True)
+        if not host or not number.isdigit() or int(number) > 65535:
+            typer.echo(f"--listen {listen!r}: expected modbus-tcp://HOST:PORT, a port "
+                       f"0-65535", err=True)
             raise typer.Exit(2)
         port = int(number)
     elif listen != "modbus-rtu+pty":
@@ -289,7 +304,10 @@ def simulate_filler(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         async with sim:
-            url = await (sim.listen_tcp(host, port) if host else sim.listen_rtu_pty())
+            try:
+                url = await (sim.listen_tcp(host, port) if host else sim.listen_rtu_pty())
+            except OSError as exc:
+                raise _cannot_listen(listen, exc) from None
             print(f"listening on {url}", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -325,10 +343,14 @@ def simulate_counter(
             url = await sim.listen_pty()
         else:
             host, _, port = listen.removeprefix("tcp://").rpartition(":")
-            if not host or not port.isdigit():
-                typer.echo(f"--listen {listen!r}: expected tcp://HOST:PORT", err=True)
+            if not host or not port.isdigit() or int(port) > 65535:
+                typer.echo(f"--listen {listen!r}: expected tcp://HOST:PORT, a port 0-65535",
+                           err=True)
                 raise typer.Exit(2)
-            url = await sim.listen_tcp(host, int(port))
+            try:
+                url = await sim.listen_tcp(host, int(port))
+            except (OSError, OverflowError) as exc:
+                raise _cannot_listen(listen, exc) from None
         print(f"listening on {url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -339,6 +361,12 @@ def simulate_counter(
             await stop.wait()
 
     asyncio.run(serve())
+
+
+def _cannot_listen(listen: str, exc: BaseException) -> typer.Exit:
+    why = (os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc))
+    return fail(f"--listen {listen}: cannot listen there: {why} (in use? another port, or "
+                f"pty)", 2)
 
 
 def _read_commands(apply: Callable[[str], str], loop: asyncio.AbstractEventLoop) -> None:

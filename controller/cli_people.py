@@ -105,7 +105,10 @@ def users_disable(name: Annotated[str, typer.Argument(help="The user.")],
 def users_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
     """Every user: name, roles, disabled or not."""
     async def work(db: Store) -> str:
-        return "\n".join(f"{u.name:<24} {', '.join(sorted(u.roles)):<32}"
-                         f"{'disabled' if u.disabled else 'active'}"
-                         for u in await db.users()) or "no users"
+        users = await db.users()
+        if not users:
+            return "no users yet: add the first admin with rxfill users add NAME --role admin"
+        return "\n".join([f"{'NAME':<24} {'ROLES':<32}STATUS", *(
+            f"{u.name:<24} {', '.join(sorted(u.roles)):<32}"
+            f"{'disabled' if u.disabled else 'active'}" for u in users)])
     with_store(config, store, work)

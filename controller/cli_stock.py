@@ -334,7 +334,11 @@ def alarms_history(alarm: Annotated[str | None, typer.Argument(help="One alarm's
     settings = settings_of(config)
 
     async def work(db: Store) -> str:
-        return "\n".join(f"{iso(e.at)}  {e.alarm_id:<28} {e.from_state or '-':>14} → "
-                         f"{e.to_state:<14} {e.who}" + (f": {e.reason}" if e.reason else "")
-                         for e in await db.alarm_history(alarm)) or "no alarm history"
+        events = await db.alarm_history(alarm)
+        if not events:
+            return f"no history of alarm {alarm}" if alarm else "no alarm history"
+        head = f"{'WHEN':<24}  {'ALARM':<28} {'FROM':>14}   {'TO':<14} WHO: WHY"
+        return "\n".join([head, *(f"{iso(e.at)}  {e.alarm_id:<28} {e.from_state or '-':>14} → "
+                                  f"{e.to_state:<14} {e.who}"
+                                  + (f": {e.reason}" if e.reason else "") for e in events)])
     with_store(config, store, work, announce=True, settings=settings)

@@ -45,7 +45,13 @@ from controller.pharmacy import OrderInvalid, Pharmacy
 from controller.restocking import restock_by_scan
 from controller.robot import OutputError
 from controller.simulation import Simulator
-from controller.site import api_server, broker_link, label_printer, simulated_robots
+from controller.site import (
+    PortInUse,
+    api_server,
+    broker_link,
+    label_printer,
+    simulated_robots,
+)
 from controller.store import FillRecord, OrderRecord, Store, sqlite_url
 from controller.store.lock import StoreInUse, supervising
 from controller.store.revisions import StoreUnusable
@@ -253,7 +259,7 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
                                        port, kept=store_path is not None)
                 finally:
                     await store.close()
-        except (BinDrugMismatch, StoreInUse, StoreUnusable) as exc:
+        except (BinDrugMismatch, StoreInUse, StoreUnusable, PortInUse) as exc:
             console.print(f"[red]error:[/] refusing to start: {exc}")
             return 2
 

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -88,22 +90,41 @@ async def label_printer(settings: Settings) -> AsyncIterator[
             await simulator.close()
 
 
+class PortInUse(OSError):
+    """The API's address cannot be listened on; the message says which and why."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket for the API, or PortInUse naming the address (taken at start, so
+    that a port in use stops the site before any robot moves)."""
+    try:
+        return socket.create_server((host, port), backlog=128)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise PortInUse(f"the API cannot listen on {host}:{port}: {why} (another "
+                        f"rxfill on it? choose another with --port or [api] port)") from None
+
+
 @asynccontextmanager
-async def api_server(pharmacy: Pharmacy, host: str, port: int) -> AsyncIterator[str]:
-    """Serve the REST API on ``host:port`` (0: any free port) until the block ends; its url."""
+async def api_server(pharmacy: Pharmacy, host: str, port: int,
+                     sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Serve the REST API on ``host:port`` (0: any free port), or on ``sock``, until the
+    block ends; its url."""
     api = pharmacy.settings.config.api
     async with serve_app(create_app(pharmacy, token_hours=api.token_hours), host,
-                         port) as url:
+                         port, sock) as url:
         yield url
 
 
 @asynccontextmanager
-async def serve_app(app: Any, host: str, port: int) -> AsyncIterator[str]:
+async def serve_app(app: Any, host: str, port: int,
+                    sock: socket.socket | None = None) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn in this event loop until the block ends; its url."""
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                             access_log=False)
     server = _QuietServer(config)
-    task = asyncio.create_task(server.serve(), name="api")
+    sock = sock or listen(host, port)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
     while not server.started:
         if task.done():
             task.result()  # raises why it could not start (the port is taken…)
@@ -134,13 +155,14 @@ async def run_site(settings: Settings, store_path: Path, mqtt: str | None,
                    port: int | None = None) -> None:
     """Run the site and its API until SIGINT or SIGTERM, then stop cleanly (MQTT
     ``offline``). StoreInUse when another supervisor holds the store."""
-    with supervising(store_path):
-        await _run_site(settings, store_path, mqtt, say, audit_key=audit_key, port=port)
+    api = settings.config.api
+    with supervising(store_path), listen(api.host, api.port if port is None else port) as sock:
+        await _run_site(settings, store_path, mqtt, say, audit_key=audit_key, sock=sock)
 
 
 async def _run_site(settings: Settings, store_path: Path, mqtt: str | None,
                     say: Callable[[str], None], *, audit_key: AuditKey,
-                    port: int | None) -> None:
+                    sock: socket.socket) -> None:
     store = await Store.open(sqlite_url(store_path), audit_key=audit_key,
                              formulary=settings.formulary, upgrade=True)
     if store.upgraded is not None:
@@ -158,8 +180,7 @@ async def _run_site(settings: Settings, store_path: Path, mqtt: str | None,
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            async with supervisor, api_server(pharmacy, api.host,
-                                              api.port if port is None else port) as url:
+            async with supervisor, api_server(pharmacy, api.host, api.port, sock) as url:
                 where = link.url if link else "off"
                 say(f"rxfill running: site {settings.config.site.id}, robots "
                     f"{', '.join(supervisor.robots)}, store {store_path}, mqtt {where}, "

@@ -117,3 +117,19 @@ async def test_demo_publishes_to_the_broker_it_is_given(tmp_path: Path) -> None:
         lows = phone.on("alarms/bin-low-tc1-5")
         assert lows[0].json["state"] == "unack_active" and lows[-1].payload == b""
         await clear_retained(url, "demo")
+
+
+def test_cli_words_name_what_is_missing_and_what_exists(demo_store: Path) -> None:
+    nobody = rxfill(demo_store, "stock", "correct", "zz9/5", "--count", "3", "--reason", "x",
+                    *AS_ANA)
+    assert nobody.returncode == 1
+    assert "no robot 'zz9' in this store; expected one of fv1, fv2, tc1" in nobody.stderr
+    no_bin = rxfill(demo_store, "stock", "correct", "tc1/99", "--count", "3", "--reason", "x",
+                    *AS_ANA)
+    assert "robot tc1 has no bin 99; its bins are 1, 2, 3, 4, 5" in no_bin.stderr
+    neither = rxfill(demo_store, "alarms", "service", "tc1", *AS_ANA)
+    assert neither.returncode == 2 and "--out" in neither.stderr and "--in" in neither.stderr
+    history = rxfill(demo_store, "alarms", "history").stdout.splitlines()
+    assert history[0].split()[:3] == ["WHEN", "ALARM", "FROM"]
+    users = rxfill(demo_store, "users", "list").stdout.splitlines()
+    assert users[0].split() == ["NAME", "ROLES", "STATUS"] and len(users) > 1

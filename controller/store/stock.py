@@ -385,11 +385,12 @@ async def bin_records(conn: AsyncConnection, *, robot: str | None = None,
 async def _one_bin(conn: AsyncConnection, robot: str, number: int) -> BinRecord:
     found = await bin_records(conn, robot=robot, number=number)
     if not found:
-        robots = sorted({b.robot for b in await bin_records(conn)})
+        every = (await conn.execute(sa.select(bins.c.robot, bins.c.bin))).all()
+        robots = sorted({r for r, _ in every})
         if robot not in robots:
             raise StoreError(f"no robot {robot!r} in this store; expected one of "
                              f"{', '.join(robots) or 'none (no bins yet)'}")
-        numbers = sorted(b.bin for b in await bin_records(conn, robot=robot))
+        numbers = sorted(n for r, n in every if r == robot)
         raise StoreError(f"robot {robot} has no bin {number}; its bins are "
                          f"{', '.join(map(str, numbers))}")
     return found[0]

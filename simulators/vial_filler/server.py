@@ -79,10 +79,12 @@ class FillerSimulator:
 
     async def listen_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve Modbus TCP; the url is ``modbus-tcp://HOST:PORT``."""
-        if port == 0:
-            with socket.socket() as probe:
-                probe.bind((host, 0))
-                port = probe.getsockname()[1]
+        # pymodbus says only "could not start listen": find out first, with the OS's words.
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            probe.listen()
+            port = probe.getsockname()[1]
         server = ModbusTcpServer(self._sim_devices(), address=(host, port), **self._hooks())
         await self._serve(server)
         self.url = f"modbus-tcp://{host}:{port}"
