@@ -408,6 +408,9 @@ class ModbusVialFiller(OpensAsContext):
                 if cancelled():
                     raise asyncio.CancelledError from exc
                 log.warning("filler poll failed; link lost", robot=self.name, error=str(exc))
+                # A reply that was not the one asked for is a link out of step: it is lost
+                # too, so that its owner reconnects (the heartbeat stops with the poll).
+                self._link_lost(str(exc))
                 return
             if status != self.last_status:
                 self.last_status = status
@@ -427,6 +430,9 @@ class ModbusVialFiller(OpensAsContext):
                     raise asyncio.CancelledError from exc
                 log.warning("filler heartbeat failed; link lost", robot=self.name,
                             error=str(exc))
+                # Never a live link without a heartbeat (the filler would go SAFE mid-vial
+                # while we thought it well): lost, so that its owner reconnects.
+                self._link_lost(str(exc))
                 return
             await asyncio.sleep(self.heartbeat_interval)
 
