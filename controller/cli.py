@@ -34,6 +34,7 @@ from controller.cli_common import (
 )
 from controller.cli_orders import orders_app, robots_app, sign_in
 from controller.cli_people import users_app
+from controller.cli_simulate import counter_channels, drugs_of, filler_cells
 from controller.cli_stock import alarms_app, stock_app
 from controller.cli_store import store_app
 from controller.config import ConfigError, broker_address, load_config
@@ -50,6 +51,12 @@ from simulators.vial_filler.server import FillerSimulator
 app = typer.Typer(help="rxfill: control software for automated pharmacies.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 simulate = typer.Typer(help="Run a simulated robot on a pty or a TCP port.", no_args_is_help=True)
+
+
+FormularyOption = Annotated[Path | None, typer.Option(
+    help="A formulary CSV: the drugs --drug names, and what their tablets weigh.")]
+DrugOption = Annotated[list[str] | None, typer.Option(
+    help="CH=NDC: this channel (cell) holds that drug of --formulary (repeat for more).")]
 
 
 def _version(shown: bool) -> None:
@@ -280,9 +287,11 @@ def simulate_filler(
     seed: Annotated[int, typer.Option()] = 0,
     time_scale: Annotated[float, typer.Option(min=0.001)] = 1.0,
     baud: Annotated[int, typer.Option()] = 19200,
+    formulary: FormularyOption = None, drug: DrugOption = None,
 ) -> None:
     """A vial filler speaking the Modbus ICD; prints 'listening on <url>' when ready."""
     configure_logging("warning", "auto")
+    held = filler_cells(cells, drugs_of(formulary, drug or [], cells, "cell"))
     host, port = "", 0
     if listen.startswith("modbus-tcp://"):
         host, _, number = listen.removeprefix("modbus-tcp://").rpartition(":")
@@ -298,7 +307,7 @@ def simulate_filler(
 
     async def serve() -> None:
         try:
-            sim = FillerSimulator(unit=unit, cells=cells, seed=seed, time_scale=time_scale,
+            sim = FillerSimulator(unit=unit, cells=held, seed=seed, time_scale=time_scale,
                                   baud=baud)
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -326,14 +335,16 @@ def simulate_counter(
     seed: Annotated[int, typer.Option()] = 0,
     time_scale: Annotated[float, typer.Option(min=0.001)] = 1.0,
     baud: Annotated[int, typer.Option()] = 115200,
+    formulary: FormularyOption = None, drug: DrugOption = None,
 ) -> None:
     """A tablet counter speaking the serial ICD; prints 'listening on <url>' when ready."""
     configure_logging("warning", "auto")
+    held = counter_channels(channels, drugs_of(formulary, drug or [], channels, "channel"))
     if listen != "pty" and not listen.startswith("tcp://"):
         typer.echo(f"--listen {listen!r}: expected 'pty' or tcp://HOST:PORT", err=True)
         raise typer.Exit(2)
     try:
-        sim = CounterSimulator(channels=channels, seed=seed, time_scale=time_scale, baud=baud)
+        sim = CounterSimulator(channels=held, seed=seed, time_scale=time_scale, baud=baud)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -354,7 +354,7 @@ def load_config(path: Path) -> Settings:
     settings = Settings(path, config, Formulary([]))
     formulary_path = settings.resolve(config.formulary)
     try:
-        formulary = parse_formulary(_read_text(formulary_path, "a formulary CSV file"),
+        formulary = parse_formulary(read_text(formulary_path, "a formulary CSV file"),
                                     str(formulary_path))
     except ConfigError as exc:
         raise ConfigError(f"{path}: key formulary: {exc}") from None
@@ -375,7 +375,7 @@ def load_config(path: Path) -> Settings:
     return Settings(path, config, formulary)
 
 
-def _read_text(path: Path, expected: str) -> str:
+def read_text(path: Path, expected: str) -> str:
     """The file's text; ConfigError, naming it, when it is not UTF-8 text (or a file)."""
     try:
         raw = path.read_bytes()
@@ -396,7 +396,7 @@ def _read_text(path: Path, expected: str) -> str:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    text = _read_text(path, "a TOML configuration file")
+    text = read_text(path, "a TOML configuration file")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

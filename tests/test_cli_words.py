@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -10,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from drivers.tablet_counter.driver import SerialTabletCounter
 from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
-from tests.helpers import cli_env
+from tests.helpers import cli_env, until_end
 
 RXFILL = [sys.executable, "-m", "controller"]
+FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
 
 
 def rxfill(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -87,3 +90,24 @@ def test_filler_fault_commands_refuse_bad_arguments_in_words(line: str, says: st
     assert answer.startswith(f"cannot do {line!r}") and says in answer, answer
     assert sim.reply_delay_s == 0
     assert apply(FILLER_COMMANDS, sim, "slow 0.5") == "ok: slow 0.5"
+
+
+async def test_a_standalone_simulator_weighs_the_formularys_tablets(tmp_path: Path) -> None:
+    formulary = FORMULARY
+    process = await asyncio.create_subprocess_exec(
+        *RXFILL, "simulate", "counter", "--listen", "tcp://127.0.0.1:0", "--time-scale", "50",
+        "--formulary", str(formulary), "--drug", "2=00093-7146-01",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=cli_env())
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        url = line.removeprefix("listening on ").strip()
+        async with SerialTabletCounter(name="tc-alone", url=url) as tc:
+            events = tc.events()
+            await tc.count("J1", 2, 20)
+            report = await until_end(events, "J1")
+    finally:
+        process.kill()
+        await process.wait()
+    # atorvastatin 20 mg weighs 155 mg a tablet in the sample formulary (not the default 250)
+    assert report.count == 20 and abs(report.weight_mg - 20 * 155) < 20 * 155 * 0.1
