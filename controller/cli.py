@@ -104,7 +104,7 @@ def demo(
     store: Annotated[Path | None, typer.Option(
         help="SQLite file to keep (default: a fresh temporary file).")] = None,
     log_level: Annotated[LogLevel | None, typer.Option(
-        help="Log level (default: the configuration's; on a terminal, warning).")] = None,
+        help="Log level (default: warning; the demo prints its own story).")] = None,
     mqtt: Annotated[str | None, typer.Option(help=(
         "Publish to this broker, mqtt://HOST:PORT, instead of the configuration's "
         "(embedded); 'off' for none."))] = None,
@@ -119,16 +119,13 @@ def demo(
     from controller.demo import run_demo
 
     _check_broker(mqtt)
-    level: str = "info"
     fmt: Format = "auto"
     with contextlib.suppress(ConfigError):
-        logging = load_config(config).config.logging
-        level, fmt = logging.level, logging.format
-    if log_level is not None:
-        level = log_level.value
-    elif sys.stderr.isatty():
-        level = "warning"  # the demo's own lines tell the story; logs only for trouble
-    configure_logging(level, fmt)
+        fmt = load_config(config).config.logging.format
+    # The demo's own lines tell the story: its logs are for trouble (warnings) unless asked;
+    # on a terminal each warning is shown once.
+    level = log_level.value if log_level is not None else "warning"
+    configure_logging(level, fmt, once=sys.stderr.isatty())
     # `rxfill demo | head` ends quietly, as other command-line tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     console = Console() if sys.stdout.isatty() else Console(width=160)

@@ -343,6 +343,7 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
                 return 1
             orders = [await store.order(order.id) for order in orders]
             console.print(await _table(settings, store, orders))
+            console.print(await _summary(store, orders))
             if serve:
                 await _serve(pharmacy, console, passwords, port)
             await pharmacy.close()
@@ -406,6 +407,16 @@ async def _serve(pharmacy: Pharmacy, console: Console, passwords: dict[str, str]
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+
+
+async def _summary(store: Store, orders: list[OrderRecord]) -> str:
+    """The demo in one line: what reached the patient's bin, what a person must see to."""
+    released = sum(o.state is OrderState.RELEASED for o in orders)
+    exceptions = sum(o.state is OrderState.EXCEPTION for o in orders)
+    raised = {e.alarm_id for e in await store.alarm_history() if e.from_state is None}
+    standing = len(await store.alarms())
+    return (f"demo done: {released} of {len(orders)} orders released, {exceptions} in "
+            f"exception for a person, {len(raised)} alarm(s) raised, {standing} standing")
 
 
 async def _table(settings: Settings, store: Store, orders: list[OrderRecord]) -> Table:

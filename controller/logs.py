@@ -16,8 +16,9 @@ Format = Literal["auto", "json", "console"]
 
 
 def configure_logging(level: str = "info", fmt: Format = "auto",
-                      stream: TextIO | None = None) -> None:
-    """Send structured logs to ``stream`` (stderr by default) at ``level``."""
+                      stream: TextIO | None = None, *, once: bool = False) -> None:
+    """Send structured logs to ``stream`` (stderr by default) at ``level``; with ``once``,
+    each warning (the same words about the same robot) is shown the first time only."""
     out = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     renderer: structlog.types.Processor = (
@@ -28,6 +29,7 @@ def configure_logging(level: str = "info", fmt: Format = "auto",
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            *([_Once()] if once else []),
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,
@@ -42,6 +44,24 @@ def configure_logging(level: str = "info", fmt: Format = "auto",
     # of our errors (logged once, by robot) and the simulator answers them as the ICD says,
     # so its own lines would only repeat them, unstructured.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+class _Once:
+    """Drops a warning already shown: same level, words and robot (or device)."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[object, ...]] = set()
+
+    def __call__(self, _logger: object, _name: str,
+                 event: structlog.types.EventDict) -> structlog.types.EventDict:
+        if event.get("level") not in ("warning", "error"):
+            return event
+        key = (event.get("level"), event.get("event"), event.get("robot"),
+               event.get("device"))
+        if key in self._seen:
+            raise structlog.DropEvent
+        self._seen.add(key)
+        return event
 
 
 class Trouble:

@@ -28,8 +28,8 @@ RXFILL = [sys.executable, "-m", "controller"]
 
 def test_demo_fills_the_sample_orders_and_logs_no_patient_data(tmp_path: Path) -> None:
     store = tmp_path / "demo.sqlite"
-    run = subprocess.run([*RXFILL, "demo", "--store", str(store)], capture_output=True,
-                         text=True, timeout=120, cwd=tmp_path)
+    run = subprocess.run([*RXFILL, "demo", "--store", str(store), "--log-level", "info"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert store.exists()
     out = run.stdout
@@ -251,3 +251,8 @@ def test_the_demo_fills_its_orders_when_the_broker_is_not_there(tmp_path: Path,
     assert "Traceback" not in run.stdout + run.stderr
     assert "unreachable" in run.stdout and "wait in the store's outbox" in run.stdout
     assert "verified by phil, released to the pickup bin" in run.stdout
+    # One summary line at the end; piped, the logs are warnings and errors only.
+    assert run.stdout.rstrip().splitlines()[-1].startswith("demo done: 10 of 14 orders "
+                                                           "released, 4 in exception")
+    levels = {json.loads(line)["level"] for line in run.stderr.splitlines() if line.strip()}
+    assert levels <= {"warning", "error"}, levels

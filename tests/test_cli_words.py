@@ -111,3 +111,25 @@ async def test_a_standalone_simulator_weighs_the_formularys_tablets(tmp_path: Pa
         await process.wait()
     # atorvastatin 20 mg weighs 155 mg a tablet in the sample formulary (not the default 250)
     assert report.count == 20 and abs(report.weight_mg - 20 * 155) < 20 * 155 * 0.1
+
+
+def test_on_a_terminal_a_warning_is_shown_once() -> None:
+    import io
+
+    import structlog
+
+    from controller.logs import configure_logging
+
+    out = io.StringIO()
+    configure_logging("info", "json", out, once=True)
+    log = structlog.get_logger("test")
+    for _ in range(3):
+        log.warning("mqtt broker unreachable", broker="h:1")
+        log.warning("robot link lost", robot="tc1")
+        log.info("fill ended", robot="tc1")
+    log.warning("robot link lost", robot="tc2")
+    configure_logging("info", "json")
+    lines = out.getvalue().splitlines()
+    assert sum("mqtt broker unreachable" in line for line in lines) == 1
+    assert sum("robot link lost" in line for line in lines) == 2  # tc1 once, tc2 once
+    assert sum("fill ended" in line for line in lines) == 3  # information is not repeated noise
