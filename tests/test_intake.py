@@ -273,3 +273,19 @@ async def test_a_fhir_refusal_is_an_operation_outcome_pointing_at_each_element(
     assert reply.status_code == 409
     (issue,) = OperationOutcome.model_validate(reply.json()).issue
     assert issue.code == "conflict" and "quantity" in (issue.diagnostics or "")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+LABEL_PICTURE = (ROOT / "docs" / "label.png").is_file()
+
+
+async def test_the_readmes_json_order_is_taken(site: Site) -> None:
+    readme = README
+    block = readme.split("```json\n", 1)[1].split("```", 1)[0]
+    body = json.loads(block)
+    body["written"] = date.today().isoformat()  # the README's date ages; the rest must not
+    reply = await site.post("/api/orders", "tess", body)
+    assert reply.status_code == 201, reply.text
+    assert LABEL_PICTURE
+    assert "docs/demo-table.svg" in readme and "docs/label.png" in readme
