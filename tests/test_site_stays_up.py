@@ -10,18 +10,20 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from controller.domain.orders import OrderState
+from controller.domain.workflow import Role
 from controller.notices import Notice, RobotNeedsAttention, RobotOffline
 from controller.simulation import start_simulators
-from controller.store import Store
+from controller.store import Store, sqlite_url
 from controller.supervisor import Supervisor
 from simulators.vial_filler.server import FillerSimulator
 from tests.fake_devices import Cable
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
-from tests.helpers import Technician, eventually, tech
-from tests.sites import RXFILL, rxfill_run
+from tests.helpers import Technician, admin, eventually, open_store, tech
+from tests.sites import PASSWORD, RXFILL, order_body, rxfill_run
 
 OFFLINE_WITHIN_S = 5.0
 """The README's promise: a robot that stops answering is offline within 5 s."""
@@ -200,3 +202,32 @@ async def test_a_restart_never_gives_a_false_all_clear(tmp_path: Path, store: St
     finally:
         for sim in sims.values():
             await sim.close()
+
+
+async def test_rxfill_run_starts_with_a_robot_on_a_missing_port(tmp_path: Path) -> None:
+    settings = write_config(tmp_path, [
+        {"id": "tc1", "url": "sim:pty", "seed": 1, "ndc": ATORVASTATIN, "on_hand": 400},
+        {"id": "tc9", "url": "/dev/no-such-port", "seed": 2, "ndc": LISINOPRIL,
+         "on_hand": 400}],
+        extra='[mqtt]\nbroker = "off"\n[printer]\nurl = "sim:tcp"\n[api]\nport = 0\n')
+    store_file = tmp_path / "site.sqlite"
+    store = await open_store(sqlite_url(store_file))
+    await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+    await store.close()
+    async with rxfill_run(settings.path, store_file, tmp_path / "run.log") as (process, url), \
+            httpx.AsyncClient(base_url=url, timeout=30) as client:
+        token = (await client.post("/api/sign-in", json={"name": "tess",
+                                                         "password": PASSWORD})).json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        status = (await client.get("/api/status", headers=headers)).json()
+        assert status["robots"]["tc1"] == "online"
+        assert status["robots"]["tc9"].startswith("offline:")
+        assert "no-such-port" in status["robots"]["tc9"]
+        reply = await client.post("/api/orders", headers=headers, json=order_body())
+        assert reply.status_code == 201, reply.text
+        order_id = reply.json()["id"]
+        async with asyncio.timeout(30):
+            while (await client.get(f"/api/orders/{order_id}",  # noqa: ASYNC110 - another process
+                                    headers=headers)).json()["state"] != "filled":
+                await asyncio.sleep(0.1)
+        assert process.returncode is None
