@@ -106,10 +106,12 @@ def store_path(config: Path, store: Path | None, settings: Settings | None = Non
 
 
 def with_store(config: Path, store: Path | None, work: Callable[[Store], Awaitable[str]], *,
-               announce: bool = False, settings: Settings | None = None) -> None:
+               announce: bool = False, settings: Settings | None = None,
+               upgrade: bool = False) -> None:
     """Open the store (``--store``, or the configuration's) with the audit key, do ``work``,
     print what it says. With ``announce`` and MQTT on, what the work announces goes to the
-    outbox (a running supervisor sends it)."""
+    outbox (a running supervisor sends it). An older store is upgraded only with
+    ``upgrade``; otherwise, as any store that cannot be opened, it is one line, exit 2."""
     settings = settings or settings_of(config)
     path = store_path(config, store, settings)
     try:
@@ -120,7 +122,7 @@ def with_store(config: Path, store: Path | None, work: Callable[[Store], Awaitab
     async def run() -> str:
         try:
             opened = await Store.open(sqlite_url(path), audit_key=key,
-                                      formulary=settings.formulary, upgrade=False)
+                                      formulary=settings.formulary, upgrade=upgrade)
         except StoreUnusable as exc:
             raise fail(str(exc), 2) from None
         if announce and settings.config.mqtt.broker != "off":

@@ -32,46 +32,13 @@ def counter_event(*tokens: str) -> bytes:
     return f"!{body}*{wire.checksum(body.encode()):02X}\r\n".encode()
 
 
-@contextlib.asynccontextmanager
-async def scripted_counter(answer: CounterAnswer) -> AsyncIterator[tuple[str, list[bytes]]]:
-    """A counter on TCP answering through ``answer``; yields its url and a list to push bytes."""
-    pushes: list[bytes] = []
-    writers: list[asyncio.StreamWriter] = []
-    serving: set[asyncio.Task[None]] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        serving.add(asyncio.current_task())  # type: ignore[arg-type]
-        splitter = wire.FrameSplitter()
-        with contextlib.suppress(ConnectionError):
-            while chunk := await reader.read(512):
-                for line in splitter.feed(chunk):
-                    try:
-                        frame = wire.decode(line)
-                    except wire.FrameError:
-                        continue
-                    if isinstance(frame, wire.Request):
-                        for out in [*pushes, *answer(frame)]:
-                            writer.write(out)
-                        pushes.clear()
-                        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"socket://127.0.0.1:{port}", pushes
-    finally:
-        server.close()
-        for writer in writers:
-            writer.close()
-        await asyncio.gather(*serving, return_exceptions=True)
-        await server.wait_closed()
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @contextlib.asynccontextmanager
-async def scripted_modbus(answer: PduAnswer) -> AsyncIterator[str]:
-    """A Modbus TCP device answering each request PDU through ``answer``; yields its url."""
+async def _serving(handle: Handler) -> AsyncIterator[int]:
+    """A loopback TCP server running ``handle`` for each host; yields its port, and on the
+    way out hangs up on every host and waits for each handler to end."""
     writers: list[asyncio.StreamWriter] = []
     serving: set[asyncio.Task[None]] = set()
 
@@ -79,27 +46,58 @@ async def scripted_modbus(answer: PduAnswer) -> AsyncIterator[str]:
         writers.append(writer)
         serving.add(asyncio.current_task())  # type: ignore[arg-type]
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while True:
-                header = await reader.readexactly(7)
-                tid, _protocol, length, unit = struct.unpack(">HHHB", header)
-                pdu = await reader.readexactly(length - 1)
-                out = await answer(unit, pdu)
-                if out is None:
-                    continue
-                writer.write(struct.pack(">HHHB", tid, 0, len(out) + 1, unit) + out)
-                await writer.drain()
+            await handle(reader, writer)
         writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     try:
-        yield f"modbus-tcp://127.0.0.1:{port}"
+        yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
         for writer in writers:
             writer.close()
         await asyncio.gather(*serving, return_exceptions=True)
         await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def scripted_counter(answer: CounterAnswer) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A counter on TCP answering through ``answer``; yields its url and a list to push bytes."""
+    pushes: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        splitter = wire.FrameSplitter()
+        while chunk := await reader.read(512):
+            for line in splitter.feed(chunk):
+                try:
+                    frame = wire.decode(line)
+                except wire.FrameError:
+                    continue
+                if isinstance(frame, wire.Request):
+                    for out in [*pushes, *answer(frame)]:
+                        writer.write(out)
+                    pushes.clear()
+                    await writer.drain()
+
+    async with _serving(handle) as port:
+        yield f"socket://127.0.0.1:{port}", pushes
+
+
+@contextlib.asynccontextmanager
+async def scripted_modbus(answer: PduAnswer) -> AsyncIterator[str]:
+    """A Modbus TCP device answering each request PDU through ``answer``; yields its url."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            header = await reader.readexactly(7)
+            tid, _protocol, length, unit = struct.unpack(">HHHB", header)
+            pdu = await reader.readexactly(length - 1)
+            out = await answer(unit, pdu)
+            if out is not None:
+                writer.write(struct.pack(">HHHB", tid, 0, len(out) + 1, unit) + out)
+                await writer.drain()
+
+    async with _serving(handle) as port:
+        yield f"modbus-tcp://127.0.0.1:{port}"
 
 
 class ModbusUpstream:

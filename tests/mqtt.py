@@ -99,6 +99,15 @@ class Subscriber:
         topic = f"rxfill/{self.site}/{suffix}"
         return [m for m in self.messages if m.topic == topic]
 
+    async def caught_up(self) -> None:
+        """Until everything the broker had for this subscription has arrived: a marker
+        published now comes after it (a broker keeps one client's messages in order), so
+        an absence checked afterwards is not a race with a clock."""
+        assert self._client is not None
+        marker = f"rxfill/{self.site}/test-marker/{secrets.token_hex(4)}"
+        await self._client.publish(marker, b"", qos=1)
+        await self.until(lambda: any(m.topic == marker for m in self.messages))
+
     async def until(self, condition: Callable[[], bool]) -> None:
         """Wait (15 s at most) until ``condition()`` holds over what arrived."""
         async with asyncio.timeout(15):
@@ -110,7 +119,7 @@ class Subscriber:
 async def clear_retained(url: str, site: str) -> None:
     """Remove what a test left retained under its site (the machine's broker outlives it)."""
     async with Subscriber(url, site) as seen:
-        await asyncio.sleep(0.3)
+        await seen.caught_up()
     topics = {m.topic for m in seen.messages if m.retain and m.payload}
     if not topics:
         return

@@ -12,6 +12,7 @@ from drivers.base import (
     CounterEvent,
     CountState,
     DoorMoved,
+    EventStream,
     JobEnded,
     JobOutcome,
     PoweredUp,
@@ -21,6 +22,15 @@ from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.driver import SerialTabletCounter
 from simulators.tablet_counter.server import CounterSimulator
 from tests.helpers import eventually, until_end
+
+
+async def _progress(events: EventStream[CounterEvent]) -> CounterEvent:
+    """The first progress event: the device is counting."""
+    async with asyncio.timeout(10):
+        async for event in events:
+            if isinstance(event, Progress):
+                return event
+    raise AssertionError("the events ended before any progress")
 
 
 def driver(sim: CounterSimulator) -> SerialTabletCounter:
@@ -98,7 +108,7 @@ async def test_job_is_recovered_after_the_driver_closes_mid_count(
 ) -> None:
     async with driver(counter) as tc:
         await tc.count("J4", 3, 60)
-        await asyncio.sleep(0.05)
+        await eventually(lambda: counter.device.jobs["J4"].count > 0)  # mid-count
     async with driver(counter) as tc:
         events = tc.events()
         report = await tc.job("J4")
@@ -122,11 +132,13 @@ async def test_device_errors_become_typed_errors(counter: CounterSimulator) -> N
         with pytest.raises(errors.UnknownJob, match="E20"):
             await tc.job("NOPE")
         events = tc.events()
-        await tc.count("A1", 1, 40)
+        # Long enough (1.6 s of machine time here) that a loaded machine still asks while it
+        # counts; the abort below ends it early.
+        await tc.count("A1", 1, 380)
         with pytest.raises(errors.Busy, match="E10"):
             await tc.count("A2", 1, 5)
         with pytest.raises(errors.JobConflict, match="E21"):
-            await tc.count("A1", 1, 41)
+            await tc.count("A1", 1, 381)
         aborted = await tc.abort()
         assert aborted is not None and aborted.job == "A1"
         with pytest.raises(errors.ScaleNotStable, match="E30"):
@@ -175,9 +187,8 @@ async def test_door_opening_aborts_the_count_and_refuses_new_ones(
     async with driver(counter) as tc:
         events = tc.events()
         await tc.count("D1", 1, 200)
-        await asyncio.sleep(0.05)
+        seen: list[CounterEvent] = [await _progress(events)]  # counting has begun
         counter.device.open_door()
-        seen: list[CounterEvent] = []
         report = await until_end(events, "D1", seen)
         assert DoorMoved(open=True) in seen
         assert report.outcome is JobOutcome.ABORTED
@@ -195,7 +206,7 @@ async def test_power_cycle_aborts_the_job_and_announces_itself(counter: CounterS
     async with driver(counter) as tc:
         events = tc.events()
         await tc.count("P1", 1, 200)
-        await asyncio.sleep(0.05)
+        await _progress(events)  # counting has begun
         await counter.device.power_cycle(off_s=0.5)
         async with asyncio.timeout(5):
             async for event in events:

@@ -124,7 +124,7 @@ async def test_a_late_subscriber_sees_standing_alarms_and_ack_and_restock_remove
 
             async with Subscriber(url, site.id) as later:
                 await later.until(lambda: bool(later.on("robots/tc1")))
-                await asyncio.sleep(0.3)
+                await later.caught_up()
                 assert later.on("alarms/bin-low-tc1-1") == []  # removed: nothing retained
         everything = b"".join(m.payload for m in late.messages + later.messages)
         for patient_data in (b"Pat Example", b"RX100", b"1960-01-02", b"P1\""):
@@ -157,7 +157,7 @@ async def test_broker_down_and_a_restart_lose_nothing_and_send_nothing_twice(
         await broker.stop()                       # the broker goes away
         await store.enqueue(burst(5, 5))          # the supervisor goes on, writing to the outbox
         first.wake()
-        await asyncio.sleep(0.3)
+        await eventually(lambda: not first.connected.is_set())  # it knows the broker is gone
         await stop_tasks([first._task] if first._task else [])  # killed: no drain, no goodbye
         await store.close()
 
@@ -165,14 +165,14 @@ async def test_broker_down_and_a_restart_lose_nothing_and_send_nothing_twice(
         await store.enqueue(burst(10, 5))
         second = Publisher(store, topics, link(broker.url))
         second.start()
-        await asyncio.sleep(0.5)
+        await eventually(lambda: second.problem is not None)  # it tried, and waits
         broker = EmbeddedBroker(port)             # the broker is back, on the same port
         await broker.start()
         async with Subscriber(broker.url, site) as after:
             await after.until(lambda: len([m for m in after.messages
                                            if "/alarms/m-" in m.topic]) >= 10)
             await drained(store)
-            await asyncio.sleep(0.3)
+            await after.caught_up()  # a duplicate sent would be here by now
         await second.stop()
         numbers = [json.loads(m.payload)["n"] for m in after.messages if "/alarms/m-" in m.topic]
         assert numbers == list(range(5, 15))      # each once, in order
@@ -225,7 +225,7 @@ async def test_retained_alarms_the_store_does_not_stand_behind_are_removed(site:
             assert supervisor.publisher is not None and supervisor.publisher.ready.is_set()
         async with Subscriber(url, site.id) as late:
             await late.until(lambda: bool(late.on("supervisor")))
-            await asyncio.sleep(0.3)
+            await late.caught_up()
             assert late.on("alarms/bin-low-tc1-1") == [] and late.on("robots/tc9") == []
             assert late.on("robots/tc1")
         await clear_retained(url, site.id)
@@ -267,7 +267,7 @@ async def test_tls_with_a_ca_file_and_nothing_without_it(tmp_path: Path) -> None
         await store.enqueue([topics.event("restocked", datetime.now(UTC), robot="tc1")])
         untrusting = Publisher(store, topics, BrokerLink("127.0.0.1", port, tls=True))
         untrusting.start()
-        await asyncio.sleep(1.0)
+        await eventually(lambda: untrusting.problem is not None)  # it tried, and was refused
         assert not untrusting.connected.is_set()  # the broker's certificate is not trusted
         await untrusting.stop(drain_s=0.1)
         gc.collect()  # that socket is closed here, under this test's filter, not in another's

@@ -145,29 +145,20 @@ def _wrong_address(pdu: bytes, reply: bytes) -> bytes:
     return reply
 
 
-@pytest.mark.parametrize("lie", [_short_calibration, _wrong_code])
+@pytest.mark.parametrize(("lie", "call", "says"), [
+    (_short_calibration, "read_calibration", "cell 1"),
+    (_wrong_code, "read_calibration", "function code"),
+    (_wrong_address, "tare", "address"),
+])
 async def test_a_filler_reply_that_is_not_the_one_asked_for_is_a_protocol_error(
-    tcp_filler: FillerSimulator, lie: Lie,
+    tcp_filler: FillerSimulator, lie: Lie, call: str, says: str,
 ) -> None:
     upstream = ModbusUpstream(tcp_filler.url)
     try:
         async with scripted_modbus(_lying(upstream, lie)) as url, \
                 ModbusVialFiller(name="fv-liar", url=url, poll_interval=0.05) as fv:
-            with pytest.raises(errors.ProtocolError, match="cell 1"):
-                await fv.read_calibration(1)
-    finally:
-        upstream.close()
-
-
-async def test_a_filler_write_echoing_another_address_is_a_protocol_error(
-    tcp_filler: FillerSimulator,
-) -> None:
-    upstream = ModbusUpstream(tcp_filler.url)
-    try:
-        async with scripted_modbus(_lying(upstream, _wrong_address)) as url, \
-                ModbusVialFiller(name="fv-liar", url=url, poll_interval=0.05) as fv:
-            with pytest.raises(errors.ProtocolError, match="address"):
-                await fv.tare()
+            with pytest.raises(errors.ProtocolError, match=says):
+                await (fv.read_calibration(1) if call == "read_calibration" else fv.tare())
     finally:
         upstream.close()
 

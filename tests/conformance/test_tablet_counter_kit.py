@@ -108,7 +108,9 @@ async def test_abort_stops_a_count(counter_kit: Kit) -> None:
     async with counter_kit.make() as tc:
         events = tc.events()
         await tc.count("KIT-5", 1, 300)
-        await asyncio.sleep(0.05)
+        async with asyncio.timeout(15):  # until it is counting: the abort lands mid-count
+            while not isinstance(await anext(events), Progress):
+                pass
         aborted = await tc.abort()
         report, _ = await ended(events, "KIT-5")
         await tc.take("KIT-5")

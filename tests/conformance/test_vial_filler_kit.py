@@ -36,6 +36,13 @@ async def fate(fv: VialFiller, job: int, *, stopped_too: bool = False) -> VialRe
             await asyncio.sleep(0.02)
 
 
+async def counting(fv: VialFiller, job: int) -> None:
+    """Until the filler reports ``job`` counting: a fault injected now lands mid-vial."""
+    async with asyncio.timeout(15):
+        while (report := await fv.job(job)).count == 0 and not report.finished:  # noqa: ASYNC110 - polled, as a host does
+            await asyncio.sleep(0.02)
+
+
 async def test_driver_satisfies_the_protocol(filler_kit: Kit) -> None:
     driver = filler_kit.make()
     assert isinstance(driver, VialFiller)
@@ -140,7 +147,7 @@ async def test_a_fault_stops_the_job_until_reset(filler_kit: Kit, fault: str,
     async with filler_kit.make() as fv:
         await fv.start(1006, 3, 40, 16, CR)
         if fault == "door":
-            await asyncio.sleep(0.15)
+            await counting(fv, 1006)
             device.open_door()
         stopped = await fate(fv, 1006, stopped_too=True)
         with pytest.raises(errors.Busy):
@@ -158,7 +165,7 @@ async def test_emergency_stop_is_safe_never_complete(filler_kit: Kit) -> None:
     device = filler_kit.sim.device
     async with filler_kit.make() as fv:
         await fv.start(1008, 1, 200, 30, CR)
-        await asyncio.sleep(0.15)
+        await counting(fv, 1008)
         device.press_estop()
         stopped = await fate(fv, 1008, stopped_too=True)
         device.release_estop()
