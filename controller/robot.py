@@ -145,6 +145,14 @@ class RobotWorker(ABC, Generic[R]):
         """Why this robot cannot take the order at all (None when it can)."""
         return None
 
+    def unqueue(self) -> list[Dispense]:
+        """Give up every queued fill (the robot went offline: its orders go elsewhere)."""
+        items = []
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        self._queued_s = 0.0
+        return items
+
     def enqueue(self, item: Dispense) -> None:
         """Queue a fill."""
         self._queued_s += item.estimate_s

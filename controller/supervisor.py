@@ -330,6 +330,18 @@ class Supervisor:
         await self._route(order, exclude=await self._failed_on(order.id) | {notice.robot},
                           failed=f"{notice.robot}: {notice.reason}")
 
+    async def _reroute_queue(self, robot: str) -> None:
+        """A robot went offline: what waited on its queue is routed again (to a robot that
+        answers, or it waits, queued, for one)."""
+        worker = self.robots[robot]
+        if worker.online:
+            return  # back already
+        for item in worker.unqueue():
+            self._reservations.pop(item.order_id, None)
+            order = await self.store.order(item.order_id)
+            log.info("order taken off an offline robot's queue", order=order.id, robot=robot)
+            await self._route(order, exclude=await self._failed_on(order.id))
+
     async def _unpark(self) -> None:
         """A robot is back: route the orders that waited for one."""
         parked, self._parked = sorted(self._parked), set()
@@ -412,6 +424,8 @@ class Supervisor:
                               notice=type(notice).__name__)
         if isinstance(notice, RobotOnline) and self._parked:
             self._spawn(self._unpark(), f"unpark-{notice.robot}")
+        if isinstance(notice, RobotOffline) and notice.robot in self.robots:
+            self._spawn(self._reroute_queue(notice.robot), f"reroute-{notice.robot}")
         if isinstance(notice, OrderReturned):
             self._reservations.pop(notice.order_id, None)
             self._spawn(self._returned(notice), f"reroute-order-{notice.order_id}")

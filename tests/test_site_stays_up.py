@@ -231,3 +231,38 @@ async def test_rxfill_run_starts_with_a_robot_on_a_missing_port(tmp_path: Path) 
                                     headers=headers)).json()["state"] != "filled":
                 await asyncio.sleep(0.1)
         assert process.returncode is None
+
+
+async def test_orders_queued_on_a_robot_that_goes_offline_go_to_one_that_answers(
+    tmp_path: Path, store: Store,
+) -> None:
+    settings = write_config(tmp_path, [
+        {"id": "tc1", "url": "sim:tcp", "seed": 1, "ndc": ATORVASTATIN, "on_hand": 600},
+        {"id": "tc2", "url": "sim:tcp", "seed": 2, "ndc": ATORVASTATIN, "on_hand": 600}])
+    sims = await start_simulators(settings)
+    try:
+        async with Cable(sims["tc1"].url) as cable:
+            sup = Supervisor(settings, store, urls={"tc1": cable.url, "tc2": sims["tc2"].url},
+                             seed=1)
+            Technician(sup)
+            async with sup:
+                tc1 = sup.robots["tc1"]
+                ids = [(await sup.submit(order(ATORVASTATIN, 40))).id for _ in range(6)]
+                await eventually(lambda: not tc1.queue.empty())  # some wait on tc1
+                cable.cut()
+                await until(lambda: not tc1.online, OFFLINE_WITHIN_S)
+                await eventually(lambda: tc1.queue.empty())
+                # Every order but the one tc1 may have been filling is filled by tc2 while
+                # tc1 is still away.
+                on_tc1 = {f.order_id for f in await store.fills() if f.robot == "tc1"}
+                others = [i for i in ids if i not in on_tc1]
+                async with asyncio.timeout(60):
+                    settled = await sup.wait_settled(others)
+                assert all(o.state is OrderState.FILLED for o in settled)
+                cable.mend()
+                async with asyncio.timeout(60):
+                    everything = await sup.wait_settled(ids)
+                assert all(o.state is OrderState.FILLED for o in everything)
+    finally:
+        for sim in sims.values():
+            await sim.close()
