@@ -152,7 +152,7 @@ async def test_a_second_supervisor_on_the_same_store_is_refused_naming_the_first
     settings = write_config(tmp_path, [
         {"id": "tc1", "url": "sim:pty", "seed": 1, "ndc": ATORVASTATIN, "on_hand": 400}],
         extra='[mqtt]\nbroker = "off"\n[printer]\nurl = "sim:tcp"\n[api]\nport = 0\n')
-    store = tmp_path / "one.sqlite"
+    store = tmp_path / "stores" / "one.sqlite"  # a folder not there yet: made, as for a store
     async with rxfill_run(settings.path, store, tmp_path / "first.log") as (first, _url):
         second = await asyncio.create_subprocess_exec(
             RXFILL, "run", "--config", str(settings.path), "--store", str(store),

@@ -31,6 +31,7 @@ def supervising(store: Path) -> Iterator[None]:
     """Hold ``store``'s supervisor lock for the block; StoreInUse names the holder."""
     path = lock_path(store)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # a new store's folder, as Store.open
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StoreInUse(f"cannot lock store {store}: {path}: {exc.strerror}") from None
