@@ -200,7 +200,9 @@ def vials_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
                  f"{fills[v.fill_id].robot} bin {fills[v.fill_id].bin}): {v.count} tablets, "
                  f"{v.disposition or 'waiting'}"
                  + (f" by {v.disposed_by}" if v.disposed_by else "") for v in vials]
-        return "\n".join(lines) or "no partial vials waiting"
+        if not lines:
+            return "no partial vials" if all_ else "no partial vials waiting"
+        return "\n".join([f"{'ID':>5}  VIAL", *lines])
     with_store(config, store, work)
 
 

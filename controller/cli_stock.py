@@ -248,7 +248,9 @@ def alarms_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -
                 lines.append(f"{'':<8} shelved by {a.shelved_by} until {iso(a.shelved_until)}:"
                              f" {a.shelved_reason}")
         lines += [f"{p:<8} {n} × {t}" for t, p, n in view.summarised]
-        return "\n".join(lines) or "no standing alarms"
+        if not lines:
+            return "no standing alarms"
+        return "\n".join([f"{'PRIORITY':<8} {'STATE':<14} {'ALARM':<28} MESSAGE", *lines])
     with_store(config, store, work, announce=True, settings=settings)
 
 

@@ -91,6 +91,7 @@ def test_restock_correct_and_recall_are_recorded(demo_store: Path) -> None:
     assert "tc1/5: 90 → 20 (spilled, by ana)" in corrected.stdout
     alarms = rxfill(demo_store, "alarms", "list")
     assert "bin-low-tc1-5" in alarms.stdout and "unack_active" in alarms.stdout
+    assert alarms.stdout.splitlines()[0].split() == ["PRIORITY", "STATE", "ALARM", "MESSAGE"]
     shelved = rxfill(demo_store, "alarms", "shelve", "bin-low-tc1-5", *AS_ANA,
                      "--reason", "bottles on order", "--for", "30")
     assert "bin-low-tc1-5: shelved (shelved by ana)" in shelved.stdout
