@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import secrets
 import signal
+import socket
 import tempfile
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -50,6 +51,7 @@ from controller.site import (
     api_server,
     broker_link,
     label_printer,
+    listen,
     simulated_robots,
 )
 from controller.store import FillRecord, OrderRecord, Store, sqlite_url
@@ -246,8 +248,12 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
         return 2
     with tempfile.TemporaryDirectory(prefix="rxfill-demo-") as scratch:
         path = store_path or Path(scratch) / "demo.sqlite"
+        api = settings.config.api
         try:
-            with supervising(path):
+            # With --serve, the API's port is taken first: a port in use is said before any
+            # order is filled, not after.
+            with supervising(path), (listen(api.host, api.port if port is None else port)
+                                     if serve else contextlib.nullcontext()) as sock:
                 store = await Store.open(sqlite_url(path), audit_key=key,
                                          formulary=settings.formulary)
                 if store.upgraded is not None:
@@ -255,8 +261,8 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
                                   f"{store.upgraded[0]} to {store.upgraded[1]}; the store as "
                                   f"it was is kept in {store.backup}")
                 try:
-                    return await _fill(settings, store, entries, console, path, mqtt, serve,
-                                       port, kept=store_path is not None)
+                    return await _fill(settings, store, entries, console, path, mqtt, sock,
+                                       kept=store_path is not None)
                 finally:
                     await store.close()
         except (BinDrugMismatch, StoreInUse, StoreUnusable, PortInUse) as exc:
@@ -265,7 +271,7 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
 
 
 async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], console: Console,
-                path: Path, mqtt: str | None, serve: bool, port: int | None, *,
+                path: Path, mqtt: str | None, sock: socket.socket | None, *,
                 kept: bool = False) -> int:
     passwords = {person.name: secrets.token_urlsafe(9)
                  for person in (ADMIN, TECHNICIAN, PHARMACIST)}
@@ -344,8 +350,8 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
             orders = [await store.order(order.id) for order in orders]
             console.print(await _table(settings, store, orders))
             console.print(await _summary(store, orders))
-            if serve:
-                await _serve(pharmacy, console, passwords, port)
+            if sock is not None:
+                await _serve(pharmacy, console, passwords, sock)
             await pharmacy.close()
     return 0
 
@@ -395,9 +401,9 @@ async def _verify_and_release(pharmacy: Pharmacy, printer: PrinterSimulator,
 
 
 async def _serve(pharmacy: Pharmacy, console: Console, passwords: dict[str, str],
-                 port: int | None) -> None:
+                 sock: socket.socket) -> None:
     api = pharmacy.settings.config.api
-    async with api_server(pharmacy, api.host, api.port if port is None else port) as url:
+    async with api_server(pharmacy, api.host, api.port, sock) as url:
         console.print(f"serving the API at {url} (OpenAPI at {url}/docs); sign in as "
                       + ", ".join(f"{name} / {password}" for name, password in
                                   passwords.items())

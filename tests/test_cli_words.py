@@ -133,3 +133,10 @@ def test_on_a_terminal_a_warning_is_shown_once() -> None:
     assert sum("mqtt broker unreachable" in line for line in lines) == 1
     assert sum("robot link lost" in line for line in lines) == 2  # tc1 once, tc2 once
     assert sum("fill ended" in line for line in lines) == 3  # information is not repeated noise
+
+
+def test_demo_serve_on_a_port_in_use_says_so_before_filling(tmp_path: Path,
+                                                             taken_port: int) -> None:
+    run = rxfill("demo", "--serve", "--port", str(taken_port), "--mqtt", "off", cwd=tmp_path)
+    assert run.returncode == 2 and f"127.0.0.1:{taken_port}" in run.stdout
+    assert "filling" not in run.stdout and "Traceback" not in run.stdout + run.stderr
