@@ -352,8 +352,7 @@ class RobotWorker(ABC, Generic[R]):
         lost: str | None = self.offline_reason
         if lost is not None:
             await self._clock.sleep(self._backoff.next_delay())
-        stopped = False
-        """A person must look before anything more is sent (an unexpected refusal or error)."""
+        stopped = False  # a person must look before anything more is sent (a refusal, a bug)
         try:
             while True:
                 try:
