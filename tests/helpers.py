@@ -122,3 +122,21 @@ def admin(name: str = "al") -> Person:
 def formulary() -> Formulary:
     """The demo's sample formulary."""
     return parse_formulary(FORMULARY.read_text(encoding="utf-8"), str(FORMULARY))
+
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
+
+
+def demo_config(folder: Path, *, site: str) -> Path:
+    """The demo's configuration as site ``site`` (its own MQTT topics: tests that share the
+    machine's broker, or run beside another suite, never see each other's messages), written
+    in ``folder`` with its files where they are."""
+    here = DEMO_CONFIG.parent
+    text = DEMO_CONFIG.read_text()
+    for key in ("formulary", "orders"):
+        text = text.replace(f'{key} = "', f'{key} = "{here}/', 1)
+    text = text.replace('id = "demo"', f'id = "{site}"', 1)
+    text = text.replace('"../var/', f'"{here.parent}/var/')
+    path = folder / "demo.toml"
+    path.write_text(text)
+    return path

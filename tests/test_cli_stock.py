@@ -13,8 +13,8 @@ from controller.domain.gs1 import GS, bottle_code, gtin_for
 from controller.domain.workflow import Role
 from controller.store import sqlite_url
 from tests.floors import ATORVASTATIN
-from tests.helpers import admin, cli_env, open_store
-from tests.mqtt import Subscriber, broker_url, clear_retained
+from tests.helpers import admin, cli_env, demo_config, open_store
+from tests.mqtt import Subscriber, broker_url, clear_retained, unique_site
 from tests.sites import PASSWORD
 from tests.test_cli import RXFILL
 
@@ -106,18 +106,20 @@ def test_restock_correct_and_recall_are_recorded(demo_store: Path) -> None:
 
 
 async def test_demo_publishes_to_the_broker_it_is_given(tmp_path: Path) -> None:
-    async with broker_url() as url, Subscriber(url, "demo") as phone:
+    site = unique_site()  # the machine's broker may carry another suite's demo
+    config = demo_config(tmp_path, site=site)
+    async with broker_url() as url, Subscriber(url, site) as phone:
         process = await asyncio.create_subprocess_exec(
-            *RXFILL, "demo", "--store", str(tmp_path / "d.sqlite"), "--mqtt", url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            *RXFILL, "demo", "--config", str(config), "--store", str(tmp_path / "d.sqlite"),
+            "--mqtt", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         out, _ = await process.communicate()
         assert process.returncode == 0
-        assert f"mqtt: {url} (topics rxfill/demo/...)" in out.decode()
+        assert f"mqtt: {url} (topics rxfill/{site}/...)" in out.decode()
         await phone.until(lambda: bool(phone.on("events/restocked")))
         await phone.until(lambda: phone.on("supervisor")[-1].json == {"status": "offline"})
         lows = phone.on("alarms/bin-low-tc1-5")
         assert lows[0].json["state"] == "unack_active" and lows[-1].payload == b""
-        await clear_retained(url, "demo")
+        await clear_retained(url, site)
 
 
 def test_cli_words_name_what_is_missing_and_what_exists(demo_store: Path) -> None:
