@@ -141,8 +141,13 @@ async def test_device_errors_become_typed_errors(counter: CounterSimulator) -> N
             await tc.count("A1", 1, 381)
         aborted = await tc.abort()
         assert aborted is not None and aborted.job == "A1"
+        # The scale settles 300 ms (machine time) after the last tablet: hold it unsettled
+        # here, so that a loaded machine cannot let it settle before the span is asked.
+        device = counter.device
+        settled, device.settled_at = device.settled_at, device.clock.now() + 3600
         with pytest.raises(errors.ScaleNotStable, match="E30"):
             await tc.span(5000)
+        device.settled_at = settled
         report = await until_end(events, "A1")
         assert report.outcome is JobOutcome.ABORTED and report.count == aborted.count
         with pytest.raises(errors.OutputOccupied, match="E15"):
