@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from controller.domain.drugs import Formulary
@@ -104,6 +104,8 @@ def test_every_bottle_code_we_print_reads_back(labeler: str, product: str, packa
 
 
 @given(st.text(max_size=60))
+@example(raw="]")  # biip raised IndexError on a lone symbology flag
+@example(raw="]d")
 def test_any_text_is_either_a_bottle_or_a_scan_error(raw: str) -> None:
     try:
         parse_bottle(raw)

@@ -56,9 +56,11 @@ def parse_bottle(raw: str) -> BottleScan:
     _refuse_long_text(text)
     try:
         result = parse(text)
-    except ParseError as exc:
-        raise ScanError(f"scan {raw!r} is not a GS1 code ({exc}); expected (01) GTIN, "
-                        f"(17) expiry, (10) lot and (21) serial") from None
+    except (ParseError, ValueError, IndexError, KeyError) as exc:
+        # biip says ParseError, except on some inputs it never expected (a lone "]" is an
+        # IndexError): a scan is never a traceback.
+        raise ScanError(f"scan {raw!r} is not a GS1 code ({exc or type(exc).__name__}); "
+                        f"expected (01) GTIN, (17) expiry, (10) lot and (21) serial") from None
     message = result.gs1_message
     if message is None:
         raise ScanError(f"scan {raw!r} is not a GS1 code: {_plain(result.gs1_message_error)}; "
