@@ -266,7 +266,7 @@ class Supervisor:
             choice = choose_bin(order.ndc, order.quantity, choices)
             if isinstance(choice, Unroutable) and offline:
                 self._parked.add(order.id)
-                log.warning("order waits for an offline robot", order=order.id,
+                log.info("order waits for an offline robot", order=order.id,
                             robots=sorted(set(offline)))
                 return current
             if isinstance(choice, Unroutable):
