@@ -31,8 +31,9 @@ pictures: $(STAMP)
 	$(BIN)/python docs/pictures.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check controller drivers simulators tests bench
+	$(BIN)/ruff check controller drivers simulators tests bench docs
 	$(BIN)/mypy
+	$(BIN)/mypy docs/pictures.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.driver_roundtrip
