@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from controller.alarming import AlarmDesk, RobotCondition
-from controller.clock import Clock
+from controller.clock import Clock, wait_set
 from controller.domain.alarms import AlarmChange
 from controller.logs import Trouble
 from controller.messages import Topics
@@ -67,9 +67,7 @@ class AlarmWatch:
                 self.trouble.failed(exc)
             else:
                 self.trouble.recovered()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(TICK_S):
-                    await self._wake.wait()
+            await wait_set(self._wake, TICK_S)
 
     async def check(self) -> list[AlarmChange]:
         """One pass: bins, robots, shelves, flood, robot states."""

@@ -7,7 +7,16 @@ Tests hand the supervisor a clock of their own; nothing in controller/ calls
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
+
+
+async def wait_set(event: asyncio.Event, seconds: float) -> bool:
+    """Until ``event`` is set, for at most ``seconds``; whether it was."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()
 
 
 class Clock:

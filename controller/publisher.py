@@ -29,7 +29,7 @@ import aiomqtt
 import structlog
 
 from controller.backoff import Backoff
-from controller.clock import Clock
+from controller.clock import Clock, wait_set
 from controller.config import MqttSettings, broker_address
 from controller.logs import Trouble
 from controller.messages import Message, Topics
@@ -158,7 +158,7 @@ class Publisher:
                 self.problem = f"cannot publish: {type(exc).__name__}: {exc}"
             if self._stopping.is_set():
                 return
-            await _wait(self._stopping, self._backoff.next_delay())
+            await wait_set(self._stopping, self._backoff.next_delay())
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Send the outbox in order, each message deleted once acknowledged; wait for more."""
@@ -174,7 +174,7 @@ class Publisher:
                 continue
             if self._stopping.is_set():
                 return
-            await _wait(self._wake, IDLE_POLL_S)
+            await wait_set(self._wake, IDLE_POLL_S)
 
     async def _sweep(self, client: aiomqtt.Client) -> None:
         """Remove retained alarms and robot states the store does not stand behind.
@@ -213,10 +213,3 @@ class Publisher:
             username=link.username, password=link.password, keepalive=link.keepalive_s,
             will=aiomqtt.Will(offline.topic, offline.payload, qos=1, retain=True),
             tls_context=tls, timeout=ACK_TIMEOUT_S)
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    """Until ``event`` is set, for at most ``seconds``."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from controller.backoff import Backoff
-from controller.clock import Clock
+from controller.clock import Clock, wait_set
 from controller.config import Robot
 from controller.domain.drugs import Formulary
 from controller.domain.orders import FillOutcome, OrderState, TransitionError
@@ -450,12 +450,8 @@ class RobotWorker(ABC, Generic[R]):
     async def _probing(self, event: asyncio.Event) -> None:
         """Wait until ``event`` is set, asking the robot how it is every PROBE_S meanwhile:
         the driver's error when the link is gone."""
-        while not event.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(PROBE_S):
-                    await event.wait()
-            if not event.is_set():
-                await self._busy()
+        while not await wait_set(event, PROBE_S):
+            await self._busy()
 
     def _needs_person(self, reason: str) -> None:
         if self.attention is not None:

@@ -20,7 +20,7 @@ import structlog
 from controller.alarm_watch import AlarmWatch
 from controller.alarming import AlarmDesk
 from controller.backoff import Backoff
-from controller.clock import Clock
+from controller.clock import Clock, wait_set
 from controller.config import Settings
 from controller.counter_robot import CounterRobot
 from controller.domain.orders import PARTIAL_OUTCOMES, Order, OrderState, order_problems
@@ -132,9 +132,7 @@ class Supervisor:
             self.publisher.start()
             # Give the broker a moment, so that the site's stale retained messages are gone
             # before anything new is said; a broker that is down does not hold us up.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(BROKER_WAIT_S):
-                    await self.publisher.ready.wait()
+            await wait_set(self.publisher.ready, BROKER_WAIT_S)
         await self.connect_all()
         # Queued orders go back on the queues before any worker runs: a worker reconciling
         # an open fill may queue its order again, and must not meet it here.

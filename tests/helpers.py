@@ -44,9 +44,10 @@ async def until_end(events: EventStream[CounterEvent], job: str | None = None,
     raise AssertionError("the event stream ended before the job did")
 
 
-async def eventually(condition: Callable[[], bool]) -> None:
-    """Wait (10 s at most) until ``condition()`` holds, for state only seen by looking at it."""
-    async with asyncio.timeout(10):
+async def eventually(condition: Callable[[], bool], seconds: float = 10) -> None:
+    """Wait (``seconds`` at most) until ``condition()`` holds, for state only seen by looking
+    at it."""
+    async with asyncio.timeout(seconds):
         while not condition():  # noqa: ASYNC110 - a simulator's state has no event to await
             await asyncio.sleep(0.02)
 

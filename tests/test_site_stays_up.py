@@ -7,7 +7,6 @@ holds (a pulled cable: nothing is hung up, nothing answers).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,13 +28,6 @@ OFFLINE_WITHIN_S = 5.0
 """The README's promise: a robot that stops answering is offline within 5 s."""
 
 
-async def until(condition: Callable[[], bool], seconds: float) -> None:
-    """Wait until ``condition()`` holds, failing after ``seconds`` (a promised bound)."""
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110 - the worker's state has no event to await
-            await asyncio.sleep(0.02)
-
-
 @pytest.mark.parametrize("kind", ["vial-filler", "tablet-counter"])
 async def test_an_idle_robot_whose_link_is_lost_is_offline_within_5_s_and_offered_nothing(
     tmp_path: Path, store: Store, kind: str,
@@ -54,7 +46,7 @@ async def test_an_idle_robot_whose_link_is_lost_is_offline_within_5_s_and_offere
                 robot = sup.robots["r1"]
                 await eventually(lambda: robot.online and robot.state == "idle")
                 cable.cut()
-                await until(lambda: not robot.online, OFFLINE_WITHIN_S)
+                await eventually(lambda: not robot.online, OFFLINE_WITHIN_S)
                 assert any(isinstance(n, RobotOffline) for n in notices)
                 # Offered nothing while offline: the order waits, queued, for the robot.
                 record = await sup.submit(order(ATORVASTATIN, 10))
@@ -250,7 +242,7 @@ async def test_orders_queued_on_a_robot_that_goes_offline_go_to_one_that_answers
                 ids = [(await sup.submit(order(ATORVASTATIN, 40))).id for _ in range(6)]
                 await eventually(lambda: not tc1.queue.empty())  # some wait on tc1
                 cable.cut()
-                await until(lambda: not tc1.online, OFFLINE_WITHIN_S)
+                await eventually(lambda: not tc1.online, OFFLINE_WITHIN_S)
                 await eventually(lambda: tc1.queue.empty())
                 # Every order but the one tc1 may have been filling is filled by tc2 while
                 # tc1 is still away.

@@ -105,6 +105,8 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreUnusable(f"{path}: cannot create its folder: {exc.strerror}") from None
+            # Read before the engine opens it: its first connection turns the file to WAL.
+            revision = _may_open(revision_of_file(path), upgrade, where)
             engine = create_async_engine(url, connect_args={"timeout": 30})
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             # A message leaving the outbox once the broker acknowledged it needs no fsync of
@@ -115,21 +117,12 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
             sa.event.listen(receipts.sync_engine, "connect", _sqlite_receipt_pragmas)
         else:
             engine = receipts = create_async_engine(url)
+            try:
+                revision = _may_open(await _revision(engine, where), upgrade, where)
+            except BaseException:
+                await engine.dispose()
+                raise
         sqlite = url.startswith("sqlite")
-        try:
-            revision = (revision_of_file(path) if path is not None
-                        else await _revision(engine, where))
-        except BaseException:
-            await engine.dispose()
-            await receipts.dispose()
-            raise
-        if revision.behind and not upgrade:
-            await engine.dispose()
-            await receipts.dispose()
-            raise StoreNeedsUpgrade(
-                f"{where}: holds schema revision {revision.current}, older than this rxfill's "
-                f"{revision.head}: run 'rxfill store upgrade --store {where}' (it keeps a "
-                f"backup copy first); nothing was changed")
         saved = backup(path, revision) if revision.behind and path is not None else None
         async with engine.connect() as conn:
             if sqlite:
@@ -190,6 +183,16 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
             at=now))
         await record(conn, now, who, f"order {target}", f"order:{order_id}",
                      {"state": current}, {"state": target, "reason": reason})
+
+
+def _may_open(revision: Revision, upgrade: bool, where: str) -> Revision:
+    """``revision``, unless it is older than this program's and no upgrade was asked for."""
+    if revision.behind and not upgrade:
+        raise StoreNeedsUpgrade(
+            f"{where}: holds schema revision {revision.current}, older than this rxfill's "
+            f"{revision.head}: run 'rxfill store upgrade --store {where}' (it keeps a "
+            f"backup copy first); nothing was changed")
+    return revision
 
 
 async def _revision(engine: AsyncEngine, where: str) -> Revision:
