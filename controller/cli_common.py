@@ -94,11 +94,7 @@ def store_path(config: Path, store: Path | None, settings: Settings | None = Non
     if store is None:
         settings = settings or settings_of(config)
         store = settings.resolve(settings.config.store.path)
-    if store.is_dir():
-        typer.echo(f"{store}: is a directory; expected the SQLite file rxfill keeps "
-                   f"(--store, or [store] path in the configuration)", err=True)
-        raise typer.Exit(2)
-    if not store.is_file():
+    if not store.exists():  # anything else that is not a store: Store.open says what it is
         typer.echo(f"{store}: no such store file; expected the SQLite file rxfill keeps "
                    f"(--store, or [store] path in the configuration)", err=True)
         raise typer.Exit(2)
