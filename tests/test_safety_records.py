@@ -24,7 +24,7 @@ from controller.domain.stock import RestockPolicy
 from controller.domain.weight import check_weight
 from controller.domain.workflow import Role
 from controller.messages import Message
-from controller.store import BinSpec, FillResult, Store, fill_code, sqlite_url
+from controller.store import BinSpec, FillResult, Store, StoreError, fill_code, sqlite_url
 from tests.floors import ATORVASTATIN, LISINOPRIL, order
 from tests.helpers import AUDIT_KEY, admin, cli_env, open_store, pharm, tech
 from tests.sites import OXYCODONE, PASSWORD
@@ -322,3 +322,16 @@ def test_a_command_that_changes_records_acts_as_a_signed_in_person_by_token(
     exported = rxfill("audit", "export").stdout
     assert '"who": "tess", "action": "bin correction"' in exported
     assert '"who": "tess", "action": "robot out of service"' in exported
+
+
+@pytest.mark.parametrize("bad", ["\u0085", "\u2028", "\u202e", "\x00"])
+async def test_the_store_takes_no_order_whose_words_hold_a_control_character(
+    store: Store, bad: str,
+) -> None:
+    from dataclasses import replace
+
+    made = order(ATORVASTATIN, 20)
+    sneaky = replace(made, patient=replace(made.patient, name=f"Barnaby{bad}Quixley"))
+    with pytest.raises(StoreError, match="patient_name holds U\\+"):
+        await store.receive_order(sneaky, then=OrderState.QUEUED)
+    assert await store.orders() == []

@@ -29,6 +29,7 @@ from controller.domain.orders import (
     check_transition,
 )
 from controller.domain.stock import expired_lots
+from controller.domain.text import text_problem
 from controller.domain.workflow import WorkflowError
 from controller.messages import Topics
 from controller.store.alarm_records import robots_out_of_service
@@ -103,6 +104,11 @@ def _columns(order: Order) -> dict[str, Any]:
     }
 
 
+_TEXT = ("rx_number", "patient_id", "patient_name", "patient_address", "sig",
+         "prescriber_name")
+"""The order's words that reach a label or a screen."""
+
+
 class OrderRecords:
     """Orders and fills (mixed into Store)."""
 
@@ -123,6 +129,11 @@ class OrderRecords:
                              "orders (the drug's schedule is recorded from it)")
         drug = self.formulary.get(order.ndc)
         values = _columns(order)
+        # What a label prints is plain text: no door round the intake's check stores otherwise.
+        bad = [f"{key} {why}" for key in _TEXT if (why := text_problem(values[key] or ""))]
+        if bad:
+            raise StoreError(f"order {order.rx_number} refused: {'; '.join(bad)}; nothing "
+                             f"was stored")
         now = self._clock.now()
         async with self._transaction() as conn:
             row = (await conn.execute(sa.select(orders).where(
