@@ -89,12 +89,14 @@ def settings_of(config: Path) -> Settings:
         raise typer.Exit(2) from None
 
 
-def store_path(config: Path, store: Path | None, settings: Settings | None = None) -> Path:
-    """The store file to open: ``--store``, or the configuration's; it must exist."""
+def store_path(config: Path, store: Path | None, settings: Settings | None = None, *,
+               new: bool = False) -> Path:
+    """The store file to open: ``--store``, or the configuration's; it must exist, unless
+    ``new`` (it is then made)."""
     if store is None:
         settings = settings or settings_of(config)
         store = settings.resolve(settings.config.store.path)
-    if not store.exists():  # anything else that is not a store: Store.open says what it is
+    if not store.exists() and not new:  # anything else not a store: Store.open says what
         typer.echo(f"{store}: no such store file; expected the SQLite file rxfill keeps "
                    f"(--store, or [store] path in the configuration)", err=True)
         raise typer.Exit(2)
@@ -103,13 +105,15 @@ def store_path(config: Path, store: Path | None, settings: Settings | None = Non
 
 def with_store(config: Path, store: Path | None, work: Callable[[Store], Awaitable[str]], *,
                announce: bool = False, settings: Settings | None = None,
-               upgrade: bool = False) -> None:
+               upgrade: bool = False, new: bool = False) -> None:
     """Open the store (``--store``, or the configuration's) with the audit key, do ``work``,
     print what it says. With ``announce`` and MQTT on, what the work announces goes to the
     outbox (a running supervisor sends it). An older store is upgraded only with
-    ``upgrade``; otherwise, as any store that cannot be opened, it is one line, exit 2."""
+    ``upgrade``; otherwise, as any store that cannot be opened, it is one line, exit 2.
+    With ``new``, a store not there yet is made (and said so)."""
     settings = settings or settings_of(config)
-    path = store_path(config, store, settings)
+    path = store_path(config, store, settings, new=new)
+    made = not path.exists()
     try:
         key = load_audit_key(settings, create=True)
     except ValueError as exc:
@@ -124,9 +128,10 @@ def with_store(config: Path, store: Path | None, work: Callable[[Store], Awaitab
         if announce and settings.config.mqtt.broker != "off":
             opened.topics = Topics(settings.config.site.id)
         try:
-            return await work(opened)
+            said = await work(opened)
         finally:
             await opened.close()
+        return f"new store {path}\n{said}" if made else said
     typer.echo(asyncio.run(run()))
 
 

@@ -59,7 +59,8 @@ def users_add(
                     else "")
             raise fail(f"{exc}{hint}") from None
         return f"user {added.name} added: {', '.join(sorted(added.roles))}"
-    with_store(config, store, work)
+    # A store's first admin is how a new store begins: it is made here if not there yet.
+    with_store(config, store, work, new=creds is None)
 
 
 @users_app.command("passwd")

@@ -174,3 +174,18 @@ def test_an_older_store_is_upgraded_only_when_asked_after_a_backup(tmp_path: Pat
     assert again.returncode == 0 and "nothing to do" in again.stdout
     assert rxfill("stock", "show", "--config", str(DEMO), "--store", str(store),
                   cwd=tmp_path).returncode == 0
+
+
+def test_a_new_store_begins_with_its_first_admin(tmp_path: Path) -> None:
+    store = tmp_path / "var" / "site.sqlite"
+    run = subprocess.run([*RXFILL, "users", "add", "ada", "--role", "admin",
+                          "--password-stdin", "--config", str(DEMO), "--store", str(store)],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                         env=cli_env(), input="ada-password-1\n")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [f"new store {store}", "user ada added: admin"]
+    # Anything else still needs a store that is there: a typo makes no new one.
+    other = tmp_path / "stor.sqlite"
+    one_line(rxfill("users", "list", "--config", str(DEMO), "--store", str(other), cwd=tmp_path),
+             "no such store file")
+    assert not other.exists()
