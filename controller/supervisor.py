@@ -175,8 +175,9 @@ class Supervisor:
             # worker whose cancellation a library swallowed is cancelled again until it stops.
             await stop_tasks([self._task, *self._workers])
             self._task = None
-        for task in list(self._tasks):
-            task.cancel()
+        # Reroutes and refills still under way end here, each transaction rolled back or
+        # committed: a stopped supervisor leaves nothing holding the store's write lock.
+        await stop_tasks(list(self._tasks))
         for robot in self.robots.values():
             await robot.driver.close()
         if self.publisher is not None:
