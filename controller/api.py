@@ -39,7 +39,7 @@ from controller.domain.prescriptions import Problem
 from controller.domain.workflow import Person, RoleError, WorkflowError
 from controller.fhir import FhirProblems, dispense_of, order_from_request
 from controller.fhir_out import operation_outcome, outcome_of, request_of
-from controller.labels import render_pdf, render_png, render_zpl
+from controller.labels import render_pdf, render_png
 from controller.pharmacy import Evidence, NotFound, OrderInvalid, Pharmacy
 from controller.store.people import AuthError
 from controller.store.verification import NotALabel
@@ -278,7 +278,11 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
             raise NotFound(f"no label.{kind}; expected label.zpl, label.png or label.pdf")
         elements = layout(await pharmacy.label(order_id))
         if kind == "zpl":
-            return Response(render_zpl(elements), media_type="text/plain; charset=utf-8")
+            if pharmacy.printer is None:
+                raise NotFound("no label printer is configured: label.png and label.pdf show "
+                               "the label")
+            return Response(pharmacy.printer.render(elements),
+                            media_type="text/plain; charset=utf-8")
         if kind == "png":
             return Response(render_png(elements), media_type="image/png")
         return Response(render_pdf(elements), media_type="application/pdf")

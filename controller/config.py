@@ -26,8 +26,8 @@ from controller.domain.drugs import Formulary, FormularyError, parse_formulary
 from controller.domain.ndc import parse_ndc
 from controller.domain.orders import MAX_QUANTITY, Order, Patient, Prescriber
 from controller.domain.stock import LotMixing, RestockPolicy
-from drivers.tablet_counter import protocol as counter_wire
-from drivers.vial_filler import protocol as filler_wire
+from drivers.registry import UnknownDriverError, drivers_of, find_driver
+from drivers.settings import DriverTable
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=32)]
 
@@ -91,49 +91,6 @@ class Channel(Model):
         return self
 
 
-class SerialCounterSettings(Model):
-    """The vendor serial ICD driver for tablet counters."""
-
-    name: Literal["serial-counter"]
-    baud: int = counter_wire.DEFAULT_BAUD
-    reply_timeout_ms: int = Field(default=100, ge=10, le=5000)
-    retries: int = Field(default=3, ge=0, le=10)
-
-    @field_validator("baud")
-    @classmethod
-    def _baud(cls, value: int) -> int:
-        if value not in counter_wire.BAUD_RATES:
-            raise ValueError(f"baud {value} is not one of {counter_wire.BAUD_RATES}")
-        return value
-
-
-class ModbusFillerSettings(Model):
-    """The vendor Modbus ICD driver for vial fillers (TCP or RTU)."""
-
-    name: Literal["modbus-filler"]
-    unit: int = Field(default=filler_wire.DEFAULT_UNIT, ge=1, le=247)
-    baud: int = filler_wire.DEFAULT_BAUD
-    parity: Literal["E", "N", "O"] = Field(
-        default="E", description="8E1 by the ICD; a simulator's pty carries no parity: N")
-    timeout_ms: int = Field(default=500, ge=20, le=10_000)
-    retries: int = Field(default=2, ge=0, le=10)
-    poll_hz: float = Field(default=5.0, gt=0, le=50)
-    heartbeat_s: float = Field(default=1.0, gt=0, lt=2.0,
-                               description="below the ICD's 2 s")
-
-    @field_validator("baud")
-    @classmethod
-    def _baud(cls, value: int) -> int:
-        if value not in filler_wire.BAUD_RATES:
-            raise ValueError(f"baud {value} is not one of {filler_wire.BAUD_RATES}")
-        return value
-
-
-DriverSettings = Annotated[SerialCounterSettings | ModbusFillerSettings,
-                           Field(discriminator="name")]
-"""Settings of every driver, told apart by ``name`` (the registry's name)."""
-
-
 class SimulatorSettings(Model):
     """How to run a robot's simulator when its url is ``sim:pty`` or ``sim:tcp``."""
 
@@ -151,7 +108,9 @@ class Robot(Model):
     url: str = Field(min_length=1, description=(
         "a counter: /dev/ttyUSB0 or socket://host:port; a filler: modbus-tcp://host:port or "
         "modbus-rtu:/dev/ttyUSB0; either: sim:pty or sim:tcp"))
-    driver: DriverSettings
+    driver: DriverTable = Field(description=(
+        "the driver's name in the registry and its settings; load_config checks them with "
+        "that driver's own model (a DriverSettings)"))
     scale_noise_mg: float = Field(default=2.0, gt=0,
                                   description="1-sigma scale noise the weight check allows")
     simulator: SimulatorSettings = SimulatorSettings()
@@ -177,21 +136,11 @@ class Robot(Model):
         if repeated:
             raise ValueError(f"channel(s) {repeated} appear more than once")
         kind = info.data.get("kind")
-        if kind == "tablet-counter" and max(numbers) > counter_wire.MAX_CHANNELS:
-            raise ValueError(f"a tablet counter has channels 1-{counter_wire.MAX_CHANNELS}")
         if kind == "tablet-counter" and any(c.calibration.gate_ms is None for c in channels):
             missing = [c.channel for c in channels if c.calibration.gate_ms is None]
             raise ValueError(f"a tablet counter's channels need calibration.gate_ms "
                              f"(missing on channel(s) {missing})")
         return channels
-
-    @model_validator(mode="after")
-    def _driver_fits_kind(self) -> Self:
-        wanted = {"tablet-counter": "serial-counter", "vial-filler": "modbus-filler"}
-        if self.driver.name in wanted.values() and wanted[self.kind] != self.driver.name:
-            raise ValueError(f"a {self.kind} is driven by {wanted[self.kind]!r}, not "
-                             f"{self.driver.name!r}")
-        return self
 
 
 class StoreSettings(Model):
@@ -350,7 +299,8 @@ def load_config(path: Path) -> Settings:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(path, exc, data)) from None
+        raise ConfigError(_explain(path, exc.errors(include_url=False), data)) from None
+    config = _with_drivers(path, config, data)
     settings = Settings(path, config, Formulary([]))
     formulary_path = settings.resolve(config.formulary)
     try:
@@ -403,10 +353,51 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: is not valid TOML: {exc}") from None
 
 
-def _explain(path: Path, exc: ValidationError, data: Any) -> str:
+def _with_drivers(path: Path, config: Config, data: dict[str, Any]) -> Config:
+    """``config`` with each robot's ``driver`` table checked by the model of the driver it
+    names (found in the registry), and its channels by what that driver addresses."""
+    errors: list[Any] = []
+    robots = []
+    for number, robot in enumerate(config.robots):
+        loc: tuple[int | str, ...] = ("robots", number, "driver")
+        table = robot.driver.model_dump()
+        try:
+            cls = find_driver(robot.driver.name)
+        except (UnknownDriverError, ImportError) as exc:
+            errors.append(_error((*loc, "name"), f"{exc}", robot.driver.name))
+            continue
+        if cls.kind != robot.kind:
+            errors.append(_error((*loc, "name"), (
+                f"{robot.driver.name!r} drives a {cls.kind}; a {robot.kind} is driven by one "
+                f"of: {', '.join(drivers_of(robot.kind)) or 'none installed'}"),
+                robot.driver.name))
+            continue
+        try:
+            driver = cls.settings.model_validate(table)
+        except ValidationError as exc:
+            errors += [{**e, "loc": loc + tuple(e["loc"])}
+                       for e in exc.errors(include_url=False)]
+            continue
+        beyond = [c.channel for c in robot.channels if c.channel > cls.max_channels]
+        if beyond:
+            errors.append(_error(("robots", number, "channels"), (
+                f"channel(s) {beyond} are beyond what a {robot.kind} driven by "
+                f"{robot.driver.name!r} addresses; expected 1-{cls.max_channels}"), beyond))
+        robots.append(robot.model_copy(update={"driver": driver}))
+    if errors:
+        raise ConfigError(_explain(path, errors, data))
+    return config.model_copy(update={"robots": robots})
+
+
+def _error(loc: tuple[int | str, ...], message: str, got: Any) -> dict[str, Any]:
+    """A mistake found after pydantic's pass, in the shape of pydantic's errors."""
+    return {"loc": loc, "msg": message, "type": "value_error", "input": got}
+
+
+def _explain(path: Path, errors: list[Any], data: Any) -> str:
     """One line per mistake: file, key (robots named by id), what was wrong and expected."""
     lines = []
-    for error in exc.errors(include_url=False):
+    for error in errors:
         key = _key(error["loc"], data)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
@@ -501,6 +492,6 @@ def load_orders(path: Path) -> list[OrderEntry]:
     try:
         read = OrdersFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(path, exc, data)) from None
+        raise ConfigError(_explain(path, exc.errors(include_url=False), data)) from None
     return [entry if entry.prescriber else entry.model_copy(update={
         "prescriber": read.prescriber}) for entry in read.orders]

@@ -59,7 +59,6 @@ from controller.store.lock import StoreInUse, supervising
 from controller.store.revisions import StoreUnusable
 from controller.store.stock import BinDrugMismatch
 from controller.supervisor import Supervisor
-from drivers.label_printer.protocol import parse_fields
 from simulators.label_printer.server import PrinterSimulator
 from simulators.tablet_counter.server import CounterSimulator
 
@@ -377,8 +376,7 @@ async def _verify_and_release(pharmacy: Pharmacy, printer: PrinterSimulator,
                               console: Console) -> bool:
     """The technician scans each printed label onto its vial; the pharmacist checks the
     evidence, verifies and releases it. False if any step was refused."""
-    codes = [data for zpl in printer.printed for kind, _, _, data in parse_fields(zpl)
-             if kind == "code128"]
+    codes = printer.barcodes()
     console.print(f"label printer: {len(codes)} label(s) printed")
     for code in codes:
         vial = await pharmacy.vial_for_label(code)

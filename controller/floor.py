@@ -3,36 +3,25 @@ its bins."""
 
 from __future__ import annotations
 
-from controller.config import ModbusFillerSettings, Robot, SerialCounterSettings, Settings
+from controller.config import Robot, Settings
 from controller.store import BinSpec
 from drivers.base import TabletCounter, VialFiller
 from drivers.registry import find_driver
 
 
 def make_driver(robot: Robot, url: str) -> TabletCounter | VialFiller:
-    """The driver the configuration names for ``robot``, found through the registry."""
+    """The driver the configuration names for ``robot``, found through the registry and built
+    from its ``driver`` table (which load_config checked with that driver's model)."""
     cls = find_driver(robot.driver.name)
-    if getattr(cls, "kind", None) != robot.kind:
-        raise TypeError(f"robot {robot.id} is a {robot.kind}, but driver {robot.driver.name!r} "
-                        f"drives a {getattr(cls, 'kind', 'device of unknown kind')}")
-    settings = robot.driver
-    driver: object
-    if isinstance(settings, SerialCounterSettings):
-        driver = cls(name=robot.id, url=url, baud=settings.baud,
-                     reply_timeout=settings.reply_timeout_ms / 1000, retries=settings.retries)
-        protocol: type = TabletCounter
-    else:
-        assert isinstance(settings, ModbusFillerSettings)
-        # A simulator runs machine time fast, its heartbeat watchdog too: keep up with it.
-        scale = robot.simulator.time_scale if robot.simulated else 1.0
-        driver = cls(name=robot.id, url=url, unit=settings.unit, baud=settings.baud,
-                     parity=settings.parity, timeout=settings.timeout_ms / 1000,
-                     retries=settings.retries, poll_interval=1 / settings.poll_hz,
-                     heartbeat_interval=settings.heartbeat_s / scale)
-        protocol = VialFiller
-    if not isinstance(driver, protocol):
-        raise TypeError(f"driver {robot.driver.name!r} is not a {protocol.__name__}")
-    return driver  # type: ignore[return-value]
+    # A simulator runs machine time fast, its watchdogs too: a driver keeps up with it.
+    scale = robot.simulator.time_scale if robot.simulated else 1.0
+    driver: object = cls.configured(robot.driver, name=robot.id, url=url, time_scale=scale)
+    if cls.kind == robot.kind == "tablet-counter" and isinstance(driver, TabletCounter):
+        return driver
+    if cls.kind == robot.kind == "vial-filler" and isinstance(driver, VialFiller):
+        return driver
+    raise TypeError(f"driver {robot.driver.name!r} ({type(driver).__name__}) is not a "
+                    f"{robot.kind}'s driver")
 
 
 def bin_specs(settings: Settings) -> list[BinSpec]:

@@ -1,15 +1,15 @@
-"""A label's layout drawn three ways: ZPL II for the printer, PNG and PDF previews.
+"""A label's layout drawn as previews: PNG and PDF.
 
-All three come from the same elements (``domain/labels.layout``), in the
-printer's dots (203 dpi): what the preview shows is where the printer puts it.
-The printer encodes the Code 128 barcode itself (``^BC``); the previews draw
-the same symbol from python-barcode's modules.
+The printer's driver draws the same layout (``domain/labels.layout``) in its own language;
+both are in the printer's dots (203 dpi): what the preview shows is where the printer puts
+it. The printer encodes the Code 128 barcode itself; the previews draw the same symbol from
+python-barcode's modules.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -22,19 +22,11 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from controller.domain.labels import DPI, HEIGHT_DOTS, WIDTH_DOTS, Barcode, Element, Text
-from drivers.label_printer.protocol import code128_field, text_field
 
 LABEL_FONT = Path(font_lato.__file__).with_name("files") / "Lato-Regular.ttf"
 """Lato (SIL OFL), installed with rxfill: every letter a US pharmacy prints (é, ñ, ü, ł…),
 where Pillow's bitmap font and the PDF's Helvetica draw boxes or nothing."""
 PDF_FONT = "Lato"
-
-
-def render_zpl(elements: list[Element]) -> str:
-    """One ZPL II format: UTF-8 text (``^CI28``), the label's width and length in dots."""
-    fields = [text_field(e.x, e.y, e.height, e.text) if isinstance(e, Text)
-              else code128_field(e.x, e.y, e.height, e.module, e.data) for e in elements]
-    return "".join(["^XA^CI28", f"^PW{WIDTH_DOTS}^LL{HEIGHT_DOTS}^LH0,0", *fields, "^XZ"])
 
 
 def code128_modules(data: str) -> str:
@@ -60,7 +52,7 @@ def _pdf_font() -> str:
     return PDF_FONT
 
 
-def render_png(elements: list[Element], *, scale: int = 1) -> bytes:
+def render_png(elements: Iterable[Element], *, scale: int = 1) -> bytes:
     """A black-on-white PNG preview, one pixel a dot (times ``scale``)."""
     image = Image.new("1", (WIDTH_DOTS * scale, HEIGHT_DOTS * scale), 1)
     draw = ImageDraw.Draw(image)
@@ -77,7 +69,7 @@ def render_png(elements: list[Element], *, scale: int = 1) -> bytes:
     return out.getvalue()
 
 
-def render_pdf(elements: list[Element]) -> bytes:
+def render_pdf(elements: Iterable[Element]) -> bytes:
     """A one-page PDF preview, 3 × 2 inches."""
     point = 72 / DPI
     out = io.BytesIO()

@@ -14,12 +14,17 @@ import structlog
 
 from controller.clock import Clock
 from controller.config import Settings
-from controller.domain.labels import LabelContent, LabelError, label_content, layout
+from controller.domain.labels import (
+    LabelContent,
+    LabelError,
+    LabelLayout,
+    label_content,
+    layout,
+)
 from controller.domain.orders import Order, OrderState
 from controller.domain.prescriptions import Problem, prescription_problems
 from controller.domain.weight import check_weight
 from controller.domain.workflow import Person, Role, RoleError, WorkflowError
-from controller.labels import render_zpl
 from controller.notices import Notice, OrderSettled
 from controller.robot import OutputError
 from controller.store import FillRecord, OrderRecord, Store, StoreError, fill_code
@@ -257,7 +262,7 @@ class Pharmacy:
                                     f"needs a reason")
             try:
                 content = await self._label(order, fill, len(copies) + 1)
-                await self._send(render_zpl(layout(content)))
+                await self._send(layout(content))
             except (errors.DriverError, LabelError) as exc:
                 await self.store.label_sent(fill.id, who=who, printer=name, outcome="refused",
                                             reason=str(exc))
@@ -265,14 +270,14 @@ class Pharmacy:
             return await self.store.label_sent(fill.id, who=who, printer=name,
                                                outcome="printed", reason=reason)
 
-    async def _send(self, zpl: str) -> None:
+    async def _send(self, label: LabelLayout) -> None:
         if self.printer is None:
             raise errors.PrinterNotReady("no label printer is configured", device="printer",
                                          code="none")
         if not self.printer.connected:
             await self.printer.open()
         try:
-            await self.printer.print_label(zpl)
+            await self.printer.print_label(label)
         except (errors.LinkError, errors.NotConnectedError):
             await self.printer.close()  # opened again for the next label
             raise

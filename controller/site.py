@@ -81,7 +81,9 @@ async def label_printer(settings: Settings) -> AsyncIterator[
     if url == "sim:tcp":
         simulator = PrinterSimulator()
         url = await simulator.listen_tcp()
-    printer: LabelPrinter = find_driver(config.driver)(name="printer", url=url)
+    cls = find_driver(config.driver)
+    printer: LabelPrinter = cls.configured(cls.settings.model_validate({"name": config.driver}),
+                                           name="printer", url=url)
     try:
         yield printer, simulator
     finally:

@@ -15,6 +15,8 @@ from typing import Generic, Protocol, Self, TypeVar, runtime_checkable
 
 import structlog
 
+from drivers.labels import Layout
+
 E = TypeVar("E")
 
 log = structlog.get_logger(__name__)
@@ -494,13 +496,17 @@ class PrinterStatus:
 
 @runtime_checkable
 class LabelPrinter(Device, Protocol):
-    """A thermal label printer that takes ZPL II."""
+    """A thermal label printer: it is handed a label's layout and prints it in its language."""
 
     async def status(self) -> PrinterStatus:
         """The printer's state now."""
         ...
 
-    async def print_label(self, zpl: str) -> None:
-        """Send one label format (``^XA … ^XZ``). PrinterNotReady, with the reason, when the
-        printer cannot print it now; then nothing was sent."""
+    def render(self, layout: Layout) -> str:
+        """``layout`` in the printer's own language, as :meth:`print_label` sends it."""
+        ...
+
+    async def print_label(self, layout: Layout) -> None:
+        """Print ``layout``. PrinterNotReady, with the reason, when the printer cannot print
+        it now; then nothing was sent."""
         ...

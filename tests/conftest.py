@@ -88,6 +88,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rxfill conformance kits")
     group.addoption("--driver", action="append", default=[], metavar="NAME",
                     help="run the kits only for this registered driver (repeatable)")
+    group.addoption("--driver-settings", default="", metavar="TOML",
+                    help="keys of the driver's settings table, as the inside of a TOML "
+                         "inline table: 'baud = 19200, parity = \"N\"'")
     group.addoption("--device-url", default=None, metavar="URL",
                     help="run the kits against this device instead of our simulator; "
                          "tests that inject faults are skipped")

@@ -72,7 +72,10 @@ MISTAKES: list[tuple[str, Callable[[Path], None], list[str]]] = [
     ("filler driver on a counter", lambda p: spoil(
         p, 'driver = { name = "serial-counter", baud = 115200 }',
         'driver = { name = "modbus-filler" }'),
-     ["robots[0] (tc1)", "a tablet-counter is driven by 'serial-counter', not 'modbus-filler'"]),
+     ["robots[0] (tc1).driver.name", "'modbus-filler' drives a vial-filler",
+      "a tablet-counter is driven by one of: serial-counter"]),
+    ("counter channel beyond the ICD", lambda p: spoil(p, "channel = 2\n", "channel = 65\n"),
+     ["robots[0] (tc1).channels", "channel(s) [65]", "expected 1-64"]),
     ("counter channel without gate", lambda p: spoil(
         p, "calibration = { sensitivity = 55, gate_ms = 40 }",
         "calibration = { sensitivity = 55 }"),

@@ -23,8 +23,8 @@ from controller.domain.labels import (
     label_content,
     layout,
 )
-from controller.labels import render_pdf, render_png, render_zpl
-from drivers.label_printer.protocol import is_label_format, parse_fields
+from controller.labels import render_pdf, render_png
+from drivers.label_printer.protocol import is_label_format, label_format, parse_fields
 from tests.helpers import formulary
 
 PHARMACY = ("Riverside Community Pharmacy", "12 Mill Lane, Springfield, IL 62701",
@@ -103,7 +103,7 @@ def test_the_pdf_preview_is_one_3_by_2_inch_page() -> None:
 
 def test_the_zpl_parses_back_into_the_same_fields() -> None:
     elements = layout(content(formulary(), copy=3))
-    zpl = render_zpl(elements)
+    zpl = label_format(elements)
     assert is_label_format(zpl) and "^PW609^LL406" in zpl and "^CI28" in zpl
     expected = [("text", e.x, e.y, e.text) if isinstance(e, Text)
                 else ("code128", e.x, e.y, e.data) for e in elements]
@@ -115,7 +115,7 @@ def test_the_zpl_parses_back_into_the_same_fields() -> None:
 @given(st.text(min_size=1, max_size=40).filter(str.strip))
 def test_no_patient_name_can_break_out_of_its_field(name: str) -> None:
     elements = layout(content(formulary(), patient_name=name))
-    zpl = render_zpl(elements)
+    zpl = label_format(elements)
     assert is_label_format(zpl) and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in zpl)
     assert parse_fields(zpl) == [("text", e.x, e.y, e.text) if isinstance(e, Text)
                                  else ("code128", e.x, e.y, e.data) for e in elements]
@@ -140,4 +140,4 @@ def test_a_patients_accented_name_reaches_every_preview() -> None:
     assert png.size == (WIDTH_DOTS, HEIGHT_DOTS)
     pdf = render_pdf(elements)
     assert b"/FontFile2" in pdf  # the TrueType font is embedded: the letters print anywhere
-    assert "Renée Díaz-Muñoz" in render_zpl(elements)
+    assert "Renée Díaz-Muñoz" in label_format(elements)

@@ -10,6 +10,7 @@ the earlier of a year from the fill and the stock lot's own expiry.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -118,11 +119,23 @@ class Barcode:
 Element = Text | Barcode
 
 
+@dataclass(frozen=True, slots=True)
+class LabelLayout:
+    """A label laid out: its size and its elements, in dots (what a printer is handed)."""
+
+    elements: tuple[Element, ...]
+    width: int = WIDTH_DOTS
+    height: int = HEIGHT_DOTS
+
+    def __iter__(self) -> Iterator[Element]:
+        return iter(self.elements)
+
+
 def _wrap(text: str, height: int, width: int) -> list[str]:
     return textwrap.wrap(text, max(8, int(width / (height * CHAR_WIDTH)))) or [""]
 
 
-def layout(label: LabelContent) -> list[Element]:
+def layout(label: LabelContent) -> LabelLayout:
     """Where every line of ``label`` goes, in dots from the top-left corner (203 dpi)."""
     width = WIDTH_DOTS - 2 * MARGIN
     out: list[Element] = []
@@ -173,4 +186,4 @@ def layout(label: LabelContent) -> list[Element]:
     if shown < len(wrapped):
         line(f"+{len(wrapped) - shown} more warning(s) on separate stickers", aux_height,
              "auxiliary_more", x=aux_x, room=WIDTH_DOTS - MARGIN - aux_x)
-    return out
+    return LabelLayout(tuple(out))

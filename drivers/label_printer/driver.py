@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Literal
+
+from pydantic import Field
 
 from drivers import errors
 from drivers.base import OpensAsContext, PrinterStatus
 from drivers.label_printer import protocol as wire
+from drivers.labels import Layout
+from drivers.settings import DriverSettings
+
+
+class ZplPrinterSettings(DriverSettings):
+    """The ZPL printer driver's settings."""
+
+    name: Literal["zpl-printer"] = "zpl-printer"
+    timeout_ms: int = Field(default=2000, ge=100, le=30_000)
 
 
 class ZplLabelPrinter(OpensAsContext):
@@ -16,6 +28,14 @@ class ZplLabelPrinter(OpensAsContext):
     of media or head open, on some firmware) cannot."""
 
     kind = "label-printer"
+    settings = ZplPrinterSettings
+    max_channels = 0
+
+    @classmethod
+    def configured(cls, settings: ZplPrinterSettings, *, name: str, url: str,
+                   time_scale: float = 1.0) -> ZplLabelPrinter:
+        """The driver as its settings set it."""
+        return cls(name=name, url=url, timeout=settings.timeout_ms / 1000)
 
     def __init__(self, *, name: str, url: str, timeout: float = 2.0) -> None:
         if not url.startswith("tcp://"):
@@ -84,10 +104,13 @@ class ZplLabelPrinter(OpensAsContext):
             raise errors.ProtocolError(str(exc), device=self.name, request="~HS",
                                        reply=data.decode("ascii", "replace")) from None
 
-    async def print_label(self, zpl: str) -> None:
-        """Send one format once the printer says it can print it."""
-        if not wire.is_label_format(zpl):
-            raise ValueError("a label is one ZPL format: ^XA … ^XZ")
+    def render(self, layout: Layout) -> str:
+        """``layout`` as this printer is sent it: one ZPL II format."""
+        return wire.label_format(layout)
+
+    async def print_label(self, layout: Layout) -> None:
+        """Send ``layout`` once the printer says it can print it."""
+        zpl = self.render(layout)
         try:
             status = await self.status()
         except errors.ReplyTimeout as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from drivers.base import PrinterStatus
+from drivers.labels import Layout, TextLine
 
 DEFAULT_PORT = 9100
 STX, ETX = b"\x02", b"\x03"
@@ -104,6 +105,14 @@ def text_field(x: int, y: int, height: int, text: str) -> str:
 def code128_field(x: int, y: int, height: int, module: int, data: str) -> str:
     """A Code 128 barcode with no line of text under it (the caller prints one)."""
     return f"^FO{x},{y}^BY{module}^BCN,{height},N,N,N^FH\\^FD{field_data(data)}^FS"
+
+
+def label_format(layout: Layout) -> str:
+    """``layout`` as one ZPL II format: UTF-8 text (``^CI28``), the label's width and length in
+    dots. The printer draws the Code 128 barcode itself (``^BC``)."""
+    fields = [text_field(e.x, e.y, e.height, e.text) if isinstance(e, TextLine)
+              else code128_field(e.x, e.y, e.height, e.module, e.data) for e in layout.elements]
+    return "".join(["^XA^CI28", f"^PW{layout.width}^LL{layout.height}^LH0,0", *fields, "^XZ"])
 
 
 def parse_fields(zpl: str) -> list[tuple[str, int, int, str]]:

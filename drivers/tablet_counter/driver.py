@@ -53,6 +53,7 @@ from drivers.errors import (
     UnknownJob,
 )
 from drivers.tablet_counter import protocol as wire
+from drivers.tablet_counter.settings import SerialCounterSettings
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +85,16 @@ class SerialTabletCounter(OpensAsContext):
     """
 
     kind = "tablet-counter"
+    settings = SerialCounterSettings
+    max_channels = wire.MAX_CHANNELS
+
+    @classmethod
+    def configured(cls, settings: SerialCounterSettings, *, name: str, url: str,
+                   time_scale: float = 1.0) -> SerialTabletCounter:
+        """The driver as its ``driver`` table sets it (the ICD's timeouts are the device's,
+        not the clock's: ``time_scale`` changes nothing)."""
+        return cls(name=name, url=url, baud=settings.baud,
+                   reply_timeout=settings.reply_timeout_ms / 1000, retries=settings.retries)
 
     def __init__(
         self,

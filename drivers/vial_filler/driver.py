@@ -58,6 +58,7 @@ from drivers.errors import (
 from drivers.tasks import cancelled, stop_tasks
 from drivers.vial_filler import protocol as wire
 from drivers.vial_filler.protocol import Cap, CmdResult, Command, CommandBlock, Holding, Inputs
+from drivers.vial_filler.settings import ModbusFillerSettings
 
 log = structlog.get_logger(__name__)
 
@@ -130,6 +131,19 @@ class ModbusVialFiller(OpensAsContext):
     """
 
     kind = "vial-filler"
+    settings = ModbusFillerSettings
+    max_channels = 240
+    """The ICD's most cells."""
+
+    @classmethod
+    def configured(cls, settings: ModbusFillerSettings, *, name: str, url: str,
+                   time_scale: float = 1.0) -> ModbusVialFiller:
+        """The driver as its ``driver`` table sets it; a simulator running ``time_scale``
+        times fast runs its heartbeat watchdog fast too, so the heartbeat keeps up."""
+        return cls(name=name, url=url, unit=settings.unit, baud=settings.baud,
+                   parity=settings.parity, timeout=settings.timeout_ms / 1000,
+                   retries=settings.retries, poll_interval=1 / settings.poll_hz,
+                   heartbeat_interval=settings.heartbeat_s / time_scale)
 
     def __init__(
         self, *, name: str, url: str, unit: int = wire.DEFAULT_UNIT, baud: int = wire.DEFAULT_BAUD,

@@ -43,6 +43,12 @@ class PrinterSimulator:
                              ribbon_out=False, formats_waiting=len(self.waiting),
                              buffer_full=False)
 
+    def barcodes(self) -> list[str]:
+        """The data of every Code 128 barcode printed, in order (what a scanner reads off the
+        labels)."""
+        return [data for zpl in self.printed for kind, _, _, data in wire.parse_fields(zpl)
+                if kind == "code128"]
+
     def resume(self) -> None:
         """A person fixed it: what waited prints now."""
         if self.status().ready:
