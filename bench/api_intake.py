@@ -24,16 +24,16 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from controller.api_bodies import OrderIn
-from controller.cli_common import DEMO_CONFIG
+from controller.api.bodies import OrderIn
+from controller.cli.common import DEMO_CONFIG
 from controller.config import load_config
 from controller.domain.workflow import Person, Role
-from controller.floor import bin_specs
 from controller.logs import configure_logging
-from controller.pharmacy import Pharmacy
+from controller.pharmacy.service import Pharmacy
+from controller.robots.floor import bin_specs
+from controller.robots.supervisor import Supervisor
 from controller.site import api_server, serve_app
 from controller.store import Store, sqlite_url
-from controller.supervisor import Supervisor
 
 ROUNDS = 5
 ORDERS = 100

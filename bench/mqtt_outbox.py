@@ -21,10 +21,10 @@ from pathlib import Path
 
 import aiomqtt
 
-from controller.broker import EmbeddedBroker
 from controller.config import broker_address
-from controller.messages import Message, Topics, encode
-from controller.publisher import BrokerLink, Publisher
+from controller.mqtt.broker import EmbeddedBroker
+from controller.mqtt.publisher import BrokerLink, Publisher
+from controller.mqtt.topics import Message, Topics, encode
 from controller.store import Store, sqlite_url
 
 ROUNDS = 5

@@ -1,5 +1,5 @@
 """``python -m controller`` is ``rxfill``."""
 
-from controller.cli import app
+from controller.cli.main import app
 
 app(prog_name="rxfill")

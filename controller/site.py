@@ -17,17 +17,17 @@ from typing import Any
 import structlog
 import uvicorn
 
-from controller.api import create_app
-from controller.broker import EmbeddedBroker
+from controller.api.app import create_app
 from controller.config import Settings
 from controller.domain.audit import AuditKey
-from controller.floor import bin_specs
-from controller.pharmacy import Pharmacy
-from controller.publisher import BrokerLink
-from controller.simulation import Simulator, start_simulators
+from controller.mqtt.broker import EmbeddedBroker
+from controller.mqtt.publisher import BrokerLink
+from controller.pharmacy.service import Pharmacy
+from controller.robots.floor import bin_specs
+from controller.robots.simulated import Simulator, start_simulators
+from controller.robots.supervisor import Supervisor
 from controller.store import Store, sqlite_url
 from controller.store.lock import supervising
-from controller.supervisor import Supervisor
 from drivers.base import LabelPrinter
 from drivers.registry import find_driver
 from drivers.tasks import stop_tasks

@@ -13,9 +13,9 @@ from rich.console import Console
 
 from controller.audit_key import load_audit_key
 from controller.config import load_config
-from controller.demo import _summary, _table, run_demo
+from controller.demo.run import _summary, _table, run_demo
 from controller.domain.labels import label_content, layout
-from controller.labels import render_png
+from controller.pharmacy.previews import render_png
 from controller.store import Store, sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent

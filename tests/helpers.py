@@ -13,11 +13,11 @@ from controller.config import Settings
 from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary, parse_formulary
 from controller.domain.workflow import Person, Role
-from controller.notices import Notice, OutputWaiting
-from controller.robot import OutputError
-from controller.simulation import Simulator
+from controller.robots.notices import Notice, OutputWaiting
+from controller.robots.simulated import Simulator
+from controller.robots.supervisor import Supervisor
+from controller.robots.worker import OutputError
 from controller.store import Store
-from controller.supervisor import Supervisor
 from drivers.base import CounterEvent, EventStream, JobEnded, JobReport
 from drivers.errors import DriverError
 

@@ -19,8 +19,8 @@ from typing import Any, Self
 
 import aiomqtt
 
-from controller.broker import EmbeddedBroker
 from controller.config import broker_address
+from controller.mqtt.broker import EmbeddedBroker
 
 
 def unique_site() -> str:

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 
 from controller.domain.workflow import Role
-from controller.pharmacy import Pharmacy
-from controller.simulation import Simulator
+from controller.pharmacy.service import Pharmacy
+from controller.robots.simulated import Simulator
+from controller.robots.supervisor import Supervisor
 from controller.site import api_server, label_printer, simulated_robots
 from controller.store import sqlite_url
-from controller.supervisor import Supervisor
 from simulators.label_printer.server import PrinterSimulator
 from tests.floors import ATORVASTATIN, write_config
 from tests.helpers import admin, open_store

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.alarming import AlarmDesk, RobotCondition
+from controller.alarms.desk import AlarmDesk, RobotCondition
 from controller.clock import Clock
 from controller.domain import alarms as rules
 from controller.domain.alarms import (
@@ -24,8 +24,8 @@ from controller.domain.alarms import (
     Priority,
     Thresholds,
 )
-from controller.floor import bin_specs
-from controller.messages import Topics
+from controller.mqtt.topics import Topics
+from controller.robots.floor import bin_specs
 from controller.store import Store, sqlite_url
 from tests.floors import ATORVASTATIN, write_config
 from tests.helpers import maint, open_store, tech

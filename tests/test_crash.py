@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from controller.domain.workflow import Role
-from controller.simulation import start_simulators
+from controller.robots.simulated import start_simulators
 from controller.store import sqlite_url
 from tests.floors import ATORVASTATIN, LISINOPRIL, write_config
 from tests.helpers import admin, open_store

@@ -12,12 +12,12 @@ from pymodbus.client import AsyncModbusTcpClient
 from controller.config import Settings
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.recovery import RULES, Problem
-from controller.filler_robot import FillerRobot
-from controller.notices import FillEnded, FillStarted, Notice, RobotNeedsAttention
-from controller.outcomes import problem_of_refusal
-from controller.simulation import Simulator, start_simulators
+from controller.robots.filler import FillerRobot
+from controller.robots.notices import FillEnded, FillStarted, Notice, RobotNeedsAttention
+from controller.robots.outcomes import problem_of_refusal
+from controller.robots.simulated import Simulator, start_simulators
+from controller.robots.supervisor import Supervisor
 from controller.store import Store
-from controller.supervisor import Supervisor
 from drivers import errors
 from drivers.vial_filler import protocol as wire
 from simulators.tablet_counter.server import CounterSimulator

@@ -23,7 +23,7 @@ from controller.domain.labels import (
     label_content,
     layout,
 )
-from controller.labels import render_pdf, render_png
+from controller.pharmacy.previews import render_pdf, render_png
 from drivers.label_printer.protocol import is_label_format, label_format, parse_fields
 from tests.helpers import formulary
 

@@ -16,9 +16,9 @@ import pytest
 
 from controller.domain.alarms import AlarmState, AlarmType
 from controller.domain.orders import OrderState
-from controller.simulation import Simulator, start_simulators
+from controller.robots.simulated import Simulator, start_simulators
+from controller.robots.supervisor import Supervisor
 from controller.store import Store, fill_code
-from controller.supervisor import Supervisor
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
 from tests.floors import ATORVASTATIN, order, write_config

@@ -24,12 +24,12 @@ from controller.domain.gs1 import bottle_code, parse_bottle
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.stock import RestockPolicy, RestockRefused
 from controller.domain.workflow import Role, WorkflowError
-from controller.notices import FillStarted, Notice, OrderReturned
-from controller.pharmacy import Pharmacy
-from controller.simulation import start_simulators
+from controller.pharmacy.service import Pharmacy
+from controller.robots.notices import FillStarted, Notice, OrderReturned
+from controller.robots.simulated import start_simulators
+from controller.robots.supervisor import Supervisor
 from controller.store import BinSpec, FillRefused, FillResult, Store, sqlite_url
 from controller.store.stock import BinDrugMismatch
-from controller.supervisor import Supervisor
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
 from tests.helpers import Technician, admin, cli_env, maint, open_store, pharm, tech
 from tests.sites import PASSWORD

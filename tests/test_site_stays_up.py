@@ -14,10 +14,10 @@ import pytest
 
 from controller.domain.orders import OrderState
 from controller.domain.workflow import Role
-from controller.notices import Notice, RobotNeedsAttention, RobotOffline
-from controller.simulation import start_simulators
+from controller.robots.notices import Notice, RobotNeedsAttention, RobotOffline
+from controller.robots.simulated import start_simulators
+from controller.robots.supervisor import Supervisor
 from controller.store import Store, sqlite_url
-from controller.supervisor import Supervisor
 from simulators.vial_filler.server import FillerSimulator
 from tests.fake_devices import Cable
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config

@@ -15,10 +15,10 @@ from controller.clock import Clock
 from controller.config import Settings
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
-from controller.notices import FillProgress, FillStarted, Notice, RobotOnline
-from controller.simulation import Simulator, start_simulators
+from controller.robots.notices import FillProgress, FillStarted, Notice, RobotOnline
+from controller.robots.simulated import Simulator, start_simulators
+from controller.robots.supervisor import Supervisor
 from controller.store import FillRecord, Store, sqlite_url
-from controller.supervisor import Supervisor
 from drivers.errors import DriverError
 from drivers.tablet_counter.protocol import JobState
 from simulators.tablet_counter.device import SimJob

@@ -97,7 +97,8 @@ def test_the_conformance_kit_runs_against_a_vendors_driver(vendor: Path,
     journal = tmp_path / "kit-journal.txt"
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/conformance/test_tablet_counter_kit.py",
-         "--driver", "acme-counter", "--driver-settings", f'journal = "{journal}"', "-p", "no:cacheprovider", "-p", "no:xdist", "-v",
+         "--driver", "acme-counter", "--driver-settings", f'journal = "{journal}"',
+         "-p", "no:cacheprovider", "-p", "no:xdist", "-v",
          "-o", "addopts="], cwd=ROOT, env=_env(vendor), capture_output=True, text=True,
         timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

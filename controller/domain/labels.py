@@ -1,6 +1,6 @@
 """A vial's label: what it says (after USP <17> and the usual state rules) and where each
-line goes on a 3 × 2 inch thermal label. Pure: the printer's ZPL and the PNG and PDF
-previews are drawn from the same layout by ``controller/labels.py``.
+line goes on a 3 × 2 inch thermal label. Pure: the printer's driver draws the layout in its
+language, and ``controller/pharmacy/previews.py`` draws the same layout as PNG and PDF.
 
 USP <17> puts what the patient needs most first and largest: the directions.
 The drug name is printed tall-man where ISMP lists it. The discard-by date is

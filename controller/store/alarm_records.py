@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock
 from controller.domain.alarms import Alarm, AlarmChange, AlarmState, AlarmType, Priority
-from controller.messages import Message, Topics
+from controller.mqtt.topics import Message, Topics
 from controller.store.audit_records import record
 from controller.store.schema import alarm_events, alarms, outbox, store_info
 from controller.store.stock import BinRecord, bin_records, enqueue

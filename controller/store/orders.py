@@ -31,7 +31,7 @@ from controller.domain.orders import (
 from controller.domain.stock import expired_lots
 from controller.domain.text import text_problem
 from controller.domain.workflow import WorkflowError
-from controller.messages import Topics
+from controller.mqtt.topics import Topics
 from controller.store.alarm_records import robots_out_of_service
 from controller.store.audit_records import record
 from controller.store.errors import StoreError

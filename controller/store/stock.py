@@ -21,7 +21,7 @@ from controller.domain.duties import Duty, require
 from controller.domain.gs1 import BottleScan
 from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
 from controller.domain.workflow import Person
-from controller.messages import Message, Topics
+from controller.mqtt.topics import Message, Topics
 from controller.store.audit_records import record
 from controller.store.errors import StoreError
 from controller.store.recall import RecalledVial, recall_lot

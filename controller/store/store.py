@@ -24,7 +24,7 @@ from controller.clock import Clock
 from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary
 from controller.domain.orders import OrderState, check_transition
-from controller.messages import Topics
+from controller.mqtt.topics import Topics
 from controller.store.alarm_records import AlarmRecords
 from controller.store.audit_records import KEY as AUDIT_KEY
 from controller.store.audit_records import AuditRecords, record

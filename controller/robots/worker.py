@@ -4,8 +4,8 @@ A worker connects, reconciles what a lost link or a restart left open, then
 takes fills from its queue one at a time. When a fill goes wrong, the
 recovery table (:mod:`controller.domain.recovery`) says what becomes of the
 order and whether the robot waits for a person. Subclasses speak to one kind
-of robot: :class:`controller.counter_robot.CounterRobot`,
-:class:`controller.filler_robot.FillerRobot`.
+of robot: :class:`controller.robots.counter.CounterRobot`,
+:class:`controller.robots.filler.FillerRobot`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from controller.config import Robot
 from controller.domain.drugs import Formulary
 from controller.domain.orders import FillOutcome, OrderState, TransitionError
 from controller.domain.recovery import MAX_ATTEMPTS, OrderAction, Problem, rule_for
-from controller.notices import (
+from controller.robots.notices import (
     FillEnded,
     FillStarted,
     Notice,
@@ -39,7 +39,7 @@ from controller.notices import (
     RobotOffline,
     RobotOnline,
 )
-from controller.outcomes import problem_of_refusal
+from controller.robots.outcomes import problem_of_refusal
 from controller.store import FillRecord, FillRefused, FillResult, Store
 from drivers import errors
 from drivers.base import EventStream

@@ -17,19 +17,20 @@ from typing import Any, Self
 
 import structlog
 
-from controller.alarm_watch import AlarmWatch
-from controller.alarming import AlarmDesk
+from controller.alarms.desk import AlarmDesk
+from controller.alarms.watch import AlarmWatch
 from controller.backoff import Backoff
 from controller.clock import Clock, wait_set
 from controller.config import Settings
-from controller.counter_robot import CounterRobot
 from controller.domain.orders import PARTIAL_OUTCOMES, Order, OrderState, order_problems
 from controller.domain.recovery import OrderAction
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
-from controller.filler_robot import FillerRobot
-from controller.floor import bin_specs, make_driver
-from controller.messages import Topics
-from controller.notices import (
+from controller.mqtt.publisher import BrokerLink, Publisher
+from controller.mqtt.topics import Topics
+from controller.robots.counter import CounterRobot
+from controller.robots.filler import FillerRobot
+from controller.robots.floor import bin_specs, make_driver
+from controller.robots.notices import (
     FillEnded,
     FillStarted,
     Notice,
@@ -43,8 +44,7 @@ from controller.notices import (
     RobotOffline,
     RobotOnline,
 )
-from controller.publisher import BrokerLink, Publisher
-from controller.robot import Dispense, Output, OutputError, RobotWorker
+from controller.robots.worker import Dispense, Output, OutputError, RobotWorker
 from controller.store import FillRecord, OrderRecord, Store
 from drivers.tasks import stop_tasks
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import structlog
 
-from controller.alarming import AlarmDesk, RobotCondition
+from controller.alarms.desk import AlarmDesk, RobotCondition
 from controller.clock import Clock, wait_set
 from controller.domain.alarms import AlarmChange
 from controller.logs import Trouble
-from controller.messages import Topics
-from controller.robot import RobotWorker
+from controller.mqtt.topics import Topics
+from controller.robots.worker import RobotWorker
 from controller.store import Store, fill_code
 from drivers.errors import DriverError
 

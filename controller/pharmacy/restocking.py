@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.alarming import AlarmDesk
+from controller.alarms.desk import AlarmDesk
 from controller.clock import Clock
 from controller.config import Settings
 from controller.domain.alarms import AlarmChange

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from controller.cli_common import (
+from controller.cli.common import (
     DEMO_CONFIG,
     ConfigOption,
     StoreOption,

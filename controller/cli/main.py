@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from controller.audit_key import AuditKeyMissing, load_audit_key
-from controller.cli_common import (
+from controller.cli.common import (
     DEMO_CONFIG,
     ConfigOption,
     Credentials,
@@ -32,11 +32,11 @@ from controller.cli_common import (
     signed_in,
     with_store,
 )
-from controller.cli_orders import orders_app, robots_app, sign_in
-from controller.cli_people import users_app
-from controller.cli_simulate import counter_channels, drugs_of, filler_cells
-from controller.cli_stock import alarms_app, stock_app
-from controller.cli_store import store_app
+from controller.cli.orders import orders_app, robots_app, sign_in
+from controller.cli.people import users_app
+from controller.cli.simulate import counter_channels, drugs_of, filler_cells
+from controller.cli.stock import alarms_app, stock_app
+from controller.cli.store import store_app
 from controller.config import ConfigError, broker_address, load_config
 from controller.domain.workflow import RoleError
 from controller.logs import Format, configure_logging
@@ -116,7 +116,7 @@ def demo(
         "free port)."))] = None,
 ) -> None:
     """Start the simulators and the supervisor in one process and fill the sample orders."""
-    from controller.demo import run_demo
+    from controller.demo.run import run_demo
 
     _check_broker(mqtt)
     fmt: Format = "auto"

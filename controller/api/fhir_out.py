@@ -11,9 +11,7 @@ from typing import Any
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from controller.domain.ndc import ndc11
-from controller.domain.prescriptions import Problem
-from controller.fhir import (
+from controller.api.fhir_in import (
     DEA_SYSTEMS,
     EASY_OPEN_URL,
     FILL_NUMBER_URL,
@@ -21,6 +19,8 @@ from controller.fhir import (
     NDC_SYSTEM,
     NPI_SYSTEM,
 )
+from controller.domain.ndc import ndc11
+from controller.domain.prescriptions import Problem
 from controller.store import OrderRecord
 
 _REQUEST = "MedicationRequest"

@@ -32,7 +32,7 @@ from controller.backoff import Backoff
 from controller.clock import Clock, wait_set
 from controller.config import MqttSettings, broker_address
 from controller.logs import Trouble
-from controller.messages import Message, Topics
+from controller.mqtt.topics import Message, Topics
 from controller.store import Store
 from drivers.tasks import stop_tasks
 

@@ -14,12 +14,12 @@ import typer
 from controller.audit_key import load_audit_key
 from controller.config import ConfigError, Settings, load_config
 from controller.domain.workflow import Person
-from controller.messages import Topics
+from controller.mqtt.topics import Topics
 from controller.store import Store, sqlite_url
 from controller.store.people import AuthError
 from controller.store.revisions import StoreUnusable
 
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo.toml"
 
 StoreOption = Annotated[Path | None, typer.Option(
     help="SQLite store (default: the configuration's [store] path).")]

@@ -25,12 +25,12 @@ from controller.domain.orders import Order, OrderState
 from controller.domain.prescriptions import Problem, prescription_problems
 from controller.domain.weight import check_weight
 from controller.domain.workflow import Person, Role, RoleError, WorkflowError
-from controller.notices import Notice, OrderSettled
-from controller.robot import OutputError
+from controller.robots.notices import Notice, OrderSettled
+from controller.robots.supervisor import Supervisor
+from controller.robots.worker import OutputError
 from controller.store import FillRecord, OrderRecord, Store, StoreError, fill_code
 from controller.store.stock import SUPERVISOR
 from controller.store.verification import LabelRecord, parse_fill_code
-from controller.supervisor import Supervisor
 from drivers import errors
 from drivers.base import LabelPrinter
 

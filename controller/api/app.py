@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from controller.api_bodies import (
+from controller.api.bodies import (
     Cancel,
     HandCount,
     OrderIn,
@@ -32,15 +32,15 @@ from controller.api_bodies import (
     Witness,
     order_out,
 )
-from controller.api_limits import BodyLimit
+from controller.api.fhir_in import FhirProblems, dispense_of, order_from_request
+from controller.api.fhir_out import operation_outcome, outcome_of, request_of
+from controller.api.limits import BodyLimit
 from controller.domain.labels import LabelError, layout
 from controller.domain.orders import OrderState
 from controller.domain.prescriptions import Problem
 from controller.domain.workflow import Person, RoleError, WorkflowError
-from controller.fhir import FhirProblems, dispense_of, order_from_request
-from controller.fhir_out import operation_outcome, outcome_of, request_of
-from controller.labels import render_pdf, render_png
-from controller.pharmacy import Evidence, NotFound, OrderInvalid, Pharmacy
+from controller.pharmacy.previews import render_pdf, render_png
+from controller.pharmacy.service import Evidence, NotFound, OrderInvalid, Pharmacy
 from controller.store.people import AuthError
 from controller.store.verification import NotALabel
 from drivers import errors

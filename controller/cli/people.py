@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from controller.cli_common import (
+from controller.cli.common import (
     DEMO_CONFIG,
     ConfigOption,
     PasswordStdinOption,

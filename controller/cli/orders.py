@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from controller.cli_common import fail
+from controller.cli.common import fail
 from controller.domain.orders import OrderState
 
 orders_app = typer.Typer(help="Prescriptions, through a running site's API (rxfill run).",

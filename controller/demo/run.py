@@ -26,12 +26,14 @@ from rich.table import Table
 
 from controller.audit_key import load_audit_key
 from controller.config import ConfigError, OrderEntry, Settings, load_config, load_orders
-from controller.demo_board import AlarmBoard
+from controller.demo.board import AlarmBoard
 from controller.domain.alarms import AlarmError
 from controller.domain.gs1 import bottle_code
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.workflow import Person, Role, WorkflowError
-from controller.notices import (
+from controller.pharmacy.restocking import restock_by_scan
+from controller.pharmacy.service import OrderInvalid, Pharmacy
+from controller.robots.notices import (
     FillEnded,
     FillStarted,
     Notice,
@@ -42,10 +44,9 @@ from controller.notices import (
     RobotOffline,
     RobotOnline,
 )
-from controller.pharmacy import OrderInvalid, Pharmacy
-from controller.restocking import restock_by_scan
-from controller.robot import OutputError
-from controller.simulation import Simulator
+from controller.robots.simulated import Simulator
+from controller.robots.supervisor import Supervisor
+from controller.robots.worker import OutputError
 from controller.site import (
     PortInUse,
     api_server,
@@ -58,7 +59,6 @@ from controller.store import FillRecord, OrderRecord, Store, sqlite_url
 from controller.store.lock import StoreInUse, supervising
 from controller.store.revisions import StoreUnusable
 from controller.store.stock import BinDrugMismatch
-from controller.supervisor import Supervisor
 from simulators.label_printer.server import PrinterSimulator
 from simulators.tablet_counter.server import CounterSimulator
 

@@ -15,9 +15,9 @@ import structlog
 
 from controller.domain.fills import judge_fill
 from controller.domain.orders import FillOutcome
-from controller.notices import FillEnded, FillProgress
-from controller.outcomes import PROBLEM_OF_OUTCOME
-from controller.robot import Output, RobotWorker
+from controller.robots.notices import FillEnded, FillProgress
+from controller.robots.outcomes import PROBLEM_OF_OUTCOME
+from controller.robots.worker import Output, RobotWorker
 from controller.store import FillRecord, FillResult
 from drivers.base import (
     CounterEvent,

@@ -13,7 +13,7 @@ from typing import Any, Self
 import aiomqtt
 from rich.console import Console
 
-from controller.publisher import BrokerLink
+from controller.mqtt.publisher import BrokerLink
 
 
 class AlarmBoard:

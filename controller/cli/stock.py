@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from controller.alarming import AlarmDesk
-from controller.cli_common import (
+from controller.alarms.desk import AlarmDesk
+from controller.cli.common import (
     DEMO_CONFIG,
     ConfigOption,
     Credentials,
@@ -35,7 +35,7 @@ from controller.domain.alarms import AlarmError, AlarmType, iso
 from controller.domain.gs1 import ScanError
 from controller.domain.stock import RestockRefused
 from controller.domain.workflow import Person, RoleError
-from controller.restocking import QuantityNeeded, Restocked, load_by_scan, restock_by_scan
+from controller.pharmacy.restocking import QuantityNeeded, Restocked, load_by_scan, restock_by_scan
 from controller.store import BinRecord, Store, StoreError
 
 stock_app = typer.Typer(help="Bins: what they hold, restocking by scan, counts, recalls.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.cli_common import fail
+from controller.cli.common import fail
 from controller.config import ConfigError, read_text
 from controller.domain.drugs import Drug, FormularyError, parse_formulary
 from controller.domain.ndc import NdcError, parse_ndc

@@ -1,0 +1,1 @@
+"""The ``rxfill`` command: one module per command group."""

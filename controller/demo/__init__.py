@@ -1,0 +1,1 @@
+"""``rxfill demo``: the sample orders filled on simulators, and its alarm board."""
