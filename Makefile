@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check controller drivers simulators tests bench docs
 	$(BIN)/mypy
 	$(BIN)/mypy docs/pictures.py
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.driver_roundtrip

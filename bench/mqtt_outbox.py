@@ -24,8 +24,9 @@ import aiomqtt
 from controller.config import broker_address
 from controller.mqtt.broker import EmbeddedBroker
 from controller.mqtt.publisher import BrokerLink, Publisher
-from controller.mqtt.topics import Message, Topics, encode
+from controller.mqtt.topics import Topics, encode
 from controller.store import Store, sqlite_url
+from controller.store.outbox import Message
 
 ROUNDS = 5
 MESSAGES = 200

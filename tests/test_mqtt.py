@@ -25,10 +25,11 @@ from controller.domain.gs1 import bottle_code, parse_bottle
 from controller.domain.stock import RestockPolicy
 from controller.mqtt.broker import EmbeddedBroker
 from controller.mqtt.publisher import BrokerLink, Publisher
-from controller.mqtt.topics import Message, Topics, encode
+from controller.mqtt.topics import Topics, encode
 from controller.robots.simulated import Simulator, start_simulators
 from controller.robots.supervisor import Supervisor
 from controller.store import Store, sqlite_url
+from controller.store.outbox import Message
 from drivers.tasks import stop_tasks
 from tests.floors import ATORVASTATIN, order, write_config
 from tests.helpers import eventually, open_store, tech

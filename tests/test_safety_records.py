@@ -23,8 +23,8 @@ from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.stock import RestockPolicy
 from controller.domain.weight import check_weight
 from controller.domain.workflow import Role
-from controller.mqtt.topics import Message
 from controller.store import BinSpec, FillResult, Store, StoreError, fill_code, sqlite_url
+from controller.store.outbox import Message
 from tests.floors import ATORVASTATIN, LISINOPRIL, order
 from tests.helpers import AUDIT_KEY, admin, cli_env, open_store, pharm, tech
 from tests.sites import OXYCODONE, PASSWORD

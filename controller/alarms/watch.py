@@ -7,16 +7,16 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 import structlog
 
 from controller.alarms.desk import AlarmDesk, RobotCondition
 from controller.clock import Clock, wait_set
+from controller.config import Robot
 from controller.domain.alarms import AlarmChange
 from controller.logs import Trouble
 from controller.mqtt.topics import Topics
-from controller.robots.worker import RobotWorker
 from controller.store import Store, fill_code
 from drivers.errors import DriverError
 
@@ -25,10 +25,49 @@ log = structlog.get_logger(__name__)
 TICK_S = 1.0
 
 
+class WaitingOutput(Protocol):
+    """What waits in a robot's output for a person."""
+
+    @property
+    def fill_id(self) -> int: ...
+    @property
+    def since(self) -> datetime: ...
+
+
+class Watched(Protocol):
+    """What the watch reads of a robot (its worker, in ``controller/robots``): the watch sits
+    below the robots and knows them only by this."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def config(self) -> Robot: ...
+    @property
+    def online(self) -> bool: ...
+    @property
+    def known(self) -> bool:
+        """Reconciled with its robot since start: its alarms can be decided."""
+    @property
+    def state(self) -> str: ...
+    @property
+    def job(self) -> str | None: ...
+    @property
+    def offline_since(self) -> datetime | None: ...
+    @property
+    def offline_reason(self) -> str | None: ...
+    @property
+    def attention(self) -> str | None: ...
+    @property
+    def output(self) -> WaitingOutput | None: ...
+
+    async def vials_left(self) -> dict[int, int] | None:
+        """Each hopper's vials (a vial filler), or None."""
+
+
 class AlarmWatch:
     """One task that checks bins and robots, and puts robots' states in the outbox."""
 
-    def __init__(self, desk: AlarmDesk, store: Store, robots: Mapping[str, RobotWorker[Any]],
+    def __init__(self, desk: AlarmDesk, store: Store, robots: Mapping[str, Watched],
                  topics: Topics | None, clock: Clock, sent: Callable[[], None],
                  started_at: datetime) -> None:
         self._desk = desk
@@ -90,7 +129,7 @@ class AlarmWatch:
         self.changes = changes
         return changes
 
-    async def _condition(self, robot: RobotWorker[Any]) -> RobotCondition:
+    async def _condition(self, robot: Watched) -> RobotCondition:
         if robot.online:
             with contextlib.suppress(DriverError, OSError):
                 self._vials[robot.id] = await robot.vials_left()

@@ -32,8 +32,9 @@ from controller.backoff import Backoff
 from controller.clock import Clock, wait_set
 from controller.config import MqttSettings, broker_address
 from controller.logs import Trouble
-from controller.mqtt.topics import Message, Topics
+from controller.mqtt.topics import Topics
 from controller.store import Store
+from controller.store.outbox import Message
 from drivers.tasks import stop_tasks
 
 log = structlog.get_logger(__name__)

@@ -12,17 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from controller.domain.alarms import AlarmChange, iso
+from controller.store.outbox import Message
 
 EVENT_KINDS = ("restocked", "fill_done", "released")
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One MQTT publish: QoS 1 always."""
-
-    topic: str
-    payload: bytes
-    retain: bool
 
 
 def encode(payload: dict[str, Any]) -> bytes:

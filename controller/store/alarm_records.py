@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock
 from controller.domain.alarms import Alarm, AlarmChange, AlarmState, AlarmType, Priority
-from controller.mqtt.topics import Message, Topics
 from controller.store.audit_records import record
+from controller.store.outbox import Announcer, Message, enqueue
 from controller.store.schema import alarm_events, alarms, outbox, store_info
-from controller.store.stock import BinRecord, bin_records, enqueue
+from controller.store.stock import BinRecord, bin_records
 
 OUT_OF_SERVICE = "out_of_service:"
 """store_info keys naming a robot down for maintenance."""
@@ -52,7 +52,7 @@ class _Base(Protocol):
     _receipts: AsyncEngine
     _clock: Clock
     _write: asyncio.Lock
-    topics: Topics | None
+    topics: Announcer | None
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 

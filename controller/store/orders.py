@@ -31,10 +31,10 @@ from controller.domain.orders import (
 from controller.domain.stock import expired_lots
 from controller.domain.text import text_problem
 from controller.domain.workflow import WorkflowError
-from controller.mqtt.topics import Topics
 from controller.store.alarm_records import robots_out_of_service
 from controller.store.audit_records import record
 from controller.store.errors import StoreError
+from controller.store.outbox import Announcer, enqueue
 from controller.store.records import (
     FillRecord,
     FillResult,
@@ -47,7 +47,6 @@ from controller.store.schema import bins, fills, order_events, orders, store_inf
 from controller.store.stock import (
     SUPERVISOR,
     bin_by_id,
-    enqueue,
     inserted_id,
     take_from_bin,
 )
@@ -78,7 +77,7 @@ class _Base(Protocol):
     _write: asyncio.Lock
     instance: str
     job_base: int
-    topics: Topics | None
+    topics: Announcer | None
     formulary: Formulary | None
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...

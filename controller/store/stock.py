@@ -21,11 +21,11 @@ from controller.domain.duties import Duty, require
 from controller.domain.gs1 import BottleScan
 from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
 from controller.domain.workflow import Person
-from controller.mqtt.topics import Message, Topics
 from controller.store.audit_records import record
 from controller.store.errors import StoreError
+from controller.store.outbox import Announcer, enqueue
 from controller.store.recall import RecalledVial, recall_lot
-from controller.store.schema import bin_movements, bins, fills, outbox
+from controller.store.schema import bin_movements, bins, fills
 
 SUPERVISOR = "supervisor"
 """Who the store records for what the supervisor did by itself."""
@@ -101,7 +101,7 @@ class _Base(Protocol):
     _engine: AsyncEngine
     _clock: Clock
     _write: asyncio.Lock
-    topics: Topics | None
+    topics: Announcer | None
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
@@ -331,14 +331,6 @@ async def add_movement(conn: AsyncConnection, values: dict[str, Any]) -> None:
                                           "reason") if values.get(k) is not None}
     await record(conn, values["at"], values["who"], f"bin {values['kind']}",
                  f"bin:{where[0]}/{where[1]}", None, detail)
-
-
-async def enqueue(conn: AsyncConnection, messages: Iterable[Message], at: datetime) -> None:
-    """Messages into the outbox, in this transaction: they leave with its commit or never."""
-    for message in messages:
-        await conn.execute(sa.insert(outbox).values(
-            topic=message.topic, payload=message.payload, retain=message.retain,
-            created_at=at))
 
 
 def inserted_id(result: sa.CursorResult[Any]) -> int:

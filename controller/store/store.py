@@ -24,13 +24,13 @@ from controller.clock import Clock
 from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary
 from controller.domain.orders import OrderState, check_transition
-from controller.mqtt.topics import Topics
 from controller.store.alarm_records import AlarmRecords
 from controller.store.audit_records import KEY as AUDIT_KEY
 from controller.store.audit_records import AuditRecords, record
 from controller.store.errors import StoreError
 from controller.store.handwork import HandworkRecords
 from controller.store.orders import JOB_SPACE, OrderRecords
+from controller.store.outbox import Announcer
 from controller.store.people import PeopleRecords
 from controller.store.revisions import (
     MIGRATIONS,
@@ -76,7 +76,8 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
         """A short id of this store, part of every job id so that no two stores collide."""
         self.job_base = job_base
         """A random offset of this store's numeric job ids, for the same reason."""
-        self.topics: Topics | None = None
+        self.topics: Announcer | None = None
+        """Words announced changes as outbox messages (None: nothing is announced)."""
         self.formulary = formulary
         """The drugs, for the schedule an order records at intake."""
         self.upgraded: tuple[str | None, str] | None = None
