@@ -110,7 +110,7 @@ async def test_an_unexpected_error_in_one_worker_stops_that_robot_only(
         async def bug(fill: object) -> None:
             raise KeyError("a bug in tc1's worker")
 
-        broken._fill = bug  # type: ignore[method-assign]
+        broken._carry_out = bug  # type: ignore[method-assign]
         async with sup:
             first = await sup.submit(order(ATORVASTATIN, 10))
             await eventually(lambda: broken.attention is not None)
@@ -127,7 +127,7 @@ async def test_an_unexpected_error_in_one_worker_stops_that_robot_only(
                     await sup.watch.check()
                     await asyncio.sleep(0.2)
             # A person looks, clears the robot; it works again (the bug is gone).
-            del broken._fill
+            del broken._carry_out
             await broken.clear(tech().name)
             async with asyncio.timeout(20):
                 (again,) = await sup.wait_settled([first.id])

@@ -228,13 +228,13 @@ async def test_link_lost_after_recording_still_settles_the_order_and_the_chute_w
     sim = sims["tc1"]
     async with supervisor(settings, store, sims, technician=False) as sup:
         worker = sup.robots["tc1"]
-        real_settle = worker._settle
+        real_settle = worker._judge_and_record
 
         async def settle_then_cut(fill: FillRecord, report: Any) -> None:
             await real_settle(fill, report)
             sim.cut_link()  # the line drops once the outcome is recorded
 
-        worker._settle = settle_then_cut  # type: ignore[method-assign]
+        worker._judge_and_record = settle_then_cut  # type: ignore[method-assign]
         back: list[RobotOnline] = []
         sup.subscribe(lambda n: back.append(n) if isinstance(n, RobotOnline) else None)
         record = await sup.submit(order(ATORVASTATIN, 20))

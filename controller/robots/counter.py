@@ -15,7 +15,7 @@ import structlog
 
 from controller.domain.fills import judge_fill
 from controller.domain.orders import FillOutcome
-from controller.robots.notices import FillEnded, FillProgress
+from controller.robots.notices import FillProgress
 from controller.robots.outcomes import PROBLEM_OF_OUTCOME
 from controller.robots.worker import Output, RobotWorker
 from controller.store import FillRecord, FillResult
@@ -62,7 +62,7 @@ class CounterRobot(RobotWorker[JobReport]):
         """Seconds to count ``quantity`` at the counter's rate."""
         return OVERHEAD_S + quantity / TABLETS_PER_SECOND
 
-    async def _check_robot(self) -> dict[str, object]:
+    async def _identify_and_check_bins(self) -> dict[str, object]:
         identity = await self.driver.identify()
         self._require_bins(identity.channels, "channel")
         await self._compare_calibration()
@@ -80,13 +80,13 @@ class CounterRobot(RobotWorker[JobReport]):
                             robot_gate_ms=held.gate_ms, configured_sensitivity=wanted.sensitivity,
                             configured_gate_ms=wanted.gate_ms)
 
-    async def _job(self, fill: FillRecord) -> JobReport:
+    async def _job_report(self, fill: FillRecord) -> JobReport:
         return await self.driver.job(fill.job)
 
-    def _over(self, report: JobReport) -> bool:
+    def _job_is_over(self, report: JobReport) -> bool:
         return report.finished
 
-    async def _find_output(self) -> None:
+    async def _find_waiting_output(self) -> None:
         """The chute holds a recorded job's tablets: they wait for a person, as before the
         link dropped (or the supervisor restarted)."""
         status = await self.driver.status()
@@ -97,13 +97,13 @@ class CounterRobot(RobotWorker[JobReport]):
             elif done is not None and done.state == "ended":
                 await self.driver.take(status.job)  # an empty chute: nothing for a person
 
-    async def _empty_output(self, output: Output) -> None:
+    async def _tell_output_taken(self, output: Output) -> None:
         await self.driver.take(output.job)
 
-    async def _clear_device(self) -> None:
+    async def _tell_robot_cleared(self) -> None:
         await self.driver.clear()
 
-    async def _fill(self, fill: FillRecord) -> None:
+    async def _carry_out(self, fill: FillRecord) -> None:
         await self._count(fill)
 
     async def _count(self, fill: FillRecord) -> None:
@@ -125,16 +125,16 @@ class CounterRobot(RobotWorker[JobReport]):
                 await self.driver.count(fill.job, fill.bin, fill.quantity)
             except DeviceError as exc:
                 try:
-                    await self._check_state()
+                    await self._ask_for_person_if_stopped()
                 finally:
                     await self._refused(fill, exc)
                 return
-            report = await self._follow(fill, events)
+            report = await self._follow_job(fill, events)
         finally:
             events.close()
-        await self._settle(fill, report)
+        await self._judge_and_record(fill, report)
 
-    async def _follow(self, fill: FillRecord, events: EventStream[CounterEvent]) -> JobReport:
+    async def _follow_job(self, fill: FillRecord, events: EventStream[CounterEvent]) -> JobReport:
         while True:
             try:
                 event = await asyncio.wait_for(anext(events), POLL_S)
@@ -148,9 +148,9 @@ class CounterRobot(RobotWorker[JobReport]):
             if isinstance(event, JobEnded) and event.report.job == fill.job:
                 return event.report
             if isinstance(event, Progress) and event.job == fill.job:
-                self._notify(FillProgress(fill, event.count))
+                self._floor.news(FillProgress(fill, event.count))
 
-    async def _settle(self, fill: FillRecord, report: JobReport) -> None:
+    async def _judge_and_record(self, fill: FillRecord, report: JobReport) -> None:
         drug = self._formulary[fill.ndc]
         outcome, check, detail = judge_fill(
             stopped=_STOPPED[report.outcome], quantity=fill.quantity, count=report.count,
@@ -166,15 +166,15 @@ class CounterRobot(RobotWorker[JobReport]):
                 self._hold_output(ended, complete=outcome is FillOutcome.FILLED)
             else:
                 await self.driver.take(fill.job)  # nothing fell into the chute
-            await self._check_state()
+            await self._ask_for_person_if_stopped()
         finally:
             # The outcome is recorded: announce it even when the link drops from here on.
-            self._notify(FillEnded(ended, action))
+            self._floor.fill_ended(ended, action)
 
-    async def _busy(self) -> bool:
+    async def _robot_is_busy(self) -> bool:
         return (await self.driver.status()).state is CountState.COUNTING
 
-    async def _check_state(self) -> None:
+    async def _ask_for_person_if_stopped(self) -> None:
         """Ask for a person when the robot stopped in a state only a person can clear."""
         status = await self.driver.status()
         if status.state in _NEEDS_PERSON:

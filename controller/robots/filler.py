@@ -16,7 +16,7 @@ import structlog
 from controller.domain.fills import judge_fill
 from controller.domain.orders import FillOutcome
 from controller.domain.vials import cap_for, vial_for
-from controller.robots.notices import FillEnded, FillProgress
+from controller.robots.notices import FillProgress
 from controller.robots.outcomes import PROBLEM_OF_OUTCOME
 from controller.robots.worker import Output, RobotWorker
 from controller.store import FillRecord, FillResult
@@ -79,7 +79,7 @@ class FillerRobot(RobotWorker[VialReport]):
             return f"{quantity} tablets need more than a 60-dram vial"
         return None
 
-    async def _check_robot(self) -> dict[str, object]:
+    async def _identify_and_check_bins(self) -> dict[str, object]:
         identity = await self.driver.identify()
         self._require_bins(identity.cells, "cell")
         await self._compare_calibration()
@@ -97,19 +97,19 @@ class FillerRobot(RobotWorker[VialReport]):
                             configured_sensitivity=cell.calibration.sensitivity,
                             formulary_unit_mass_mg=unit_mass)
 
-    async def _clear_device(self) -> None:
+    async def _tell_robot_cleared(self) -> None:
         status = await self.driver.status()
         if status.state in (FillerState.FAULT, FillerState.SAFE):
             await self.driver.reset_fault()
         if status.vial_in_bay:
             await self.driver.output_taken()  # the person who cleared it took the vial
 
-    async def _empty_output(self, output: Output) -> None:
+    async def _tell_output_taken(self, output: Output) -> None:
         await self.driver.output_taken()
 
     # -- a fill --------------------------------------------------------------
 
-    async def _fill(self, fill: FillRecord) -> None:
+    async def _carry_out(self, fill: FillRecord) -> None:
         order = await self._store.order(fill.order_id)
         drug = self._formulary[fill.ndc]
         vial = vial_for(fill.quantity, drug.unit_volume_mm3)
@@ -133,16 +133,16 @@ class FillerRobot(RobotWorker[VialReport]):
                                         CapType(cap_for(order.easy_open)))
             except DeviceError as exc:
                 await self._refused(fill, exc)
-                await self._check_state()
+                await self._ask_for_person_if_stopped()
                 return
             log.info("vial started", robot=self.id, fill=fill.id, job=fill.job, vial_drams=vial,
                      cap=cap_for(order.easy_open))
-            report = await self._follow(fill, events)
+            report = await self._follow_job(fill, events)
         finally:
             events.close()
-        await self._settle(fill, report)
+        await self._judge_and_record(fill, report)
 
-    async def _follow(self, fill: FillRecord, events: EventStream[FillerStatus]) -> VialReport:
+    async def _follow_job(self, fill: FillRecord, events: EventStream[FillerStatus]) -> VialReport:
         """Until the job ends or stops; progress to the listeners on the way."""
         job = int(fill.job)
         last_count = -1
@@ -151,7 +151,7 @@ class FillerRobot(RobotWorker[VialReport]):
                 status = await asyncio.wait_for(anext(events), POLL_S)
             except TimeoutError:
                 report = await self.driver.job(job)
-                if self._over(report):
+                if self._job_is_over(report):
                     return report
                 continue
             except StopAsyncIteration:
@@ -160,14 +160,14 @@ class FillerRobot(RobotWorker[VialReport]):
                 continue
             if status.count != last_count and status.state is FillerState.FILLING:
                 last_count = status.count
-                self._notify(FillProgress(fill, status.count))
+                self._floor.news(FillProgress(fill, status.count))
             if status.state in (FillerState.DONE, FillerState.FAULT, FillerState.SAFE,
                                 FillerState.IDLE):
                 report = await self.driver.job(job)
-                if self._over(report):
+                if self._job_is_over(report):
                     return report
 
-    async def _settle(self, fill: FillRecord, report: VialReport) -> None:
+    async def _judge_and_record(self, fill: FillRecord, report: VialReport) -> None:
         """Judge and record the vial, then release the output bay (for a complete one)."""
         if report.stopped:
             stopped: FillOutcome | None = (FillOutcome.SAFE if report.state is FillerState.SAFE
@@ -187,19 +187,19 @@ class FillerRobot(RobotWorker[VialReport]):
                 # The vial waits in the bay until a person takes it (its label scan, or
                 # "taken"): only then is the robot told OUTPUT_TAKEN and may fill again.
                 self._hold_output(ended, complete=outcome is FillOutcome.FILLED)
-            await self._check_state()
+            await self._ask_for_person_if_stopped()
         finally:
-            self._notify(FillEnded(ended, action))
+            self._floor.fill_ended(ended, action)
 
     # -- after a lost link or a restart --------------------------------------
 
-    async def _job(self, fill: FillRecord) -> VialReport:
+    async def _job_report(self, fill: FillRecord) -> VialReport:
         return await self.driver.job(int(fill.job))
 
-    def _over(self, report: VialReport) -> bool:
+    def _job_is_over(self, report: VialReport) -> bool:
         return report.finished or report.stopped
 
-    async def _find_output(self) -> None:
+    async def _find_waiting_output(self) -> None:
         """The bay holds a recorded job's vial: it waits for a person, as before the link
         dropped (or the supervisor restarted)."""
         status = await self.driver.status()
@@ -212,10 +212,10 @@ class FillerRobot(RobotWorker[VialReport]):
         """Vials left per size (drams), read from the robot."""
         return dict((await self.driver.status()).vials_left)
 
-    async def _busy(self) -> bool:
+    async def _robot_is_busy(self) -> bool:
         return (await self.driver.status()).state in (FillerState.FILLING, FillerState.CAPPING)
 
-    async def _check_state(self) -> None:
+    async def _ask_for_person_if_stopped(self) -> None:
         """Ask for a person when the robot stopped where only a person can clear it."""
         status = await self.driver.status()
         if status.state in _NEEDS_PERSON:

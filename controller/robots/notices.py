@@ -1,4 +1,6 @@
-"""What the supervisor tells its listeners (the demo's screen, later MQTT and the console).
+"""What a robot's worker tells the floor it works on: notices, news for whoever listens (the
+demo's screen, the alarm watch, the MQTT publisher), and the :class:`Floor`'s calls, for what
+the supervisor must do about it (route again, fill again, settle an order).
 
 Notices carry ids, never patient data.
 """
@@ -6,6 +8,7 @@ Notices carry ids, never patient data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from controller.domain.recovery import OrderAction
 from controller.store import FillRecord
@@ -115,3 +118,25 @@ class OrderSettled:
 Notice = (RobotOnline | RobotKnown | RobotOffline | RobotNeedsAttention | RobotCleared
           | OutputWaiting | OutputTaken | FillStarted | FillProgress | FillEnded | OrderReturned
           | OrderSettled)
+
+
+class Floor(Protocol):
+    """What a worker tells the supervisor. Each call says what happened; the supervisor both
+    acts on it and passes the matching notice on as news."""
+
+    def news(self, notice: Notice) -> None:
+        """Tell whoever listens; nothing is decided on it."""
+
+    def online(self, robot: str) -> None:
+        """``robot`` answers (again): orders that waited for a robot are routed."""
+
+    def offline(self, robot: str, reason: str) -> None:
+        """``robot`` stopped answering: the orders queued on it are routed again."""
+
+    def fill_ended(self, fill: FillRecord, action: OrderAction | None) -> None:
+        """``fill`` ended and is recorded: its bin's reservation is released, and its order is
+        filled again as ``action`` says, or settled."""
+
+    def order_returned(self, order_id: int, robot: str, reason: str) -> None:
+        """``robot`` could not start ``order_id`` (the store refused the fill there): it is
+        routed to another robot, or to exception."""

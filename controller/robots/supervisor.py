@@ -97,7 +97,7 @@ class Supervisor:
             worker = CounterRobot if robot.kind == "tablet-counter" else FillerRobot
             self.robots[robot.id] = worker(
                 robot=robot, driver=make_driver(robot, url), store=store,
-                formulary=settings.formulary, notify=self._notify, clock=self.clock,
+                formulary=settings.formulary, floor=self, clock=self.clock,
                 backoff=Backoff(rng=random.Random(rng.random())))
         if self.publisher is not None:
             self.publisher.robots = frozenset(self.robots)
@@ -212,7 +212,7 @@ class Supervisor:
         self._settled[record.id] = asyncio.Event()
         if problems:
             log.warning("order rejected", order=record.id, reason=reason)
-            self._notify(OrderSettled(record.id, record.state, reason))
+            self._settle(OrderSettled(record.id, record.state, reason))
             return record, True
         log.info("order queued", order=record.id, ndc=order.ndc, quantity=order.quantity)
         # Nothing is awaited after routing: the caller has the record before a robot starts it.
@@ -277,7 +277,7 @@ class Supervisor:
                 settled = await self.store.move_order(order.id, OrderState.EXCEPTION,
                                                       reason=reason)
                 log.warning("order cannot be routed", order=order.id, reason=reason)
-                self._notify(OrderSettled(order.id, OrderState.EXCEPTION, reason))
+                self._settle(OrderSettled(order.id, OrderState.EXCEPTION, reason))
                 return settled
             self._reservations[order.id] = (choice.bin_id, order.quantity)
             worker = self.robots[choice.robot]
@@ -408,7 +408,10 @@ class Supervisor:
                     else self._task.exception())
         return [await self.store.order(order_id) for order_id in order_ids]
 
-    def _notify(self, notice: Notice) -> None:
+    # -- what the workers tell it (notices.Floor) ----------------------------
+
+    def news(self, notice: Notice) -> None:
+        """Pass ``notice`` to the alarm watch and every listener; nothing is decided on it."""
         robot = getattr(notice, "robot", None) or getattr(getattr(notice, "fill", None),
                                                           "robot", None)
         if isinstance(notice, RobotOnline | RobotKnown | RobotOffline | RobotNeedsAttention
@@ -421,22 +424,37 @@ class Supervisor:
                 # A screen or a publisher that fails must never stop a robot mid-fill.
                 log.exception("notice listener failed", listener=repr(listener),
                               notice=type(notice).__name__)
-        if isinstance(notice, RobotOnline) and self._parked:
-            self._spawn(self._unpark(), f"unpark-{notice.robot}")
-        if isinstance(notice, RobotOffline) and notice.robot in self.robots:
-            self._spawn(self._reroute_queue(notice.robot), f"reroute-{notice.robot}")
-        if isinstance(notice, OrderReturned):
-            self._reservations.pop(notice.order_id, None)
-            self._spawn(self._returned(notice), f"reroute-order-{notice.order_id}")
+
+    def online(self, robot: str) -> None:
+        """A robot answers: route the orders that waited for one."""
+        self.news(RobotOnline(robot))
+        if self._parked:
+            self._spawn(self._unpark(), f"unpark-{robot}")
+
+    def offline(self, robot: str, reason: str) -> None:
+        """A robot stopped answering: route what waited on its queue elsewhere."""
+        self.news(RobotOffline(robot, reason))
+        if robot in self.robots:
+            self._spawn(self._reroute_queue(robot), f"reroute-{robot}")
+
+    def fill_ended(self, fill: FillRecord, action: OrderAction | None) -> None:
+        """Release the fill's reservation; fill its order again, or settle it."""
+        self.news(FillEnded(fill, action))
+        self._reservations.pop(fill.order_id, None)
+        if action not in (None, OrderAction.FAIL):
+            self._spawn(self._after_failed_fill(fill, action), f"refill-order-{fill.order_id}")
             return
-        if isinstance(notice, FillEnded):
-            fill = notice.fill
-            self._reservations.pop(fill.order_id, None)
-            if notice.action not in (None, OrderAction.FAIL):
-                self._spawn(self._after_failed_fill(fill, notice.action),
-                            f"refill-order-{fill.order_id}")
-                return
-            state = (OrderState.FILLED if fill.outcome == "filled" else OrderState.EXCEPTION)
-            self._notify(OrderSettled(fill.order_id, state, fill.detail, fill.id))
-        elif isinstance(notice, OrderSettled):
-            self._settled.setdefault(notice.order_id, asyncio.Event()).set()
+        state = OrderState.FILLED if fill.outcome == "filled" else OrderState.EXCEPTION
+        self._settle(OrderSettled(fill.order_id, state, fill.detail, fill.id))
+
+    def order_returned(self, order_id: int, robot: str, reason: str) -> None:
+        """Release the order's reservation and route it to another robot (or exception)."""
+        notice = OrderReturned(order_id, robot, reason)
+        self.news(notice)
+        self._reservations.pop(order_id, None)
+        self._spawn(self._returned(notice), f"reroute-order-{order_id}")
+
+    def _settle(self, notice: OrderSettled) -> None:
+        """Say an order is settled, and wake whoever waits for it to be."""
+        self.news(notice)
+        self._settled.setdefault(notice.order_id, asyncio.Event()).set()

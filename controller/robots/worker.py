@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -27,17 +26,13 @@ from controller.domain.drugs import Formulary
 from controller.domain.orders import FillOutcome, OrderState, TransitionError
 from controller.domain.recovery import MAX_ATTEMPTS, OrderAction, Problem, rule_for
 from controller.robots.notices import (
-    FillEnded,
     FillStarted,
-    Notice,
-    OrderReturned,
+    Floor,
     OutputTaken,
     OutputWaiting,
     RobotCleared,
     RobotKnown,
     RobotNeedsAttention,
-    RobotOffline,
-    RobotOnline,
 )
 from controller.robots.outcomes import problem_of_refusal
 from controller.store import FillRecord, FillRefused, FillResult, Store
@@ -92,7 +87,7 @@ class RobotWorker(ABC, Generic[R]):
 
     def __init__(
         self, *, robot: Robot, driver: Any, store: Store, formulary: Formulary,
-        notify: Callable[[Notice], None], clock: Clock, backoff: Backoff,
+        floor: Floor, clock: Clock, backoff: Backoff,
     ) -> None:
         self.id = robot.id
         self.config = robot
@@ -115,7 +110,7 @@ class RobotWorker(ABC, Generic[R]):
         self._queued_s = 0.0
         self._store = store
         self._formulary = formulary
-        self._notify = notify
+        self._floor = floor
         self._clock = clock
         self._backoff = backoff
         self._person = asyncio.Event()
@@ -165,7 +160,7 @@ class RobotWorker(ABC, Generic[R]):
         """Open the link and check the robot is the one configured; the driver's error if not."""
         await self.driver.open()
         try:
-            facts = await self._check_robot()
+            facts = await self._identify_and_check_bins()
         except BaseException:
             await self._close()
             raise
@@ -173,7 +168,7 @@ class RobotWorker(ABC, Generic[R]):
         log.info("robot connected", robot=self.id, **facts)
 
     @abstractmethod
-    async def _check_robot(self) -> dict[str, object]:
+    async def _identify_and_check_bins(self) -> dict[str, object]:
         """Check the robot has the configured bins; what it says of itself, for the log."""
 
     def _require_bins(self, robot_has: int, word: str) -> None:
@@ -184,39 +179,39 @@ class RobotWorker(ABC, Generic[R]):
                                            f"names {word}(s) {missing}", device=self.id)
 
     @abstractmethod
-    async def _clear_device(self) -> None:
+    async def _tell_robot_cleared(self) -> None:
         """Tell the robot a person fixed what stopped it."""
 
     @abstractmethod
-    async def _empty_output(self, output: Output) -> None:
+    async def _tell_output_taken(self, output: Output) -> None:
         """Tell the robot a person took its output (DN, OUTPUT_TAKEN)."""
 
     @abstractmethod
-    async def _fill(self, fill: FillRecord) -> None:
+    async def _carry_out(self, fill: FillRecord) -> None:
         """Carry out one recorded fill on the robot and record how it ended."""
 
     @abstractmethod
-    async def _job(self, fill: FillRecord) -> R:
+    async def _job_report(self, fill: FillRecord) -> R:
         """The robot's report of ``fill``'s job; UnknownJob when it does not know it."""
 
     @abstractmethod
-    def _over(self, report: R) -> bool:
+    def _job_is_over(self, report: R) -> bool:
         """True when the robot will do no more for that job (ended, or stopped for a person)."""
 
     @abstractmethod
-    async def _follow(self, fill: FillRecord, events: EventStream[Any]) -> R:
+    async def _follow_job(self, fill: FillRecord, events: EventStream[Any]) -> R:
         """Follow a running job until it is over; progress to the listeners on the way."""
 
     @abstractmethod
-    async def _settle(self, fill: FillRecord, report: R) -> None:
+    async def _judge_and_record(self, fill: FillRecord, report: R) -> None:
         """Judge and record a job that is over, then release what the robot holds."""
 
     @abstractmethod
-    async def _find_output(self) -> None:
+    async def _find_waiting_output(self) -> None:
         """After a reconnect or a restart: what the robot's output holds now, for a person."""
 
     @abstractmethod
-    async def _check_state(self) -> None:
+    async def _ask_for_person_if_stopped(self) -> None:
         """Ask for a person when the robot stopped where only a person can clear it."""
 
     async def _recover(self) -> None:
@@ -231,24 +226,24 @@ class RobotWorker(ABC, Generic[R]):
                 events = self.driver.events()
                 try:
                     try:
-                        report = await self._job(fill)
+                        report = await self._job_report(fill)
                     except errors.UnknownJob:
                         events.close()
                         await self._resume(fill)
                         continue
                     log.info("fill reconciled with robot", robot=self.id, fill=fill.id,
                              job=fill.job, report=str(report))
-                    if not self._over(report):
-                        report = await self._follow(fill, events)
+                    if not self._job_is_over(report):
+                        report = await self._follow_job(fill, events)
                 finally:
                     events.close()
-                await self._settle(fill, report)
+                await self._judge_and_record(fill, report)
             finally:
                 self.busy_s = 0.0
-        await self._find_output()
-        await self._check_state()
+        await self._find_waiting_output()
+        await self._ask_for_person_if_stopped()
         self.known = True
-        self._notify(RobotKnown(self.id))
+        self._floor.news(RobotKnown(self.id))
 
     async def _resume(self, fill: FillRecord) -> None:
         """Send a recorded fill the robot never started, if the store's checks still allow it
@@ -259,14 +254,14 @@ class RobotWorker(ABC, Generic[R]):
             log.warning("fill not resumed", robot=self.id, fill=fill.id, reason=str(exc))
             ended, action = await self._record(fill, FillResult(
                 FillOutcome.REFUSED, 0, None, None, f"not resumed: {exc}"), Problem.NOT_ALLOWED)
-            self._notify(FillEnded(ended, action))
+            self._floor.fill_ended(ended, action)
             return
         log.info("fill resumed: robot never started it", robot=self.id, fill=fill.id,
                  job=fill.job)
-        await self._fill(fill)
+        await self._carry_out(fill)
 
     @abstractmethod
-    async def _busy(self) -> bool:
+    async def _robot_is_busy(self) -> bool:
         """True while the robot is working on a job (ours or anyone's)."""
 
     @property
@@ -287,13 +282,13 @@ class RobotWorker(ABC, Generic[R]):
     async def clear(self, who: str) -> None:
         """``who`` fixed what stopped the robot, and took what its output held: tell it and
         take work again."""
-        await self._clear_device()
+        await self._tell_robot_cleared()
         self.attention = None
         if self.output is not None:
             await self.take_output(self.output.fill_id, who)
         self._person.set()
         log.info("robot cleared", robot=self.id)
-        self._notify(RobotCleared(self.id))
+        self._floor.news(RobotCleared(self.id))
 
     def waiting_output(self, fill_id: int | None = None) -> Output:
         """What the output holds (fill ``fill_id``'s, if named), or OutputError saying what
@@ -311,7 +306,7 @@ class RobotWorker(ABC, Generic[R]):
         which may then start its next job. OutputError when that is not what it holds."""
         output = self.waiting_output(fill_id)
         try:
-            await self._empty_output(output)
+            await self._tell_output_taken(output)
         except errors.DeviceError:
             raise
         except (errors.DriverError, OSError) as exc:
@@ -323,7 +318,7 @@ class RobotWorker(ABC, Generic[R]):
         self.output = None
         self._person.set()
         log.info("output taken", robot=self.id, fill=fill_id)
-        self._notify(OutputTaken(self.id, fill_id, who))
+        self._floor.news(OutputTaken(self.id, fill_id, who))
         return output
 
     def _hold_output(self, fill: FillRecord, *, complete: bool) -> None:
@@ -332,14 +327,14 @@ class RobotWorker(ABC, Generic[R]):
             return
         self.output = Output(fill.id, fill.order_id, fill.job, self._clock.now(), complete)
         log.info("output waits for a person", robot=self.id, fill=fill.id)
-        self._notify(OutputWaiting(self.id, fill.id, fill.order_id))
+        self._floor.news(OutputWaiting(self.id, fill.id, fill.order_id))
 
     def unreachable(self, error: BaseException) -> None:
         """The robot could not be reached at start: offline, said once; ``run`` keeps trying."""
         self.online = False
         self.offline_since, self.offline_reason = self._clock.now(), str(error)
         log.error("robot not connected; will keep trying", robot=self.id, error=str(error))
-        self._notify(RobotOffline(self.id, str(error)))
+        self._floor.offline(self.id, str(error))
 
     async def run(self) -> None:
         """Work until cancelled, reconnecting with backoff when the link drops.
@@ -361,7 +356,7 @@ class RobotWorker(ABC, Generic[R]):
                     if lost is not None:
                         log.info("robot link recovered", robot=self.id)
                         self.offline_since = self.offline_reason = None
-                        self._notify(RobotOnline(self.id))
+                        self._floor.online(self.id)
                     lost = None
                     self._backoff.reset()
                     if stopped:
@@ -383,7 +378,7 @@ class RobotWorker(ABC, Generic[R]):
                         lost = str(exc)
                         self.offline_since, self.offline_reason = self._clock.now(), lost
                         log.warning("robot link lost", robot=self.id, error=lost)
-                        self._notify(RobotOffline(self.id, lost))
+                        self._floor.offline(self.id, lost)
                 except Exception as exc:
                     if cancelled():
                         raise asyncio.CancelledError from exc
@@ -426,13 +421,13 @@ class RobotWorker(ABC, Generic[R]):
                     # Out of service, or the bin's lot expired since it was routed here.
                     log.warning("fill refused here: order handed back", robot=self.id,
                                 order=item.order_id, reason=str(exc))
-                    self._notify(OrderReturned(item.order_id, self.id, str(exc)))
+                    self._floor.order_returned(item.order_id, self.id, str(exc))
                     continue
                 log.info("fill started", robot=self.id, order=fill.order_id, fill=fill.id,
                          job=fill.job, bin=fill.bin, quantity=fill.quantity)
-                self._notify(FillStarted(fill))
+                self._floor.news(FillStarted(fill))
                 self.job = fill.job
-                await self._fill(fill)
+                await self._carry_out(fill)
             finally:
                 self.busy_s = 0.0
                 self.job = None
@@ -451,14 +446,14 @@ class RobotWorker(ABC, Generic[R]):
         """Wait until ``event`` is set, asking the robot how it is every PROBE_S meanwhile:
         the driver's error when the link is gone."""
         while not await wait_set(event, PROBE_S):
-            await self._busy()
+            await self._robot_is_busy()
 
     def _needs_person(self, reason: str) -> None:
         if self.attention is not None:
             return
         self.attention = reason
         log.warning("robot needs attention", robot=self.id, reason=reason)
-        self._notify(RobotNeedsAttention(self.id, reason))
+        self._floor.news(RobotNeedsAttention(self.id, reason))
 
     # -- outcomes ----------------------------------------------------------------
 
@@ -500,9 +495,9 @@ class RobotWorker(ABC, Generic[R]):
             if action is OrderAction.RETRY:
                 await self._until_not_busy()
         finally:
-            self._notify(FillEnded(ended, action))
+            self._floor.fill_ended(ended, action)
 
     async def _until_not_busy(self) -> None:
         """Wait (polling) until the robot has finished whatever job it is on."""
-        while await self._busy():
+        while await self._robot_is_busy():
             await self._clock.sleep(BUSY_POLL_S)
