@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from controller.api.bodies import OrderIn
 from controller.cli.common import DEMO_CONFIG
 from controller.config import load_config
-from controller.domain.workflow import Person, Role
+from controller.domain.roles import Person, Role
 from controller.logs import configure_logging
 from controller.pharmacy.service import Pharmacy
 from controller.robots.floor import bin_specs

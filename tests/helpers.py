@@ -12,7 +12,7 @@ from typing import Any
 from controller.config import Settings
 from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary, parse_formulary
-from controller.domain.workflow import Person, Role
+from controller.domain.roles import Person, Role
 from controller.robots.notices import Notice, OutputWaiting
 from controller.robots.simulated import Simulator
 from controller.robots.supervisor import Supervisor

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from controller.domain.workflow import Role
+from controller.domain.roles import Role
 from controller.pharmacy.service import Pharmacy
 from controller.robots.simulated import Simulator
 from controller.robots.supervisor import Supervisor

@@ -132,6 +132,13 @@ async def test_reprints_need_a_reason_and_a_printer_that_can_print(site: Site) -
     order_id, _ = await filled(site)
     bare = await site.post(f"/api/orders/{order_id}/label/print", "tess", {})
     assert bare.status_code == 409 and "reprint needs a reason" in bare.text
+    # Printing a label is a duty like any other: an admin dispenses nothing.
+    admin = await site.post(f"/api/orders/{order_id}/label/print", "al",
+                            {"reason": "label smudged"})
+    assert admin.status_code == 403, admin.text
+    assert "al may not print a vial's label: it needs the pharmacist or technician role" in (
+        admin.text)
+    assert len(site.printer.printed) == 1
     site.printer.faults.paper_out = True
     out = await site.post(f"/api/orders/{order_id}/label/print", "tess",
                           {"reason": "label smudged"})

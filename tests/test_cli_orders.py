@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.domain.workflow import Role
+from controller.domain.roles import Role
 from controller.store import sqlite_url
 from tests.floors import write_config
 from tests.helpers import admin, open_store

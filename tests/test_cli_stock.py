@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from controller.domain.gs1 import GS, bottle_code, gtin_for
-from controller.domain.workflow import Role
+from controller.domain.roles import Role
 from controller.store import sqlite_url
 from tests.floors import ATORVASTATIN
 from tests.helpers import admin, cli_env, demo_config, open_store

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.domain.workflow import Role
+from controller.domain.roles import Role
 from controller.robots.simulated import start_simulators
 from controller.store import sqlite_url
 from tests.floors import ATORVASTATIN, LISINOPRIL, write_config

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from controller.clock import Clock
-from controller.domain.workflow import Role
+from controller.domain.roles import Role
 from controller.store import Store, sqlite_url
 from controller.store.people import AuthError, parse_roles
 from tests.helpers import admin, cli_env, open_store

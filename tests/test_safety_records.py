@@ -20,9 +20,9 @@ import pytest
 
 from controller.domain.gs1 import bottle_code, parse_bottle
 from controller.domain.orders import FillOutcome, OrderState
+from controller.domain.roles import Role
 from controller.domain.stock import RestockPolicy
 from controller.domain.weight import check_weight
-from controller.domain.workflow import Role
 from controller.store import BinSpec, FillResult, Store, StoreError, fill_code, sqlite_url
 from controller.store.outbox import Message
 from tests.floors import ATORVASTATIN, LISINOPRIL, order

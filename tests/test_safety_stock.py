@@ -22,8 +22,8 @@ from controller.clock import Clock
 from controller.config import Settings
 from controller.domain.gs1 import bottle_code, parse_bottle
 from controller.domain.orders import FillOutcome, OrderState
+from controller.domain.roles import Role, WorkflowError
 from controller.domain.stock import RestockPolicy, RestockRefused
-from controller.domain.workflow import Role, WorkflowError
 from controller.pharmacy.service import Pharmacy
 from controller.robots.notices import FillStarted, Notice, OrderReturned
 from controller.robots.simulated import start_simulators
@@ -157,7 +157,7 @@ async def test_no_label_prints_for_a_vial_whose_lot_has_expired_and_the_refusal_
         pharmacy = Pharmacy(settings, store, Supervisor(settings, store, urls={
             "tc1": "socket://127.0.0.1:9"}, clock=At(AFTER)))
         with pytest.raises(WorkflowError, match=r"past their expiry.*no label is printed"):
-            await pharmacy.print_label(order_id, who="tess")
+            await pharmacy.print_label(order_id, who=TECH)
         (refusal,) = await store.labels_for(fill.id)
         assert refusal.outcome == "refused" and "L1 expired 2030-01-01" in (refusal.reason or "")
     finally:

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from controller.domain.drugs import Formulary
 from controller.domain.orders import FillOutcome, OrderState
-from controller.domain.workflow import NotTheVial, Person, Role, RoleError, WorkflowError
+from controller.domain.roles import Person, Role, RoleError, WorkflowError
+from controller.domain.workflow import NotTheVial
 from controller.store import FillResult, Store, fill_code, sqlite_url
 from tests.floors import ATORVASTATIN
 from tests.helpers import formulary, open_store

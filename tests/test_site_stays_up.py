@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from controller.domain.orders import OrderState
-from controller.domain.workflow import Role
+from controller.domain.roles import Role
 from controller.robots.notices import Notice, RobotNeedsAttention, RobotOffline
 from controller.robots.simulated import start_simulators
 from controller.robots.supervisor import Supervisor

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.domain.orders import FillOutcome, Order, OrderState, Patient
-from controller.domain.workflow import WorkflowError
+from controller.domain.roles import WorkflowError
 from controller.store import BinSpec, FillResult, Store, StoreError, sqlite_url
 from tests.helpers import open_store, tech
 

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from controller.domain.orders import FillOutcome, OrderState
+from controller.domain.roles import Person, Role, WorkflowError
 from controller.domain.weight import WeightCheck, check_weight
-from controller.domain.workflow import Person, Role, WorkflowError
 from controller.store import FillResult, Store
 from controller.store.records import fill_code
 from controller.store.verification import parse_fill_code

@@ -7,16 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.domain.orders import OrderState
-from controller.domain.workflow import (
-    Action,
-    Dossier,
-    Person,
-    Role,
-    Step,
-    WorkflowError,
-    advance,
-    filled,
-)
+from controller.domain.roles import Person, Role, WorkflowError
+from controller.domain.workflow import Action, Dossier, Step, advance, filled
 
 TECH = Person("tess", frozenset({Role.TECHNICIAN}))
 PHARM = Person("phil", frozenset({Role.PHARMACIST}))

@@ -25,8 +25,7 @@ from controller.domain.alarms import (
     Condition,
     Thresholds,
 )
-from controller.domain.duties import Duty, require
-from controller.domain.workflow import Person
+from controller.domain.roles import Duty, Person, require
 from controller.store import BinRecord, Store
 from controller.store.alarm_records import Decide
 

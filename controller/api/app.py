@@ -38,7 +38,7 @@ from controller.api.limits import BodyLimit
 from controller.domain.labels import LabelError, layout
 from controller.domain.orders import OrderState
 from controller.domain.prescriptions import Problem
-from controller.domain.workflow import Person, RoleError, WorkflowError
+from controller.domain.roles import Person, RoleError, WorkflowError
 from controller.pharmacy.previews import render_pdf, render_png
 from controller.pharmacy.service import Evidence, NotFound, OrderInvalid, Pharmacy
 from controller.store.people import AuthError
@@ -263,7 +263,7 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     @app.post("/api/orders/{order_id}/label/print", tags=["technician"])
     async def print_label(order_id: OrderId, body: Reprint, who: Who) -> dict[str, Any]:
         """Print the vial's label again (a reprint needs a reason and is counted)."""
-        record = await pharmacy.print_label(order_id, who=who.name, reason=body.reason)
+        record = await pharmacy.print_label(order_id, who=who, reason=body.reason)
         return {"fill": record.fill_id, "copy": record.copy, "printer": record.printer}
 
     @app.post("/api/orders/{order_id}/label/scan", tags=["technician"])

@@ -13,7 +13,7 @@ import typer
 
 from controller.audit_key import load_audit_key
 from controller.config import ConfigError, Settings, load_config
-from controller.domain.workflow import Person
+from controller.domain.roles import Person
 from controller.mqtt.topics import Topics
 from controller.store import Store, sqlite_url
 from controller.store.people import AuthError

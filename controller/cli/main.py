@@ -38,7 +38,7 @@ from controller.cli.simulate import counter_channels, drugs_of, filler_cells
 from controller.cli.stock import alarms_app, stock_app
 from controller.cli.store import store_app
 from controller.config import ConfigError, broker_address, load_config
-from controller.domain.workflow import RoleError
+from controller.domain.roles import RoleError
 from controller.logs import Format, configure_logging
 from controller.store import Store, StoreError
 from controller.store.lock import StoreInUse

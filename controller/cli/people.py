@@ -24,7 +24,7 @@ from controller.cli.common import (
     signed_in,
     with_store,
 )
-from controller.domain.workflow import RoleError
+from controller.domain.roles import RoleError
 from controller.store import Store
 from controller.store.people import parse_roles
 

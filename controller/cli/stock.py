@@ -33,8 +33,8 @@ from controller.clock import Clock
 from controller.domain import alarms as rules
 from controller.domain.alarms import AlarmError, AlarmType, iso
 from controller.domain.gs1 import ScanError
+from controller.domain.roles import Person, RoleError
 from controller.domain.stock import RestockRefused
-from controller.domain.workflow import Person, RoleError
 from controller.pharmacy.restocking import QuantityNeeded, Restocked, load_by_scan, restock_by_scan
 from controller.store import BinRecord, Store, StoreError
 

@@ -30,7 +30,7 @@ from controller.demo.board import AlarmBoard
 from controller.domain.alarms import AlarmError
 from controller.domain.gs1 import bottle_code
 from controller.domain.orders import FillOutcome, OrderState
-from controller.domain.workflow import Person, Role, WorkflowError
+from controller.domain.roles import Person, Role, WorkflowError
 from controller.pharmacy.restocking import restock_by_scan
 from controller.pharmacy.service import OrderInvalid, Pharmacy
 from controller.robots.notices import (

@@ -1,7 +1,7 @@
 """Who may move a filled order on, and when: labels, verification, release (DESIGN.md).
 
 Pure. Order states and which may follow which are in ``orders.py``; this
-module adds the people: each step needs a role, and only a pharmacist moves a
+module adds the people: each step is a duty of ``roles.py``'s table, and only a pharmacist moves a
 filled vial on (verify, reject, release, cancel), never one who filled,
 counted or labelled that vial. A schedule II drug is counted by two different
 people: its second count is witnessed, before release, by a pharmacist who
@@ -15,24 +15,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from controller.domain.orders import OrderState, TransitionError, check_transition
-
-
-class Role(StrEnum):
-    """What a person may do."""
-
-    TECHNICIAN = "technician"
-    PHARMACIST = "pharmacist"
-    MAINTENANCE = "maintenance"
-    ADMIN = "admin"
-    """Manages users; dispenses nothing."""
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """Someone signed in, with the roles they hold."""
-
-    name: str
-    roles: frozenset[Role]
+from controller.domain.roles import Duty, Person, WorkflowError, require
 
 
 class Action(StrEnum):
@@ -57,20 +40,6 @@ class Action(StrEnum):
     pharmacist may, saying what became of the vial's tablets."""
 
 
-_DISPENSERS = frozenset({Role.TECHNICIAN, Role.PHARMACIST})
-ROLE_OF: dict[Action, frozenset[Role]] = {
-    Action.LABEL: frozenset({Role.TECHNICIAN}),
-    Action.WITNESS: frozenset({Role.PHARMACIST}),
-    Action.VERIFY: frozenset({Role.PHARMACIST}),
-    Action.REJECT: frozenset({Role.PHARMACIST}),
-    Action.RELEASE: frozenset({Role.PHARMACIST}),
-    Action.HAND_COUNT: _DISPENSERS,
-    Action.RETRY: _DISPENSERS,
-    Action.CANCEL: _DISPENSERS,
-}
-"""The roles that may take each action (any one of them suffices)."""
-
-
 VIAL_STATES = frozenset({OrderState.FILLED, OrderState.LABELED, OrderState.VERIFIED})
 """States in which an order has a filled vial waiting to go on."""
 DISPOSITIONS = ("returned", "wasted")
@@ -83,14 +52,6 @@ def needs_witness(schedule: str | None) -> bool:
     """A schedule II drug's count is witnessed before release (and so is one whose schedule
     was not recorded: the safe reading)."""
     return schedule in ("II", UNRECORDED_SCHEDULE)
-
-
-class WorkflowError(ValueError):
-    """A step the order's state, the person's roles or the separation of duties forbids."""
-
-
-class RoleError(WorkflowError):
-    """The person does not hold a role the step needs."""
 
 
 class NotTheVial(WorkflowError):
@@ -132,14 +93,13 @@ _MOVES_A_VIAL_ON = frozenset({Action.VERIFY, Action.REJECT, Action.RELEASE})
 def advance(dossier: Dossier, step: Step) -> Dossier:
     """The order after ``step``, or WorkflowError saying why it may not happen."""
     person, action = step.person, step.action
-    _check_role(person, action, ROLE_OF[action])
+    require(person, Duty(action.value))
     if action is Action.WITNESS:
         return _witness(dossier, person)
     with_vial = action is Action.CANCEL and dossier.state in VIAL_STATES
     if with_vial:
         # A filled vial leaves the workflow only through a pharmacist, as a rejection does.
-        _check_role(person, action, frozenset({Role.PHARMACIST}),
-                    why=f" an order whose vial is {dossier.state}")
+        require(person, Duty.CANCEL_FILLED)
     if (action in _MOVES_A_VIAL_ON or with_vial) and person.name in dossier.handled_by:
         raise WorkflowError(f"{person.name} filled, counted or labelled this vial and may not "
                             f"{action} it: another pharmacist must")
@@ -179,13 +139,6 @@ def advance(dossier: Dossier, step: Step) -> Dossier:
         # Filled again from scratch: a new vial, new hands, a new count to witness.
         return Dossier(target, dossier.schedule)
     return replace(dossier, state=target)
-
-
-def _check_role(person: Person, action: Action, needed: frozenset[Role], why: str = "") -> None:
-    if not needed & person.roles:
-        raise RoleError(f"{person.name} may not {action}{why}: it needs the "
-                        f"{' or '.join(sorted(needed))} role ({person.name} holds "
-                        f"{', '.join(sorted(person.roles)) or 'none'})")
 
 
 def filled(dossier: Dossier, by: Person | None = None) -> Dossier:

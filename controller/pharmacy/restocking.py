@@ -9,8 +9,8 @@ from controller.clock import Clock
 from controller.config import Settings
 from controller.domain.alarms import AlarmChange
 from controller.domain.gs1 import BottleScan, ndc_from_gtin, parse_bottle
+from controller.domain.roles import Person
 from controller.domain.stock import RestockRefused
-from controller.domain.workflow import Person
 from controller.store import BinRecord, Store
 
 

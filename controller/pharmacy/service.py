@@ -23,8 +23,8 @@ from controller.domain.labels import (
 )
 from controller.domain.orders import Order, OrderState
 from controller.domain.prescriptions import Problem, prescription_problems
+from controller.domain.roles import Duty, Person, WorkflowError, require
 from controller.domain.weight import check_weight
-from controller.domain.workflow import Person, Role, RoleError, WorkflowError
 from controller.robots.notices import Notice, OrderSettled
 from controller.robots.supervisor import Supervisor
 from controller.robots.worker import OutputError
@@ -96,7 +96,7 @@ class Pharmacy:
     async def submit(self, order: Order, person: Person) -> tuple[OrderRecord, bool]:
         """Take an order: (the order, True when new). OrderInvalid (nothing stored) unless
         every field is right; the same prescription fill again is the same order."""
-        _require(person, {Role.TECHNICIAN, Role.PHARMACIST}, "submit orders")
+        require(person, Duty.SUBMIT_ORDER)
         problems = self.problems(order)
         if problems:
             raise OrderInvalid(problems)
@@ -193,7 +193,7 @@ class Pharmacy:
     async def take_output(self, robot: str, person: Person) -> None:
         """A person took what ``robot``'s output held (a vial, or a chute's tablets): the
         robot may start its next job."""
-        _require(person, {Role.TECHNICIAN, Role.MAINTENANCE}, "take a robot's output")
+        require(person, Duty.TAKE_OUTPUT)
         if robot not in self.supervisor.robots:
             raise NotFound(f"no robot {robot!r}; expected one of "
                            f"{', '.join(self.supervisor.robots)}")
@@ -204,7 +204,7 @@ class Pharmacy:
 
     async def clear_robot(self, robot: str, person: Person) -> None:
         """A person fixed what stopped ``robot`` (jam, door, safe stop): it works again."""
-        _require(person, {Role.TECHNICIAN, Role.MAINTENANCE}, "clear a robot")
+        require(person, Duty.CLEAR_ROBOT)
         if robot not in self.supervisor.robots:
             raise NotFound(f"no robot {robot!r}; expected one of "
                            f"{', '.join(self.supervisor.robots)}")
@@ -217,7 +217,7 @@ class Pharmacy:
 
     async def sign_on_duty(self, person: Person) -> None:
         """``person`` (a pharmacist) is the responsible pharmacist labels name from now on."""
-        _require(person, {Role.PHARMACIST}, "sign on duty")
+        require(person, Duty.SIGN_ON_DUTY)
         await self.store.set_info(ON_DUTY, person.name, who=person.name)
 
     async def pharmacist_on_duty(self) -> str | None:
@@ -240,11 +240,18 @@ class Pharmacy:
             lots=await self.store.fill_lots(fill.id), pharmacist=await self.pharmacist_on_duty(),
             code=fill.code, copy=copy)
 
-    async def print_label(self, order_id: int, *, who: str,
+    async def print_label(self, order_id: int, *, who: Person | str,
                           reason: str | None = None) -> LabelRecord:
-        """Print the vial's label (a reprint needs a reason and is counted). The attempt is
-        recorded either way; PrinterNotReady, LabelError or WorkflowError (a lot past its
-        expiry, no filled vial) say why nothing printed."""
+        """Print the vial's label (a reprint needs a reason and is counted); ``who`` is a
+        person (who needs the duty's role) or the supervisor printing after the fill. The
+        attempt is recorded either way; PrinterNotReady, LabelError or WorkflowError (a lot
+        past its expiry, no filled vial) say why nothing printed."""
+        if isinstance(who, Person):
+            require(who, Duty.PRINT_LABEL)
+            who = who.name
+        elif who != SUPERVISOR:
+            raise ValueError(f"print_label: {who!r} is not a person; only the supervisor "
+                             f"prints without one")
         order = await self.order(order_id)
         fill = await self._vial(order)
         name = self.settings.config.printer.url
@@ -311,17 +318,17 @@ class Pharmacy:
 
     async def evidence_for_label(self, scanned: str, person: Person) -> Evidence:
         """The verification station's scan: that vial's evidence (pharmacists only)."""
-        _require(person, {Role.PHARMACIST}, "see the verification station's evidence")
+        require(person, Duty.SEE_EVIDENCE)
         return await self.evidence(await self.vial_for_label(scanned), person)
 
     async def evidence_for_order(self, order_id: int, person: Person) -> Evidence:
         """The evidence of the order's vial now (pharmacists only)."""
-        _require(person, {Role.PHARMACIST}, "see the verification station's evidence")
+        require(person, Duty.SEE_EVIDENCE)
         return await self.evidence(await self.current_vial(order_id), person)
 
     async def evidence(self, fill_id: int, person: Person) -> Evidence:
         """Everything the pharmacist checks before approving the vial (pharmacists only)."""
-        _require(person, {Role.PHARMACIST}, "see the verification station's evidence")
+        require(person, Duty.SEE_EVIDENCE)
         try:
             fill, order = await self.store.vial(fill_id)
         except StoreError as exc:
@@ -409,9 +416,3 @@ class Pharmacy:
         if vial is None:
             raise WorkflowError(f"order {order.id} has no filled vial")
         return vial
-
-
-def _require(person: Person, roles: set[Role], what: str) -> None:
-    if not person.roles & roles:
-        raise RoleError(f"{person.name} may not {what}: it needs the "
-                            f"{' or '.join(sorted(roles))} role")

@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.domain.orders import FillOutcome, OrderState
+from controller.domain.roles import Person, WorkflowError
 from controller.domain.stock import expired_lots, take
 from controller.domain.weight import WeightCheck, WeightVerdict
-from controller.domain.workflow import VIAL_STATES, Action, Person, Step, WorkflowError
+from controller.domain.workflow import VIAL_STATES, Action, Step
 from controller.store.records import FillRecord, fill_query, fill_record
 from controller.store.schema import bin_movements, fills, set_aside
 from controller.store.stock import (

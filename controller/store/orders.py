@@ -28,9 +28,9 @@ from controller.domain.orders import (
     TransitionError,
     check_transition,
 )
+from controller.domain.roles import WorkflowError
 from controller.domain.stock import expired_lots
 from controller.domain.text import text_problem
-from controller.domain.workflow import WorkflowError
 from controller.store.alarm_records import robots_out_of_service
 from controller.store.audit_records import record
 from controller.store.errors import StoreError

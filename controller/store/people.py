@@ -17,8 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock
-from controller.domain.duties import RESERVED_NAMES, Duty, require
-from controller.domain.workflow import Person, Role, RoleError
+from controller.domain.roles import RESERVED_NAMES, Duty, Person, Role, RoleError, require
 from controller.store.audit_records import record
 from controller.store.schema import tokens, users
 

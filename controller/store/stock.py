@@ -17,10 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock
-from controller.domain.duties import Duty, require
 from controller.domain.gs1 import BottleScan
+from controller.domain.roles import Duty, Person, require
 from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
-from controller.domain.workflow import Person
 from controller.store.audit_records import record
 from controller.store.errors import StoreError
 from controller.store.outbox import Announcer, enqueue

@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock
 from controller.domain.orders import OrderState
+from controller.domain.roles import Person, WorkflowError
 from controller.domain.stock import expired_lots
-from controller.domain.workflow import Action, Dossier, Person, Step, WorkflowError, advance
+from controller.domain.workflow import Action, Dossier, Step, advance
 from controller.store.audit_records import record
 from controller.store.records import (
     FILL_CODE_PREFIX,

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller.clock import Clock
-from controller.domain.duties import Duty, require
 from controller.domain.orders import FillOutcome, OrderState
-from controller.domain.workflow import DISPOSITIONS, NotTheVial, Person
+from controller.domain.roles import Duty, Person, require
+from controller.domain.workflow import DISPOSITIONS, NotTheVial
 from controller.store.audit_records import record
 from controller.store.errors import StoreError
 from controller.store.records import (
