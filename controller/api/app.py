@@ -36,7 +36,7 @@ from controller.api.fhir_in import FhirProblems, dispense_of, order_from_request
 from controller.api.fhir_out import operation_outcome, outcome_of, request_of
 from controller.api.limits import BodyLimit
 from controller.domain.labels import LabelError, layout
-from controller.domain.orders import OrderState
+from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.prescriptions import Problem
 from controller.domain.roles import Person, RoleError, WorkflowError
 from controller.pharmacy.previews import render_pdf, render_png
@@ -384,7 +384,7 @@ def create_app(pharmacy: Pharmacy, *, token_hours: float = 8.0) -> FastAPI:
     async def fhir_dispense(fill_id: FillId, _: Who) -> JSONResponse:
         """A filled vial as a FHIR R4 MedicationDispense."""
         fill = await store.fill(fill_id)
-        if fill is None or fill.outcome != "filled":
+        if fill is None or fill.outcome is not FillOutcome.FILLED:
             raise NotFound(f"no filled vial {fill_id}")
         order = await store.order(fill.order_id)
         drug = pharmacy.settings.formulary[order.ndc]

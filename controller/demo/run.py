@@ -93,7 +93,7 @@ class DemoFloor:
                                f"counting {fill.quantity}")
         elif isinstance(notice, FillEnded):
             fill = notice.fill
-            colour = "green" if fill.outcome == "filled" else "yellow"
+            colour = "green" if fill.outcome is FillOutcome.FILLED else "yellow"
             then = f" → {notice.action}" if notice.action else ""
             self.console.print(f"  order {fill.order_id:>3}  [{colour}]{fill.outcome}[/]: "
                                f"{fill.detail}{then}")
@@ -189,7 +189,7 @@ class DemoFloor:
         store = self.supervisor.store
         fill = await store.fill(notice.fill_id)
         try:
-            if fill is not None and fill.outcome == FillOutcome.FILLED:
+            if fill is not None and fill.outcome is FillOutcome.FILLED:
                 await self.pharmacy.idle()  # its label, printed as the vial was filled
                 if any(x.outcome == "printed" for x in await store.labels_for(fill.id)):
                     await self.pharmacy.scan_label(fill.order_id, fill.code, TECHNICIAN)

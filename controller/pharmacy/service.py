@@ -21,7 +21,7 @@ from controller.domain.labels import (
     label_content,
     layout,
 )
-from controller.domain.orders import Order, OrderState
+from controller.domain.orders import FillOutcome, Order, OrderState
 from controller.domain.prescriptions import Problem, prescription_problems
 from controller.domain.roles import Duty, Person, WorkflowError, require
 from controller.domain.weight import check_weight
@@ -338,7 +338,7 @@ class Pharmacy:
         history = [{"from": f, "to": t, "who": w, "reason": r}
                    for f, t, w, r in await self.store.order_history(order.id)]
         failed = [f"{f.robot} bin {f.bin}: {f.outcome}: {f.detail}" for f in fills
-                  if f.outcome is not None and f.outcome != "filled"]
+                  if f.outcome not in (None, FillOutcome.FILLED)]
         lots = [{"lot": lot, "expiry": f"{expiry:%Y-%m-%d}"}
                 for lot, expiry in await self.store.fill_lots(fill.id)]
         return Evidence(

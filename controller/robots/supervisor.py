@@ -22,7 +22,13 @@ from controller.alarms.watch import AlarmWatch
 from controller.backoff import Backoff
 from controller.clock import Clock, wait_set
 from controller.config import Settings
-from controller.domain.orders import PARTIAL_OUTCOMES, Order, OrderState, order_problems
+from controller.domain.orders import (
+    PARTIAL_OUTCOMES,
+    FillOutcome,
+    Order,
+    OrderState,
+    order_problems,
+)
 from controller.domain.recovery import OrderAction
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
 from controller.mqtt.publisher import BrokerLink, Publisher
@@ -444,7 +450,7 @@ class Supervisor:
         if action not in (None, OrderAction.FAIL):
             self._spawn(self._after_failed_fill(fill, action), f"refill-order-{fill.order_id}")
             return
-        state = OrderState.FILLED if fill.outcome == "filled" else OrderState.EXCEPTION
+        state = OrderState.FILLED if fill.outcome is FillOutcome.FILLED else OrderState.EXCEPTION
         self._settle(OrderSettled(fill.order_id, state, fill.detail, fill.id))
 
     def order_returned(self, order_id: int, robot: str, reason: str) -> None:
