@@ -8,8 +8,8 @@ from pathlib import Path
 
 from controller.config import Settings, load_config
 from controller.domain.orders import Order, Patient
+from tests.helpers import FORMULARY
 
-FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
 ATORVASTATIN, LISINOPRIL = "00093-7146-01", "68180-0513-01"
 
 ROBOT = """

@@ -141,3 +141,9 @@ def demo_config(folder: Path, *, site: str) -> Path:
     path = folder / "demo.toml"
     path.write_text(text)
     return path
+
+
+TECH = Person("tess", frozenset({Role.TECHNICIAN}))
+PHARM = Person("phil", frozenset({Role.PHARMACIST}))
+BOTH = Person("bo", frozenset({Role.TECHNICIAN, Role.PHARMACIST}))
+"""The people the pure workflow tests and the store's verification tests act as."""

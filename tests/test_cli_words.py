@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +14,8 @@ from drivers.tablet_counter.driver import SerialTabletCounter
 from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
-from tests.helpers import cli_env, until_end
-
-RXFILL = [sys.executable, "-m", "controller"]
-FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
+from tests.helpers import FORMULARY, cli_env, until_end
+from tests.test_cli import RXFILL
 
 
 def rxfill(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

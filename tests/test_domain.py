@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -21,8 +20,7 @@ from controller.domain.orders import (
     order_problems,
 )
 from controller.domain.weight import WeightVerdict, check_weight
-
-FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
+from tests.helpers import FORMULARY
 
 
 @pytest.mark.parametrize("text", ["00093-7146-01", "00093714601", " 00093-7146-01 "])

@@ -8,7 +8,6 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +18,10 @@ from sqlalchemy import create_engine
 
 from controller.store.revisions import MIGRATIONS, script
 from tests.helpers import cli_env
+from tests.test_cli import RXFILL
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "demo.toml"
-RXFILL = [sys.executable, "-m", "controller"]
 
 
 def rxfill(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

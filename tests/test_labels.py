@@ -26,10 +26,10 @@ from controller.domain.labels import (
 from controller.pharmacy.previews import render_pdf, render_png
 from drivers.label_printer.protocol import is_label_format, label_format, parse_fields
 from tests.helpers import formulary
+from tests.sites import ALPRAZOLAM
 
 PHARMACY = ("Riverside Community Pharmacy", "12 Mill Lane, Springfield, IL 62701",
             "(217) 555-0142")
-ALPRAZOLAM = "59762-3720-01"
 
 
 def content(drugs: Formulary, ndc: str = ALPRAZOLAM, **changes: object) -> LabelContent:

@@ -31,10 +31,10 @@ from controller.robots.supervisor import Supervisor
 from controller.store import BinSpec, FillRefused, FillResult, Store, sqlite_url
 from controller.store.stock import BinDrugMismatch
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
-from tests.helpers import Technician, admin, cli_env, maint, open_store, pharm, tech
+from tests.helpers import TECH, Technician, admin, cli_env, maint, open_store, pharm, tech
 from tests.sites import PASSWORD
 from tests.test_cli import RXFILL
-from tests.test_verification import TECH, weighed
+from tests.test_verification import weighed
 
 EXPIRY = date(2030, 1, 1)  # the floors' lots
 AS_PAT = ("--user", "pat", "--password-stdin")
@@ -331,7 +331,7 @@ async def test_a_recounted_robot_vial_is_one_vial_in_a_recall(store: Store) -> N
 async def test_a_vial_returned_to_stock_is_no_vial_to_recall_and_a_wasted_one_says_so(
         store: Store) -> None:
     from controller.store import fill_code
-    from tests.test_verification import PHARM
+    from tests.helpers import PHARM
     order_id, bin_id = await _queued(store)
     fill = await store.start_fill(order_id, bin_id)
     await store.finish_fill(fill.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
@@ -350,7 +350,7 @@ async def test_a_vial_whose_lot_expired_since_its_fill_is_neither_verified_nor_r
         tmp_path: Path) -> None:
     # Found while closing item 7: the label's discard-by date would already be past.
     from controller.store import fill_code
-    from tests.test_verification import PHARM
+    from tests.helpers import PHARM
     url = sqlite_url(tmp_path / "rx.sqlite")
     store = await open_store(url, clock=At(AFTER - timedelta(days=2)))
     order_id, bin_id = await _queued(store)

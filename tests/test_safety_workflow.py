@@ -24,10 +24,10 @@ from controller.domain.roles import Person, Role, RoleError, WorkflowError
 from controller.domain.workflow import NotTheVial
 from controller.store import FillResult, Store, fill_code, sqlite_url
 from tests.floors import ATORVASTATIN
-from tests.helpers import formulary, open_store
+from tests.helpers import PHARM, TECH, formulary, open_store
 from tests.sites import OXYCODONE, Site, order_body, running_site
 from tests.test_api import filled, submit
-from tests.test_verification import PAM, PHARM, TECH, filled_order
+from tests.test_verification import PAM, filled_order
 
 # -- over the REST API ----------------------------------------------------------------------
 

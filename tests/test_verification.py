@@ -14,14 +14,11 @@ from controller.store import FillResult, Store
 from controller.store.records import fill_code
 from controller.store.verification import parse_fill_code
 from tests.floors import ATORVASTATIN, order
-from tests.helpers import tech
+from tests.helpers import BOTH, PHARM, TECH, tech
 from tests.sites import OXYCODONE
 from tests.test_stock import BIN
 
-TECH = Person("tess", frozenset({Role.TECHNICIAN}))
-PHARM = Person("phil", frozenset({Role.PHARMACIST}))
 PAM = Person("pam", frozenset({Role.PHARMACIST}))
-BOTH = Person("bo", frozenset({Role.TECHNICIAN, Role.PHARMACIST}))
 
 
 async def robot_fill(store: Store, quantity: int, result: FillResult,

@@ -9,11 +9,9 @@ from hypothesis import strategies as st
 from controller.domain.orders import OrderState
 from controller.domain.roles import Person, Role, WorkflowError
 from controller.domain.workflow import Action, Dossier, Step, advance, filled
+from tests.helpers import BOTH, PHARM, TECH
 
-TECH = Person("tess", frozenset({Role.TECHNICIAN}))
-PHARM = Person("phil", frozenset({Role.PHARMACIST}))
 PHARM2 = Person("petra", frozenset({Role.PHARMACIST}))
-BOTH = Person("bo", frozenset({Role.TECHNICIAN, Role.PHARMACIST}))
 ADMIN = Person("ada", frozenset({Role.ADMIN}))
 PEOPLE = [TECH, PHARM, PHARM2, BOTH, ADMIN]
 
@@ -80,13 +78,13 @@ def test_the_witness_never_verifies_either() -> None:
 @pytest.mark.parametrize("state", [OrderState.FILLED, OrderState.LABELED, OrderState.VERIFIED])
 def test_only_a_pharmacist_cancels_an_order_with_a_filled_vial_saying_where_it_went(
         state: OrderState) -> None:
-    d = Dossier(state, "II", frozenset({"tess"}))
+    d = Dossier(state, "II", labelled_by="tess")
     with pytest.raises(WorkflowError, match="tess may not cancel an order whose vial is"):
         advance(d, Step(Action.CANCEL, TECH, reason="patient moved", tablets="returned"))
     with pytest.raises(WorkflowError, match="what became of the vial's tablets"):
         advance(d, Step(Action.CANCEL, PHARM, reason="patient moved"))
     with pytest.raises(WorkflowError, match="bo filled, counted or labelled this vial"):
-        advance(Dossier(state, None, frozenset({"bo"})),
+        advance(Dossier(state, None, labelled_by="bo"),
                 Step(Action.CANCEL, BOTH, reason="patient moved", tablets="wasted"))
     done = advance(d, Step(Action.CANCEL, PHARM, reason="patient moved", tablets="returned"))
     assert done.state is OrderState.CANCELLED

@@ -76,15 +76,24 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Dossier:
-    """What the workflow knows of one order and its vial, from the store's records."""
+    """What the workflow knows of one order and its vial: the store's own records of them,
+    field for field (``store/verification.dossier`` builds it from those records)."""
 
     state: OrderState
     schedule: str | None
     """The drug's DEA schedule (II … V) as recorded at intake, or None."""
-    handled_by: frozenset[str] = frozenset()
-    """Who hand-counted or labelled this vial: none of them moves it on."""
+    counted_by: str | None = None
+    """Who counted this vial by hand (None: a robot counted it)."""
+    labelled_by: str | None = None
+    """Who scanned its label onto it."""
     verified_by: str | None = None
     witnessed_by: str | None = None
+
+    @property
+    def handled_by(self) -> frozenset[str]:
+        """Who counted or labelled this vial: none of them moves it on. The one place this
+        is worked out."""
+        return frozenset(who for who in (self.counted_by, self.labelled_by) if who)
 
 
 _MOVES_A_VIAL_ON = frozenset({Action.VERIFY, Action.REJECT, Action.RELEASE})
@@ -131,8 +140,10 @@ def advance(dossier: Dossier, step: Step) -> Dossier:
         check_transition(dossier.state, target)
     except TransitionError as exc:
         raise WorkflowError(f"cannot {action}: {exc}") from None
-    if action in (Action.LABEL, Action.HAND_COUNT):
-        return replace(dossier, state=target, handled_by=dossier.handled_by | {person.name})
+    if action is Action.LABEL:
+        return replace(dossier, state=target, labelled_by=person.name)
+    if action is Action.HAND_COUNT:
+        return replace(dossier, state=target, counted_by=person.name)
     if action is Action.VERIFY:
         return replace(dossier, state=target, verified_by=person.name)
     if action is Action.REJECT:
@@ -147,8 +158,8 @@ def filled(dossier: Dossier, by: Person | None = None) -> Dossier:
         check_transition(dossier.state, OrderState.FILLED)
     except TransitionError as exc:
         raise WorkflowError(str(exc)) from None
-    handled = dossier.handled_by | ({by.name} if by is not None else frozenset())
-    return replace(dossier, state=OrderState.FILLED, handled_by=handled)
+    return replace(dossier, state=OrderState.FILLED,
+                   counted_by=by.name if by is not None else dossier.counted_by)
 
 
 def _witness(dossier: Dossier, person: Person) -> Dossier:

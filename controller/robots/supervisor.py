@@ -2,8 +2,8 @@
 
 It connects every robot in parallel and reports every failure at once; it
 routes each order to a bin that holds its NDC with enough on hand; the
-robots' workers count, weigh and record. Listeners (the demo's screen, later
-MQTT and the console) hear every notice.
+robots' workers count, weigh and record, and tell it what happened (notices.Floor);
+listeners (the demo's screen, the alarm watch, the MQTT publisher) hear every notice.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ class Supervisor:
         self.desk = AlarmDesk(settings, store, self.clock)
         self._listeners: list[Callable[[Notice], None]] = []
         self._reservations: dict[int, tuple[int, int]] = {}
+        """order id → (bin id, quantity) routed but not yet taken off the bin."""
         self._parked: set[int] = set()
         """Queued orders only an offline robot can fill: routed again when one is back."""
-        """order id → (bin id, quantity) routed but not yet taken off the bin."""
         self._route_lock = asyncio.Lock()
         self._settled: dict[int, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None

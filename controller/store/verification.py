@@ -105,8 +105,9 @@ async def dossier(conn: AsyncConnection, order: OrderRecord,
         return Dossier(order.state, order.schedule)
     witness = await conn.scalar(sa.select(witnessed_counts.c.who).where(
         witnessed_counts.c.fill_id == vial.id).limit(1))
-    handled = frozenset(who for who in (vial.counted_by, vial.labelled_by) if who)
-    return Dossier(order.state, order.schedule, handled, vial.verified_by, witness)
+    return Dossier(order.state, order.schedule, counted_by=vial.counted_by,
+                   labelled_by=vial.labelled_by, verified_by=vial.verified_by,
+                   witnessed_by=witness)
 
 
 async def take_step(store: WorkflowStore, conn: AsyncConnection, order: OrderRecord,
