@@ -21,6 +21,7 @@ What a MedicationRequest must carry for us to fill it:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -79,16 +80,7 @@ def order_from_request(body: Any) -> Order:
     rx = next((i.value for i in (request.identifier or []) if i.value), None)
     if rx is None:
         need("identifier", "the prescription number (identifier[0].value) is missing")
-    ndc = None
-    codings = request.medicationCodeableConcept.coding if request.medicationCodeableConcept else []
-    code = next((c.code for c in codings or [] if c.system == NDC_SYSTEM and c.code), None)
-    if code is None:
-        need("medicationCodeableConcept", f"no coding with system {NDC_SYSTEM}")
-    else:
-        try:
-            ndc = parse_any_ndc(code)
-        except NdcError as exc:
-            need("medicationCodeableConcept.coding.code", str(exc))
+    ndc = _ndc(request, need)
     patient = None
     if patient_res is None or patient_res.get_resource_type() != "Patient":
         need("subject", "expected a reference to a contained Patient (#id)")
@@ -104,6 +96,43 @@ def order_from_request(body: Any) -> Order:
     if not sig.strip():
         need("dosageInstruction.text", "the directions are missing")
     dispense = request.dispenseRequest
+    quantity, days = _amounts(request, need)
+    fulfilment, easy_open, fill_number = _extensions(request, need)
+    if problems or rx is None or ndc is None or patient is None or quantity is None:
+        raise FhirProblems(problems)
+    written = request.authoredOn
+    return Order(
+        rx_number=rx, patient=patient, ndc=ndc, quantity=int(quantity), easy_open=easy_open,
+        sig=sig.strip(), prescriber=prescriber,
+        refills=int(dispense.numberOfRepeatsAllowed or 0) if dispense else 0,
+        days_supply=days, priority=PRIORITIES.get(request.priority or "routine",
+                                                  Priority.ROUTINE),
+        fulfilment=fulfilment,
+        written=written.date() if isinstance(written, datetime) else (
+            written if isinstance(written, date) else None), fill_number=fill_number)
+
+
+Need = Callable[[str, str], None]
+"""Records a problem at a MedicationRequest path."""
+
+
+def _ndc(request: MedicationRequest, need: Need) -> str | None:
+    """The NDC of the coding with the NDC system, or None (and a problem)."""
+    codings = request.medicationCodeableConcept.coding if request.medicationCodeableConcept else []
+    code = next((c.code for c in codings or [] if c.system == NDC_SYSTEM and c.code), None)
+    if code is None:
+        need("medicationCodeableConcept", f"no coding with system {NDC_SYSTEM}")
+        return None
+    try:
+        return parse_any_ndc(code)
+    except NdcError as exc:
+        need("medicationCodeableConcept.coding.code", str(exc))
+        return None
+
+
+def _amounts(request: MedicationRequest, need: Need) -> tuple[Any, int | None]:
+    """The quantity to dispense, and the days it lasts (None when not said)."""
+    dispense = request.dispenseRequest
     quantity = dispense.quantity.value if dispense and dispense.quantity else None
     if quantity is None or quantity != int(quantity):
         need("dispenseRequest.quantity.value", f"expected a whole number of units, got "
@@ -116,6 +145,11 @@ def order_from_request(body: Any) -> Order:
             need("dispenseRequest.expectedSupplyDuration", "expected whole days (code d)")
         else:
             days = int(duration.value)
+    return quantity, days
+
+
+def _extensions(request: MedicationRequest, need: Need) -> tuple[Fulfilment, bool, int]:
+    """Our extensions: pickup or ship, an easy-open cap, which fill of the prescription."""
     extensions = {e.url: e for e in request.extension or []}
     fulfilment = Fulfilment.PICKUP
     if FULFILMENT_URL in extensions:
@@ -133,18 +167,7 @@ def order_from_request(body: Any) -> Order:
                               f"original fill) to {MAX_REFILLS} (valueInteger)")
         else:
             fill_number = number
-    if problems or rx is None or ndc is None or patient is None or quantity is None:
-        raise FhirProblems(problems)
-    written = request.authoredOn
-    return Order(
-        rx_number=rx, patient=patient, ndc=ndc, quantity=int(quantity), easy_open=easy_open,
-        sig=sig.strip(), prescriber=prescriber,
-        refills=int(dispense.numberOfRepeatsAllowed or 0) if dispense else 0,
-        days_supply=days, priority=PRIORITIES.get(request.priority or "routine",
-                                                  Priority.ROUTINE),
-        fulfilment=fulfilment,
-        written=written.date() if isinstance(written, datetime) else (
-            written if isinstance(written, date) else None), fill_number=fill_number)
+    return fulfilment, easy_open, fill_number
 
 
 def _full_name(resource: Any) -> str:
