@@ -1,83 +1,27 @@
 """The Protocols the controller sees, and the plain result types they return.
 
-The controller never sees a vendor class: only these. A driver satisfies one
+The controller never sees a vendor class: only these (the filler's result types are in
+:mod:`drivers.filler_types`, event streams in :mod:`drivers.events`). A driver satisfies one
 Protocol, opens and closes as an async context manager, and raises the types
 in :mod:`drivers.errors`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Generic, Protocol, Self, TypeVar, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
-import structlog
-
+from drivers.events import EventStream
+from drivers.filler_types import (
+    CapType,
+    CellCalibration,
+    FillerIdentity,
+    FillerStatus,
+    VialReport,
+)
 from drivers.labels import Layout
-
-E = TypeVar("E")
-
-log = structlog.get_logger(__name__)
-
-EVENT_BACKLOG = 256
-"""Events a stream keeps for a reader that has not read them; older ones are lost."""
-
-
-class Backlog(asyncio.Queue[E | None], Generic[E]):
-    """One reader's unread events, bounded: a reader that does not read loses the oldest."""
-
-    def __init__(self, device: str, size: int = EVENT_BACKLOG) -> None:
-        super().__init__(size)
-        self.device = device
-        self.lost = 0
-
-    def offer(self, item: E | None) -> None:
-        """Queue ``item`` (``None`` ends the stream), dropping the oldest when full."""
-        if self.full():
-            self.get_nowait()
-            self.lost += 1
-            if self.lost == 1:
-                log.warning("event reader is not keeping up: oldest events are lost",
-                            device=self.device, backlog=self.maxsize)
-        self.put_nowait(item)
-
-
-def deliver(listeners: set[Backlog[E]], item: E | None) -> None:
-    """Give ``item`` to every listening stream (``None``: the link closed)."""
-    for backlog in list(listeners):
-        backlog.offer(item)
-
-
-class EventStream(Generic[E]):
-    """A device's events from the moment it was made until the link closes.
-
-    It listens from creation (not from the first ``anext``), and waiting on it
-    with a timeout loses nothing: ``await asyncio.wait_for(anext(stream), t)``
-    is safe. ``close()`` stops listening. It keeps at most
-    :data:`EVENT_BACKLOG` unread events, losing the oldest (logged once).
-    """
-
-    def __init__(self, listeners: set[Backlog[E]], device: str = "") -> None:
-        self._queue: Backlog[E] = Backlog(device)
-        self._listeners = listeners
-        listeners.add(self._queue)
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> E:
-        item = await self._queue.get()
-        if item is None:
-            self.close()
-            raise StopAsyncIteration
-        return item
-
-    def close(self) -> None:
-        """Stop listening."""
-        self._listeners.discard(self._queue)
-
 
 
 class CountState(StrEnum):
@@ -293,116 +237,6 @@ class TabletCounter(Device, Protocol):
 
 
 # -- the vial filler ------------------------------------------------------------
-
-
-class FillerState(StrEnum):
-    """A vial filler's state, in the controller's terms."""
-
-    IDLE = "idle"
-    FILLING = "filling"
-    CAPPING = "capping"
-    DONE = "done"
-    """A vial waits in the output bay."""
-    FAULT = "fault"
-    SAFE = "safe"
-    """Stopped for safety (heartbeat lost or emergency stop); the vial is not complete."""
-
-
-class FillerFault(StrEnum):
-    """Why a vial filler stopped a job."""
-
-    JAM = "jam"
-    CELL_EMPTY = "cell_empty"
-    NO_VIAL = "no_vial"
-    DOOR_OPEN = "door_open"
-    CAP_FAULT = "cap_fault"
-    SCALE_FAULT = "scale_fault"
-
-
-class VialEnd(StrEnum):
-    """How a finished vial job ended."""
-
-    DONE = "done"
-    JAM = "jam"
-    CELL_EMPTY = "cell_empty"
-    ABORTED = "aborted"
-    NO_VIAL = "no_vial"
-    CAP_FAULT = "cap_fault"
-    SAFE = "safe"
-
-
-class CapType(StrEnum):
-    """The cap a vial gets."""
-
-    CHILD_RESISTANT = "child_resistant"
-    EASY_OPEN = "easy_open"
-
-
-@dataclass(frozen=True, slots=True)
-class FillerIdentity:
-    """What a vial filler reports about itself."""
-
-    firmware: str
-    cells: int
-    unit: int
-
-
-@dataclass(frozen=True, slots=True)
-class FillerStatus:
-    """A vial filler's registers now, in the controller's terms."""
-
-    state: FillerState
-    job: int | None
-    """The job in progress, or the last one (None before the first)."""
-    count: int
-    weight_mg: int
-    fault: FillerFault | None
-    last_job: int | None
-    last_end: VialEnd
-    last_count: int
-    last_weight_mg: int
-    jobs_done: int
-    heartbeat_echo: int
-    door_closed: bool
-    vial_in_bay: bool
-    estop: bool
-    hopper_low: bool
-    vials_left: dict[int, int]
-    """Vials left per size in drams."""
-
-
-@dataclass(frozen=True, slots=True)
-class VialReport:
-    """A vial job's fate.
-
-    ``end`` is None while the job is not finished: it is filling, capping, or
-    stopped in FAULT (``fault`` says why) or SAFE, waiting for a reset.
-    """
-
-    job: int
-    state: FillerState
-    fault: FillerFault | None
-    end: VialEnd | None
-    count: int
-    weight_mg: int
-
-    @property
-    def finished(self) -> bool:
-        """True once the device has ended the job (LAST_JOB names it)."""
-        return self.end is not None
-
-    @property
-    def stopped(self) -> bool:
-        """True when the job stopped in FAULT or SAFE and waits for RESET_FAULT."""
-        return self.end is None and self.state in (FillerState.FAULT, FillerState.SAFE)
-
-
-@dataclass(frozen=True, slots=True)
-class CellCalibration:
-    """A cell's counting sensitivity (1–100; 0 not calibrated) and expected tablet mass."""
-
-    sensitivity: int
-    unit_mass_mg: float
 
 
 @runtime_checkable

@@ -18,8 +18,9 @@ from controller.robots.simulated import Simulator
 from controller.robots.supervisor import Supervisor
 from controller.robots.worker import OutputError
 from controller.store import Store
-from drivers.base import CounterEvent, EventStream, JobEnded, JobReport
+from drivers.base import CounterEvent, JobEnded, JobReport
 from drivers.errors import DriverError
+from drivers.events import EventStream
 
 FORMULARY = Path(__file__).resolve().parent.parent / "config" / "formulary.csv"
 AUDIT_KEY_TEXT = "tests' audit key, not a secret"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from controller.alarms.desk import AlarmDesk, RobotCondition
 from controller.clock import Clock
+from controller.domain import alarm_handling as handling
 from controller.domain import alarms as rules
 from controller.domain.alarms import (
     BIN_TYPES,
@@ -80,7 +81,7 @@ def test_a_count_hovering_at_par_does_not_chatter() -> None:
     alarms: dict[str, Alarm] = {}
     raised = 0
     for on_hand in [100, 101, 100, 102, 99, 105, 110, 104, 101]:
-        raised += sum(rules.is_raise(c) for c in step(alarms, on_hand))
+        raised += sum(handling.is_raise(c) for c in step(alarms, on_hand))
     assert raised == 1
     assert alarms["bin-low-vf1-12"].state is AlarmState.UNACK_ACTIVE
     (cleared,) = step(alarms, 111)  # above par + 10 %: the condition clears
@@ -91,7 +92,7 @@ def test_isa_18_2_states_from_raise_to_normal() -> None:
     alarms: dict[str, Alarm] = {}
     step(alarms, 50)
     low = alarms["bin-low-vf1-12"]
-    acked = rules.acknowledge(low, "ana", T0).after
+    acked = handling.acknowledge(low, "ana", T0).after
     assert (acked.state, acked.acked_by) == (AlarmState.ACK_ACTIVE, "ana")
     alarms[low.id] = acked
     (cleared,) = step(alarms, 300)
@@ -100,10 +101,10 @@ def test_isa_18_2_states_from_raise_to_normal() -> None:
     step(alarms, 50)
     step(alarms, 300)
     assert alarms[low.id].state is AlarmState.UNACK_RTN
-    ended = rules.acknowledge(alarms[low.id], "ana", T0)
+    ended = handling.acknowledge(alarms[low.id], "ana", T0)
     assert ended.ended
     with pytest.raises(AlarmError, match="only an unacknowledged alarm"):
-        rules.acknowledge(ended.after, "ana", T0)
+        handling.acknowledge(ended.after, "ana", T0)
 
 
 def test_a_shelf_needs_a_reason_and_a_time_and_ends_by_itself() -> None:
@@ -111,27 +112,27 @@ def test_a_shelf_needs_a_reason_and_a_time_and_ends_by_itself() -> None:
     step(alarms, 50)
     low = alarms["bin-low-vf1-12"]
     with pytest.raises(AlarmError, match="needs a reason"):
-        rules.shelve(low, "ana", " ", T0 + timedelta(hours=1), T0)
+        handling.shelve(low, "ana", " ", T0 + timedelta(hours=1), T0)
     with pytest.raises(AlarmError, match="at most"):
-        rules.shelve(low, "ana", "bottle ordered", T0 + timedelta(days=2), T0)
+        handling.shelve(low, "ana", "bottle ordered", T0 + timedelta(days=2), T0)
     with pytest.raises(AlarmError, match="say who"):
-        rules.shelve(low, "", "bottle ordered", T0 + timedelta(hours=1), T0)
-    shelved = rules.shelve(low, "ana", "bottle ordered", T0 + timedelta(hours=1), T0).after
+        handling.shelve(low, "", "bottle ordered", T0 + timedelta(hours=1), T0)
+    shelved = handling.shelve(low, "ana", "bottle ordered", T0 + timedelta(hours=1), T0).after
     assert (shelved.state, shelved.shelved_reason) == (AlarmState.SHELVED, "bottle ordered")
-    assert rules.expire_shelves([shelved], T0 + timedelta(minutes=59)) == []
-    (back,) = rules.expire_shelves([shelved], T0 + timedelta(hours=1))
+    assert handling.expire_shelves([shelved], T0 + timedelta(minutes=59)) == []
+    (back,) = handling.expire_shelves([shelved], T0 + timedelta(hours=1))
     assert back.after.state is AlarmState.UNACK_ACTIVE and back.after.shelved_by is None
 
 
 def test_a_robot_out_of_service_takes_its_alarms_and_gives_back_those_that_hold() -> None:
     alarms: dict[str, Alarm] = {}
     step(alarms, 0)  # low and empty
-    changes = rules.remove_from_service(alarms.values(), "vf1", "maint", T0)
+    changes = handling.remove_from_service(alarms.values(), "vf1", "maint", T0)
     assert {c.after.state for c in changes} == {AlarmState.OUT_OF_SERVICE}
     for change in changes:
         alarms[change.after.id] = change.after
     step(alarms, 300)  # restocked while down
-    back = rules.return_to_service(alarms.values(), "vf1", "maint", T0)
+    back = handling.return_to_service(alarms.values(), "vf1", "maint", T0)
     assert {c.after.state for c in back} == {AlarmState.NORMAL}
 
 
@@ -145,8 +146,8 @@ def test_robot_offline_waits_out_its_on_delay() -> None:
 
 
 def test_a_flood_begins_above_ten_and_ends_below_five() -> None:
-    assert not rules.flooding(10, False) and rules.flooding(11, False)
-    assert rules.flooding(5, True) and not rules.flooding(4, True)
+    assert not handling.flooding(10, False) and handling.flooding(11, False)
+    assert handling.flooding(5, True) and not handling.flooding(4, True)
 
 
 def make_alarm(number: int, kind: AlarmType) -> Alarm:
@@ -158,13 +159,13 @@ def make_alarm(number: int, kind: AlarmType) -> Alarm:
 @given(st.lists(st.sampled_from(list(AlarmType)), min_size=1, max_size=40))
 def test_in_a_flood_no_high_priority_alarm_is_hidden(kinds: list[AlarmType]) -> None:
     standing = [make_alarm(n, kind) for n, kind in enumerate(kinds)]
-    view = rules.annunciate(standing, flood=True)
+    view = handling.annunciate(standing, flood=True)
     urgent = {a.id for a in standing if a.priority.rank >= Priority.HIGH.rank}
     assert {a.id for a in view.shown} == urgent
     assert sum(n for _, _, n in view.summarised) == len(standing) - len(urgent)
     ranks = [a.priority.rank for a in view.shown]
     assert ranks == sorted(ranks, reverse=True)
-    assert {a.id for a in rules.annunciate(standing, flood=False).shown} == {
+    assert {a.id for a in handling.annunciate(standing, flood=False).shown} == {
         a.id for a in standing}
 
 
@@ -263,7 +264,7 @@ async def test_desk_sees_a_flood_and_its_end(tmp_path: Path) -> None:
         assert await desk.flooding(True)            # still 11 within the window
         clock.moment = T0 + timedelta(minutes=11)
         assert not await desk.flooding(True)        # none in the last 10 minutes
-        view = rules.annunciate(await store.alarms(), flood=True)
+        view = handling.annunciate(await store.alarms(), flood=True)
         assert len(view.shown) == 11                # robot faults are high: every one shown
     finally:
         await store.close()

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from controller.domain.recovery import rules_markdown
-from drivers.base import CapType, FillerFault, JobOutcome, PoweredUp
+from drivers.base import JobOutcome, PoweredUp
+from drivers.filler_types import CapType, FillerFault
 from drivers.registry import UnknownDriverError, driver_names, find_driver
 from drivers.tablet_counter.driver import SerialTabletCounter
 from drivers.vial_filler.driver import ModbusVialFiller

@@ -12,12 +12,12 @@ from drivers.base import (
     CounterEvent,
     CountState,
     DoorMoved,
-    EventStream,
     JobEnded,
     JobOutcome,
     PoweredUp,
     Progress,
 )
+from drivers.events import EventStream
 from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.driver import SerialTabletCounter
 from simulators.tablet_counter.server import CounterSimulator

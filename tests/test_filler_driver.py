@@ -13,12 +13,7 @@ import asyncio
 import pytest
 
 from drivers import errors
-from drivers.base import (
-    CapType,
-    FillerState,
-    VialEnd,
-    VialReport,
-)
+from drivers.filler_types import CapType, FillerState, VialEnd, VialReport
 from drivers.vial_filler.driver import ModbusVialFiller
 from simulators.vial_filler.server import FillerSimulator
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 import pytest
 
 from drivers import errors
-from drivers.base import EVENT_BACKLOG, Backlog, JobEnded, Progress, deliver
+from drivers.base import JobEnded, Progress
+from drivers.events import EVENT_BACKLOG, Backlog, deliver
 from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.driver import SerialTabletCounter
 from drivers.vial_filler.driver import ModbusVialFiller

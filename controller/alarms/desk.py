@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from controller.clock import Clock
 from controller.config import Settings
+from controller.domain import alarm_handling as handling
 from controller.domain import alarms as rules
 from controller.domain.alarms import (
     BIN_TYPES,
@@ -110,7 +111,7 @@ class AlarmDesk:
 
     @staticmethod
     def _shelves_decide(now: datetime) -> Decide:
-        return lambda alarms, _bins, _down: rules.expire_shelves(alarms.values(), now)
+        return lambda alarms, _bins, _down: handling.expire_shelves(alarms.values(), now)
 
     async def republish(self) -> list[AlarmChange]:
         """Every standing alarm once more (seq + 1), for a broker that lost its retained ones."""
@@ -124,7 +125,7 @@ class AlarmDesk:
         """A person acknowledges an alarm (AlarmError if its state does not allow it)."""
         require(by, Duty.ANSWER_ALARM)
         now = self._clock.now()
-        return await self._one(alarm_id, lambda alarm: rules.acknowledge(alarm, by.name, now))
+        return await self._one(alarm_id, lambda alarm: handling.acknowledge(alarm, by.name, now))
 
     async def shelve(self, alarm_id: str, by: Person, reason: str,
                      until: datetime) -> AlarmChange:
@@ -132,13 +133,13 @@ class AlarmDesk:
         require(by, Duty.ANSWER_ALARM)
         now = self._clock.now()
         return await self._one(alarm_id,
-                               lambda alarm: rules.shelve(alarm, by.name, reason, until, now))
+                               lambda alarm: handling.shelve(alarm, by.name, reason, until, now))
 
     async def unshelve(self, alarm_id: str, by: Person) -> AlarmChange:
         """A person ends a shelf early."""
         require(by, Duty.ANSWER_ALARM)
         now = self._clock.now()
-        return await self._one(alarm_id, lambda alarm: rules.unshelve(
+        return await self._one(alarm_id, lambda alarm: handling.unshelve(
             alarm, by.name, now, "unshelved by a person"))
 
     async def set_in_service(self, robot: str, by: Person,
@@ -149,7 +150,7 @@ class AlarmDesk:
         if robot not in self._units:
             raise AlarmError(f"no robot {robot!r}; expected one of {', '.join(self._units)}")
         now = self._clock.now()
-        move = rules.return_to_service if in_service else rules.remove_from_service
+        move = handling.return_to_service if in_service else handling.remove_from_service
         return await self._store.change_alarms(
             lambda alarms, _bins, _down: move(alarms.values(), robot, who, now),
             service=(robot, in_service, who))
@@ -169,8 +170,8 @@ class AlarmDesk:
 
     async def flooding(self, was_flooding: bool) -> bool:
         """Whether alarms flood now (ISA-18.2: over 10 new in 10 minutes; under 5 ends it)."""
-        raised = await self._store.raised_since(self._clock.now() - rules.FLOOD_WINDOW)
-        return rules.flooding(raised, was_flooding)
+        raised = await self._store.raised_since(self._clock.now() - handling.FLOOD_WINDOW)
+        return handling.flooding(raised, was_flooding)
 
     def facts(self, record: BinRecord) -> BinFacts:
         """What the alarm rules need to know of a bin."""

@@ -6,10 +6,8 @@ import asyncio
 import contextlib
 import importlib.metadata
 import json
-import os
 import signal
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -34,7 +32,7 @@ from controller.cli.common import (
 )
 from controller.cli.orders import orders_app, robots_app, sign_in
 from controller.cli.people import users_app
-from controller.cli.simulate import counter_channels, drugs_of, filler_cells
+from controller.cli.simulate import simulate_app
 from controller.cli.stock import alarms_app, stock_app
 from controller.cli.store import store_app
 from controller.config import ConfigError, broker_address, load_config
@@ -44,19 +42,9 @@ from controller.store import Store, StoreError
 from controller.store.lock import StoreInUse
 from controller.store.revisions import StoreUnusable
 from controller.store.stock import BinDrugMismatch
-from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply, help_text
-from simulators.tablet_counter.server import CounterSimulator
-from simulators.vial_filler.server import FillerSimulator
 
 app = typer.Typer(help="rxfill: control software for automated pharmacies.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-simulate = typer.Typer(help="Run a simulated robot on a pty or a TCP port.", no_args_is_help=True)
-
-
-FormularyOption = Annotated[Path | None, typer.Option(
-    help="A formulary CSV: the drugs --drug names, and what their tablets weigh.")]
-DrugOption = Annotated[list[str] | None, typer.Option(
-    help="CH=NDC: this channel (cell) holds that drug of --formulary (repeat for more).")]
 
 
 def _version(shown: bool) -> None:
@@ -72,7 +60,7 @@ def _main(version: Annotated[bool, typer.Option(
     """rxfill: control software for automated pharmacies."""
 config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
 vials_app = typer.Typer(help="Partial vials set aside after a failed fill.", no_args_is_help=True)
-app.add_typer(simulate, name="simulate")
+app.add_typer(simulate_app, name="simulate")
 app.add_typer(config_app, name="config")
 app.add_typer(vials_app, name="vials")
 app.add_typer(stock_app, name="stock")
@@ -275,128 +263,3 @@ def rules() -> None:
     from controller.domain.recovery import rules_markdown
 
     typer.echo(rules_markdown())
-
-
-@simulate.command("filler", epilog=help_text(FILLER_COMMANDS))
-def simulate_filler(
-    listen: Annotated[str, typer.Option(
-        help="modbus-tcp://HOST:PORT or modbus-rtu+pty")] = "modbus-rtu+pty",
-    unit: Annotated[int, typer.Option(min=1, max=247)] = 1,
-    cells: Annotated[int, typer.Option(min=1, max=240)] = 12,
-    seed: Annotated[int, typer.Option()] = 0,
-    time_scale: Annotated[float, typer.Option(min=0.001)] = 1.0,
-    baud: Annotated[int, typer.Option()] = 19200,
-    formulary: FormularyOption = None, drug: DrugOption = None,
-) -> None:
-    """A vial filler speaking the Modbus ICD; prints 'listening on <url>' when ready."""
-    configure_logging("warning", "auto")
-    held = filler_cells(cells, drugs_of(formulary, drug or [], cells, "cell"))
-    host, port = "", 0
-    if listen.startswith("modbus-tcp://"):
-        host, _, number = listen.removeprefix("modbus-tcp://").rpartition(":")
-        if not host or not number.isdigit() or int(number) > 65535:
-            typer.echo(f"--listen {listen!r}: expected modbus-tcp://HOST:PORT, a port "
-                       f"0-65535", err=True)
-            raise typer.Exit(2)
-        port = int(number)
-    elif listen != "modbus-rtu+pty":
-        typer.echo(f"--listen {listen!r}: expected modbus-tcp://HOST:PORT or modbus-rtu+pty",
-                   err=True)
-        raise typer.Exit(2)
-
-    async def serve() -> None:
-        try:
-            sim = FillerSimulator(unit=unit, cells=held, seed=seed, time_scale=time_scale,
-                                  baud=baud)
-        except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        async with sim:
-            try:
-                url = await (sim.listen_tcp(host, port) if host else sim.listen_rtu_pty())
-            except OSError as exc:
-                raise _cannot_listen(listen, exc) from None
-            print(f"listening on {url}", flush=True)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            _read_commands(lambda line: apply(FILLER_COMMANDS, sim, line), loop)
-            await stop.wait()
-
-    asyncio.run(serve())
-
-
-@simulate.command("counter", epilog=help_text(COUNTER_COMMANDS))
-def simulate_counter(
-    listen: Annotated[str, typer.Option(help="'pty' or tcp://HOST:PORT")] = "pty",
-    channels: Annotated[int, typer.Option(min=1, max=64)] = 8,
-    seed: Annotated[int, typer.Option()] = 0,
-    time_scale: Annotated[float, typer.Option(min=0.001)] = 1.0,
-    baud: Annotated[int, typer.Option()] = 115200,
-    formulary: FormularyOption = None, drug: DrugOption = None,
-) -> None:
-    """A tablet counter speaking the serial ICD; prints 'listening on <url>' when ready."""
-    configure_logging("warning", "auto")
-    held = counter_channels(channels, drugs_of(formulary, drug or [], channels, "channel"))
-    if listen != "pty" and not listen.startswith("tcp://"):
-        typer.echo(f"--listen {listen!r}: expected 'pty' or tcp://HOST:PORT", err=True)
-        raise typer.Exit(2)
-    try:
-        sim = CounterSimulator(channels=held, seed=seed, time_scale=time_scale, baud=baud)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-    async def serve() -> None:
-        if listen == "pty":
-            url = await sim.listen_pty()
-        else:
-            host, _, port = listen.removeprefix("tcp://").rpartition(":")
-            if not host or not port.isdigit() or int(port) > 65535:
-                typer.echo(f"--listen {listen!r}: expected tcp://HOST:PORT, a port 0-65535",
-                           err=True)
-                raise typer.Exit(2)
-            try:
-                url = await sim.listen_tcp(host, int(port))
-            except (OSError, OverflowError) as exc:
-                raise _cannot_listen(listen, exc) from None
-        print(f"listening on {url}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        _read_commands(lambda line: apply(COUNTER_COMMANDS, sim, line), loop)
-        async with sim:
-            await stop.wait()
-
-    asyncio.run(serve())
-
-
-def _cannot_listen(listen: str, exc: BaseException) -> typer.Exit:
-    why = (os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc))
-    return fail(f"--listen {listen}: cannot listen there: {why} (in use? another port, or "
-                f"pty)", 2)
-
-
-def _read_commands(apply: Callable[[str], str], loop: asyncio.AbstractEventLoop) -> None:
-    """Let a person type fault commands on standard input (when it can be watched)."""
-    buffer = bytearray()
-
-    def readable() -> None:
-        try:
-            data = os.read(sys.stdin.fileno(), 1024)
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(sys.stdin.fileno())
-            return
-        buffer.extend(data)
-        while b"\n" in buffer:
-            line, _, rest = bytes(buffer).partition(b"\n")
-            buffer[:] = rest
-            answer = apply(line.decode(errors="replace"))
-            print(answer, file=sys.stderr, flush=True)
-
-    with contextlib.suppress(OSError, ValueError):  # stdin is a file or closed: no commands
-        loop.add_reader(sys.stdin.fileno(), readable)

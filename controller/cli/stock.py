@@ -30,6 +30,7 @@ from controller.cli.common import (
     with_store,
 )
 from controller.clock import Clock
+from controller.domain import alarm_handling as handling
 from controller.domain import alarms as rules
 from controller.domain.alarms import AlarmError, AlarmType, iso
 from controller.domain.gs1 import ScanError
@@ -237,9 +238,9 @@ def alarms_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -
 
     async def work(db: Store) -> str:
         clock = Clock()
-        raised = await db.raised_since(clock.now() - rules.FLOOD_WINDOW)
-        flood = rules.flooding(raised, False)
-        view = rules.annunciate(await db.alarms(), flood=flood)
+        raised = await db.raised_since(clock.now() - handling.FLOOD_WINDOW)
+        flood = handling.flooding(raised, False)
+        view = handling.annunciate(await db.alarms(), flood=flood)
         lines = [f"ALARM FLOOD: {raised} alarms raised in the last 10 minutes; urgent ones "
                  f"first, the rest counted"] if flood else []
         for a in view.shown:

@@ -22,7 +22,6 @@ from controller.store import FillRecord, FillResult
 from drivers.base import (
     CounterEvent,
     CountState,
-    EventStream,
     JobEnded,
     JobOutcome,
     JobReport,
@@ -30,6 +29,7 @@ from drivers.base import (
     TabletCounter,
 )
 from drivers.errors import DeviceError, DriverError, UnknownJob
+from drivers.events import EventStream
 
 log = structlog.get_logger(__name__)
 

@@ -20,17 +20,17 @@ from controller.robots.notices import FillProgress
 from controller.robots.outcomes import PROBLEM_OF_OUTCOME
 from controller.robots.worker import Output, RobotWorker
 from controller.store import FillRecord, FillResult
-from drivers.base import (
+from drivers.base import VialFiller
+from drivers.errors import DeviceError, DriverError
+from drivers.events import EventStream
+from drivers.filler_types import (
     CapType,
-    EventStream,
     FillerFault,
     FillerState,
     FillerStatus,
     VialEnd,
-    VialFiller,
     VialReport,
 )
-from drivers.errors import DeviceError, DriverError
 
 log = structlog.get_logger(__name__)
 

@@ -37,7 +37,7 @@ from controller.robots.notices import (
 from controller.robots.outcomes import problem_of_refusal
 from controller.store import FillRecord, FillRefused, FillResult, Store
 from drivers import errors
-from drivers.base import EventStream
+from drivers.events import EventStream
 from drivers.tasks import cancelled
 
 log = structlog.get_logger(__name__)

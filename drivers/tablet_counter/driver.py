@@ -17,13 +17,11 @@ import serial_asyncio_fast
 import structlog
 
 from drivers.base import (
-    Backlog,
     Calibration,
     CounterEvent,
     CounterStatus,
     CountState,
     DoorMoved,
-    EventStream,
     Identity,
     JobEnded,
     JobOutcome,
@@ -32,7 +30,6 @@ from drivers.base import (
     PoweredUp,
     Progress,
     ScaleReading,
-    deliver,
 )
 from drivers.errors import (
     BadRequest,
@@ -52,6 +49,7 @@ from drivers.errors import (
     ScaleNotStable,
     UnknownJob,
 )
+from drivers.events import Backlog, EventStream, deliver
 from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.settings import SerialCounterSettings
 

@@ -24,20 +24,7 @@ import structlog
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from drivers.base import (
-    Backlog,
-    CapType,
-    CellCalibration,
-    EventStream,
-    FillerFault,
-    FillerIdentity,
-    FillerState,
-    FillerStatus,
-    OpensAsContext,
-    VialEnd,
-    VialReport,
-    deliver,
-)
+from drivers.base import OpensAsContext
 from drivers.errors import (
     BadRequest,
     Busy,
@@ -54,6 +41,17 @@ from drivers.errors import (
     ProtocolError,
     ReplyTimeout,
     UnknownJob,
+)
+from drivers.events import Backlog, EventStream, deliver
+from drivers.filler_types import (
+    CapType,
+    CellCalibration,
+    FillerFault,
+    FillerIdentity,
+    FillerState,
+    FillerStatus,
+    VialEnd,
+    VialReport,
 )
 from drivers.tasks import cancelled, stop_tasks
 from drivers.vial_filler import protocol as wire

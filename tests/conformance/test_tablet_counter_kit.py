@@ -16,13 +16,13 @@ from drivers.base import (
     Calibration,
     CounterEvent,
     CountState,
-    EventStream,
     JobEnded,
     JobOutcome,
     JobReport,
     Progress,
     TabletCounter,
 )
+from drivers.events import EventStream
 from tests.conformance.conftest import Kit
 
 

@@ -12,13 +12,13 @@ import asyncio
 import pytest
 
 from drivers import errors
-from drivers.base import (
+from drivers.base import VialFiller
+from drivers.filler_types import (
     CapType,
     CellCalibration,
     FillerFault,
     FillerState,
     VialEnd,
-    VialFiller,
     VialReport,
 )
 from tests.conformance.conftest import Kit
