@@ -6,15 +6,12 @@ and what was expected. Paths in a file are relative to that file's folder.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -24,23 +21,12 @@ from pydantic import (
 
 from controller.domain.drugs import Formulary, FormularyError, parse_formulary
 from controller.domain.ndc import parse_ndc
-from controller.domain.orders import MAX_QUANTITY, Order, Patient, Prescriber
 from controller.domain.stock import LotMixing, RestockPolicy
+from controller.reading import ConfigError, Model, explain, mistake, read_text, read_toml
 from drivers.registry import UnknownDriverError, drivers_of, find_driver
 from drivers.settings import DriverTable
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=32)]
-
-
-class ConfigError(ValueError):
-    """A configuration file that cannot be used, with every reason why."""
-
-
-class Model(BaseModel):
-    """Base of every config model: unknown keys are mistakes; a number is finite (TOML reads
-    ``nan`` and ``inf``, which would pass any comparison-based check unnoticed)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Site(Model):
@@ -295,11 +281,11 @@ class Settings:
 
 def load_config(path: Path) -> Settings:
     """Read, validate and cross-check a configuration file."""
-    data = _read_toml(path)
+    data = read_toml(path)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(path, exc.errors(include_url=False), data)) from None
+        raise ConfigError(explain(path, exc.errors(include_url=False), data)) from None
     config = _with_drivers(path, config, data)
     settings = Settings(path, config, Formulary([]))
     formulary_path = settings.resolve(config.formulary)
@@ -325,34 +311,6 @@ def load_config(path: Path) -> Settings:
     return Settings(path, config, formulary)
 
 
-def read_text(path: Path, expected: str) -> str:
-    """The file's text; ConfigError, naming it, when it is not UTF-8 text (or a file)."""
-    try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory; expected {expected}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the file: {exc.strerror}; "
-                          f"expected {expected}") from None
-    if b"\0" in raw:
-        raise ConfigError(f"{path}: is a binary file (it holds NUL bytes); expected {expected} "
-                          f"in UTF-8") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8; "
-                          f"expected {expected} in UTF-8 (saved in another encoding?)") from None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    text = read_text(path, "a TOML configuration file")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: is not valid TOML: {exc}") from None
-
-
 def _with_drivers(path: Path, config: Config, data: dict[str, Any]) -> Config:
     """``config`` with each robot's ``driver`` table checked by the model of the driver it
     names (found in the registry), and its channels by what that driver addresses."""
@@ -364,10 +322,10 @@ def _with_drivers(path: Path, config: Config, data: dict[str, Any]) -> Config:
         try:
             cls = find_driver(robot.driver.name)
         except (UnknownDriverError, ImportError) as exc:
-            errors.append(_error((*loc, "name"), f"{exc}", robot.driver.name))
+            errors.append(mistake((*loc, "name"), f"{exc}", robot.driver.name))
             continue
         if cls.kind != robot.kind:
-            errors.append(_error((*loc, "name"), (
+            errors.append(mistake((*loc, "name"), (
                 f"{robot.driver.name!r} drives a {cls.kind}; a {robot.kind} is driven by one "
                 f"of: {', '.join(drivers_of(robot.kind)) or 'none installed'}"),
                 robot.driver.name))
@@ -380,118 +338,12 @@ def _with_drivers(path: Path, config: Config, data: dict[str, Any]) -> Config:
             continue
         beyond = [c.channel for c in robot.channels if c.channel > cls.max_channels]
         if beyond:
-            errors.append(_error(("robots", number, "channels"), (
+            errors.append(mistake(("robots", number, "channels"), (
                 f"channel(s) {beyond} are beyond what a {robot.kind} driven by "
                 f"{robot.driver.name!r} addresses; expected 1-{cls.max_channels}"), beyond))
         robots.append(robot.model_copy(update={"driver": driver}))
     if errors:
-        raise ConfigError(_explain(path, errors, data))
+        raise ConfigError(explain(path, errors, data))
     return config.model_copy(update={"robots": robots})
 
 
-def _error(loc: tuple[int | str, ...], message: str, got: Any) -> dict[str, Any]:
-    """A mistake found after pydantic's pass, in the shape of pydantic's errors."""
-    return {"loc": loc, "msg": message, "type": "value_error", "input": got}
-
-
-def _explain(path: Path, errors: list[Any], data: Any) -> str:
-    """One line per mistake: file, key (robots named by id), what was wrong and expected."""
-    lines = []
-    for error in errors:
-        key = _key(error["loc"], data)
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "is missing; it is required"
-        elif error["type"] == "extra_forbidden":
-            message = "is not a known key (misspelt?)"
-        shown = error["type"] != "missing" and not isinstance(error["input"], dict | list)
-        got = f" (got {error['input']!r:.60})" if shown else ""
-        lines.append(f"{path}: key {key}: {message}{got}")
-    return "\n".join(lines)
-
-
-def _key(loc: tuple[int | str, ...], data: Any) -> str:
-    """The dotted key of ``loc``, with each list item named by its ``id`` where it has one."""
-    parts: list[str] = []
-    node = data
-    for item in loc:
-        if isinstance(item, int):
-            node = node[item] if isinstance(node, list) and item < len(node) else None
-            name = node.get("id") if isinstance(node, dict) else None
-            parts[-1] += f"[{item}]" + (f" ({name})" if isinstance(name, str) else "")
-        elif isinstance(node, dict) and item not in node and node.get("name") == item:
-            continue  # pydantic names the union member by its tag; the file has no such key
-        else:
-            parts.append(item)
-            node = node.get(item) if isinstance(node, dict) else None
-    return ".".join(parts) or "(top level)"
-
-
-class PrescriberEntry(Model):
-    """A prescriber, as an orders file writes one."""
-
-    name: str = Field(min_length=1)
-    npi: str = Field(pattern=r"^[0-9]{10}$")
-    dea: str | None = Field(default=None, pattern=r"^[A-Z][A-Z9][0-9]{7}$")
-
-
-class OrderEntry(Model):
-    """An order as written in a sample orders file."""
-
-    class PatientEntry(Model):
-        """The patient, as the file writes it."""
-
-        id: str = Field(min_length=1)
-        name: str = Field(min_length=1)
-        birth_date: date
-        easy_open: bool = False
-
-    class Simulate(Model):
-        """What the demo tells the simulator to do during this order."""
-
-        jam_after: int | None = Field(default=None, ge=0)
-        miscount: int = 0
-        cap_fault: bool = False
-
-    rx_number: str = Field(pattern=r"^[A-Za-z0-9-]{1,20}$")
-    patient: PatientEntry
-    ndc: str
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
-    sig: str = Field(min_length=1, description="the directions, as the label prints them")
-    refills: int = Field(default=0, ge=0)
-    days_supply: int | None = Field(default=None, ge=1)
-    prescriber: PrescriberEntry | None = Field(default=None, description=(
-        "who wrote it (default: the file's prescriber)"))
-    simulate: Simulate = Simulate()
-
-    @field_validator("ndc")
-    @classmethod
-    def _ndc(cls, value: str) -> str:
-        return parse_ndc(value)
-
-    def to_order(self, written: date | None = None) -> Order:
-        """The domain's order (``written`` on that date)."""
-        patient = Patient(self.patient.id, self.patient.name, self.patient.birth_date)
-        p = self.prescriber
-        return Order(self.rx_number, patient, self.ndc, self.quantity, self.patient.easy_open,
-                     sig=self.sig, prescriber=Prescriber(p.name, p.npi, p.dea) if p else None,
-                     refills=self.refills, days_supply=self.days_supply, written=written)
-
-
-class OrdersFile(Model):
-    """A file of sample orders: ``[[orders]]`` tables, and the prescriber of those that name
-    none."""
-
-    prescriber: PrescriberEntry
-    orders: list[OrderEntry] = Field(min_length=1)
-
-
-def load_orders(path: Path) -> list[OrderEntry]:
-    """Read a sample orders file."""
-    data = _read_toml(path)
-    try:
-        read = OrdersFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_explain(path, exc.errors(include_url=False), data)) from None
-    return [entry if entry.prescriber else entry.model_copy(update={
-        "prescriber": read.prescriber}) for entry in read.orders]

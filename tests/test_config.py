@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import ConfigError, load_config, load_orders
+from controller.config import load_config
+from controller.demo.orders import load_orders
+from controller.reading import ConfigError
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 

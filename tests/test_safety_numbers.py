@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.config import ConfigError, load_config
+from controller.config import load_config
 from controller.domain.drugs import FormularyError, parse_formulary
 from controller.domain.weight import WeightVerdict, check_weight
+from controller.reading import ConfigError
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 FORMULARY_TEXT = (CONFIG / "formulary.csv").read_text(encoding="utf-8")

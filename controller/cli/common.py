@@ -12,9 +12,10 @@ from typing import Annotated
 import typer
 
 from controller.audit_key import load_audit_key
-from controller.config import ConfigError, Settings, load_config
+from controller.config import Settings, load_config
 from controller.domain.roles import Person
 from controller.mqtt.topics import Topics
+from controller.reading import ConfigError
 from controller.store import Store, sqlite_url
 from controller.store.people import AuthError
 from controller.store.revisions import StoreUnusable

@@ -35,9 +35,10 @@ from controller.cli.people import users_app
 from controller.cli.simulate import simulate_app
 from controller.cli.stock import alarms_app, stock_app
 from controller.cli.store import store_app
-from controller.config import ConfigError, broker_address, load_config
+from controller.config import broker_address, load_config
 from controller.domain.roles import RoleError
 from controller.logs import Format, configure_logging
+from controller.reading import ConfigError
 from controller.store import Store, StoreError
 from controller.store.lock import StoreInUse
 from controller.store.revisions import StoreUnusable

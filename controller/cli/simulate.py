@@ -16,10 +16,10 @@ from typing import Annotated
 import typer
 
 from controller.cli.common import fail
-from controller.config import ConfigError, read_text
 from controller.domain.drugs import Drug, FormularyError, parse_formulary
 from controller.domain.ndc import NdcError, parse_ndc
 from controller.logs import configure_logging
+from controller.reading import ConfigError, read_text
 from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply, help_text
 from simulators.tablet_counter.device import SimChannel
 from simulators.tablet_counter.server import CounterSimulator

@@ -25,14 +25,16 @@ from rich.console import Console
 from rich.table import Table
 
 from controller.audit_key import load_audit_key
-from controller.config import ConfigError, OrderEntry, Settings, load_config, load_orders
+from controller.config import Settings, load_config
 from controller.demo.board import AlarmBoard
+from controller.demo.orders import OrderEntry, load_orders
 from controller.domain.alarms import AlarmError
 from controller.domain.gs1 import bottle_code
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.roles import Person, Role, WorkflowError
 from controller.pharmacy.restocking import restock_by_scan
 from controller.pharmacy.service import OrderInvalid, Pharmacy
+from controller.reading import ConfigError
 from controller.robots.notices import (
     FillEnded,
     FillStarted,
