@@ -15,10 +15,7 @@ import secrets
 import signal
 import socket
 import tempfile
-from collections.abc import Coroutine
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
 from rich.console import Console
@@ -27,28 +24,13 @@ from rich.table import Table
 from controller.audit_key import load_audit_key
 from controller.config import Settings, load_config
 from controller.demo.board import AlarmBoard
+from controller.demo.floor import ADMIN, PHARMACIST, TECHNICIAN, DemoFloor
 from controller.demo.orders import OrderEntry, load_orders
-from controller.domain.alarms import AlarmError
-from controller.domain.gs1 import bottle_code
 from controller.domain.orders import FillOutcome, OrderState
-from controller.domain.roles import Person, Role, WorkflowError
-from controller.pharmacy.restocking import restock_by_scan
+from controller.domain.roles import Role, WorkflowError
 from controller.pharmacy.service import OrderInvalid, Pharmacy
 from controller.reading import ConfigError
-from controller.robots.notices import (
-    FillEnded,
-    FillStarted,
-    Notice,
-    OrderSettled,
-    OutputWaiting,
-    RobotCleared,
-    RobotNeedsAttention,
-    RobotOffline,
-    RobotOnline,
-)
-from controller.robots.simulated import Simulator
 from controller.robots.supervisor import Supervisor
-from controller.robots.worker import OutputError
 from controller.site import (
     PortInUse,
     api_server,
@@ -57,178 +39,13 @@ from controller.site import (
     listen,
     simulated_robots,
 )
-from controller.store import FillRecord, OrderRecord, Store, sqlite_url
+from controller.store import OrderRecord, Store, sqlite_url
 from controller.store.lock import StoreInUse, supervising
 from controller.store.revisions import StoreUnusable
 from controller.store.stock import BinDrugMismatch
 from simulators.label_printer.server import PrinterSimulator
-from simulators.tablet_counter.server import CounterSimulator
 
 DEMO_TIMEOUT_S = 50.0
-TECHNICIAN_PAUSE_S = 0.3
-TECHNICIAN = Person("tess", frozenset({Role.TECHNICIAN}))
-PHARMACIST = Person("phil", frozenset({Role.PHARMACIST}))
-ADMIN = Person("ada", frozenset({Role.ADMIN}))
-"""Adds the demo's people to its store."""
-
-
-class DemoFloor:
-    """What happens on the pharmacy floor during the demo: faults injected, people acting."""
-
-    def __init__(self, console: Console, pharmacy: Pharmacy,
-                 simulators: dict[str, Simulator]) -> None:
-        self.console = console
-        self.pharmacy = pharmacy
-        self.supervisor = pharmacy.supervisor
-        self.simulators = simulators
-        self.entries: dict[int, OrderEntry] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._faulted: set[int] = set()
-        self._restocking: set[tuple[str, int]] = set()
-
-    def on_notice(self, notice: Notice) -> None:
-        """Show the notice; inject an order's fault as its fill starts; clear stopped robots."""
-        if isinstance(notice, FillStarted):
-            self._inject(notice.fill)
-            fill = notice.fill
-            self.console.print(f"  order {fill.order_id:>3}  {fill.robot} bin {fill.bin}: "
-                               f"counting {fill.quantity}")
-        elif isinstance(notice, FillEnded):
-            fill = notice.fill
-            colour = "green" if fill.outcome is FillOutcome.FILLED else "yellow"
-            then = f" → {notice.action}" if notice.action else ""
-            self.console.print(f"  order {fill.order_id:>3}  [{colour}]{fill.outcome}[/]: "
-                               f"{fill.detail}{then}")
-        elif isinstance(notice, OrderSettled) and notice.fill_id is None:
-            self.console.print(f"  order {notice.order_id:>3}  [yellow]{notice.state}[/]: "
-                               f"{notice.reason}")
-        elif isinstance(notice, RobotNeedsAttention):
-            self.console.print(f"  [red]{notice.robot} needs a person[/]: {notice.reason}")
-            self._start(self._technician(notice.robot))
-        elif isinstance(notice, RobotCleared):
-            self.console.print(f"  technician cleared {notice.robot}; it takes work again")
-        elif isinstance(notice, OutputWaiting):
-            self._start(self._take_output(notice))
-        elif isinstance(notice, RobotOffline | RobotOnline):
-            self.console.print(f"  {notice}")
-
-    def on_alarm(self, alarm_id: str) -> None:
-        """An alarm reached the technician's phone unacknowledged: acknowledge it."""
-        self._start(self._acknowledge(alarm_id))
-
-    async def _acknowledge(self, alarm_id: str) -> None:
-        try:
-            await self.supervisor.desk.acknowledge(alarm_id, TECHNICIAN)
-        except AlarmError:
-            return  # acknowledged already, or over: nothing to do
-        self.supervisor.watch.poke()
-
-    def on_low(self, robot: str, number: int) -> None:
-        """A bin_low alarm reached the technician's phone: go and restock that bin."""
-        if (robot, number) not in self._restocking:
-            self._restocking.add((robot, number))
-            self._start(self._restock(robot, number))
-
-    def _start(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _restock(self, robot: str, number: int) -> None:
-        try:
-            await self._pour_and_scan(robot, number)
-        finally:
-            self._restocking.discard((robot, number))
-
-    async def _pour_and_scan(self, robot: str, number: int) -> None:
-        """Pour a fresh bottle into the robot, then scan it, as the technician does."""
-        await asyncio.sleep(TECHNICIAN_PAUSE_S)
-        supervisor = self.supervisor
-        settings, store = supervisor.settings, supervisor.store
-        record = await store.bin(robot, number)
-        if record.on_hand > record.par:
-            return  # an old message: the bin is not low (any more)
-        drug = settings.formulary[record.ndc]
-        quantity = min(drug.package_quantity or 100, record.capacity - record.on_hand)
-        today = supervisor.clock.now().date()
-        code = bottle_code(record.ndc, f"{record.lot[:2]}{today:%y%m}R",
-                           today + timedelta(days=540), f"DEMO{robot.upper()}{number:03d}")
-        sim = self.simulators.get(robot)
-        if isinstance(sim, CounterSimulator):
-            sim.device.set_stock(number, sim.device.channels[number].stock + quantity)
-        elif sim is not None:
-            sim.device.set_stock(number, sim.device.cells[number].stock + quantity)
-        # A whole bottle when it fits; otherwise the technician counts what was poured.
-        full = quantity == drug.package_quantity
-        done = await restock_by_scan(settings, store, robot, number, code,
-                                     by=TECHNICIAN, quantity=None if full else quantity,
-                                     clock=supervisor.clock)
-        self.console.print(f"  technician: scanned a bottle of {drug.display_name} (lot "
-                           f"{done.bottle.lot}, expires {done.bottle.expiry}) into "
-                           f"{robot}/{number}: +{quantity}")
-        supervisor.watch.poke()
-
-    def _inject(self, fill: FillRecord) -> None:
-        entry = self.entries.get(fill.order_id)
-        sim = self.simulators.get(fill.robot)
-        if entry is None or sim is None or fill.order_id in self._faulted:
-            return
-        self._faulted.add(fill.order_id)
-        faults = sim.device.faults
-        if entry.simulate.jam_after is not None:
-            faults.jam_after = entry.simulate.jam_after
-        if entry.simulate.miscount:
-            faults.miscount = entry.simulate.miscount
-        if entry.simulate.cap_fault and not isinstance(sim, CounterSimulator):
-            sim.device.faults.cap_fault = True
-
-    async def _take_output(self, notice: OutputWaiting) -> None:
-        """The technician takes what waits in the robot's output: a filled vial is labelled
-        there (its label printed as it was filled) and its label scanned, which empties the
-        output; anything else (a vial to count by hand, tablets of a stopped count) is taken
-        to the bench."""
-        await asyncio.sleep(TECHNICIAN_PAUSE_S)
-        store = self.supervisor.store
-        fill = await store.fill(notice.fill_id)
-        try:
-            if fill is not None and fill.outcome is FillOutcome.FILLED:
-                await self.pharmacy.idle()  # its label, printed as the vial was filled
-                if any(x.outcome == "printed" for x in await store.labels_for(fill.id)):
-                    await self.pharmacy.scan_label(fill.order_id, fill.code, TECHNICIAN)
-                    self.console.print(f"  technician: took {notice.robot}'s vial, scanned "
-                                       f"label {fill.code} onto it")
-                    return
-            await self.supervisor.take_output(notice.robot, TECHNICIAN.name)
-        except OutputError:
-            return  # taken already (the robot was cleared meanwhile)
-        self.console.print(f"  technician: took fill {notice.fill_id}'s tablets from "
-                           f"{notice.robot}'s output")
-
-    async def finish(self) -> None:
-        """Wait for the technician to finish what they started (a robot still being cleared)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks)
-
-    async def _technician(self, robot: str) -> None:
-        await asyncio.sleep(TECHNICIAN_PAUSE_S)
-        sim = self.simulators.get(robot)
-        if isinstance(sim, CounterSimulator) and sim.device.door_open:
-            sim.device.close_door()
-        elif sim is not None and not isinstance(sim, CounterSimulator):
-            sim.device.close_door()
-            sim.device.take_vial()
-        await self.supervisor.clear(robot, TECHNICIAN.name)
-        store = self.supervisor.store
-        for vial in await store.set_aside_vials(pending_only=True):
-            # Tablets of a jam or an empty bin are whole: back to stock. A vial the capper
-            # or the scale failed on was handled: wasted.
-            fill = next(f for f in await store.fills() if f.id == vial.fill_id)
-            disposition = "returned" if fill.outcome in ("jam", "ran_empty") else "wasted"
-            await store.dispose_vial(vial.id, disposition, by=TECHNICIAN)
-            self.console.print(f"  technician: partial vial of {vial.count} from order "
-                               f"{fill.order_id} {disposition}")
-
-
 async def run_demo(config_path: Path, store_path: Path | None, console: Console,
                    mqtt: str | None = None, serve: bool = False, port: int | None = None,
                    ) -> int:
@@ -274,22 +91,7 @@ async def run_demo(config_path: Path, store_path: Path | None, console: Console,
 async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], console: Console,
                 path: Path, mqtt: str | None, sock: socket.socket | None, *,
                 kept: bool = False) -> int:
-    passwords = {person.name: secrets.token_urlsafe(9)
-                 for person in (ADMIN, TECHNICIAN, PHARMACIST)}
-    users = await store.users()
-    known = {u.name for u in users}
-    if ADMIN.name not in known:
-        # The store's first admin, unless a kept store has one already.
-        first = not any(Role.ADMIN in u.roles for u in users)
-        await store.add_user(ADMIN.name, ADMIN.roles, passwords[ADMIN.name],
-                             by=None if first else ADMIN)
-    else:
-        await store.set_password(ADMIN.name, passwords[ADMIN.name], by=ADMIN)
-    for person in (TECHNICIAN, PHARMACIST):
-        if person.name not in known:
-            await store.add_user(person.name, person.roles, passwords[person.name], by=ADMIN)
-        else:
-            await store.set_password(person.name, passwords[person.name], by=ADMIN)
+    passwords = await _people(store)
     async with (broker_link(settings, mqtt) as link, simulated_robots(settings, store) as sims,
                 label_printer(settings) as (printer, printer_sim)):
         for robot, sim in sims.items():
@@ -320,17 +122,9 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
             await stack.enter_async_context(supervisor)
             console.print(f"filling {len(entries)} sample orders on "
                           f"{', '.join(supervisor.robots)}")
-            ids = []
-            today = supervisor.clock.now().date()
-            for entry in entries:
-                try:
-                    record, _ = await pharmacy.submit(entry.to_order(written=today),
-                                                      TECHNICIAN)
-                except OrderInvalid as exc:
-                    console.print(f"[red]error:[/] order {entry.rx_number} refused: {exc}")
-                    return 1
-                floor.entries[record.id] = entry
-                ids.append(record.id)
+            ids = await _submit(pharmacy, floor, entries, console)
+            if ids is None:
+                return 1
             try:
                 async with asyncio.timeout(DEMO_TIMEOUT_S):
                     orders = await supervisor.wait_settled(ids)
@@ -355,6 +149,43 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
                 await _serve(pharmacy, console, passwords, sock)
             await pharmacy.close()
     return 0
+
+
+async def _people(store: Store) -> dict[str, str]:
+    """The demo's people in the store, each with a new password (returned by name)."""
+    passwords = {person.name: secrets.token_urlsafe(9)
+                 for person in (ADMIN, TECHNICIAN, PHARMACIST)}
+    users = await store.users()
+    known = {u.name for u in users}
+    if ADMIN.name not in known:
+        # The store's first admin, unless a kept store has one already.
+        first = not any(Role.ADMIN in u.roles for u in users)
+        await store.add_user(ADMIN.name, ADMIN.roles, passwords[ADMIN.name],
+                             by=None if first else ADMIN)
+    else:
+        await store.set_password(ADMIN.name, passwords[ADMIN.name], by=ADMIN)
+    for person in (TECHNICIAN, PHARMACIST):
+        if person.name not in known:
+            await store.add_user(person.name, person.roles, passwords[person.name], by=ADMIN)
+        else:
+            await store.set_password(person.name, passwords[person.name], by=ADMIN)
+    return passwords
+
+
+async def _submit(pharmacy: Pharmacy, floor: DemoFloor, entries: list[OrderEntry],
+                  console: Console) -> list[int] | None:
+    """The sample orders taken by the technician; None (said why) if one is refused."""
+    ids = []
+    today = pharmacy.supervisor.clock.now().date()
+    for entry in entries:
+        try:
+            record, _ = await pharmacy.submit(entry.to_order(written=today), TECHNICIAN)
+        except OrderInvalid as exc:
+            console.print(f"[red]error:[/] order {entry.rx_number} refused: {exc}")
+            return None
+        floor.entries[record.id] = entry
+        ids.append(record.id)
+    return ids
 
 
 async def _count_by_hand(pharmacy: Pharmacy, console: Console, ids: list[int]) -> None:
