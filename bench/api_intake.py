@@ -74,9 +74,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         store = await Store.open(sqlite_url(Path(scratch) / "bench.sqlite"),
                                  formulary=settings.formulary)
-        await store.ensure_bins(bin_specs(settings))
-        await store.add_user("bench", frozenset({Role.TECHNICIAN}), PASSWORD,
-                             by=Person("al", frozenset({Role.ADMIN})))
+        await store.stock.ensure_bins(bin_specs(settings))
+        await store.people.add_user("bench", frozenset({Role.TECHNICIAN}), PASSWORD,
+                                    by=Person("al", frozenset({Role.ADMIN})))
         urls = {r.id: "socket://127.0.0.1:9" if r.kind == "tablet-counter"
                 else "modbus-tcp://127.0.0.1:9" for r in settings.config.robots}
         supervisor = Supervisor(settings, store, urls=urls)  # never started: nothing fills

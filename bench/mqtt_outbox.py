@@ -49,7 +49,7 @@ async def bare(host: str, port: int, messages: list[Message]) -> float:
 async def outboxed(store: Store, publisher: Publisher, messages: list[Message]) -> float:
     target = publisher.sent + len(messages)
     started = time.perf_counter()
-    await store.enqueue(messages)
+    await store.alarms.enqueue(messages)
     publisher.wake()
     while publisher.sent < target:  # noqa: ASYNC110 - the publisher keeps no event per message
         await asyncio.sleep(0.001)

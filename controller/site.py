@@ -61,8 +61,8 @@ async def broker_link(settings: Settings, override: str | None = None,
 async def simulated_robots(settings: Settings, store: Store) -> AsyncIterator[
         dict[str, Simulator]]:
     """The simulators of ``sim:`` robots, holding what the store says each bin holds."""
-    await store.ensure_bins(bin_specs(settings))
-    on_hand = {(b.robot, b.bin): max(b.on_hand, 0) for b in await store.bins()}
+    await store.stock.ensure_bins(bin_specs(settings))
+    on_hand = {(b.robot, b.bin): max(b.on_hand, 0) for b in await store.stock.bins()}
     simulators = await start_simulators(settings, on_hand)
     try:
         yield simulators

@@ -45,7 +45,7 @@ async def table() -> None:
         store = await Store.open(sqlite_url(path), audit_key=load_audit_key(settings, create=True),
                                  formulary=settings.formulary)
         try:
-            orders = await store.orders()
+            orders = await store.orders.orders()
             shown = Console(record=True, width=150, file=io.StringIO())
             shown.print(await _table(settings, store, orders))
             shown.print(await _summary(store, orders))

@@ -147,7 +147,7 @@ async def running_site(tmp_path: Path, *, pharmacist: str | None = "Pat Lee, RPh
                             site_extra=f'pharmacist = "{pharmacist}"' if pharmacist else "")
     store = await open_store(sqlite_url(tmp_path / "site.sqlite"))
     for name, roles in PEOPLE.items():
-        await store.add_user(name, frozenset(roles), PASSWORD, by=admin())
+        await store.people.add_user(name, frozenset(roles), PASSWORD, by=admin())
     try:
         async with (simulated_robots(settings, store) as sims,
                     label_printer(settings) as (printer, simulator)):

@@ -184,7 +184,7 @@ async def desk_and_store(tmp_path: Path, clock: Clock) -> tuple[AlarmDesk, Store
                                         "ndc": ATORVASTATIN, "on_hand": 400}])
     store = await open_store(sqlite_url(tmp_path / "rx.sqlite"), clock=clock)
     store.topics = Topics("t-desk")
-    await store.ensure_bins(bin_specs(settings))
+    await store.stock.ensure_bins(bin_specs(settings))
     return AlarmDesk(settings, store, clock), store
 
 
@@ -192,8 +192,8 @@ async def test_desk_records_every_change_with_its_message(tmp_path: Path) -> Non
     clock = FixedClock(T0)
     desk, store = await desk_and_store(tmp_path, clock)
     try:
-        (record,) = await store.bins()
-        await store.correct_bin(record.id, 10, by=tech("tech"), reason="counted")
+        (record,) = await store.stock.bins()
+        await store.stock.correct_bin(record.id, 10, by=tech("tech"), reason="counted")
         changes = await desk.check_bins()
         assert {c.after.type for c in changes} == {AlarmType.BIN_LOW}
         assert await desk.check_bins() == []  # nothing new: nothing written
@@ -201,17 +201,19 @@ async def test_desk_records_every_change_with_its_message(tmp_path: Path) -> Non
         with pytest.raises(AlarmError, match="no standing alarm 'bin-low-tc1-9'"):
             await desk.acknowledge("bin-low-tc1-9", tech("ana"))
         await desk.acknowledge(alarm_id, tech("ana"))
-        await store.correct_bin(record.id, record.capacity, by=tech("tech"), reason="restocked")
+        await store.stock.correct_bin(record.id, record.capacity, by=tech("tech"),
+                                      reason="restocked")
         (ended,) = await desk.check_bins()
         assert ended.ended
-        history = [(e.from_state, e.to_state, e.who) for e in await store.alarm_history(alarm_id)]
+        history = [(e.from_state, e.to_state, e.who)
+                   for e in await store.alarms.alarm_history(alarm_id)]
         assert history == [(None, "unack_active", "supervisor"),
                            ("unack_active", "ack_active", "ana"),
                            ("ack_active", "normal", "supervisor")]
-        messages = [o.message for o in await store.outbox()]
+        messages = [o.message for o in await store.alarms.outbox()]
         assert [m.topic for m in messages] == [f"rxfill/t-desk/alarms/{alarm_id}"] * 3
         assert messages[-1].payload == b"" and all(m.retain for m in messages)
-        assert await store.raised_since(T0 - timedelta(minutes=10)) == 1
+        assert await store.alarms.raised_since(T0 - timedelta(minutes=10)) == 1
     finally:
         await store.close()
 
@@ -224,11 +226,11 @@ async def test_desk_takes_a_robot_out_of_service_and_back(tmp_path: Path) -> Non
         (fault,) = await desk.check_robots([stopped])
         assert fault.after.id == "robot-fault-tc1"
         await desk.set_in_service("tc1", maint("maint"), False)
-        assert await store.out_of_service() == {"tc1"}
-        assert {a.state for a in await store.alarms()} == {AlarmState.OUT_OF_SERVICE}
+        assert await store.alarms.out_of_service() == {"tc1"}
+        assert {a.state for a in await store.alarms.alarms()} == {AlarmState.OUT_OF_SERVICE}
         await desk.check_robots([RobotCondition("tc1")])  # fixed while down
         (back,) = await desk.set_in_service("tc1", maint("maint"), True)
-        assert back.ended and await store.out_of_service() == frozenset()
+        assert back.ended and await store.alarms.out_of_service() == frozenset()
         with pytest.raises(AlarmError, match="no robot 'zz'"):
             await desk.set_in_service("zz", maint("maint"), False)
     finally:
@@ -264,7 +266,7 @@ async def test_desk_sees_a_flood_and_its_end(tmp_path: Path) -> None:
         assert await desk.flooding(True)            # still 11 within the window
         clock.moment = T0 + timedelta(minutes=11)
         assert not await desk.flooding(True)        # none in the last 10 minutes
-        view = handling.annunciate(await store.alarms(), flood=True)
+        view = handling.annunciate(await store.alarms.alarms(), flood=True)
         assert len(view.shown) == 11                # robot faults are high: every one shown
     finally:
         await store.close()

@@ -89,7 +89,7 @@ async def test_an_order_goes_from_intake_to_release_by_the_right_people(site: Si
     assert medication is not None and medication.coding
     assert medication.coding[0].code == ATORVASTATIN.replace("-", "")  # HL7: 11 digits
     assert dispense.whenHandedOver is not None
-    assert await site.pharmacy.store.verify_audit() == []
+    assert await site.pharmacy.store.audit.verify_audit() == []
 
 
 async def test_who_labelled_or_counted_never_verifies_or_witnesses(site: Site) -> None:
@@ -114,7 +114,7 @@ async def test_who_labelled_or_counted_never_verifies_or_witnesses(site: Site) -
 async def test_a_rejected_vial_is_filled_again_and_its_tablets_go_back(site: Site) -> None:
     order_id, code = await filled(site)
     await site.post(f"/api/orders/{order_id}/label/scan", "tess", {"scanned": code})
-    before = (await site.pharmacy.store.bin("tc1", 1)).on_hand
+    before = (await site.pharmacy.store.stock.bin("tc1", 1)).on_hand
     no_reason = await site.post(f"/api/labels/{code}/reject", "phil",
                                 {"reason": "", "fill_again": True, "tablets": "returned"})
     assert no_reason.status_code == 422
@@ -125,7 +125,7 @@ async def test_a_rejected_vial_is_filled_again_and_its_tablets_go_back(site: Sit
     order = await site.wait_state(order_id, "filled")
     assert len([f for f in order["fills"] if f["outcome"] == "filled"]) == 2
     # 30 returned, 30 taken again.
-    assert (await site.pharmacy.store.bin("tc1", 1)).on_hand == before
+    assert (await site.pharmacy.store.stock.bin("tc1", 1)).on_hand == before
 
 
 async def test_reprints_need_a_reason_and_a_printer_that_can_print(site: Site) -> None:
@@ -182,12 +182,12 @@ async def test_a_hand_count_fills_the_vial_and_its_counter_may_not_verify(site: 
     light = await site.post(f"/api/orders/{order_id}/hand-count", "bo",
                             {"count": 30, "weight_mg": 29 * 155, "robot": "tc1", "bin": 1})
     assert light.status_code == 409 and "count again" in light.text
-    before = (await site.pharmacy.store.bin("tc1", 1)).on_hand
+    before = (await site.pharmacy.store.stock.bin("tc1", 1)).on_hand
     counted = await site.post(f"/api/orders/{order_id}/hand-count", "bo",
                               {"count": 30, "weight_mg": 30 * 155 + 12, "robot": "tc1",
                                "bin": 1})
     assert counted.status_code == 200 and counted.json()["state"] == "filled"
-    assert (await site.pharmacy.store.bin("tc1", 1)).on_hand == before - 30
+    assert (await site.pharmacy.store.stock.bin("tc1", 1)).on_hand == before - 30
     (zpl,) = site.printer.printed  # its label printed at once
     code = next(data for kind, _, _, data in parse_fields(zpl) if kind == "code128")
     await site.post(f"/api/orders/{order_id}/label/scan", "tess", {"scanned": code})
@@ -218,7 +218,7 @@ async def test_the_api_says_who_may_do_what(site: Site) -> None:
 
 async def test_a_vial_too_big_for_the_scale_is_counted_by_hand_not_filled_twice(
         site: Site) -> None:
-    before = (await site.pharmacy.store.bin("tc1", 1)).on_hand
+    before = (await site.pharmacy.store.stock.bin("tc1", 1)).on_hand
     order_id = await submit(site, order_body(ATORVASTATIN, 100))
     order = await site.wait_state(order_id, "exception")
     assert "count by hand" in order["reason"]
@@ -229,8 +229,8 @@ async def test_a_vial_too_big_for_the_scale_is_counted_by_hand_not_filled_twice(
                               {"count": 100, "weight_mg": 100 * 155 + 30, "found": 100})
     assert counted.status_code == 200, counted.text
     # The robot's vial was recounted, not a second one taken from the bin.
-    assert (await site.pharmacy.store.bin("tc1", 1)).on_hand == before - 100
-    assert await site.pharmacy.store.verify_audit() == []
+    assert (await site.pharmacy.store.stock.bin("tc1", 1)).on_hand == before - 100
+    assert await site.pharmacy.store.audit.verify_audit() == []
 
 
 async def test_no_label_without_a_pharmacist_on_duty_and_the_refusal_is_recorded(

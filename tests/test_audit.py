@@ -65,12 +65,12 @@ def test_any_edit_removal_or_reordering_is_found(n: int, data: st.DataObject) ->
 
 
 async def test_every_action_is_recorded_with_who_and_the_chain_holds(store: Store) -> None:
-    await store.ensure_bins([BIN])
-    received, _ = await store.receive_order(order(ATORVASTATIN, 10))
-    await store.move_order(received.id, OrderState.QUEUED, who="ana")
-    (record,) = await store.bins()
-    await store.correct_bin(record.id, 90, by=tech("ben"), reason="counted")
-    trail = await store.audit_trail()
+    await store.stock.ensure_bins([BIN])
+    received, _ = await store.orders.receive_order(order(ATORVASTATIN, 10))
+    await store.orders.move_order(received.id, OrderState.QUEUED, who="ana")
+    (record,) = await store.stock.bins()
+    await store.stock.correct_bin(record.id, 90, by=tech("ben"), reason="counted")
+    trail = await store.audit.audit_trail()
     assert [(e.who, e.action, e.subject) for e in trail] == [
         ("supervisor", "bin load", "bin:tc1/1"),
         ("supervisor", "order received", f"order:{received.id}"),
@@ -80,7 +80,7 @@ async def test_every_action_is_recorded_with_who_and_the_chain_holds(store: Stor
     assert trail[2].before == {"state": "received"}
     assert trail[3].after == {"quantity": -10, "lot": "OLD1", "expiry": "2027-03-31",
                               "reason": "counted"}
-    assert await store.verify_audit() == []
+    assert await store.audit.verify_audit() == []
     assert "Pat Example" not in repr(trail)  # the trail names records, never patients
 
 
@@ -88,10 +88,10 @@ async def filled_store(path: Path, key: AuditKey | None = AUDIT_KEY) -> None:
     """A store with a bin and three orders taken and queued, its trail anchored by ``key``."""
     store = await Store.open(sqlite_url(path), audit_key=key, formulary=formulary())
     try:
-        await store.ensure_bins([BIN])
+        await store.stock.ensure_bins([BIN])
         for quantity in (10, 20, 30):
-            received, _ = await store.receive_order(order(ATORVASTATIN, quantity))
-            await store.move_order(received.id, OrderState.QUEUED, who="ana")
+            received, _ = await store.orders.receive_order(order(ATORVASTATIN, quantity))
+            await store.orders.move_order(received.id, OrderState.QUEUED, who="ana")
     finally:
         await store.close()
 

@@ -40,7 +40,7 @@ async def test_orders_are_submitted_listed_shown_and_cancelled_from_the_command_
                             site_extra='pharmacist = "Pat Lee, RPh"')
     store_file = tmp_path / "site.sqlite"
     store = await open_store(sqlite_url(store_file))
-    await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+    await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
     await store.close()
     good, bad, fhir = tmp_path / "good.json", tmp_path / "bad.json", tmp_path / "fhir.json"
     good.write_text(json.dumps([order_body(rx_number="RX9000001"), order_body(quantity=20000,

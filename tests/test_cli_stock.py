@@ -48,7 +48,7 @@ async def add_technician(store: Path, name: str) -> None:
     """A technician with the tests' password, added by an admin."""
     opened = await open_store(sqlite_url(store))
     try:
-        await opened.add_user(name, frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+        await opened.people.add_user(name, frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
     finally:
         await opened.close()
 

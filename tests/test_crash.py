@@ -82,7 +82,7 @@ async def test_sigkill_at_many_points_loses_nothing_and_fills_nothing_twice(
         config.write_text(text)
         store_file, log = tmp_path / "site.sqlite", tmp_path / "supervisor.log"
         store = await open_store(sqlite_url(store_file))
-        await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+        await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
         await store.close()
 
         rng = random.Random(5)
@@ -130,17 +130,17 @@ async def test_sigkill_at_many_points_loses_nothing_and_fills_nothing_twice(
             assert [o["state"] for o in orders] == ["filled"] * len(taken), orders
             # No vial filled twice, and each vial holds what was asked.
             for order_id in taken:
-                filled = [f for f in await store.fills(order_id) if f.outcome == "filled"]
+                filled = [f for f in await store.orders.fills(order_id) if f.outcome == "filled"]
                 assert len(filled) == 1, (order_id, filled)
-                assert filled[0].counted == (await store.order(order_id)).quantity
+                assert filled[0].counted == (await store.orders.order(order_id)).quantity
             # Every bin: records == movements == what is physically in the robot.
-            for b in await store.bins():
-                assert b.on_hand == sum(m.quantity for m in await store.movements(b.id))
+            for b in await store.stock.bins():
+                assert b.on_hand == sum(m.quantity for m in await store.stock.movements(b.id))
                 sim = sims[b.robot]
                 physical = (sim.device.channels[b.bin].stock if hasattr(sim.device, "channels")
                             else sim.device.cells[b.bin].stock)
                 assert b.on_hand == physical, (b.robot, b.bin, b.on_hand, physical)
-            assert await store.verify_audit() == []
+            assert await store.audit.verify_audit() == []
         finally:
             await store.close()
         lines = log.read_text().splitlines()

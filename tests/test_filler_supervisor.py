@@ -79,7 +79,7 @@ async def test_a_vial_is_filled_with_the_right_vial_and_cap(
         await eventually(lambda: sup.robots["tc1"].attention is not None)
         record = await sup.submit(order(ATORVASTATIN, 30, easy_open=True))
         state = await settle(sup, record.id)
-        (fill,) = await store.fills(record.id)
+        (fill,) = await store.orders.fills(record.id)
         device = filler(sims).device
         # The vial waits in the bay for a person; only then is the robot told OUTPUT_TAKEN.
         output = sup.robots["fv1"].output
@@ -90,7 +90,7 @@ async def test_a_vial_is_filled_with_the_right_vial_and_cap(
     assert (fill.robot, fill.counted, fill.outcome) == ("fv1", 30, FillOutcome.FILLED)
     assert device.started_jobs == [int(fill.job)]
     assert device.params[wire.Holding.VIAL] == 6 and device.params[wire.Holding.CAP] == 1
-    (bin_,) = [b for b in await store.bins() if b.robot == "fv1"]
+    (bin_,) = [b for b in await store.stock.bins() if b.robot == "fv1"]
     assert bin_.on_hand == 370
 
 
@@ -101,7 +101,7 @@ async def test_routing_prefers_the_robot_that_finishes_first(
         # The counter (12/s) beats the filler (1.5 s pick, 8/s, weigh, cap) on one order.
         first = await sup.submit(order(ATORVASTATIN, 40))
         await settle(sup, first.id)
-    (fill,) = await store.fills(first.id)
+    (fill,) = await store.orders.fills(first.id)
     assert fill.robot == "tc1"
 
 
@@ -131,7 +131,7 @@ async def _restart_mid_vial(settings: Settings, store: Store,
     async with supervisor(settings, store, sims) as again:
         state = await settle(again, record.id)
         await eventually(lambda: not device.vial_in_bay)  # the technician took it
-    (fill,) = await store.fills(record.id)
+    (fill,) = await store.orders.fills(record.id)
     assert state is OrderState.FILLED and fill.counted == 30
     assert device.started_jobs == [int(fill.job)]
 
@@ -149,7 +149,7 @@ async def test_a_supervisor_down_past_the_heartbeat_finds_safe_and_no_complete_v
     async with supervisor(settings, store, sims) as again:
         state = await settle(again, record.id)
         assert again.robots["fv1"].attention is not None
-    (fill,) = await store.fills(record.id)
+    (fill,) = await store.orders.fills(record.id)
     assert state is OrderState.EXCEPTION and fill.outcome is FillOutcome.SAFE
     assert fill.counted is not None and fill.counted < 60
     assert device.started_jobs == [int(fill.job)]
@@ -163,10 +163,10 @@ async def test_restart_resends_a_start_the_robot_never_received(
     await sup.start()
     await sup.stop()
     # As if the supervisor died between recording the fill and sending START.
-    record, _ = await store.receive_order(order(ATORVASTATIN, 12))
-    await store.move_order(record.id, OrderState.QUEUED)
-    (bin_,) = await store.bins()
-    fill = await store.start_fill(record.id, bin_.id, numeric_job=True)
+    record, _ = await store.orders.receive_order(order(ATORVASTATIN, 12))
+    await store.orders.move_order(record.id, OrderState.QUEUED)
+    (bin_,) = await store.stock.bins()
+    fill = await store.orders.start_fill(record.id, bin_.id, numeric_job=True)
     async with supervisor(settings, store, sims) as again:
         state = await settle(again, record.id)
     assert state is OrderState.FILLED and device.started_jobs == [int(fill.job)]
@@ -197,7 +197,7 @@ async def test_heartbeat_loss_gives_safe_and_the_vial_is_never_complete(
         sims["tc1"].device.close_door()
         await sup.clear("tc1", "tess")
         state = await settle(sup, record.id)
-    first, second = await store.fills(record.id)
+    first, second = await store.orders.fills(record.id)
     assert (first.robot, first.outcome) == ("fv1", FillOutcome.SAFE)
     assert first.counted is not None and first.counted < 50
     assert "heartbeat lost" in filler(sims).device.faults.log
@@ -211,17 +211,17 @@ async def test_a_failed_vial_with_nowhere_else_to_go_is_an_exception_with_its_pa
     async with supervisor(settings, store, sims) as sup:
         record = await sup.submit(order(ATORVASTATIN, 30))
         state = await settle(sup, record.id)
-    settled = await store.order(record.id)
+    settled = await store.orders.order(record.id)
     assert state is OrderState.EXCEPTION
     assert settled.reason is not None and "jammed after 9 of 30" in settled.reason
     assert "cannot fill it elsewhere" in settled.reason
-    (vial,) = await store.set_aside_vials()
+    (vial,) = await store.vials.set_aside_vials()
     assert vial.count == 9
-    returned = await store.dispose_vial(vial.id, "returned", by=tech("tech-1"))
-    (bin_,) = await store.bins()
+    returned = await store.vials.dispose_vial(vial.id, "returned", by=tech("tech-1"))
+    (bin_,) = await store.stock.bins()
     assert returned.disposition == "returned" and bin_.on_hand == 400
     with pytest.raises(ValueError, match="expected one of"):
-        await store.dispose_vial(vial.id, "eaten", by=tech("tech-1"))
+        await store.vials.dispose_vial(vial.id, "eaten", by=tech("tech-1"))
 
 
 async def _abort_at_the_robot(sim: FillerSimulator) -> None:
@@ -329,7 +329,7 @@ async def test_recovery_rule(tmp_path: Path, store: Store, problem: Problem, whe
     finally:
         for sim in sims.values():
             await sim.close()
-    first, *rest = await store.fills(record.id)
+    first, *rest = await store.orders.fills(record.id)
     assert first.robot == "fv1" and ended[0].fill.id == first.id
     assert ended[0].action is rule.order
     if ends_on == "exception":
@@ -365,7 +365,7 @@ async def test_a_job_id_another_store_used_is_never_taken_as_ours(
     async with supervisor(settings, store, sims) as sup:
         record = await sup.submit(order(ATORVASTATIN, 10))
         state = await settle(sup, record.id)
-    (fill,) = await store.fills(record.id)
+    (fill,) = await store.orders.fills(record.id)
     assert int(fill.job) == device.last_job
     assert state is OrderState.EXCEPTION and fill.outcome is FillOutcome.REFUSED
     assert "from another store" in (fill.detail or "") and device.started_jobs == []
@@ -385,7 +385,7 @@ async def test_an_order_no_vial_holds_is_never_sent_to_a_filler(
     finally:
         for sim in sims.values():
             await sim.close()
-    settled = await store.order(record.id)
+    settled = await store.orders.order(record.id)
     assert state is OrderState.EXCEPTION
     assert settled.reason is not None and "need more than a 60-dram vial" in settled.reason
     assert filler(sims).device.started_jobs == []

@@ -46,7 +46,7 @@ def fields(reply: httpx.Response) -> set[str]:
 
 async def nothing_stored(site: Site) -> None:
     assert (await site.get("/api/orders", "tess")).json() == []
-    assert not [e for e in await site.pharmacy.store.audit_trail()
+    assert not [e for e in await site.pharmacy.store.audit.audit_trail()
                 if e.action == "order received"]
 
 

@@ -43,7 +43,7 @@ def link(url: str) -> BrokerLink:
 
 async def drained(store: Store) -> None:
     async with asyncio.timeout(15):
-        while await store.outbox(1):  # noqa: ASYNC110 - another task empties it
+        while await store.alarms.outbox(1):  # noqa: ASYNC110 - another task empties it
             await asyncio.sleep(0.05)
 
 
@@ -113,9 +113,10 @@ async def test_a_late_subscriber_sees_standing_alarms_and_ack_and_restock_remove
                 assert acked["acked_by"] == "ana" and acked["seq"] > alarm["seq"]
 
                 scan = parse_bottle(bottle_code(ATORVASTATIN, "L1", date(2030, 1, 1), "B1"))
-                await store.restock("tc1", 1, scan, ATORVASTATIN, quantity=100, by=tech("ana"),
-                                    policy=RestockPolicy(), today=date(2026, 11, 23),
-                                    partial=False)
+                await store.stock.restock("tc1", 1, scan, ATORVASTATIN, quantity=100,
+                                          by=tech("ana"),
+                                          policy=RestockPolicy(), today=date(2026, 11, 23),
+                                          partial=False)
                 supervisor.watch.poke()
                 await late.until(lambda: late.on("alarms/bin-low-tc1-1")[-1].payload == b"")
                 await late.until(lambda: bool(late.on("events/restocked")))
@@ -152,18 +153,18 @@ async def test_broker_down_and_a_restart_lose_nothing_and_send_nothing_twice(
     first.start()
     try:
         async with Subscriber(broker.url, site) as live:
-            await store.enqueue(burst(0, 5))
+            await store.alarms.enqueue(burst(0, 5))
             first.wake()
             await live.until(lambda: len(live.on("alarms/m-004")) == 1)
         await broker.stop()                       # the broker goes away
-        await store.enqueue(burst(5, 5))          # the supervisor goes on, writing to the outbox
+        await store.alarms.enqueue(burst(5, 5))  # the supervisor goes on, writing to the outbox
         first.wake()
         await eventually(lambda: not first.connected.is_set())  # it knows the broker is gone
         await stop_tasks([first._task] if first._task else [])  # killed: no drain, no goodbye
         await store.close()
 
         store = await open_store(path)            # restarted, broker still away
-        await store.enqueue(burst(10, 5))
+        await store.alarms.enqueue(burst(10, 5))
         second = Publisher(store, topics, link(broker.url))
         second.start()
         await eventually(lambda: second.problem is not None)  # it tried, and waits
@@ -177,7 +178,7 @@ async def test_broker_down_and_a_restart_lose_nothing_and_send_nothing_twice(
         await second.stop()
         numbers = [json.loads(m.payload)["n"] for m in after.messages if "/alarms/m-" in m.topic]
         assert numbers == list(range(5, 15))      # each once, in order
-        assert await store.outbox() == []
+        assert await store.alarms.outbox() == []
     finally:
         await store.close()
         await broker.stop()
@@ -265,7 +266,7 @@ async def test_tls_with_a_ca_file_and_nothing_without_it(tmp_path: Path) -> None
     topics = Topics(unique_site())
     store = await open_store(sqlite_url(tmp_path / "rx.sqlite"))
     try:
-        await store.enqueue([topics.event("restocked", datetime.now(UTC), robot="tc1")])
+        await store.alarms.enqueue([topics.event("restocked", datetime.now(UTC), robot="tc1")])
         untrusting = Publisher(store, topics, BrokerLink("127.0.0.1", port, tls=True))
         untrusting.start()
         await eventually(lambda: untrusting.problem is not None)  # it tried, and was refused
@@ -287,7 +288,7 @@ async def test_tls_with_a_ca_file_and_nothing_without_it(tmp_path: Path) -> None
 async def test_the_publisher_survives_store_errors_and_says_so_once(store: Store) -> None:
     site = unique_site()
     topics = Topics(site)
-    real_outbox = store.outbox
+    real_outbox = store.alarms.outbox
     calls = {"failed": 0}
 
     async def failing_outbox(limit: int = 100) -> Any:
@@ -296,13 +297,13 @@ async def test_the_publisher_survives_store_errors_and_says_so_once(store: Store
             raise OSError("disk I/O error")
         return await real_outbox(limit)
 
-    store.outbox = failing_outbox  # type: ignore[method-assign]
+    store.alarms.outbox = failing_outbox  # type: ignore[method-assign]
     async with broker_url() as url:
         publisher = Publisher(store, topics, link(url))
         with structlog.testing.capture_logs() as logs:
             publisher.start()
-            await store.enqueue([Message(f"{topics.root}/alarms/x-1", encode({"n": 1}),
-                                         retain=True)])
+            await store.alarms.enqueue([Message(f"{topics.root}/alarms/x-1", encode({"n": 1}),
+                                                retain=True)])
             async with Subscriber(url, site) as live:
                 publisher.wake()
                 await eventually(lambda: calls["failed"] >= 4 and publisher.problem is None)

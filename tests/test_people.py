@@ -31,46 +31,46 @@ async def test_sign_in_gives_a_token_that_names_the_person_until_it_expires(
     clock = MovableClock()
     store = await open_store(sqlite_url(tmp_path / "rx.sqlite"), clock=clock)
     try:
-        await store.add_user("phil", frozenset({Role.PHARMACIST}), PASSWORD, by=admin())
-        token = await store.sign_in("phil", PASSWORD)
-        person = await store.person_for(token)
+        await store.people.add_user("phil", frozenset({Role.PHARMACIST}), PASSWORD, by=admin())
+        token = await store.people.sign_in("phil", PASSWORD)
+        person = await store.people.person_for(token)
         assert (person.name, person.roles) == ("phil", frozenset({Role.PHARMACIST}))
         clock.moment += timedelta(hours=8)
         with pytest.raises(AuthError, match="expired"):
-            await store.person_for(token)
+            await store.people.person_for(token)
         with pytest.raises(AuthError, match="unknown token"):
-            await store.person_for("made-up")
+            await store.people.person_for("made-up")
     finally:
         await store.close()
 
 
 async def test_wrong_passwords_and_disabled_users_are_refused_alike(store: Store) -> None:
-    await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
-    token = await store.sign_in("tess", PASSWORD)
+    await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+    token = await store.people.sign_in("tess", PASSWORD)
     same = "wrong user name or password, or the user is disabled"
     for name, password in (("tess", "not her password"), ("nobody", PASSWORD)):
         with pytest.raises(AuthError, match=same):
-            await store.sign_in(name, password)
-    await store.disable_user("tess", by=admin())
+            await store.people.sign_in(name, password)
+    await store.people.disable_user("tess", by=admin())
     with pytest.raises(AuthError, match=same):
-        await store.sign_in("tess", PASSWORD)
+        await store.people.sign_in("tess", PASSWORD)
     with pytest.raises(AuthError):
-        await store.person_for(token)  # signed out at once
+        await store.people.person_for(token)  # signed out at once
 
 
 async def test_a_new_password_signs_the_user_out_and_the_hash_is_argon2(store: Store) -> None:
-    await store.add_user("ana", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
-    token = await store.sign_in("ana", PASSWORD)
-    ana = await store.person_for(token)
-    await store.set_password("ana", "another long passphrase", by=ana)
+    await store.people.add_user("ana", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+    token = await store.people.sign_in("ana", PASSWORD)
+    ana = await store.people.person_for(token)
+    await store.people.set_password("ana", "another long passphrase", by=ana)
     with pytest.raises(AuthError):
-        await store.person_for(token)
-    await store.sign_in("ana", "another long passphrase")
+        await store.people.person_for(token)
+    await store.people.sign_in("ana", "another long passphrase")
     with pytest.raises(ValueError, match="at least 10 characters"):
-        await store.set_password("ana", "short", by=ana)
-    trail = [(e.who, e.action) for e in await store.audit_trail()]
+        await store.people.set_password("ana", "short", by=ana)
+    trail = [(e.who, e.action) for e in await store.audit.audit_trail()]
     assert ("al", "user added") in trail and ("ana", "password changed") in trail
-    assert PASSWORD not in repr(await store.audit_trail())
+    assert PASSWORD not in repr(await store.audit.audit_trail())
 
 
 def test_users_are_named_and_roles_known() -> None:

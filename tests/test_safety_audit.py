@@ -114,7 +114,7 @@ def test_a_rewrite_of_the_whole_table_and_its_head_is_found_with_the_key(trail: 
 async def _verify_chain_only(path: Path) -> list[str]:
     store = await Store.open(sqlite_url(path))
     try:
-        return await store.verify_audit()
+        return await store.audit.verify_audit()
     finally:
         await store.close()
 

@@ -55,7 +55,7 @@ async def test_a_counters_tablets_wait_in_the_chute_until_their_label_is_scanned
     assert scanned.status_code == 200 and scanned.json()["state"] == "labeled"
     await site.wait_state(second, "filled")
     trail = [(e.who, e.action, e.subject, (e.after or {}).get("via"))
-             for e in await site.pharmacy.store.audit_trail()]
+             for e in await site.pharmacy.store.audit.audit_trail()]
     assert ("tess", "output taken", "robot:tc1", "label scanned at the robot") in trail
 
 
@@ -79,14 +79,15 @@ async def test_a_person_records_a_vial_taken_and_the_filler_hears_it_then(
             assert filler.device.vial_in_bay and worker.state == "output_waiting"
             # Past [alarms] output_waiting_s, the alarm, without patient data.
             async with asyncio.timeout(10):
-                while not [a for a in await store.alarms()
+                while not [a for a in await store.alarms.alarms()
                            if a.type is AlarmType.OUTPUT_WAITING]:
                     sup.watch.poke()
                     await asyncio.sleep(0.1)
-            (alarm,) = [a for a in await store.alarms() if a.type is AlarmType.OUTPUT_WAITING]
+            (alarm,) = [a for a in await store.alarms.alarms()
+                        if a.type is AlarmType.OUTPUT_WAITING]
             assert alarm.id == "output-waiting-fv1"
-            assert fill_code((await store.fills(one.id))[0].id) in alarm.text("message")
-            assert (await store.order(two.id)).state is OrderState.QUEUED
+            assert fill_code((await store.orders.fills(one.id))[0].id) in alarm.text("message")
+            assert (await store.orders.order(two.id)).state is OrderState.QUEUED
             with pytest.raises(ValueError, match="not fill 99"):
                 await sup.take_output("fv1", "tess", fill_id=99)
             assert filler.device.vial_in_bay
@@ -96,7 +97,7 @@ async def test_a_person_records_a_vial_taken_and_the_filler_hears_it_then(
                 (second,) = await sup.wait_settled([two.id])
             assert second.state is OrderState.FILLED
             async with asyncio.timeout(10):
-                while [a for a in await store.alarms() if a.type is AlarmType.OUTPUT_WAITING
+                while [a for a in await store.alarms.alarms() if a.type is AlarmType.OUTPUT_WAITING
                        and a.state is not AlarmState.UNACK_RTN]:
                     sup.watch.poke()
                     await asyncio.sleep(0.1)
@@ -128,7 +129,7 @@ async def test_a_restarted_supervisor_leaves_a_waiting_output_for_the_person(
             assert output is not None and output.order_id == record.id
             await again.clear("tc1", "tess")  # clearing a robot takes its output too
             assert again.robots["tc1"].output is None and counter.device.chute is None
-        (cleared,) = [e for e in await store.audit_trail() if e.action == "robot cleared"]
+        (cleared,) = [e for e in await store.audit.audit_trail() if e.action == "robot cleared"]
         assert (cleared.who, cleared.subject) == ("tess", "robot:tc1")
         assert cleared.after is not None and cleared.after["output_taken"] == {
             "fill": output.fill_id, "order": record.id}

@@ -54,7 +54,7 @@ Scenario = Callable[[Store], Awaitable[Callable[[], Awaitable[Any]]]]
 
 
 async def _bins(store: Store) -> None:
-    await store.ensure_bins([
+    await store.stock.ensure_bins([
         BinSpec("tc1", 1, ATORVASTATIN, "L1", LATER, 300, 50, 900),
         BinSpec("tc2", 1, OXYCODONE, "L2", LATER, 300, 50, 900),
         BinSpec("tc3", 1, LISINOPRIL, "L3", LATER, 0, 50, 900)])
@@ -62,27 +62,27 @@ async def _bins(store: Store) -> None:
 
 async def _queued(store: Store, ndc: str = ATORVASTATIN) -> int:
     await _bins(store)
-    received, _ = await store.receive_order(order(ndc, 20))
-    await store.move_order(received.id, OrderState.QUEUED)
+    received, _ = await store.orders.receive_order(order(ndc, 20))
+    await store.orders.move_order(received.id, OrderState.QUEUED)
     return received.id
 
 
 async def _bin_id(store: Store, robot: str) -> int:
-    return (await store.bin(robot, 1)).id
+    return (await store.stock.bin(robot, 1)).id
 
 
 async def _ended(store: Store, outcome: FillOutcome, ndc: str = ATORVASTATIN,
                  counted: int = 20) -> tuple[int, int]:
     order_id = await _queued(store, ndc)
     robot = {ATORVASTATIN: "tc1", OXYCODONE: "tc2"}[ndc]
-    fill = await store.start_fill(order_id, await _bin_id(store, robot))
-    await store.finish_fill(fill.id, FillResult(outcome, counted, None, None, "ended"))
+    fill = await store.orders.start_fill(order_id, await _bin_id(store, robot))
+    await store.orders.finish_fill(fill.id, FillResult(outcome, counted, None, None, "ended"))
     return order_id, fill.id
 
 
 async def _labelled(store: Store, ndc: str = ATORVASTATIN) -> tuple[int, int]:
     order_id, fill_id = await _ended(store, FillOutcome.FILLED, ndc)
-    await store.label_scanned(order_id, fill_code(fill_id), tech())
+    await store.verification.label_scanned(order_id, fill_code(fill_id), tech())
     return order_id, fill_id
 
 
@@ -93,29 +93,30 @@ def _weighed(count: int) -> Any:
 
 async def receive_order(store: Store) -> Callable[[], Awaitable[Any]]:
     await _bins(store)
-    return lambda: store.receive_order(order(ATORVASTATIN, 20))
+    return lambda: store.orders.receive_order(order(ATORVASTATIN, 20))
 
 
 async def move_order(store: Store) -> Callable[[], Awaitable[Any]]:
     await _bins(store)
-    received, _ = await store.receive_order(order(ATORVASTATIN, 20))
-    return lambda: store.move_order(received.id, OrderState.QUEUED)
+    received, _ = await store.orders.receive_order(order(ATORVASTATIN, 20))
+    return lambda: store.orders.move_order(received.id, OrderState.QUEUED)
 
 
 async def start_fill(store: Store) -> Callable[[], Awaitable[Any]]:
     order_id = await _queued(store)
     bin_id = await _bin_id(store, "tc1")
-    return lambda: store.start_fill(order_id, bin_id)
+    return lambda: store.orders.start_fill(order_id, bin_id)
 
 
 async def finish_fill(store: Store) -> Callable[[], Awaitable[Any]]:
     order_id = await _queued(store)
-    fill = await store.start_fill(order_id, await _bin_id(store, "tc1"))
-    return lambda: store.finish_fill(fill.id, FillResult(FillOutcome.JAM, 5, None, None, "jam"))
+    fill = await store.orders.start_fill(order_id, await _bin_id(store, "tc1"))
+    return lambda: store.orders.finish_fill(fill.id, FillResult(FillOutcome.JAM, 5, None, None,
+                                                                "jam"))
 
 
 async def set_info(store: Store) -> Callable[[], Awaitable[Any]]:
-    return lambda: store.set_info("pharmacist_on_duty", "phil", who="phil")
+    return lambda: store.orders.set_info("pharmacist_on_duty", "phil", who="phil")
 
 
 async def ensure_bins(store: Store) -> Callable[[], Awaitable[Any]]:
@@ -125,116 +126,116 @@ async def ensure_bins(store: Store) -> Callable[[], Awaitable[Any]]:
 async def restock(store: Store) -> Callable[[], Awaitable[Any]]:
     await _bins(store)
     scan = parse_bottle(bottle_code(ATORVASTATIN, "L9", LATER, "S1"))
-    return lambda: store.restock("tc1", 1, scan, ATORVASTATIN, quantity=100, by=tech(),
-                                 policy=RestockPolicy(), today=TODAY, partial=False)
+    return lambda: store.stock.restock("tc1", 1, scan, ATORVASTATIN, quantity=100, by=tech(),
+                                       policy=RestockPolicy(), today=TODAY, partial=False)
 
 
 async def correct_bin(store: Store) -> Callable[[], Awaitable[Any]]:
     await _bins(store)
     bin_id = await _bin_id(store, "tc1")
-    return lambda: store.correct_bin(bin_id, 290, by=tech(), reason="counted")
+    return lambda: store.stock.correct_bin(bin_id, 290, by=tech(), reason="counted")
 
 
 async def bin_ran_empty(store: Store) -> Callable[[], Awaitable[Any]]:
     await _bins(store)
     bin_id = await _bin_id(store, "tc1")
-    return lambda: store.bin_ran_empty(bin_id, "J1")
+    return lambda: store.stock.bin_ran_empty(bin_id, "J1")
 
 
 async def unload_bin(store: Store) -> Callable[[], Awaitable[Any]]:
     await _bins(store)
     bin_id = await _bin_id(store, "tc1")
-    return lambda: store.unload_bin(bin_id, by=tech(), reason="lot change")
+    return lambda: store.stock.unload_bin(bin_id, by=tech(), reason="lot change")
 
 
 async def load_bin(store: Store) -> Callable[[], Awaitable[Any]]:
     await _bins(store)
     scan = parse_bottle(bottle_code(ATORVASTATIN, "L8", LATER, "S2"))
-    return lambda: store.load_bin("tc3", 1, scan, ATORVASTATIN, quantity=100, by=pharm(),
-                                  policy=RestockPolicy(), today=TODAY)
+    return lambda: store.stock.load_bin("tc3", 1, scan, ATORVASTATIN, quantity=100, by=pharm(),
+                                        policy=RestockPolicy(), today=TODAY)
 
 
 async def change_alarms(store: Store) -> Callable[[], Awaitable[Any]]:
     # A robot out of service is a change of its own, audited even with no alarm changing.
-    return lambda: store.change_alarms(lambda _a, _b, _d: [], service=("tc1", False, "max"))
+    return lambda: store.alarms.change_alarms(lambda _a, _b, _d: [], service=("tc1", False, "max"))
 
 
 async def audit(store: Store) -> Callable[[], Awaitable[Any]]:
-    return lambda: store.audit("tess", "robot cleared", "robot:tc1")
+    return lambda: store.audit.audit("tess", "robot cleared", "robot:tc1")
 
 
 async def add_user(store: Store) -> Callable[[], Awaitable[Any]]:
-    return lambda: store.add_user("ada", frozenset({Role.ADMIN}), PASSWORD, by=None)
+    return lambda: store.people.add_user("ada", frozenset({Role.ADMIN}), PASSWORD, by=None)
 
 
 async def set_password(store: Store) -> Callable[[], Awaitable[Any]]:
-    await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
-    return lambda: store.set_password("tess", "a new long passphrase", by=admin())
+    await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+    return lambda: store.people.set_password("tess", "a new long passphrase", by=admin())
 
 
 async def disable_user(store: Store) -> Callable[[], Awaitable[Any]]:
-    await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
-    return lambda: store.disable_user("tess", by=admin())
+    await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+    return lambda: store.people.disable_user("tess", by=admin())
 
 
 async def sign_in(store: Store) -> Callable[[], Awaitable[Any]]:
-    await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
-    return lambda: store.sign_in("tess", PASSWORD)
+    await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+    return lambda: store.people.sign_in("tess", PASSWORD)
 
 
 async def label_scanned(store: Store) -> Callable[[], Awaitable[Any]]:
     order_id, fill_id = await _ended(store, FillOutcome.FILLED)
-    return lambda: store.label_scanned(order_id, fill_code(fill_id), tech())
+    return lambda: store.verification.label_scanned(order_id, fill_code(fill_id), tech())
 
 
 async def witness_count(store: Store) -> Callable[[], Awaitable[Any]]:
     _, fill_id = await _labelled(store, OXYCODONE)
-    return lambda: store.witness_count(fill_id, 20, pharm("pam"))
+    return lambda: store.verification.witness_count(fill_id, 20, pharm("pam"))
 
 
 async def verify_vial(store: Store) -> Callable[[], Awaitable[Any]]:
     _, fill_id = await _labelled(store)
-    return lambda: store.verify_vial(fill_id, pharm())
+    return lambda: store.verification.verify_vial(fill_id, pharm())
 
 
 async def reject_vial(store: Store) -> Callable[[], Awaitable[Any]]:
     _, fill_id = await _labelled(store)
-    return lambda: store.reject_vial(fill_id, pharm(), "chipped", fill_again=True,
-                                     tablets="returned")
+    return lambda: store.verification.reject_vial(fill_id, pharm(), "chipped", fill_again=True,
+                                                  tablets="returned")
 
 
 async def release_vial(store: Store) -> Callable[[], Awaitable[Any]]:
     _, fill_id = await _labelled(store)
-    await store.verify_vial(fill_id, pharm())
-    return lambda: store.release_vial(fill_id, pharm(), "pickup")
+    await store.verification.verify_vial(fill_id, pharm())
+    return lambda: store.verification.release_vial(fill_id, pharm(), "pickup")
 
 
 async def label_sent(store: Store) -> Callable[[], Awaitable[Any]]:
     _, fill_id = await _ended(store, FillOutcome.FILLED)
-    return lambda: store.label_sent(fill_id, who="supervisor", printer="lp1",
-                                    outcome="printed", reason=None)
+    return lambda: store.verification.label_sent(fill_id, who="supervisor", printer="lp1",
+                                                 outcome="printed", reason=None)
 
 
 async def hand_fill(store: Store) -> Callable[[], Awaitable[Any]]:
     order_id, _ = await _ended(store, FillOutcome.JAM, counted=5)
     bin_id = await _bin_id(store, "tc1")
-    return lambda: store.hand_fill(order_id, bin_id, 20, _weighed(20), tech())
+    return lambda: store.handwork.hand_fill(order_id, bin_id, 20, _weighed(20), tech())
 
 
 async def retry_order(store: Store) -> Callable[[], Awaitable[Any]]:
     order_id, _ = await _ended(store, FillOutcome.JAM, counted=5)
-    return lambda: store.retry_order(order_id, tech())
+    return lambda: store.handwork.retry_order(order_id, tech())
 
 
 async def cancel_order(store: Store) -> Callable[[], Awaitable[Any]]:
     order_id, _ = await _labelled(store)
-    return lambda: store.cancel_order(order_id, pharm(), "patient moved", tablets="wasted")
+    return lambda: store.handwork.cancel_order(order_id, pharm(), "patient moved", tablets="wasted")
 
 
 async def dispose_vial(store: Store) -> Callable[[], Awaitable[Any]]:
     await _ended(store, FillOutcome.JAM, counted=5)
-    (vial,) = await store.set_aside_vials(pending_only=True)
-    return lambda: store.dispose_vial(vial.id, "returned", by=tech())
+    (vial,) = await store.vials.set_aside_vials(pending_only=True)
+    return lambda: store.vials.dispose_vial(vial.id, "returned", by=tech())
 
 
 CHANGES: dict[str, Scenario] = {f.__name__: f for f in (
@@ -245,11 +246,25 @@ CHANGES: dict[str, Scenario] = {f.__name__: f for f in (
     dispose_vial)}
 
 
-def test_every_public_function_of_the_store_is_classified() -> None:
-    public = {name for name, value in inspect.getmembers(Store)
-              if not name.startswith("_") and callable(value)
-              and (inspect.iscoroutinefunction(value)
-                   or isinstance(inspect.getattr_static(Store, name), classmethod))}
+REPOSITORIES = {"orders", "vials", "handwork", "stock", "alarms", "audit", "people",
+                "verification"}
+"""The store's repositories, one per aggregate: a new one must be added here, and its
+functions classified."""
+
+
+def _public(owner: type) -> set[str]:
+    """The public coroutine functions and classmethods of a class."""
+    return {name for name, value in inspect.getmembers(owner)
+            if not name.startswith("_") and callable(value)
+            and (inspect.iscoroutinefunction(value)
+                 or isinstance(inspect.getattr_static(owner, name), classmethod))}
+
+
+async def test_every_public_function_of_the_store_is_classified(store: Store) -> None:
+    repositories = {name: type(value) for name, value in vars(store).items()
+                    if type(value).__module__.startswith("controller.store.")}
+    assert set(repositories) == REPOSITORIES
+    public = _public(Store).union(*(_public(cls) for cls in repositories.values()))
     assert READS.isdisjoint(CHANGES) and READS.isdisjoint(NOT_RECORDS)
     unclassified = public - READS - set(CHANGES) - set(NOT_RECORDS)
     assert not unclassified, f"say whether these read or change records: {unclassified}"
@@ -260,29 +275,30 @@ def test_every_public_function_of_the_store_is_classified() -> None:
 async def test_every_change_writes_its_audit_entry_in_its_transaction(
         store: Store, name: str) -> None:
     call = await CHANGES[name](store)
-    before = len(await store.audit_trail())
+    before = len(await store.audit.audit_trail())
     await call()
-    after = await store.audit_trail()
+    after = await store.audit.audit_trail()
     assert len(after) > before, f"{name} changed the store but wrote no audit entry"
-    assert await store.verify_audit(AUDIT_KEY) == []
+    assert await store.audit.verify_audit(AUDIT_KEY) == []
 
 
 async def test_a_change_that_fails_leaves_no_audit_entry(store: Store) -> None:
     call = await correct_bin(store)
-    before = len(await store.audit_trail())
+    before = len(await store.audit.audit_trail())
     with pytest.raises(ValueError):
-        await store.correct_bin((await store.bin("tc1", 1)).id, 9999, by=tech(), reason="x")
-    assert len(await store.audit_trail()) == before
+        await store.stock.correct_bin((await store.stock.bin("tc1", 1)).id, 9999, by=tech(),
+                                      reason="x")
+    assert len(await store.audit.audit_trail()) == before
     await call()
-    assert len(await store.audit_trail()) == before + 1
+    assert len(await store.audit.audit_trail()) == before + 1
 
 
 async def test_an_outbox_message_is_not_a_record(store: Store) -> None:
-    before = len(await store.audit_trail())
-    await store.enqueue([Message("rxfill/t/robots/tc1", b"{}", True)])
-    (waiting,) = await store.outbox()
-    await store.sent(waiting.id)
-    assert len(await store.audit_trail()) == before
+    before = len(await store.audit.audit_trail())
+    await store.alarms.enqueue([Message("rxfill/t/robots/tc1", b"{}", True)])
+    (waiting,) = await store.alarms.outbox()
+    await store.alarms.sent(waiting.id)
+    assert len(await store.audit.audit_trail()) == before
 
 
 # -- 14: people at the command line -------------------------------------------------------------
@@ -296,8 +312,8 @@ def test_a_command_that_changes_records_acts_as_a_signed_in_person_by_token(
         store = await open_store(sqlite_url(store_file))
         try:
             await _bins(store)
-            await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
-            return await store.sign_in("tess", PASSWORD)
+            await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+            return await store.people.sign_in("tess", PASSWORD)
         finally:
             await store.close()
     import asyncio
@@ -333,5 +349,5 @@ async def test_the_store_takes_no_order_whose_words_hold_a_control_character(
     made = order(ATORVASTATIN, 20)
     sneaky = replace(made, patient=replace(made.patient, name=f"Barnaby{bad}Quixley"))
     with pytest.raises(StoreError, match="patient_name holds U\\+"):
-        await store.receive_order(sneaky, then=OrderState.QUEUED)
-    assert await store.orders() == []
+        await store.orders.receive_order(sneaky, then=OrderState.QUEUED)
+    assert await store.orders.orders() == []

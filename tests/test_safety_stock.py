@@ -55,10 +55,10 @@ class At(Clock):
 
 
 async def _queued(store: Store) -> tuple[int, int]:
-    await store.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 300, 50, 900)])
-    (bin_record,) = await store.bins()
-    received, _ = await store.receive_order(order(ATORVASTATIN, 30))
-    await store.move_order(received.id, OrderState.QUEUED)
+    await store.stock.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 300, 50, 900)])
+    (bin_record,) = await store.stock.bins()
+    received, _ = await store.orders.receive_order(order(ATORVASTATIN, 30))
+    await store.orders.move_order(received.id, OrderState.QUEUED)
     return received.id, bin_record.id
 
 
@@ -67,9 +67,9 @@ async def test_a_fill_never_starts_from_a_bin_holding_an_expired_lot(tmp_path: P
     try:
         order_id, bin_id = await _queued(store)
         with pytest.raises(FillRefused, match="lot L1 expired 2030-01-01"):
-            await store.start_fill(order_id, bin_id)
-        assert (await store.order(order_id)).state is OrderState.QUEUED  # nothing recorded
-        assert await store.fills() == []
+            await store.orders.start_fill(order_id, bin_id)
+        assert (await store.orders.order(order_id)).state is OrderState.QUEUED  # nothing recorded
+        assert await store.orders.fills() == []
     finally:
         await store.close()
 
@@ -90,7 +90,7 @@ async def test_an_order_routed_before_midnight_to_a_lot_that_expired_goes_to_exc
                 (settled,) = await sup.wait_settled([record.id])
         assert settled.state is OrderState.EXCEPTION, settled
         assert "lot L1 expired 2030-01-01" in (settled.reason or ""), settled.reason
-        assert await store.fills() == []
+        assert await store.orders.fills() == []
         assert sims["tc1"].device.started_jobs == []
     finally:
         await store.close()
@@ -104,7 +104,7 @@ async def test_an_open_fill_is_not_resumed_after_its_lot_expired(tmp_path: Path)
     url = sqlite_url(tmp_path / "rx.sqlite")
     store = await open_store(url, clock=At(AFTER - timedelta(days=2)))
     order_id, bin_id = await _queued(store)
-    fill = await store.start_fill(order_id, bin_id)  # recorded; the robot never heard of it
+    fill = await store.orders.start_fill(order_id, bin_id)  # recorded; the robot never heard of it
     await store.close()
     sims = await start_simulators(settings)
     store = await open_store(url, clock=At(AFTER))
@@ -115,7 +115,7 @@ async def test_an_open_fill_is_not_resumed_after_its_lot_expired(tmp_path: Path)
             async with asyncio.timeout(20):
                 (settled,) = await sup.wait_settled([order_id])
         assert settled.state is OrderState.EXCEPTION
-        (ended,) = await store.fills(order_id)
+        (ended,) = await store.orders.fills(order_id)
         assert (ended.id, ended.outcome, ended.counted) == (fill.id, FillOutcome.REFUSED, 0)
         assert "not resumed" in (ended.detail or "") and "expired" in (ended.detail or "")
         assert sims["tc1"].device.started_jobs == []
@@ -129,14 +129,14 @@ async def test_a_hand_count_never_takes_expired_stock(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "rx.sqlite")
     store = await open_store(url, clock=At(AFTER - timedelta(days=2)))
     order_id, bin_id = await _queued(store)
-    fill = await store.start_fill(order_id, bin_id)
-    await store.finish_fill(fill.id, FillResult(FillOutcome.JAM, 5, None, None, "jam"))
+    fill = await store.orders.start_fill(order_id, bin_id)
+    await store.orders.finish_fill(fill.id, FillResult(FillOutcome.JAM, 5, None, None, "jam"))
     await store.close()
     store = await open_store(url, clock=At(AFTER))
     try:
         with pytest.raises(WorkflowError, match="lot L1 expired 2030-01-01"):
-            await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155), TECH)
-        assert (await store.order(order_id)).state is OrderState.EXCEPTION
+            await store.handwork.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155), TECH)
+        assert (await store.orders.order(order_id)).state is OrderState.EXCEPTION
     finally:
         await store.close()
 
@@ -149,8 +149,8 @@ async def test_no_label_prints_for_a_vial_whose_lot_has_expired_and_the_refusal_
     url = sqlite_url(tmp_path / "rx.sqlite")
     store = await open_store(url, clock=At(AFTER - timedelta(days=2)))
     order_id, bin_id = await _queued(store)
-    fill = await store.start_fill(order_id, bin_id)
-    await store.finish_fill(fill.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
+    fill = await store.orders.start_fill(order_id, bin_id)
+    await store.orders.finish_fill(fill.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
     await store.close()
     store = await open_store(url, clock=At(AFTER))
     try:
@@ -158,7 +158,7 @@ async def test_no_label_prints_for_a_vial_whose_lot_has_expired_and_the_refusal_
             "tc1": "socket://127.0.0.1:9"}, clock=At(AFTER)))
         with pytest.raises(WorkflowError, match=r"past their expiry.*no label is printed"):
             await pharmacy.print_label(order_id, who=TECH)
-        (refusal,) = await store.labels_for(fill.id)
+        (refusal,) = await store.verification.labels_for(fill.id)
         assert refusal.outcome == "refused" and "L1 expired 2030-01-01" in (refusal.reason or "")
     finally:
         await store.close()
@@ -180,7 +180,7 @@ async def test_start_refuses_a_configuration_that_names_another_drug_for_a_bin(
     try:
         settings = _site(tmp_path, ATORVASTATIN)
         await Supervisor(settings, store, urls={"tc1": "socket://127.0.0.1:9"}).store \
-            .ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 300, 50, 900)])
+            .stock.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 300, 50, 900)])
         changed = _site(tmp_path, LISINOPRIL)
         sup = Supervisor(changed, store, urls={"tc1": "socket://127.0.0.1:9"})
         with pytest.raises(BinDrugMismatch) as caught:
@@ -189,7 +189,7 @@ async def test_start_refuses_a_configuration_that_names_another_drug_for_a_bin(
         assert f"tc1/1 holds NDC {ATORVASTATIN} in the store" in message
         assert f"the configuration says {LISINOPRIL}" in message
         assert "rxfill stock unload ROBOT/BIN" in message and "rxfill stock load" in message
-        (bin_record,) = await store.bins()
+        (bin_record,) = await store.stock.bins()
         assert bin_record.ndc == ATORVASTATIN
     finally:
         await store.close()
@@ -202,9 +202,9 @@ def test_rxfill_run_refuses_to_start_and_stock_load_changes_the_drug_on_purpose(
 
     async def make() -> None:
         store = await open_store(sqlite_url(store_file))
-        await store.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 300, 50, 900)])
-        await store.add_user("pat", frozenset({Role.PHARMACIST}), PASSWORD, by=admin())
-        await store.add_user("tom", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+        await store.stock.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 300, 50, 900)])
+        await store.people.add_user("pat", frozenset({Role.PHARMACIST}), PASSWORD, by=admin())
+        await store.people.add_user("tom", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
         await store.close()
     asyncio.run(make())
     config = settings.path
@@ -238,18 +238,18 @@ def test_rxfill_run_refuses_to_start_and_stock_load_changes_the_drug_on_purpose(
 
 
 async def test_a_bottle_loaded_into_a_bin_is_checked_like_a_restock(store: Store) -> None:
-    await store.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 0, 50, 900)])
+    await store.stock.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 0, 50, 900)])
     today = date.today()
     expired = parse_bottle(bottle_code(LISINOPRIL, "OLD", today - timedelta(days=1), "S1"))
     with pytest.raises(RestockRefused, match="expired"):
-        await store.load_bin("tc1", 1, expired, LISINOPRIL, quantity=100, by=pharm("pat"),
-                             policy=RestockPolicy(), today=today)
+        await store.stock.load_bin("tc1", 1, expired, LISINOPRIL, quantity=100, by=pharm("pat"),
+                                   policy=RestockPolicy(), today=today)
     fresh = parse_bottle(bottle_code(LISINOPRIL, "NEW", today + timedelta(days=400), "S2"))
     with pytest.raises(RestockRefused, match="do not fit"):
-        await store.load_bin("tc1", 1, fresh, LISINOPRIL, quantity=901, by=pharm("pat"),
-                             policy=RestockPolicy(), today=today)
-    loaded = await store.load_bin("tc1", 1, fresh, LISINOPRIL, quantity=100, by=pharm("pat"),
-                                  policy=RestockPolicy(), today=today)
+        await store.stock.load_bin("tc1", 1, fresh, LISINOPRIL, quantity=901, by=pharm("pat"),
+                                   policy=RestockPolicy(), today=today)
+    loaded = await store.stock.load_bin("tc1", 1, fresh, LISINOPRIL, quantity=100, by=pharm("pat"),
+                                        policy=RestockPolicy(), today=today)
     assert (loaded.ndc, loaded.lot, loaded.on_hand) == (LISINOPRIL, "NEW", 100)
 
 
@@ -287,7 +287,7 @@ async def test_orders_queued_on_a_robot_taken_out_of_service_are_routed_elsewher
         assert late == [], started
         assert returned and all(r.robot == "tc1" for r in returned)
         for notice in returned:
-            assert [f.robot for f in await store.fills(notice.order_id)] == ["tc2"]
+            assert [f.robot for f in await store.orders.fills(notice.order_id)] == ["tc2"]
     finally:
         for sim in sims.values():
             await sim.close()
@@ -295,10 +295,10 @@ async def test_orders_queued_on_a_robot_taken_out_of_service_are_routed_elsewher
 
 async def test_the_store_refuses_a_fill_on_a_robot_out_of_service(store: Store) -> None:
     order_id, bin_id = await _queued(store)
-    await store.change_alarms(lambda _alarms, _bins, _down: [],
-                              service=("tc1", False, "maint"))
+    await store.alarms.change_alarms(lambda _alarms, _bins, _down: [],
+                                     service=("tc1", False, "maint"))
     with pytest.raises(FillRefused, match="tc1 is out of service"):
-        await store.start_fill(order_id, bin_id)
+        await store.orders.start_fill(order_id, bin_id)
 
 
 # -- 10: capacity and recalls -------------------------------------------------------------------
@@ -306,25 +306,26 @@ async def test_the_store_refuses_a_fill_on_a_robot_out_of_service(store: Store) 
 
 async def test_a_correction_never_records_more_than_capacity_nor_less_than_zero(
         store: Store) -> None:
-    await store.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 300, 50, 900)])
-    (bin_record,) = await store.bins()
+    await store.stock.ensure_bins([BinSpec("tc1", 1, ATORVASTATIN, "L1", EXPIRY, 300, 50, 900)])
+    (bin_record,) = await store.stock.bins()
     with pytest.raises(ValueError, match="holds at most 900"):
-        await store.correct_bin(bin_record.id, 901, by=tech("tess"), reason="counted")
+        await store.stock.correct_bin(bin_record.id, 901, by=tech("tess"), reason="counted")
     with pytest.raises(ValueError, match="expected 0 or more"):
-        await store.correct_bin(bin_record.id, -1, by=tech("tess"), reason="counted")
-    assert (await store.bin("tc1", 1)).on_hand == 300
-    assert (await store.correct_bin(bin_record.id, 900, by=tech("tess"),
-                                    reason="counted")).on_hand == 900
+        await store.stock.correct_bin(bin_record.id, -1, by=tech("tess"), reason="counted")
+    assert (await store.stock.bin("tc1", 1)).on_hand == 300
+    assert (await store.stock.correct_bin(bin_record.id, 900, by=tech("tess"),
+                                          reason="counted")).on_hand == 900
 
 
 async def test_a_recounted_robot_vial_is_one_vial_in_a_recall(store: Store) -> None:
     # Before: the robot's fill and the hand fill that recounted its vial were two vials.
     order_id, bin_id = await _queued(store)
-    fill = await store.start_fill(order_id, bin_id)
-    await store.finish_fill(fill.id, FillResult(FillOutcome.WEIGHT_OFF, 30, 4340, None, "off"))
-    await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH, found=30)
-    hand = (await store.fills(order_id))[-1]
-    (vial,) = await store.recall("L1")
+    fill = await store.orders.start_fill(order_id, bin_id)
+    await store.orders.finish_fill(fill.id, FillResult(FillOutcome.WEIGHT_OFF, 30, 4340, None,
+                                                       "off"))
+    await store.handwork.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH, found=30)
+    hand = (await store.orders.fills(order_id))[-1]
+    (vial,) = await store.stock.recall("L1")
     assert (vial.fill_id, vial.quantity) == (hand.id, 30)
 
 
@@ -333,16 +334,18 @@ async def test_a_vial_returned_to_stock_is_no_vial_to_recall_and_a_wasted_one_sa
     from controller.store import fill_code
     from tests.helpers import PHARM
     order_id, bin_id = await _queued(store)
-    fill = await store.start_fill(order_id, bin_id)
-    await store.finish_fill(fill.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
-    await store.label_scanned(order_id, fill_code(fill.id), TECH)
-    await store.reject_vial(fill.id, PHARM, "chipped", fill_again=True, tablets="returned")
-    assert await store.recall("L1") == []
-    again = await store.start_fill(order_id, bin_id)
-    await store.finish_fill(again.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
-    await store.label_scanned(order_id, fill_code(again.id), TECH)
-    await store.reject_vial(again.id, PHARM, "dropped", fill_again=False, tablets="wasted")
-    (wasted,) = await store.recall("L1")
+    fill = await store.orders.start_fill(order_id, bin_id)
+    await store.orders.finish_fill(fill.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
+    await store.verification.label_scanned(order_id, fill_code(fill.id), TECH)
+    await store.verification.reject_vial(fill.id, PHARM, "chipped", fill_again=True,
+                                         tablets="returned")
+    assert await store.stock.recall("L1") == []
+    again = await store.orders.start_fill(order_id, bin_id)
+    await store.orders.finish_fill(again.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
+    await store.verification.label_scanned(order_id, fill_code(again.id), TECH)
+    await store.verification.reject_vial(again.id, PHARM, "dropped", fill_again=False,
+                                         tablets="wasted")
+    (wasted,) = await store.stock.recall("L1")
     assert (wasted.fill_id, wasted.fate) == (again.id, "wasted")
 
 
@@ -354,16 +357,17 @@ async def test_a_vial_whose_lot_expired_since_its_fill_is_neither_verified_nor_r
     url = sqlite_url(tmp_path / "rx.sqlite")
     store = await open_store(url, clock=At(AFTER - timedelta(days=2)))
     order_id, bin_id = await _queued(store)
-    fill = await store.start_fill(order_id, bin_id)
-    await store.finish_fill(fill.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
-    await store.label_scanned(order_id, fill_code(fill.id), TECH)
+    fill = await store.orders.start_fill(order_id, bin_id)
+    await store.orders.finish_fill(fill.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
+    await store.verification.label_scanned(order_id, fill_code(fill.id), TECH)
     await store.close()
     store = await open_store(url, clock=At(AFTER))
     try:
         with pytest.raises(WorkflowError, match=r"L1 expired 2030-01-01\): it may not be "):
-            await store.verify_vial(fill.id, PHARM)
-        assert (await store.order(order_id)).state is OrderState.LABELED
-        assert await store.reject_vial(fill.id, PHARM, "lot expired", fill_again=False,
-                                       tablets="wasted") is OrderState.CANCELLED
+            await store.verification.verify_vial(fill.id, PHARM)
+        assert (await store.orders.order(order_id)).state is OrderState.LABELED
+        cancelled = await store.verification.reject_vial(fill.id, PHARM, "lot expired",
+                                                         fill_again=False, tablets="wasted")
+        assert cancelled is OrderState.CANCELLED
     finally:
         await store.close()

@@ -53,23 +53,23 @@ async def test_a_technician_cannot_cancel_a_labelled_vial_and_a_pharmacist_says_
     order_id, code = await labelled(site, order_body(ndc, 20))
     fill_id = int(code[1:])
     store = site.pharmacy.store
-    bin_before = next(b for b in await store.bins() if b.ndc == ndc)
+    bin_before = next(b for b in await store.stock.bins() if b.ndc == ndc)
     refused = await site.post(f"/api/orders/{order_id}/cancel", "tess",
                               {"reason": "patient moved", "tablets": "returned"})
     assert refused.status_code == 403 and "needs the pharmacist role" in refused.text
     unsaid = await site.post(f"/api/orders/{order_id}/cancel", "phil",
                              {"reason": "patient moved"})
     assert unsaid.status_code == 409 and "what became of the vial's tablets" in unsaid.text
-    assert (await store.order(order_id)).state is OrderState.LABELED
+    assert (await store.orders.order(order_id)).state is OrderState.LABELED
     done = await site.post(f"/api/orders/{order_id}/cancel", "phil",
                            {"reason": "patient moved", "tablets": "returned"})
     assert done.status_code == 200 and done.json()["state"] == "cancelled", done.text
-    bin_after = await store.bin(bin_before.robot, bin_before.bin)
+    bin_after = await store.stock.bin(bin_before.robot, bin_before.bin)
     assert bin_after.on_hand == bin_before.on_hand + 20  # back on the bin, lot by lot
-    (vial,) = [v for v in await store.set_aside_vials() if v.fill_id == fill_id]
+    (vial,) = [v for v in await store.vials.set_aside_vials() if v.fill_id == fill_id]
     assert (vial.cause, vial.disposition, vial.disposed_by, vial.count) == (
         "cancelled", "returned", "phil", 20)
-    trail = [(e.who, e.action, e.subject) for e in await store.audit_trail()]
+    trail = [(e.who, e.action, e.subject) for e in await store.audit.audit_trail()]
     assert ("phil", "cancelled vial returned", f"fill:{fill_id}") in trail
     # Its label now says why it goes nowhere.
     gone = await site.get(f"/api/labels/{code}", "pam")
@@ -80,14 +80,14 @@ async def test_a_verified_vial_is_cancelled_only_by_a_pharmacist_and_wasted_stay
         site: Site) -> None:
     order_id, code = await labelled(site)
     await site.post(f"/api/labels/{code}/verify", "phil")
-    before = (await site.pharmacy.store.bin("tc1", 1)).on_hand
+    before = (await site.pharmacy.store.stock.bin("tc1", 1)).on_hand
     tech = await site.post(f"/api/orders/{order_id}/cancel", "tom",
                            {"reason": "dropped", "tablets": "wasted"})
     assert tech.status_code == 403
     done = await site.post(f"/api/orders/{order_id}/cancel", "pam",
                            {"reason": "dropped", "tablets": "wasted"})
     assert done.json()["state"] == "cancelled"
-    assert (await site.pharmacy.store.bin("tc1", 1)).on_hand == before
+    assert (await site.pharmacy.store.stock.bin("tc1", 1)).on_hand == before
 
 
 async def test_a_rejected_vials_label_is_refused_with_why_never_another_vials_evidence(
@@ -175,14 +175,14 @@ async def test_no_store_function_moves_an_order_past_filled_without_the_person_a
     for target in (OrderState.LABELED, OrderState.VERIFIED, OrderState.RELEASED,
                    OrderState.CANCELLED):
         with pytest.raises(WorkflowError):
-            await store.move_order(order_id, target)
-    await store.label_scanned(order_id, fill_code(fill_id), TECH)
+            await store.orders.move_order(order_id, target)
+    await store.verification.label_scanned(order_id, fill_code(fill_id), TECH)
     for target in (OrderState.VERIFIED, OrderState.QUEUED, OrderState.CANCELLED):
         with pytest.raises(WorkflowError):
-            await store.move_order(order_id, target)
+            await store.orders.move_order(order_id, target)
     with pytest.raises(RoleError):
-        await store.cancel_order(order_id, TECH, "changed my mind")
-    assert (await store.order(order_id)).state is OrderState.LABELED
+        await store.handwork.cancel_order(order_id, TECH, "changed my mind")
+    assert (await store.orders.order(order_id)).state is OrderState.LABELED
 
 
 async def test_schedule_is_the_orders_own_from_intake_and_the_witness_is_a_second_person(
@@ -191,24 +191,25 @@ async def test_schedule_is_the_orders_own_from_intake_and_the_witness_is_a_secon
     store = await open_store(url)
     try:
         order_id, fill_id = await filled_order(store, 20, OXYCODONE)
-        await store.label_scanned(order_id, fill_code(fill_id), TECH)
+        await store.verification.label_scanned(order_id, fill_code(fill_id), TECH)
     finally:
         await store.close()
     # The formulary changes its mind about the drug: the order keeps what it was taken as.
     text = formulary_text().replace(",II,oxyCODONE", ",,oxyCODONE")
     store = await open_store(url, formulary=parse(text))
     try:
-        assert (await store.order(order_id)).schedule == "II"
-        await store.verify_vial(fill_id, PHARM)
+        assert (await store.orders.order(order_id)).schedule == "II"
+        await store.verification.verify_vial(fill_id, PHARM)
         with pytest.raises(WorkflowError, match="second count witnessed"):
-            await store.release_vial(fill_id, PHARM, "pickup")
+            await store.verification.release_vial(fill_id, PHARM, "pickup")
         # Before: the pharmacist who verified could witness their own check.
         with pytest.raises(WorkflowError, match="two different people"):
-            await store.witness_count(fill_id, 20, PHARM)
-        await store.witness_count(fill_id, 20, PAM)
+            await store.verification.witness_count(fill_id, 20, PHARM)
+        await store.verification.witness_count(fill_id, 20, PAM)
         with pytest.raises(WorkflowError, match="witnessed already"):
-            await store.witness_count(fill_id, 20, PAM)
-        assert await store.release_vial(fill_id, PHARM, "pickup") is OrderState.RELEASED
+            await store.verification.witness_count(fill_id, 20, PAM)
+        assert await store.verification.release_vial(fill_id, PHARM,
+                                                     "pickup") is OrderState.RELEASED
     finally:
         await store.close()
 
@@ -216,27 +217,29 @@ async def test_schedule_is_the_orders_own_from_intake_and_the_witness_is_a_secon
 async def test_a_rejected_or_superseded_vial_is_never_acted_on_through_the_store(
         store: Store) -> None:
     order_id, old = await filled_order(store)
-    await store.label_scanned(order_id, fill_code(old), TECH)
-    await store.reject_vial(old, PHARM, "wrong cap", fill_again=True, tablets="returned")
-    (bin_record,) = await store.bins()
-    again = await store.start_fill(order_id, bin_record.id)
-    await store.finish_fill(again.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
-    for act in (store.verify_vial(old, PAM), store.witness_count(old, 30, PAM),
-                store.release_vial(old, PAM, "pickup"),
-                store.reject_vial(old, PAM, "x", fill_again=False, tablets="wasted")):
+    await store.verification.label_scanned(order_id, fill_code(old), TECH)
+    await store.verification.reject_vial(old, PHARM, "wrong cap", fill_again=True,
+                                         tablets="returned")
+    (bin_record,) = await store.stock.bins()
+    again = await store.orders.start_fill(order_id, bin_record.id)
+    await store.orders.finish_fill(again.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
+    for act in (store.verification.verify_vial(old, PAM),
+                store.verification.witness_count(old, 30, PAM),
+                store.verification.release_vial(old, PAM, "pickup"),
+                store.verification.reject_vial(old, PAM, "x", fill_again=False, tablets="wasted")):
         with pytest.raises(NotTheVial, match=f"{fill_code(old)} was rejected"):
             await act
-    vial, order = await store.vial(again.id)
+    vial, order = await store.vials.vial(again.id)
     assert (vial.id, order.id) == (again.id, order_id)
 
 
 async def test_a_prescription_fill_submitted_twice_to_the_store_is_one_order(
         store: Store) -> None:
     from tests.floors import order
-    first, new = await store.receive_order(order(ATORVASTATIN, 30, rx="RX777"))
-    second, again = await store.receive_order(order(ATORVASTATIN, 30, rx="RX777"))
+    first, new = await store.orders.receive_order(order(ATORVASTATIN, 30, rx="RX777"))
+    second, again = await store.orders.receive_order(order(ATORVASTATIN, 30, rx="RX777"))
     assert (new, again, second.id) == (True, False, first.id)
-    assert len(await store.orders(rx_number="RX777")) == 1
+    assert len(await store.orders.orders(rx_number="RX777")) == 1
 
 
 async def test_the_pharmacy_service_refuses_a_technician_the_evidence(site: Site) -> None:

@@ -51,7 +51,7 @@ async def test_an_idle_robot_whose_link_is_lost_is_offline_within_5_s_and_offere
                 # Offered nothing while offline: the order waits, queued, for the robot.
                 record = await sup.submit(order(ATORVASTATIN, 10))
                 assert record.state is OrderState.QUEUED and robot.queue.empty()
-                assert (await store.fills(record.id)) == []
+                assert (await store.orders.fills(record.id)) == []
                 cable.mend()
                 async with asyncio.timeout(30):
                     (settled,) = await sup.wait_settled([record.id])
@@ -81,10 +81,10 @@ async def test_an_unreachable_robot_does_not_stop_the_site(tmp_path: Path, store
             async with asyncio.timeout(20):
                 (settled,) = await sup.wait_settled([filled.id])
             assert settled.state is OrderState.FILLED
-            assert (await store.order(waiting.id)).state is OrderState.QUEUED
+            assert (await store.orders.order(waiting.id)).state is OrderState.QUEUED
             # robot_offline is raised once the robot has been silent 5 s (the alarm rule).
             async with asyncio.timeout(20):
-                while "robot-offline-tc9" not in {a.id for a in await store.alarms()}:
+                while "robot-offline-tc9" not in {a.id for a in await store.alarms.alarms()}:
                     await sup.watch.check()
                     await asyncio.sleep(0.2)
     finally:
@@ -123,7 +123,7 @@ async def test_an_unexpected_error_in_one_worker_stops_that_robot_only(
             assert settled.state is OrderState.FILLED  # the other robot went on
             assert sup._task is not None and not sup._task.done()
             async with asyncio.timeout(20):
-                while "robot-fault-tc1" not in {a.id for a in await store.alarms()}:
+                while "robot-fault-tc1" not in {a.id for a in await store.alarms.alarms()}:
                     await sup.watch.check()
                     await asyncio.sleep(0.2)
             # A person looks, clears the robot; it works again (the bug is gone).
@@ -163,7 +163,7 @@ async def test_a_second_supervisor_on_the_same_store_is_refused_naming_the_first
 
 async def _until_alarm(sup: Supervisor, store: Store, alarm_id: str) -> None:
     async with asyncio.timeout(20):
-        while alarm_id not in {a.id for a in await store.alarms()}:
+        while alarm_id not in {a.id for a in await store.alarms.alarms()}:
             await sup.watch.check()
             await asyncio.sleep(0.1)
 
@@ -179,17 +179,17 @@ async def test_a_restart_never_gives_a_false_all_clear(tmp_path: Path, store: St
         filler.device.press_estop()
         async with Supervisor(settings, store, urls={"fv1": filler.url}, seed=1) as first:
             await _until_alarm(first, store, "robot-fault-fv1")
-        before = len(await store.alarm_history("robot-fault-fv1"))
-        (standing,) = [a for a in await store.alarms() if a.id == "robot-fault-fv1"]
+        before = len(await store.alarms.alarm_history("robot-fault-fv1"))
+        (standing,) = [a for a in await store.alarms.alarms() if a.id == "robot-fault-fv1"]
         # The filler is still stopped: a new supervisor must never say it is not.
         async with Supervisor(settings, store, urls={"fv1": filler.url}, seed=1) as second:
             await second.watch.check()  # before the worker has heard from the robot
             await eventually(lambda: second.robots["fv1"].known)
             for _ in range(3):
                 await second.watch.check()
-        after = await store.alarm_history("robot-fault-fv1")
+        after = await store.alarms.alarm_history("robot-fault-fv1")
         assert [(e.from_state, e.to_state) for e in after[before:]] == []
-        (still,) = [a for a in await store.alarms() if a.id == "robot-fault-fv1"]
+        (still,) = [a for a in await store.alarms.alarms() if a.id == "robot-fault-fv1"]
         assert (still.state, still.active) == (standing.state, True)
     finally:
         for sim in sims.values():
@@ -204,7 +204,7 @@ async def test_rxfill_run_starts_with_a_robot_on_a_missing_port(tmp_path: Path) 
         extra='[mqtt]\nbroker = "off"\n[printer]\nurl = "sim:tcp"\n[api]\nport = 0\n')
     store_file = tmp_path / "site.sqlite"
     store = await open_store(sqlite_url(store_file))
-    await store.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+    await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
     await store.close()
     async with rxfill_run(settings.path, store_file, tmp_path / "run.log") as (process, url), \
             httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -246,7 +246,7 @@ async def test_orders_queued_on_a_robot_that_goes_offline_go_to_one_that_answers
                 await eventually(lambda: tc1.queue.empty())
                 # Every order but the one tc1 may have been filling is filled by tc2 while
                 # tc1 is still away.
-                on_tc1 = {f.order_id for f in await store.fills() if f.robot == "tc1"}
+                on_tc1 = {f.order_id for f in await store.orders.fills() if f.robot == "tc1"}
                 others = [i for i in ids if i not in on_tc1]
                 async with asyncio.timeout(60):
                     settled = await sup.wait_settled(others)

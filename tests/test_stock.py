@@ -37,16 +37,16 @@ def bottle(lot: str, expiry: date, serial: str = "S1", ndc: str = ATORVASTATIN) 
 
 async def restock(store: Store, raw: str, quantity: int, *, partial: bool = False,
                   policy: RestockPolicy = FEFO, ndc: str = ATORVASTATIN) -> None:
-    await store.restock("tc1", 1, parse_bottle(raw), ndc, quantity=quantity, by=tech("tech"),
-                        policy=policy, today=TODAY, partial=partial)
+    await store.stock.restock("tc1", 1, parse_bottle(raw), ndc, quantity=quantity, by=tech("tech"),
+                              policy=policy, today=TODAY, partial=partial)
 
 
 async def fill(store: Store, bin_id: int, counted: int, quantity: int = 30) -> int:
-    record, _ = await store.receive_order(order(ATORVASTATIN, quantity))
-    await store.move_order(record.id, OrderState.QUEUED)
-    started = await store.start_fill(record.id, bin_id)
+    record, _ = await store.orders.receive_order(order(ATORVASTATIN, quantity))
+    await store.orders.move_order(record.id, OrderState.QUEUED)
+    started = await store.orders.start_fill(record.id, bin_id)
     outcome = FillOutcome.FILLED if counted == quantity else FillOutcome.JAM
-    await store.finish_fill(started.id, FillResult(outcome, counted, None, None, "test"))
+    await store.orders.finish_fill(started.id, FillResult(outcome, counted, None, None, "test"))
     return started.id
 
 
@@ -108,76 +108,77 @@ def test_tablets_leave_first_expired_first_out() -> None:
 
 async def test_a_restock_adds_the_bottle_and_announces_nothing_without_topics(
         store: Store) -> None:
-    await store.ensure_bins([BIN])
+    await store.stock.ensure_bins([BIN])
     await restock(store, bottle("OLD1", date(2027, 3, 31)), 200)
-    (record,) = await store.bins()
+    (record,) = await store.stock.bins()
     assert (record.on_hand, record.lot) == (300, "OLD1")
-    last = (await store.movements(record.id))[-1]
+    last = (await store.stock.movements(record.id))[-1]
     assert (last.kind, last.quantity, last.who, last.serial) == ("restock", 200, "tech", "S1")
-    assert await store.outbox() == []
+    assert await store.alarms.outbox() == []
 
 
 async def test_a_full_bottle_goes_in_once_a_partial_one_in_parts(store: Store) -> None:
-    await store.ensure_bins([BIN])
+    await store.stock.ensure_bins([BIN])
     raw = bottle("OLD1", date(2027, 3, 31), serial="BOTTLE7")
     await restock(store, raw, 100)
     with pytest.raises(StoreError, match="serial BOTTLE7 of lot OLD1 was restocked on"):
         await restock(store, raw, 100)
     await restock(store, raw, 40, partial=True)
-    assert (await store.bins())[0].on_hand == 240
+    assert (await store.stock.bins())[0].on_hand == 240
 
 
 async def test_a_new_lot_is_dispensed_after_the_older_one(store: Store) -> None:
-    await store.ensure_bins([BIN])
-    (record,) = await store.bins()
+    await store.stock.ensure_bins([BIN])
+    (record,) = await store.stock.bins()
     await restock(store, bottle("NEW1", date(2027, 9, 30)), 100)
-    (record,) = await store.bins()
+    (record,) = await store.stock.bins()
     assert [(lot.lot, lot.on_hand) for lot in record.lots] == [("OLD1", 100), ("NEW1", 100)]
     await fill(store, record.id, 30, 30)
     await fill(store, record.id, 90, 90)
-    (record,) = await store.bins()
+    (record,) = await store.stock.bins()
     assert [(lot.lot, lot.on_hand) for lot in record.lots] == [("NEW1", 80)]
     assert (record.lot, record.expiry) == ("NEW1", date(2027, 9, 30))
 
 
 async def test_a_recall_finds_every_vial_that_may_hold_the_lot(store: Store) -> None:
-    await store.ensure_bins([BIN])
-    (record,) = await store.bins()
+    await store.stock.ensure_bins([BIN])
+    (record,) = await store.stock.bins()
     only_old = await fill(store, record.id, 30)
     await restock(store, bottle("NEW1", date(2027, 9, 30)), 100)
     both = await fill(store, record.id, 90, 90)  # 70 of OLD1, 20 of NEW1
     only_new = await fill(store, record.id, 30)
-    recalled = {v.fill_id: v for v in await store.recall("NEW1")}
+    recalled = {v.fill_id: v for v in await store.stock.recall("NEW1")}
     assert set(recalled) == {both, only_new}
     assert (recalled[both].quantity, recalled[both].mixed) == (20, True)
     assert (recalled[only_new].quantity, recalled[only_new].mixed) == (30, False)
-    old = {v.fill_id: v.quantity for v in await store.recall("OLD1")}
+    old = {v.fill_id: v.quantity for v in await store.stock.recall("OLD1")}
     assert old == {only_old: 30, both: 70}
-    assert await store.recall("NOSUCH") == []
+    assert await store.stock.recall("NOSUCH") == []
 
 
 async def test_a_correction_and_an_unload_are_movements_with_who_and_why(store: Store) -> None:
-    await store.ensure_bins([BIN])
-    (record,) = await store.bins()
-    corrected = await store.correct_bin(record.id, 93, by=tech("tech"), reason="counted by hand")
+    await store.stock.ensure_bins([BIN])
+    (record,) = await store.stock.bins()
+    corrected = await store.stock.correct_bin(record.id, 93, by=tech("tech"),
+                                              reason="counted by hand")
     assert corrected.on_hand == 93
-    emptied = await store.unload_bin(record.id, by=tech("tech"), reason="lot change")
+    emptied = await store.stock.unload_bin(record.id, by=tech("tech"), reason="lot change")
     assert emptied.on_hand == 0 and emptied.lot == "OLD1"
-    kinds = [(m.kind, m.quantity, m.reason) for m in await store.movements(record.id)]
+    kinds = [(m.kind, m.quantity, m.reason) for m in await store.stock.movements(record.id)]
     assert kinds[-2:] == [("correction", -7, "counted by hand"), ("unload", -93, "lot change")]
     with pytest.raises(ValueError, match="needs a reason"):
-        await store.correct_bin(record.id, 5, by=tech("tech"), reason=" ")
+        await store.stock.correct_bin(record.id, 5, by=tech("tech"), reason=" ")
 
 
 async def test_a_returned_partial_vial_goes_back_to_the_lots_it_came_from(store: Store) -> None:
-    await store.ensure_bins([BIN])
-    (record,) = await store.bins()
+    await store.stock.ensure_bins([BIN])
+    (record,) = await store.stock.bins()
     await restock(store, bottle("NEW1", date(2027, 9, 30)), 100)
     fill_id = await fill(store, record.id, 110, 150)  # a jam: 100 OLD1 + 10 NEW1 set aside
-    (vial,) = await store.set_aside_vials(pending_only=True)
+    (vial,) = await store.vials.set_aside_vials(pending_only=True)
     assert vial.fill_id == fill_id
-    await store.dispose_vial(vial.id, "returned", by=tech("tech"))
-    (record,) = await store.bins()
+    await store.vials.dispose_vial(vial.id, "returned", by=tech("tech"))
+    (record,) = await store.stock.bins()
     assert sorted((lot.lot, lot.on_hand) for lot in record.lots) == [("NEW1", 100),
                                                                       ("OLD1", 100)]
 
@@ -198,8 +199,8 @@ def test_the_bin_count_always_equals_the_sum_of_its_movements(
     async def run() -> None:
         store = await open_store(sqlite_url(tmp_path_factory.mktemp("p") / "rx.sqlite"))
         try:
-            await store.ensure_bins([BIN])
-            (record,) = await store.bins()
+            await store.stock.ensure_bins([BIN])
+            (record,) = await store.stock.bins()
             for number, (operation, n) in enumerate(operations):
                 if operation == "fill":
                     await fill(store, record.id, n, max(n, 1))
@@ -210,14 +211,14 @@ def test_the_bin_count_always_equals_the_sum_of_its_movements(
                     with contextlib.suppress(RestockRefused, StoreError):
                         await restock(store, bottle(lot, expiry, f"S{number}"), n)
                 elif operation == "correct":
-                    await store.correct_bin(record.id, n, by=tech("tech"), reason="counted")
+                    await store.stock.correct_bin(record.id, n, by=tech("tech"), reason="counted")
                 elif operation == "unload":
-                    await store.unload_bin(record.id, by=tech("tech"), reason="unload")
+                    await store.stock.unload_bin(record.id, by=tech("tech"), reason="unload")
                 else:
-                    for vial in await store.set_aside_vials(pending_only=True):
-                        await store.dispose_vial(vial.id, "returned", by=tech("tech"))
-                (record,) = await store.bins()
-                movements = await store.movements(record.id)
+                    for vial in await store.vials.set_aside_vials(pending_only=True):
+                        await store.vials.dispose_vial(vial.id, "returned", by=tech("tech"))
+                (record,) = await store.stock.bins()
+                movements = await store.stock.movements(record.id)
                 assert record.on_hand == sum(m.quantity for m in movements)
                 by_lot: dict[str, int] = {}
                 for m in movements:

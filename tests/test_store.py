@@ -40,7 +40,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 async def test_store_file_uses_wal_and_full_sync(tmp_path: Path) -> None:
     store = await open_store(sqlite_url(tmp_path / "rx.sqlite"))
-    await store.ensure_bins([BIN])
+    await store.stock.ensure_bins([BIN])
     await store.close()
     with sqlite3.connect(tmp_path / "rx.sqlite") as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -49,59 +49,59 @@ async def test_store_file_uses_wal_and_full_sync(tmp_path: Path) -> None:
 
 
 async def test_a_fill_takes_its_count_off_the_bin_and_fills_the_order(store: Store) -> None:
-    await store.ensure_bins([BIN])
-    (bin_record,) = await store.bins()
-    order, _ = await store.receive_order(ORDER)
-    await store.move_order(order.id, OrderState.QUEUED)
-    fill = await store.start_fill(order.id, bin_record.id)
+    await store.stock.ensure_bins([BIN])
+    (bin_record,) = await store.stock.bins()
+    order, _ = await store.orders.receive_order(ORDER)
+    await store.orders.move_order(order.id, OrderState.QUEUED)
+    fill = await store.orders.start_fill(order.id, bin_record.id)
     assert fill.job == f"{store.instance}-{fill.id}" and len(fill.job) <= 16
-    assert (await store.order(order.id)).state is OrderState.DISPENSING
-    assert await store.open_fills("tc1") == [fill]
+    assert (await store.orders.order(order.id)).state is OrderState.DISPENSING
+    assert await store.orders.open_fills("tc1") == [fill]
     result = FillResult(FillOutcome.FILLED, 30, 4650, None, "counted 30")
-    ended = await store.finish_fill(fill.id, result)
+    ended = await store.orders.finish_fill(fill.id, result)
     assert (ended.outcome, ended.counted, ended.state) == (FillOutcome.FILLED, 30, "ended")
-    assert (await store.bins())[0].on_hand == 370
-    assert await store.open_fills() == []
-    history = await store.order_history(order.id)
+    assert (await store.stock.bins())[0].on_hand == 370
+    assert await store.orders.open_fills() == []
+    history = await store.orders.order_history(order.id)
     assert [h[1] for h in history] == ["received", "queued", "dispensing", "filled"]
 
 
 async def test_a_fill_cannot_end_twice(store: Store) -> None:
-    await store.ensure_bins([BIN])
-    order, _ = await store.receive_order(ORDER)
-    await store.move_order(order.id, OrderState.QUEUED)
-    fill = await store.start_fill(order.id, (await store.bins())[0].id)
+    await store.stock.ensure_bins([BIN])
+    order, _ = await store.orders.receive_order(ORDER)
+    await store.orders.move_order(order.id, OrderState.QUEUED)
+    fill = await store.orders.start_fill(order.id, (await store.stock.bins())[0].id)
     result = FillResult(FillOutcome.JAM, 12, 1800, None, "jammed")
-    await store.finish_fill(fill.id, result)
+    await store.orders.finish_fill(fill.id, result)
     with pytest.raises(StoreError, match="already ended"):
-        await store.finish_fill(fill.id, result)
-    assert (await store.bins())[0].on_hand == 388
-    assert (await store.order(order.id)).state is OrderState.EXCEPTION
+        await store.orders.finish_fill(fill.id, result)
+    assert (await store.stock.bins())[0].on_hand == 388
+    assert (await store.orders.order(order.id)).state is OrderState.EXCEPTION
 
 
 async def test_an_illegal_transition_changes_nothing(store: Store) -> None:
-    order, _ = await store.receive_order(ORDER)
+    order, _ = await store.orders.receive_order(ORDER)
     with pytest.raises(WorkflowError, match="received cannot move to filled"):
-        await store.move_order(order.id, OrderState.FILLED)
-    assert (await store.order(order.id)).state is OrderState.RECEIVED
-    assert len(await store.order_history(order.id)) == 1
+        await store.orders.move_order(order.id, OrderState.FILLED)
+    assert (await store.orders.order(order.id)).state is OrderState.RECEIVED
+    assert len(await store.orders.order_history(order.id)) == 1
 
 
 async def test_bins_keep_their_recorded_count_across_reopen(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "rx.sqlite")
     store = await open_store(url)
-    await store.ensure_bins([BIN])
-    order, _ = await store.receive_order(ORDER)
-    await store.move_order(order.id, OrderState.QUEUED)
-    fill = await store.start_fill(order.id, (await store.bins())[0].id)
+    await store.stock.ensure_bins([BIN])
+    order, _ = await store.orders.receive_order(ORDER)
+    await store.orders.move_order(order.id, OrderState.QUEUED)
+    fill = await store.orders.start_fill(order.id, (await store.stock.bins())[0].id)
     instance = store.instance
     await store.close()
     store = await open_store(url)
     try:
-        await store.ensure_bins([BIN])
+        await store.stock.ensure_bins([BIN])
         assert store.instance == instance
-        assert (await store.bins())[0].on_hand == 400
-        assert [f.id for f in await store.open_fills()] == [fill.id]
+        assert (await store.stock.bins())[0].on_hand == 400
+        assert [f.id for f in await store.orders.open_fills()] == [fill.id]
     finally:
         await store.close()
 
@@ -115,17 +115,17 @@ def test_bin_count_is_the_sum_of_its_movements(tmp_path_factory: pytest.TempPath
     async def run() -> None:
         store = await open_store(sqlite_url(tmp_path_factory.mktemp("p") / "rx.sqlite"))
         try:
-            await store.ensure_bins([BIN])
-            bin_id = (await store.bins())[0].id
+            await store.stock.ensure_bins([BIN])
+            bin_id = (await store.stock.bins())[0].id
             for counted in counts:
-                order, _ = await store.receive_order(another())
-                await store.move_order(order.id, OrderState.QUEUED)
-                fill = await store.start_fill(order.id, bin_id)
-                await store.finish_fill(fill.id, FillResult(FillOutcome.FILLED, counted, None,
-                                                            None, ""))
-            movements = await store.movements(bin_id)
-            assert (await store.bins())[0].on_hand == sum(m.quantity for m in movements)
-            assert (await store.bins())[0].on_hand == 400 - sum(counts)
+                order, _ = await store.orders.receive_order(another())
+                await store.orders.move_order(order.id, OrderState.QUEUED)
+                fill = await store.orders.start_fill(order.id, bin_id)
+                await store.orders.finish_fill(
+                    fill.id, FillResult(FillOutcome.FILLED, counted, None, None, ""))
+            movements = await store.stock.movements(bin_id)
+            assert (await store.stock.bins())[0].on_hand == sum(m.quantity for m in movements)
+            assert (await store.stock.bins())[0].on_hand == 400 - sum(counts)
         finally:
             await store.close()
 
@@ -134,14 +134,14 @@ def test_bin_count_is_the_sum_of_its_movements(tmp_path_factory: pytest.TempPath
 
 async def test_a_fill_never_starts_from_a_bin_of_another_drug(store: Store) -> None:
     other = BinSpec("tc1", 2, "68180-0513-01", "LOT2", date(2027, 1, 1), 100, 10, 200)
-    await store.ensure_bins([BIN, other])
-    order, _ = await store.receive_order(ORDER)
-    await store.move_order(order.id, OrderState.QUEUED)
-    wrong = next(b for b in await store.bins() if b.bin == 2)
+    await store.stock.ensure_bins([BIN, other])
+    order, _ = await store.orders.receive_order(ORDER)
+    await store.orders.move_order(order.id, OrderState.QUEUED)
+    wrong = next(b for b in await store.stock.bins() if b.bin == 2)
     with pytest.raises(StoreError, match="holds NDC 68180-0513-01, not the order's 00093-7146-01"):
-        await store.start_fill(order.id, wrong.id)
-    assert await store.fills() == []
-    assert (await store.order(order.id)).state is OrderState.QUEUED
+        await store.orders.start_fill(order.id, wrong.id)
+    assert await store.orders.fills() == []
+    assert (await store.orders.order(order.id)).state is OrderState.QUEUED
 
 
 async def test_a_store_made_by_the_first_migration_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -165,21 +165,21 @@ async def test_a_store_made_by_the_first_migration_is_upgraded_in_place(tmp_path
     engine.dispose()
     store = await open_store(sqlite_url(path))
     try:
-        (old,) = await store.orders()
+        (old,) = await store.orders.orders()
         assert old.easy_open is False and old.state is OrderState.QUEUED
-        assert await store.set_aside_vials() == []
+        assert await store.vials.set_aside_vials() == []
     finally:
         await store.close()
 
 
 async def test_numeric_job_ids_are_offset_by_the_store_and_never_zero(store: Store) -> None:
-    await store.ensure_bins([BIN])
-    (bin_,) = await store.bins()
+    await store.stock.ensure_bins([BIN])
+    (bin_,) = await store.stock.bins()
     jobs = []
     for n in range(3):
-        order, _ = await store.receive_order(another())
-        await store.move_order(order.id, OrderState.QUEUED)
-        fill = await store.start_fill(order.id, bin_.id, numeric_job=n != 1)
+        order, _ = await store.orders.receive_order(another())
+        await store.orders.move_order(order.id, OrderState.QUEUED)
+        fill = await store.orders.start_fill(order.id, bin_.id, numeric_job=n != 1)
         jobs.append(fill.job)
     assert jobs[1] == f"{store.instance}-2"
     first, third = int(jobs[0]), int(jobs[2])
@@ -189,22 +189,22 @@ async def test_numeric_job_ids_are_offset_by_the_store_and_never_zero(store: Sto
 
 
 async def test_a_partial_vial_is_set_aside_and_disposed_of_once(store: Store) -> None:
-    await store.ensure_bins([BIN])
-    (bin_,) = await store.bins()
-    order, _ = await store.receive_order(ORDER)
-    await store.move_order(order.id, OrderState.QUEUED)
-    fill = await store.start_fill(order.id, bin_.id)
-    await store.finish_fill(fill.id, FillResult(FillOutcome.JAM, 12, 1800, None, "jammed"),
-                            then=OrderState.QUEUED)
-    assert (await store.order(order.id)).state is OrderState.QUEUED
-    (vial,) = await store.set_aside_vials(pending_only=True)
+    await store.stock.ensure_bins([BIN])
+    (bin_,) = await store.stock.bins()
+    order, _ = await store.orders.receive_order(ORDER)
+    await store.orders.move_order(order.id, OrderState.QUEUED)
+    fill = await store.orders.start_fill(order.id, bin_.id)
+    await store.orders.finish_fill(fill.id, FillResult(FillOutcome.JAM, 12, 1800, None, "jammed"),
+                                   then=OrderState.QUEUED)
+    assert (await store.orders.order(order.id)).state is OrderState.QUEUED
+    (vial,) = await store.vials.set_aside_vials(pending_only=True)
     assert (vial.count, vial.bin_id) == (12, bin_.id)
-    wasted = await store.dispose_vial(vial.id, "wasted", by=tech("tech-2"))
+    wasted = await store.vials.dispose_vial(vial.id, "wasted", by=tech("tech-2"))
     assert (wasted.disposition, wasted.disposed_by) == ("wasted", "tech-2")
-    assert await store.set_aside_vials(pending_only=True) == []
+    assert await store.vials.set_aside_vials(pending_only=True) == []
     with pytest.raises(StoreError, match="already wasted by tech-2"):
-        await store.dispose_vial(vial.id, "returned", by=tech("tech-3"))
-    (after,) = await store.bins()
+        await store.vials.dispose_vial(vial.id, "returned", by=tech("tech-3"))
+    (after,) = await store.stock.bins()
     assert after.on_hand == 400 - 12  # wasted tablets stay off the bin
 
 
@@ -241,13 +241,13 @@ async def test_a_store_holding_records_migrates_to_this_schema(tmp_path: Path) -
         """)
     store = await open_store(sqlite_url(path))
     try:
-        order = await store.order(1)
-        (fill,) = await store.fills(1)
+        order = await store.orders.order(1)
+        (fill,) = await store.orders.fills(1)
         assert (order.state, order.schedule, order.fill_number) == (OrderState.LABELED, "?", None)
         assert fill.labelled_by == "tess"
         # The store's connections enforce foreign keys again once migrated.
         with pytest.raises(sa.exc.IntegrityError, match="FOREIGN KEY"):
-            async with store._engine.begin() as conn:
+            async with store.engine.begin() as conn:
                 await conn.exec_driver_sql(
                     "INSERT INTO order_events (order_id, to_state, who, at) "
                     "VALUES (999, 'queued', 'x', '2026-11-01 10:00:00.000000')")

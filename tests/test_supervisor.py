@@ -68,9 +68,9 @@ async def test_supervisor_fills_orders_and_takes_counts_off_the_bins(
         async with asyncio.timeout(20):
             orders = await sup.wait_settled(ids)
     assert [o.state for o in orders] == [OrderState.FILLED] * 3
-    fills = await store.fills()
+    fills = await store.orders.fills()
     assert sorted(f.counted or 0 for f in fills) == [20, 30, 60]
-    on_hand = {b.robot: b.on_hand for b in await store.bins()}
+    on_hand = {b.robot: b.on_hand for b in await store.stock.bins()}
     taken = {r: sum(f.counted or 0 for f in fills if f.robot == r) for r in ("tc1", "tc2")}
     assert on_hand == {"tc1": 500 - taken["tc1"], "tc2": 300 - taken["tc2"]}
     started = sims["tc1"].device.started_jobs + sims["tc2"].device.started_jobs
@@ -90,7 +90,7 @@ async def test_orders_no_robot_can_fill_go_to_exception_with_the_reason(
     assert too_many.state is OrderState.EXCEPTION
     assert too_many.reason is not None and "at most 500 available" in too_many.reason
     assert unknown.state is OrderState.REJECTED
-    assert await store.fills() == []
+    assert await store.orders.fills() == []
 
 
 async def test_link_cut_mid_count_ends_with_the_true_partial_count_and_no_second_count(
@@ -114,12 +114,12 @@ async def test_link_cut_mid_count_ends_with_the_true_partial_count_and_no_second
             async with asyncio.timeout(20):
                 (settled,) = await sup.wait_settled([record.id])
     assert cut.is_set()
-    (fill,) = await store.fills()
+    (fill,) = await store.orders.fills()
     assert settled.state is OrderState.EXCEPTION
     assert (fill.outcome, fill.counted) == (FillOutcome.JAM, 70)
     assert sim.device.jobs[fill.job].count == 70
     assert sim.device.started_jobs == [fill.job]
-    assert (await store.bins())[0].on_hand == 430
+    assert (await store.stock.bins())[0].on_hand == 430
     events = [entry["event"] for entry in logs]
     assert events.count("robot link lost") == 1
     assert events.count("robot link recovered") == 1
@@ -141,7 +141,7 @@ async def test_restarted_supervisor_reconciles_the_open_fill_and_never_counts_tw
     await sup.stop()  # the supervisor dies mid-count
     await store.close()
     reopened = await open_store(url)
-    assert [f.state for f in await reopened.fills()] == ["dispensing"]
+    assert [f.state for f in await reopened.orders.fills()] == ["dispensing"]
     await reopened.close()
 
     store = await open_store(url)
@@ -149,7 +149,7 @@ async def test_restarted_supervisor_reconciles_the_open_fill_and_never_counts_tw
         async with supervisor(settings, store, sims) as again:
             async with asyncio.timeout(20):
                 (settled,) = await again.wait_settled([record.id])
-        (fill,) = await store.fills()
+        (fill,) = await store.orders.fills()
     finally:
         await store.close()
     assert settled.state is OrderState.FILLED
@@ -179,11 +179,11 @@ async def test_a_jam_reroutes_the_order_and_the_robot_waits_for_a_person(
         assert not robot.ready
         await sup.clear(jammed[0], "tess")
         assert robot.ready
-    jam, refill = await store.fills()
+    jam, refill = await store.orders.fills()
     assert (jam.outcome, jam.counted, jam.robot) == (FillOutcome.JAM, 5, jammed[0])
     assert (refill.outcome, refill.counted, refill.quantity) == (FillOutcome.FILLED, 20, 20)
     assert refill.robot != jam.robot
-    (partial,) = await store.set_aside_vials()
+    (partial,) = await store.vials.set_aside_vials()
     assert (partial.fill_id, partial.count, partial.disposition) == (jam.id, 5, None)
 
 
@@ -254,7 +254,7 @@ async def test_link_lost_after_recording_still_settles_the_order_and_the_chute_w
         await eventually(lambda: sim.device.chute is None)
     assert settled.state is OrderState.FILLED
     assert len(sim.device.started_jobs) == 1
-    assert (await store.bins())[0].on_hand == 480
+    assert (await store.stock.bins())[0].on_hand == 480
 
 
 async def test_a_robot_without_a_configured_channel_is_refused_at_connect(
@@ -354,7 +354,7 @@ async def test_a_robot_out_of_service_takes_no_orders_and_an_expired_lot_is_neve
         async with asyncio.timeout(20):
             (filled,) = await sup.wait_settled([first.id])
         assert filled.state is OrderState.FILLED
-        assert [f.robot for f in await store.fills(first.id)] == ["tc2"]
+        assert [f.robot for f in await store.orders.fills(first.id)] == ["tc2"]
         # tc2's lot expired (the clock moved on past 2030-01-01): nothing is left to fill from.
         sup.clock = LaterClock()
         second = await sup.submit(order(ATORVASTATIN, 10))
@@ -382,7 +382,7 @@ async def test_a_counter_job_id_another_store_used_is_never_taken_as_ours(
         record = await sup.submit(order(ATORVASTATIN, 30))
         async with asyncio.timeout(20):
             (settled,) = await sup.wait_settled([record.id])
-    (fill,) = await store.fills(record.id)
+    (fill,) = await store.orders.fills(record.id)
     assert fill.job == ours
     assert settled.state is OrderState.EXCEPTION and fill.outcome is FillOutcome.REFUSED
     assert "from another store" in (fill.detail or "") and device.started_jobs == []

@@ -25,12 +25,12 @@ async def robot_fill(store: Store, quantity: int, result: FillResult,
                      ndc: str = ATORVASTATIN) -> tuple[int, int, int]:
     """An order a robot filled from a bin of ``ndc`` (BIN's drug and stock), ending as
     ``result``: (order id, fill id, bin id)."""
-    await store.ensure_bins([replace(BIN, bin=2, ndc=ndc) if ndc != BIN.ndc else BIN])
-    bin_record = next(b for b in await store.bins() if b.ndc == ndc)
-    received, _ = await store.receive_order(order(ndc, quantity))
-    await store.move_order(received.id, OrderState.QUEUED)
-    fill = await store.start_fill(received.id, bin_record.id)
-    await store.finish_fill(fill.id, result)
+    await store.stock.ensure_bins([replace(BIN, bin=2, ndc=ndc) if ndc != BIN.ndc else BIN])
+    bin_record = next(b for b in await store.stock.bins() if b.ndc == ndc)
+    received, _ = await store.orders.receive_order(order(ndc, quantity))
+    await store.orders.move_order(received.id, OrderState.QUEUED)
+    fill = await store.orders.start_fill(received.id, bin_record.id)
+    await store.orders.finish_fill(fill.id, result)
     return received.id, fill.id, bin_record.id
 
 
@@ -52,87 +52,90 @@ def test_label_codes_read_back() -> None:
 async def test_the_whole_way_from_filled_to_released(store: Store) -> None:
     order_id, fill_id = await filled_order(store)
     with pytest.raises(WorkflowError, match="wrong label, nothing changed"):
-        await store.label_scanned(order_id, fill_code(fill_id + 1), TECH)
-    assert await store.label_scanned(order_id, fill_code(fill_id), TECH) is OrderState.LABELED
+        await store.verification.label_scanned(order_id, fill_code(fill_id + 1), TECH)
+    assert await store.verification.label_scanned(order_id, fill_code(fill_id),
+                                                  TECH) is OrderState.LABELED
     with pytest.raises(WorkflowError, match="tess may not verify"):
-        await store.verify_vial(fill_id, TECH)
-    assert await store.verify_vial(fill_id, PHARM) is OrderState.VERIFIED
+        await store.verification.verify_vial(fill_id, TECH)
+    assert await store.verification.verify_vial(fill_id, PHARM) is OrderState.VERIFIED
     with pytest.raises(WorkflowError, match="expected pickup or shipping"):
-        await store.release_vial(fill_id, PHARM, "pickup bin B4")
+        await store.verification.release_vial(fill_id, PHARM, "pickup bin B4")
     with pytest.raises(WorkflowError, match="order 1 is for pickup"):
-        await store.release_vial(fill_id, PHARM, "shipping", carrier="UPS",
-                                  tracking="1Z999")
-    assert await store.release_vial(fill_id, PHARM, "pickup") is OrderState.RELEASED
-    release = await store.release(order_id)
+        await store.verification.release_vial(fill_id, PHARM, "shipping", carrier="UPS",
+                                               tracking="1Z999")
+    assert await store.verification.release_vial(fill_id, PHARM, "pickup") is OrderState.RELEASED
+    release = await store.verification.release(order_id)
     assert release is not None and (release.destination, release.fill_id,
                                     release.who) == ("pickup", fill_id, "phil")
-    history = [(to, who) for _f, to, who, _r in await store.order_history(order_id)]
+    history = [(to, who) for _f, to, who, _r in await store.orders.order_history(order_id)]
     assert history[-3:] == [("labeled", "tess"), ("verified", "phil"), ("released", "phil")]
-    actions = [(e.who, e.action) for e in await store.audit_trail()]
-    assert ("phil", "order released") in actions and await store.verify_audit() == []
+    actions = [(e.who, e.action) for e in await store.audit.audit_trail()]
+    assert ("phil", "order released") in actions and await store.audit.verify_audit() == []
 
 
 async def test_who_labelled_never_verifies(store: Store) -> None:
     order_id, fill_id = await filled_order(store)
-    await store.label_scanned(order_id, fill_code(fill_id), BOTH)
+    await store.verification.label_scanned(order_id, fill_code(fill_id), BOTH)
     with pytest.raises(WorkflowError, match="bo filled, counted or labelled this vial"):
-        await store.verify_vial(fill_id, BOTH)
-    assert (await store.order(order_id)).state is OrderState.LABELED
+        await store.verification.verify_vial(fill_id, BOTH)
+    assert (await store.orders.order(order_id)).state is OrderState.LABELED
 
 
 async def test_a_rejected_vial_is_filled_again_by_new_hands(store: Store) -> None:
     order_id, fill_id = await filled_order(store)
-    await store.label_scanned(order_id, fill_code(fill_id), BOTH)
-    (before,) = await store.bins()
+    await store.verification.label_scanned(order_id, fill_code(fill_id), BOTH)
+    (before,) = await store.stock.bins()
     with pytest.raises(WorkflowError, match="returned or wasted"):
-        await store.reject_vial(fill_id, PHARM, "cap", fill_again=True, tablets="kept")
-    assert await store.reject_vial(fill_id, PHARM, "cap not child-resistant",
-                                     fill_again=True, tablets="returned") is OrderState.QUEUED
-    (bin_record,) = await store.bins()
+        await store.verification.reject_vial(fill_id, PHARM, "cap", fill_again=True, tablets="kept")
+    rejected = await store.verification.reject_vial(fill_id, PHARM, "cap not child-resistant",
+                                                    fill_again=True, tablets="returned")
+    assert rejected is OrderState.QUEUED
+    (bin_record,) = await store.stock.bins()
     assert bin_record.on_hand == before.on_hand + 30  # the rejected vial's tablets are back
-    (vial,) = await store.set_aside_vials()
+    (vial,) = await store.vials.set_aside_vials()
     assert (vial.fill_id, vial.disposition, vial.disposed_by) == (fill_id, "returned", "phil")
-    again = await store.start_fill(order_id, bin_record.id)
-    await store.finish_fill(again.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
-    await store.label_scanned(order_id, fill_code(again.id), TECH)
+    again = await store.orders.start_fill(order_id, bin_record.id)
+    await store.orders.finish_fill(again.id, FillResult(FillOutcome.FILLED, 30, None, None, "ok"))
+    await store.verification.label_scanned(order_id, fill_code(again.id), TECH)
     # bo labelled the rejected vial, not this one: bo may verify this one.
-    assert await store.verify_vial(again.id, BOTH) is OrderState.VERIFIED
+    assert await store.verification.verify_vial(again.id, BOTH) is OrderState.VERIFIED
 
 
 async def test_schedule_two_is_released_only_after_a_witnessed_count(store: Store) -> None:
     order_id, fill_id = await filled_order(store, 20, OXYCODONE)
-    assert (await store.order(order_id)).schedule == "II"  # recorded at intake
-    await store.label_scanned(order_id, fill_code(fill_id), TECH)
-    await store.verify_vial(fill_id, PHARM)
+    assert (await store.orders.order(order_id)).schedule == "II"  # recorded at intake
+    await store.verification.label_scanned(order_id, fill_code(fill_id), TECH)
+    await store.verification.verify_vial(fill_id, PHARM)
     with pytest.raises(WorkflowError, match="second count witnessed"):
-        await store.release_vial(fill_id, PHARM, "pickup")
+        await store.verification.release_vial(fill_id, PHARM, "pickup")
     with pytest.raises(WorkflowError, match=r"second count \(19\) disagrees"):
-        await store.witness_count(fill_id, 19, PAM)
+        await store.verification.witness_count(fill_id, 19, PAM)
     with pytest.raises(WorkflowError, match="tess may not witness"):
-        await store.witness_count(fill_id, 20, TECH)
+        await store.verification.witness_count(fill_id, 20, TECH)
     with pytest.raises(WorkflowError, match="phil verified this vial and may not witness"):
-        await store.witness_count(fill_id, 20, PHARM)
-    await store.witness_count(fill_id, 20, PAM)
-    assert await store.release_vial(fill_id, PHARM, "pickup") is OrderState.RELEASED
+        await store.verification.witness_count(fill_id, 20, PHARM)
+    await store.verification.witness_count(fill_id, 20, PAM)
+    assert await store.verification.release_vial(fill_id, PHARM, "pickup") is OrderState.RELEASED
 
 
 async def test_a_rejected_vial_wasted_stays_off_the_bin_and_the_order_is_cancelled(
         store: Store) -> None:
     order_id, fill_id = await filled_order(store)
-    await store.label_scanned(order_id, fill_code(fill_id), TECH)
-    (before,) = await store.bins()
-    assert await store.reject_vial(fill_id, PHARM, "dropped on the floor", fill_again=False,
-                                     tablets="wasted") is OrderState.CANCELLED
-    (after,) = await store.bins()
+    await store.verification.label_scanned(order_id, fill_code(fill_id), TECH)
+    (before,) = await store.stock.bins()
+    cancelled = await store.verification.reject_vial(fill_id, PHARM, "dropped on the floor",
+                                                     fill_again=False, tablets="wasted")
+    assert cancelled is OrderState.CANCELLED
+    (after,) = await store.stock.bins()
     assert after.on_hand == before.on_hand
-    assert sum(m.quantity for m in await store.movements(after.id)) == after.on_hand
+    assert sum(m.quantity for m in await store.stock.movements(after.id)) == after.on_hand
 
 
 async def exception_order(store: Store, quantity: int = 30) -> tuple[int, int]:
     """An order a robot jammed on: (order id, bin id)."""
     order_id, _, bin_id = await robot_fill(
         store, quantity, FillResult(FillOutcome.JAM, 7, None, None, "jam"))
-    assert (await store.order(order_id)).state is OrderState.EXCEPTION
+    assert (await store.orders.order(order_id)).state is OrderState.EXCEPTION
     return order_id, bin_id
 
 
@@ -144,50 +147,54 @@ def weighed(count: int, measured_mg: float) -> WeightCheck:
 async def test_a_hand_count_must_agree_with_its_weight_and_its_counter_never_verifies(
         store: Store) -> None:
     order_id, bin_id = await exception_order(store)
-    (before,) = await store.bins()
+    (before,) = await store.stock.bins()
     with pytest.raises(WorkflowError, match="count again"):
-        await store.hand_fill(order_id, bin_id, 30, weighed(30, 29 * 155), TECH)
+        await store.handwork.hand_fill(order_id, bin_id, 30, weighed(30, 29 * 155), TECH)
     with pytest.raises(WorkflowError, match="the order asks for 30; 29 were counted"):
-        await store.hand_fill(order_id, bin_id, 29, weighed(29, 29 * 155), TECH)
+        await store.handwork.hand_fill(order_id, bin_id, 29, weighed(29, 29 * 155), TECH)
     with pytest.raises(WorkflowError, match="may not hand_count"):
-        await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155),
-                              Person("al", frozenset({Role.ADMIN})))
-    assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand
-    assert await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155 + 20),
-                                 BOTH) is OrderState.FILLED
-    assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand - 30
-    hand = (await store.fills(order_id))[-1]
+        await store.handwork.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155),
+                                       Person("al", frozenset({Role.ADMIN})))
+    assert (await store.stock.bin(before.robot, before.bin)).on_hand == before.on_hand
+    assert await store.handwork.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155 + 20),
+                                          BOTH) is OrderState.FILLED
+    assert (await store.stock.bin(before.robot, before.bin)).on_hand == before.on_hand - 30
+    hand = (await store.orders.fills(order_id))[-1]
     assert (hand.counted_by, hand.counted, hand.outcome) == ("bo", 30, FillOutcome.FILLED)
-    await store.label_scanned(order_id, fill_code(hand.id), TECH)
+    await store.verification.label_scanned(order_id, fill_code(hand.id), TECH)
     with pytest.raises(WorkflowError, match="bo filled, counted or labelled"):
-        await store.verify_vial(hand.id, BOTH)
-    assert await store.verify_vial(hand.id, PHARM) is OrderState.VERIFIED
+        await store.verification.verify_vial(hand.id, BOTH)
+    assert await store.verification.verify_vial(hand.id, PHARM) is OrderState.VERIFIED
 
 
 async def test_an_exception_is_retried_or_cancelled_with_a_reason(store: Store) -> None:
     order_id, _ = await exception_order(store)
-    assert await store.retry_order(order_id, TECH) is OrderState.QUEUED
+    assert await store.handwork.retry_order(order_id, TECH) is OrderState.QUEUED
     with pytest.raises(WorkflowError, match="cannot retry"):
-        await store.retry_order(order_id, TECH)
+        await store.handwork.retry_order(order_id, TECH)
     with pytest.raises(WorkflowError, match="needs a reason"):
-        await store.cancel_order(order_id, TECH, " ")
-    assert await store.cancel_order(order_id, TECH,
-                                    "patient called: no longer wanted") is OrderState.CANCELLED
-    assert (await store.order(order_id)).reason == "patient called: no longer wanted"
+        await store.handwork.cancel_order(order_id, TECH, " ")
+    cancelled = await store.handwork.cancel_order(order_id, TECH,
+                                                  "patient called: no longer wanted")
+    assert cancelled is OrderState.CANCELLED
+    assert (await store.orders.order(order_id)).reason == "patient called: no longer wanted"
 
 
 async def test_labels_and_reprints_are_counted(store: Store) -> None:
     _, fill_id = await filled_order(store)
-    first = await store.label_sent(fill_id, who="supervisor", printer="lp1", outcome="printed",
-                                   reason=None)
-    refused = await store.label_sent(fill_id, who="tess", printer="lp1", outcome="refused",
-                                     reason="paper out")
-    again = await store.label_sent(fill_id, who="tess", printer="lp1", outcome="printed",
-                                   reason="smudged")
+    first = await store.verification.label_sent(fill_id, who="supervisor", printer="lp1",
+                                                outcome="printed",
+                                                reason=None)
+    refused = await store.verification.label_sent(fill_id, who="tess", printer="lp1",
+                                                  outcome="refused",
+                                                  reason="paper out")
+    again = await store.verification.label_sent(fill_id, who="tess", printer="lp1",
+                                                outcome="printed",
+                                                reason="smudged")
     assert (first.copy, refused.copy, again.copy) == (1, 2, 2)
-    assert [label.outcome for label in await store.labels_for(fill_id)] == [
+    assert [label.outcome for label in await store.verification.labels_for(fill_id)] == [
         "printed", "refused", "printed"]
-    assert [e.action for e in await store.audit_trail()][-3:] == [
+    assert [e.action for e in await store.audit.audit_trail()][-3:] == [
         "label printed", "label refused", "label reprinted"]
 
 
@@ -202,43 +209,43 @@ async def unconfirmed_vial(store: Store, outcome: FillOutcome) -> tuple[int, int
 async def test_a_vial_the_scale_could_not_confirm_is_recounted_not_filled_anew(
         store: Store, found: int) -> None:
     order_id, robot_fill = await unconfirmed_vial(store, FillOutcome.WEIGHT_OFF)
-    (before,) = await store.bins()  # the robot's 30 are off the record already
+    (before,) = await store.stock.bins()  # the robot's 30 are off the record already
     with pytest.raises(WorkflowError, match="count the tablets in it"):
-        await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH)
-    assert await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH,
-                                 found=found) is OrderState.FILLED
-    (after,) = await store.bins()
+        await store.handwork.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH)
+    assert await store.handwork.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH,
+                                          found=found) is OrderState.FILLED
+    (after,) = await store.stock.bins()
     # The robot had physically taken `found`; the person topped up or put back the rest:
     # 30 in all left the bin, and its record says so.
     assert after.on_hand == before.on_hand
-    moves = await store.movements(after.id)
+    moves = await store.stock.movements(after.id)
     assert sum(m.quantity for m in moves) == after.on_hand
     assert sum(m.quantity for m in moves if m.fill_id == robot_fill) == 0
-    hand = (await store.fills(order_id))[-1]
+    hand = (await store.orders.fills(order_id))[-1]
     assert sum(m.quantity for m in moves if m.fill_id == hand.id) == -30
-    assert await store.fill_lots(hand.id) == [(BIN.lot, BIN.expiry)]
+    assert await store.orders.fill_lots(hand.id) == [(BIN.lot, BIN.expiry)]
 
 
 async def test_no_recount_without_a_vial(store: Store) -> None:
     order_id, bin_id = await exception_order(store)
     with pytest.raises(WorkflowError, match="left no vial to recount"):
-        await store.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155), TECH, found=30)
+        await store.handwork.hand_fill(order_id, bin_id, 30, weighed(30, 30 * 155), TECH, found=30)
 
 
 async def test_an_unconfirmed_vial_left_behind_by_a_retry_waits_to_be_returned_or_wasted(
         store: Store) -> None:
     order_id, robot_fill = await unconfirmed_vial(store, FillOutcome.COUNT_BY_HAND)
-    assert await store.set_aside_vials() == []
-    await store.retry_order(order_id, TECH)
-    (vial,) = await store.set_aside_vials(pending_only=True)
+    assert await store.vials.set_aside_vials() == []
+    await store.handwork.retry_order(order_id, TECH)
+    (vial,) = await store.vials.set_aside_vials(pending_only=True)
     assert (vial.fill_id, vial.count, vial.disposition) == (robot_fill, 30, None)
-    (before,) = await store.bins()
-    await store.dispose_vial(vial.id, "returned", by=tech("tess"))
-    assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand + 30
+    (before,) = await store.stock.bins()
+    await store.vials.dispose_vial(vial.id, "returned", by=tech("tess"))
+    assert (await store.stock.bin(before.robot, before.bin)).on_hand == before.on_hand + 30
     # Sent back to exception (nothing could fill it), then counted by hand: the vial set
     # aside is no longer the order's, so the count comes from the bin.
-    await store.move_order(order_id, OrderState.EXCEPTION, reason="no robot free")
+    await store.orders.move_order(order_id, OrderState.EXCEPTION, reason="no robot free")
     with pytest.raises(WorkflowError, match="left no vial to recount"):
-        await store.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH, found=30)
-    await store.hand_fill(order_id, before.id, 30, weighed(30, 30 * 155), TECH)
-    assert (await store.bin(before.robot, before.bin)).on_hand == before.on_hand
+        await store.handwork.hand_fill(order_id, None, 30, weighed(30, 30 * 155), TECH, found=30)
+    await store.handwork.hand_fill(order_id, before.id, 30, weighed(30, 30 * 155), TECH)
+    assert (await store.stock.bin(before.robot, before.bin)).on_hand == before.on_hand

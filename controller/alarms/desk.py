@@ -67,22 +67,22 @@ class AlarmDesk:
     async def check(self, robots: Iterable[RobotCondition]) -> list[AlarmChange]:
         """One pass over everything (bins, robots, shelves), in one transaction."""
         now = self._clock.now()
-        return await self._store.change_alarms(_chain(
+        return await self._store.alarms.change_alarms(_chain(
             self._bins_decide(now), self._robots_decide(now, robots),
             self._shelves_decide(now)))
 
     async def check_bins(self) -> list[AlarmChange]:
         """Raise and clear the bins' alarms as their counts and lots stand now."""
-        return await self._store.change_alarms(self._bins_decide(self._clock.now()))
+        return await self._store.alarms.change_alarms(self._bins_decide(self._clock.now()))
 
     async def check_robots(self, robots: Iterable[RobotCondition]) -> list[AlarmChange]:
         """Raise and clear the robots' alarms (fault, offline, vial hoppers)."""
         now = self._clock.now()
-        return await self._store.change_alarms(self._robots_decide(now, robots))
+        return await self._store.alarms.change_alarms(self._robots_decide(now, robots))
 
     async def expire_shelves(self) -> list[AlarmChange]:
         """Shelves whose time ran out end; their alarms return."""
-        return await self._store.change_alarms(self._shelves_decide(self._clock.now()))
+        return await self._store.alarms.change_alarms(self._shelves_decide(self._clock.now()))
 
     def _bins_decide(self, now: datetime) -> Decide:
         def decide(alarms: Mapping[str, Alarm], bins: list[BinRecord],
@@ -119,7 +119,7 @@ class AlarmDesk:
                    _down: frozenset[str]) -> list[AlarmChange]:
             return [AlarmChange(a, replace(a, seq=a.seq + 1), "supervisor", "republished")
                     for a in alarms.values() if a.state is not rules.AlarmState.NORMAL]
-        return await self._store.change_alarms(decide)
+        return await self._store.alarms.change_alarms(decide)
 
     async def acknowledge(self, alarm_id: str, by: Person) -> AlarmChange:
         """A person acknowledges an alarm (AlarmError if its state does not allow it)."""
@@ -151,7 +151,7 @@ class AlarmDesk:
             raise AlarmError(f"no robot {robot!r}; expected one of {', '.join(self._units)}")
         now = self._clock.now()
         move = handling.return_to_service if in_service else handling.remove_from_service
-        return await self._store.change_alarms(
+        return await self._store.alarms.change_alarms(
             lambda alarms, _bins, _down: move(alarms.values(), robot, who, now),
             service=(robot, in_service, who))
 
@@ -165,12 +165,12 @@ class AlarmDesk:
                 raise AlarmError(f"no standing alarm {alarm_id!r}; standing: "
                                  f"{', '.join(standing) or 'none'}")
             return [act(alarm)]
-        (change,) = await self._store.change_alarms(decide)
+        (change,) = await self._store.alarms.change_alarms(decide)
         return change
 
     async def flooding(self, was_flooding: bool) -> bool:
         """Whether alarms flood now (ISA-18.2: over 10 new in 10 minutes; under 5 ends it)."""
-        raised = await self._store.raised_since(self._clock.now() - handling.FLOOD_WINDOW)
+        raised = await self._store.alarms.raised_since(self._clock.now() - handling.FLOOD_WINDOW)
         return handling.flooding(raised, was_flooding)
 
     def facts(self, record: BinRecord) -> BinFacts:

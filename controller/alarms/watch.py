@@ -120,8 +120,8 @@ class AlarmWatch:
             self.flood = flood
             log.warning("alarm flood" if flood else "alarm flood over")
             if self._topics is not None:
-                await self._store.enqueue([self._topics.online(self._started_at,
-                                                               alarm_flood=flood)])
+                await self._store.alarms.enqueue([self._topics.online(self._started_at,
+                                                                      alarm_flood=flood)])
                 self._sent()
         await self.robot_states()
         if changes:
@@ -156,5 +156,5 @@ class AlarmWatch:
                                                job=robot.job, updated_at=self._clock.now()))
         self._dirty.clear()
         if messages:
-            await self._store.enqueue(messages)
+            await self._store.alarms.enqueue(messages)
             self._sent()

@@ -37,7 +37,7 @@ async def _person(pharmacy: Site, credentials: Annotated[HTTPAuthorizationCreden
     if credentials is None:
         raise AuthError("sign in first (POST /api/sign-in), then send "
                         "'Authorization: Bearer <token>'")
-    return await pharmacy.store.person_for(credentials.credentials)
+    return await pharmacy.store.people.person_for(credentials.credentials)
 
 
 Who = Annotated[Person, Depends(_person)]

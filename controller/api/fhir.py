@@ -69,12 +69,12 @@ async def fhir_request_of(order_id: OrderId, _: Who, pharmacy: Site) -> JSONResp
 async def fhir_dispense(fill_id: FillId, _: Who, pharmacy: Site) -> JSONResponse:
     """A filled vial as a FHIR R4 MedicationDispense."""
     store = pharmacy.store
-    fill = await store.fill(fill_id)
+    fill = await store.orders.fill(fill_id)
     if fill is None or fill.outcome is not FillOutcome.FILLED:
         raise NotFound(f"no filled vial {fill_id}")
-    order = await store.order(fill.order_id)
+    order = await store.orders.order(fill.order_id)
     drug = pharmacy.settings.formulary[order.ndc]
-    content = dispense_of(order, fill, await store.fill_lots(fill.id),
-                          await store.release(order.id), drug_name=drug.display_name,
+    content = dispense_of(order, fill, await store.orders.fill_lots(fill.id),
+                          await store.verification.release(order.id), drug_name=drug.display_name,
                           unit=drug.dosage_form)
     return JSONResponse(content, media_type=FHIR_JSON)

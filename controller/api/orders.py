@@ -28,8 +28,8 @@ async def submit(body: OrderIn, who: Who, pharmacy: Site) -> JSONResponse:
 async def list_orders(_: Who, pharmacy: Site, state: OrderState | None = None,
                       rx_number: str | None = None) -> list[dict[str, Any]]:
     """Every order (in one state, of one prescription number, if asked), oldest first."""
-    return [order_out(o) for o in await pharmacy.store.orders(state=state,
-                                                              rx_number=rx_number)]
+    return [order_out(o) for o in await pharmacy.store.orders.orders(state=state,
+                                                                     rx_number=rx_number)]
 
 
 @router.get("/api/orders/{order_id}", tags=["orders"])
@@ -38,13 +38,13 @@ async def show(order_id: OrderId, _: Who, pharmacy: Site) -> dict[str, Any]:
     store = pharmacy.store
     order = await pharmacy.order(order_id)
     history = [{"from": f, "to": t, "who": w, "reason": r}
-               for f, t, w, r in await store.order_history(order_id)]
-    aside = {v.fill_id: v for v in await store.set_aside_vials()}
+               for f, t, w, r in await store.orders.order_history(order_id)]
+    aside = {v.fill_id: v for v in await store.vials.set_aside_vials()}
     fills = [{"id": f.id, "label": f.code, "robot": f.robot, "bin": f.bin,
               "outcome": f.outcome, "counted": f.counted, "detail": f.detail,
               "counted_by": f.counted_by, "labelled_by": f.labelled_by,
               "set_aside": aside[f.id].cause if f.id in aside else None}
-             for f in await store.fills(order_id)]
+             for f in await store.orders.fills(order_id)]
     drug = pharmacy.settings.formulary.get(order.ndc)
     return {**order_out(order), "drug": drug.display_name if drug else None,
             "history": history, "fills": fills}

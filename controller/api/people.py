@@ -15,8 +15,8 @@ router = APIRouter(tags=["people"])
 async def sign_in(body: SignIn, pharmacy: Site, request: Request) -> dict[str, Any]:
     """A bearer token for this user; it expires after the configured hours."""
     hours: float = request.app.state.token_hours
-    token = await pharmacy.store.sign_in(body.name, body.password, timedelta(hours=hours))
-    me = await pharmacy.store.person_for(token)
+    token = await pharmacy.store.people.sign_in(body.name, body.password, timedelta(hours=hours))
+    me = await pharmacy.store.people.person_for(token)
     return {"token": token, "name": me.name, "roles": sorted(me.roles),
             "expires_in_s": int(hours * 3600)}
 

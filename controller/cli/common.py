@@ -74,9 +74,9 @@ async def signed_in(store: Store, creds: Credentials) -> Person:
     """The person the credentials show, checked against the store; exit 1 when they do not."""
     try:
         if creds.token is not None:
-            return await store.person_for(creds.token)
+            return await store.people.person_for(creds.token)
         assert creds.user is not None and creds.password is not None
-        return await store.check_password(creds.user, creds.password)
+        return await store.people.check_password(creds.user, creds.password)
     except AuthError as exc:
         raise fail(str(exc)) from None
 

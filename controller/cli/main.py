@@ -183,8 +183,8 @@ def vials_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
                ) -> None:
     """The partial vials waiting for a technician's decision (or all of them)."""
     async def work(db: Store) -> str:
-        vials = await db.set_aside_vials(pending_only=not all_)
-        fills = {f.id: f for f in await db.fills()}
+        vials = await db.vials.set_aside_vials(pending_only=not all_)
+        fills = {f.id: f for f in await db.orders.fills()}
         lines = [f"{v.id:>5}  fill {v.fill_id} (order {fills[v.fill_id].order_id}, "
                  f"{fills[v.fill_id].robot} bin {fills[v.fill_id].bin}): {v.count} tablets, "
                  f"{v.disposition or 'waiting'}"
@@ -200,7 +200,7 @@ def _dispose(vial: int, disposition: str, config: Path, store: Path | None,
     async def work(db: Store) -> str:
         me = await signed_in(db, creds)
         try:
-            done = await db.dispose_vial(vial, disposition, by=me)
+            done = await db.vials.dispose_vial(vial, disposition, by=me)
         except (StoreError, RoleError) as exc:
             raise fail(str(exc)) from None
         return f"vial {done.id}: {done.count} tablets {done.disposition} by {done.disposed_by}"
@@ -236,11 +236,11 @@ def audit_verify(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) 
         raise fail(f"{exc}; without it the trail cannot be shown whole", 2) from None
 
     async def work(db: Store) -> str:
-        problems = await db.verify_audit(key)
+        problems = await db.audit.verify_audit(key)
         if problems:
             typer.echo("\n".join(f"BROKEN: {p}" for p in problems), err=True)
             raise typer.Exit(1)
-        return (f"audit trail whole: {len(await db.audit_trail())} entries, chain intact, "
+        return (f"audit trail whole: {len(await db.audit.audit_trail())} entries, chain intact, "
                 f"each anchored by audit key {key.id}")
     with_store(config, store, work, settings=settings)
 
@@ -251,7 +251,7 @@ def audit_export(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) 
     anchor (as stored, even where malformed)."""
     async def work(db: Store) -> str:
         try:
-            rows = await db.audit_rows()
+            rows = await db.audit.audit_rows()
         except StoreError as exc:
             raise fail(str(exc)) from None
         return "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)

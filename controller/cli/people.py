@@ -53,7 +53,7 @@ def users_add(
     async def work(db: Store) -> str:
         me = await signed_in(db, creds) if creds is not None else None
         try:
-            added = await db.add_user(name, roles, password, by=me)
+            added = await db.people.add_user(name, roles, password, by=me)
         except ValueError as exc:
             hint = (" (--user NAME or --token)" if me is None and isinstance(exc, RoleError)
                     else "")
@@ -77,7 +77,7 @@ def users_passwd(name: Annotated[str, typer.Argument(help="The user.")],
     async def work(db: Store) -> str:
         me = await signed_in(db, creds)
         try:
-            await db.set_password(name, password, by=me)
+            await db.people.set_password(name, password, by=me)
         except ValueError as exc:
             raise fail(str(exc)) from None
         return f"password of {name} changed; signed out everywhere"
@@ -95,7 +95,7 @@ def users_disable(name: Annotated[str, typer.Argument(help="The user.")],
     async def work(db: Store) -> str:
         me = await signed_in(db, creds)
         try:
-            await db.disable_user(name, by=me)
+            await db.people.disable_user(name, by=me)
         except ValueError as exc:
             raise fail(str(exc)) from None
         return f"user {name} disabled"
@@ -106,7 +106,7 @@ def users_disable(name: Annotated[str, typer.Argument(help="The user.")],
 def users_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -> None:
     """Every user: name, roles, disabled or not."""
     async def work(db: Store) -> str:
-        users = await db.users()
+        users = await db.people.users()
         if not users:
             return "no users yet: add the first admin with rxfill users add NAME --role admin"
         return "\n".join([f"{'NAME':<24} {'ROLES':<32}STATUS", *(

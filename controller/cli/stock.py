@@ -79,7 +79,7 @@ def stock_show(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) ->
         desk = AlarmDesk(settings, db)
         lines = [f"{'bin':<8} {'drug':<34} {'on hand':>7} {'par':>5} {'cap':>5}  "
                  f"{'status':<14} lots"]
-        for b in await db.bins():
+        for b in await db.stock.bins():
             drug = settings.formulary.get(b.ndc)
             lots = ", ".join(f"{lot.lot} exp {lot.expiry:%Y-%m-%d}: {lot.on_hand}"
                              for lot in b.lots)
@@ -106,7 +106,7 @@ def _scan_into(bin_: str, scan: str, quantity: int | None, creds: Credentials, c
     async def work(db: Store) -> str:
         me = await signed_in(db, creds)
         try:
-            before = await db.bin(robot, number)
+            before = await db.stock.bin(robot, number)
             done = await pour(settings, db, robot, number, scan, by=me, quantity=quantity)
         except QuantityNeeded as exc:
             raise fail(str(exc), 2) from None
@@ -169,7 +169,7 @@ def _change_bin(bin_: str, config: Path, store: Path | None, what: str, change: 
     async def work(db: Store) -> str:
         me = await signed_in(db, creds)
         try:
-            before = await db.bin(robot, number)
+            before = await db.stock.bin(robot, number)
             after = await change(db, before, me)
         except (StoreError, ValueError) as exc:
             raise fail(str(exc)) from None
@@ -188,7 +188,7 @@ def stock_correct(
     config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
 ) -> None:
     """Record a counted quantity (a movement of the difference, with who and why)."""
-    _change_bin(bin_, config, store, reason, lambda db, b, me: db.correct_bin(
+    _change_bin(bin_, config, store, reason, lambda db, b, me: db.stock.correct_bin(
         b.id, count, by=me, reason=reason), credentials(user, token, password_stdin))
 
 
@@ -202,7 +202,7 @@ def stock_unload(
 ) -> None:
     """Take everything out of a bin (each lot's count, recorded)."""
     _change_bin(bin_, config, store, f"unloaded: {reason}",
-                lambda db, b, me: db.unload_bin(b.id, by=me, reason=reason),
+                lambda db, b, me: db.stock.unload_bin(b.id, by=me, reason=reason),
                 credentials(user, token, password_stdin))
 
 
@@ -215,12 +215,12 @@ def stock_recall(
     settings = settings_of(config)
 
     async def work(db: Store) -> str:
-        vials = await db.recall(lot)
+        vials = await db.stock.recall(lot)
         if not vials:
             return f"no fill drew lot {lot}"
         lines = [f"{len(vials)} vial(s) may hold lot {lot}:"]
         for v in vials:
-            order = await db.order(v.order_id)
+            order = await db.orders.order(v.order_id)
             how = "may hold it (lots mixed in the bin)" if v.mixed else "holds it"
             lines.append(f"  fill {v.fill_id}  order {v.order_id} (Rx {order.rx_number})  "
                          f"{v.robot}/{v.bin}  {v.at:%Y-%m-%d %H:%M}  {v.quantity} of the lot; "
@@ -238,9 +238,9 @@ def alarms_list(config: ConfigOption = DEMO_CONFIG, store: StoreOption = None) -
 
     async def work(db: Store) -> str:
         clock = Clock()
-        raised = await db.raised_since(clock.now() - handling.FLOOD_WINDOW)
+        raised = await db.alarms.raised_since(clock.now() - handling.FLOOD_WINDOW)
         flood = handling.flooding(raised, False)
-        view = handling.annunciate(await db.alarms(), flood=flood)
+        view = handling.annunciate(await db.alarms.alarms(), flood=flood)
         lines = [f"ALARM FLOOD: {raised} alarms raised in the last 10 minutes; urgent ones "
                  f"first, the rest counted"] if flood else []
         for a in view.shown:
@@ -337,7 +337,7 @@ def alarms_history(alarm: Annotated[str | None, typer.Argument(help="One alarm's
     settings = settings_of(config)
 
     async def work(db: Store) -> str:
-        events = await db.alarm_history(alarm)
+        events = await db.alarms.alarm_history(alarm)
         if not events:
             return f"no history of alarm {alarm}" if alarm else "no alarm history"
         head = f"{'WHEN':<24}  {'ALARM':<28} {'FROM':>14}   {'TO':<14} WHO: WHY"

@@ -113,7 +113,7 @@ class DemoFloor:
         await asyncio.sleep(TECHNICIAN_PAUSE_S)
         supervisor = self.supervisor
         settings, store = supervisor.settings, supervisor.store
-        record = await store.bin(robot, number)
+        record = await store.stock.bin(robot, number)
         if record.on_hand > record.par:
             return  # an old message: the bin is not low (any more)
         drug = settings.formulary[record.ndc]
@@ -157,11 +157,12 @@ class DemoFloor:
         to the bench."""
         await asyncio.sleep(TECHNICIAN_PAUSE_S)
         store = self.supervisor.store
-        fill = await store.fill(notice.fill_id)
+        fill = await store.orders.fill(notice.fill_id)
         try:
             if fill is not None and fill.outcome is FillOutcome.FILLED:
                 await self.pharmacy.idle()  # its label, printed as the vial was filled
-                if any(x.outcome == "printed" for x in await store.labels_for(fill.id)):
+                labels = await store.verification.labels_for(fill.id)
+                if any(x.outcome == "printed" for x in labels):
                     await self.pharmacy.scan_label(fill.order_id, fill.code, TECHNICIAN)
                     self.console.print(f"  technician: took {notice.robot}'s vial, scanned "
                                        f"label {fill.code} onto it")
@@ -187,11 +188,11 @@ class DemoFloor:
             sim.device.take_vial()
         await self.supervisor.clear(robot, TECHNICIAN.name)
         store = self.supervisor.store
-        for vial in await store.set_aside_vials(pending_only=True):
+        for vial in await store.vials.set_aside_vials(pending_only=True):
             # Tablets of a jam or an empty bin are whole: back to stock. A vial the capper
             # or the scale failed on was handled: wasted.
-            fill = next(f for f in await store.fills() if f.id == vial.fill_id)
+            fill = next(f for f in await store.orders.fills() if f.id == vial.fill_id)
             disposition = "returned" if fill.outcome in ("jam", "ran_empty") else "wasted"
-            await store.dispose_vial(vial.id, disposition, by=TECHNICIAN)
+            await store.vials.dispose_vial(vial.id, disposition, by=TECHNICIAN)
             self.console.print(f"  technician: partial vial of {vial.count} from order "
                                f"{fill.order_id} {disposition}")

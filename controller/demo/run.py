@@ -142,7 +142,7 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
             if printer_sim is not None and not await _verify_and_release(
                     pharmacy, printer_sim, console):
                 return 1
-            orders = [await store.order(order.id) for order in orders]
+            orders = [await store.orders.order(order.id) for order in orders]
             console.print(await _table(settings, store, orders))
             console.print(await _summary(store, orders))
             if sock is not None:
@@ -155,20 +155,20 @@ async def _people(store: Store) -> dict[str, str]:
     """The demo's people in the store, each with a new password (returned by name)."""
     passwords = {person.name: secrets.token_urlsafe(9)
                  for person in (ADMIN, TECHNICIAN, PHARMACIST)}
-    users = await store.users()
+    users = await store.people.users()
     known = {u.name for u in users}
     if ADMIN.name not in known:
         # The store's first admin, unless a kept store has one already.
         first = not any(Role.ADMIN in u.roles for u in users)
-        await store.add_user(ADMIN.name, ADMIN.roles, passwords[ADMIN.name],
-                             by=None if first else ADMIN)
+        await store.people.add_user(ADMIN.name, ADMIN.roles, passwords[ADMIN.name],
+                                    by=None if first else ADMIN)
     else:
-        await store.set_password(ADMIN.name, passwords[ADMIN.name], by=ADMIN)
+        await store.people.set_password(ADMIN.name, passwords[ADMIN.name], by=ADMIN)
     for person in (TECHNICIAN, PHARMACIST):
         if person.name not in known:
-            await store.add_user(person.name, person.roles, passwords[person.name], by=ADMIN)
+            await store.people.add_user(person.name, person.roles, passwords[person.name], by=ADMIN)
         else:
-            await store.set_password(person.name, passwords[person.name], by=ADMIN)
+            await store.people.set_password(person.name, passwords[person.name], by=ADMIN)
     return passwords
 
 
@@ -192,9 +192,9 @@ async def _count_by_hand(pharmacy: Pharmacy, console: Console, ids: list[int]) -
     """The technician counts by hand each vial the scale could not tell n from n ± 1 for,
     as the recovery rules say, and weighs it on the bench scale."""
     for order_id in ids:
-        fills = await pharmacy.store.fills(order_id)
+        fills = await pharmacy.store.orders.fills(order_id)
         last = fills[-1] if fills else None
-        order = await pharmacy.store.order(order_id)
+        order = await pharmacy.store.orders.order(order_id)
         if (order.state is not OrderState.EXCEPTION or last is None
                 or last.outcome != FillOutcome.COUNT_BY_HAND or last.weight_mg is None):
             continue
@@ -213,9 +213,9 @@ async def _verify_and_release(pharmacy: Pharmacy, printer: PrinterSimulator,
     console.print(f"label printer: {len(codes)} label(s) printed")
     for code in codes:
         vial = await pharmacy.vial_for_label(code)
-        order_id = (await pharmacy.store.vial(vial))[1].id
+        order_id = (await pharmacy.store.vials.vial(vial))[1].id
         try:
-            if (await pharmacy.store.order(order_id)).state is OrderState.FILLED:
+            if (await pharmacy.store.orders.order(order_id)).state is OrderState.FILLED:
                 await pharmacy.scan_label(order_id, code, TECHNICIAN)
             evidence = await pharmacy.evidence(vial, PHARMACIST)
             await pharmacy.verify(vial, PHARMACIST)
@@ -250,8 +250,8 @@ async def _summary(store: Store, orders: list[OrderRecord]) -> str:
     """The demo in one line: what reached the patient's bin, what a person must see to."""
     released = sum(o.state is OrderState.RELEASED for o in orders)
     exceptions = sum(o.state is OrderState.EXCEPTION for o in orders)
-    raised = {e.alarm_id for e in await store.alarm_history() if e.from_state is None}
-    standing = len(await store.alarms())
+    raised = {e.alarm_id for e in await store.alarms.alarm_history() if e.from_state is None}
+    standing = len(await store.alarms.alarms())
     return (f"demo done: {released} of {len(orders)} orders released, {exceptions} in "
             f"exception for a person, {len(raised)} alarm(s) raised, {standing} standing")
 
@@ -263,7 +263,7 @@ async def _table(settings: Settings, store: Store, orders: list[OrderRecord]) ->
         table.add_column(column, justify="right" if column in ("quantity", "counted") else "left")
     for order in orders:
         drug = settings.formulary.get(order.ndc)
-        fills = await store.fills(order.id)
+        fills = await store.orders.fills(order.id)
         last = fills[-1] if fills else None
         weight = ""
         if last is not None and last.weight_mg is not None:

@@ -165,11 +165,11 @@ class Publisher:
         """Send the outbox in order, each message deleted once acknowledged; wait for more."""
         while True:
             self._wake.clear()
-            batch = await self._store.outbox(BATCH)
+            batch = await self._store.alarms.outbox(BATCH)
             self.trouble.recovered()
             for outgoing in batch:
                 await self._publish(client, outgoing.message)
-                await self._store.sent(outgoing.id)
+                await self._store.alarms.sent(outgoing.id)
                 self.sent += 1
             if len(batch) == BATCH:
                 continue
@@ -192,7 +192,7 @@ class Publisher:
                     if message.retain and message.payload:
                         retained.add(str(message.topic))
         await client.unsubscribe([f"{root}/alarms/+", f"{root}/robots/+"])
-        standing = {f"{root}/alarms/{a.id}" for a in await self._store.alarms()}
+        standing = {f"{root}/alarms/{a.id}" for a in await self._store.alarms.alarms()}
         known = standing | {f"{root}/robots/{robot}" for robot in self.robots}
         for topic in sorted(retained - known):
             log.info("stale retained message removed", topic=topic)

@@ -53,9 +53,9 @@ async def restock_by_scan(settings: Settings, store: Store, robot: str, number: 
     """
     clock = clock or Clock()
     bottle, ndc, count = _bottle(settings, raw, quantity)
-    record = await store.restock(robot, number, bottle, ndc, quantity=count, by=by,
-                                 policy=settings.config.stock.policy, today=clock.now().date(),
-                                 partial=quantity is not None)
+    record = await store.stock.restock(robot, number, bottle, ndc, quantity=count, by=by,
+                                       policy=settings.config.stock.policy,
+                                       today=clock.now().date(), partial=quantity is not None)
     changes = await AlarmDesk(settings, store, clock).check_bins()
     return Restocked(record, bottle, count, changes)
 
@@ -68,8 +68,8 @@ async def load_by_scan(settings: Settings, store: Store, robot: str, number: int
     for the bin must then name the same drug, or the next start refuses."""
     clock = clock or Clock()
     bottle, ndc, count = _bottle(settings, raw, quantity)
-    record = await store.load_bin(robot, number, bottle, ndc, quantity=count, by=by,
-                                  policy=settings.config.stock.policy,
-                                  today=clock.now().date())
+    record = await store.stock.load_bin(robot, number, bottle, ndc, quantity=count, by=by,
+                                        policy=settings.config.stock.policy,
+                                        today=clock.now().date())
     changes = await AlarmDesk(settings, store, clock).check_bins()
     return Restocked(record, bottle, count, changes)

@@ -105,7 +105,7 @@ class Pharmacy:
     async def order(self, order_id: int) -> OrderRecord:
         """One order, or NotFound."""
         try:
-            return await self.store.order(order_id)
+            return await self.store.orders.order(order_id)
         except LookupError:
             raise NotFound(f"no order {order_id}") from None
 
@@ -116,9 +116,9 @@ class Pharmacy:
         """Give an order up. One with a filled vial is a pharmacist's to cancel, saying what
         became of its tablets (``returned`` or ``wasted``)."""
         await self.order(order_id)
-        await self.store.cancel_order(order_id, person, reason, tablets=tablets)
+        await self.store.handwork.cancel_order(order_id, person, reason, tablets=tablets)
         self.supervisor.withdrawn(order_id)
-        return await self.store.order(order_id)
+        return await self.store.orders.order(order_id)
 
     async def retry(self, order_id: int, person: Person, robot: str | None) -> OrderRecord:
         """Send an order in exception to the robots again (to ``robot``, if named)."""
@@ -126,7 +126,7 @@ class Pharmacy:
         if robot is not None and robot not in self.supervisor.robots:
             raise WorkflowError(f"no robot {robot!r}; expected one of "
                                 f"{', '.join(self.supervisor.robots)}")
-        await self.store.retry_order(order_id, person)
+        await self.store.handwork.retry_order(order_id, person)
         return await self.supervisor.requeued(order_id, robot=robot)
 
     async def hand_count(self, order_id: int, person: Person, count: int, weight_mg: float,
@@ -141,11 +141,11 @@ class Pharmacy:
         bin_id = None
         if source is not None:
             try:
-                bin_id = (await self.store.bin(*source)).id
+                bin_id = (await self.store.stock.bin(*source)).id
             except LookupError:
                 raise WorkflowError(f"no bin {source[0]}/{source[1]}") from None
         elif found is None:
-            fills = await self.store.fills(order_id)
+            fills = await self.store.orders.fills(order_id)
             if not fills:
                 raise WorkflowError("say which bin the tablets were counted from")
             bin_id = fills[-1].bin_id
@@ -156,13 +156,13 @@ class Pharmacy:
                                  scale_noise_mg=HAND_SCALE_NOISE_MG)
         except ValueError as exc:
             raise WorkflowError(str(exc)) from None
-        recounted = (await self.store.fills(order_id))[-1].id if found is not None else None
-        await self.store.hand_fill(order_id, bin_id, count, check, person, found=found)
+        recounted = (await self.store.orders.fills(order_id))[-1].id if found is not None else None
+        await self.store.handwork.hand_fill(order_id, bin_id, count, check, person, found=found)
         if recounted is not None and (robot := self.supervisor.holding(recounted)):
             # The person has the robot's vial in hand: its output is empty again.
             await self.supervisor.take_output(robot, person.name, fill_id=recounted,
                                               via="recounted by hand")
-        settled = await self.store.order(order_id)
+        settled = await self.store.orders.order(order_id)
         await self.print_label(order_id, who=SUPERVISOR)
         return settled
 
@@ -218,11 +218,11 @@ class Pharmacy:
     async def sign_on_duty(self, person: Person) -> None:
         """``person`` (a pharmacist) is the responsible pharmacist labels name from now on."""
         require(person, Duty.SIGN_ON_DUTY)
-        await self.store.set_info(ON_DUTY, person.name, who=person.name)
+        await self.store.orders.set_info(ON_DUTY, person.name, who=person.name)
 
     async def pharmacist_on_duty(self) -> str | None:
         """Who labels name: the pharmacist signed on duty, else the site's pharmacist."""
-        return await self.store.info(ON_DUTY) or self.settings.config.site.pharmacist
+        return await self.store.orders.info(ON_DUTY) or self.settings.config.site.pharmacist
 
     async def label(self, order_id: int, *, copy: int = 1) -> LabelContent:
         """The label of the order's filled vial."""
@@ -237,7 +237,8 @@ class Pharmacy:
             filled_on=(fill.ended_at or fill.started_at).date(),
             patient_name=order.patient_name, sig=order.sig, drug=drug, quantity=fill.counted or 0,
             prescriber=order.prescriber_name or "", refills=order.refills,
-            lots=await self.store.fill_lots(fill.id), pharmacist=await self.pharmacist_on_duty(),
+            lots=await self.store.orders.fill_lots(fill.id),
+            pharmacist=await self.pharmacist_on_duty(),
             code=fill.code, copy=copy)
 
     async def print_label(self, order_id: int, *, who: Person | str,
@@ -256,14 +257,16 @@ class Pharmacy:
         fill = await self._vial(order)
         name = self.settings.config.printer.url
         try:
-            fill, order = await self.store.vial_to_label(fill.id)
+            fill, order = await self.store.verification.vial_to_label(fill.id)
         except WorkflowError as exc:
             if order.state is OrderState.FILLED:  # the vial is there; its label is refused
-                await self.store.label_sent(fill.id, who=who, printer=name, outcome="refused",
-                                            reason=str(exc))
+                await self.store.verification.label_sent(fill.id, who=who, printer=name,
+                                                         outcome="refused",
+                                                         reason=str(exc))
             raise
         async with self._printing:
-            copies = [x for x in await self.store.labels_for(fill.id) if x.outcome == "printed"]
+            copies = [x for x in await self.store.verification.labels_for(fill.id)
+                      if x.outcome == "printed"]
             if copies and not (reason or "").strip():
                 raise WorkflowError(f"the label was printed {len(copies)} time(s): a reprint "
                                     f"needs a reason")
@@ -271,11 +274,12 @@ class Pharmacy:
                 content = await self._label(order, fill, len(copies) + 1)
                 await self._send(layout(content))
             except (errors.DriverError, LabelError) as exc:
-                await self.store.label_sent(fill.id, who=who, printer=name, outcome="refused",
-                                            reason=str(exc))
+                await self.store.verification.label_sent(fill.id, who=who, printer=name,
+                                                         outcome="refused",
+                                                         reason=str(exc))
                 raise
-            return await self.store.label_sent(fill.id, who=who, printer=name,
-                                               outcome="printed", reason=reason)
+            return await self.store.verification.label_sent(fill.id, who=who, printer=name,
+                                                            outcome="printed", reason=reason)
 
     async def _send(self, label: LabelLayout) -> None:
         if self.printer is None:
@@ -295,19 +299,19 @@ class Pharmacy:
         """The technician scanned the printed label at the vial: LABELED if it is its label.
         A vial still in its robot's output is then out of it: the robot is told so."""
         await self.order(order_id)
-        await self.store.label_scanned(order_id, scanned, person)
+        await self.store.verification.label_scanned(order_id, scanned, person)
         fill_id = parse_fill_code(scanned)
         if robot := self.supervisor.holding(fill_id):
             await self.supervisor.take_output(robot, person.name, fill_id=fill_id,
                                               via="label scanned at the robot")
-        return await self.store.order(order_id)
+        return await self.store.orders.order(order_id)
 
     async def vial_for_label(self, scanned: str) -> int:
         """The vial (fill id) a scanned label names, if it is still its order's vial:
         NotTheVial says why not, NotFound when no vial has that number."""
         fill_id = parse_fill_code(scanned)
         try:
-            await self.store.vial(fill_id)
+            await self.store.vials.vial(fill_id)
         except StoreError as exc:
             raise NotFound(str(exc)) from None
         return fill_id
@@ -330,37 +334,38 @@ class Pharmacy:
         """Everything the pharmacist checks before approving the vial (pharmacists only)."""
         require(person, Duty.SEE_EVIDENCE)
         try:
-            fill, order = await self.store.vial(fill_id)
+            fill, order = await self.store.vials.vial(fill_id)
         except StoreError as exc:
             raise NotFound(str(exc)) from None
-        fills = await self.store.fills(order.id)
+        fills = await self.store.orders.fills(order.id)
         drug = self.settings.formulary[order.ndc]
         history = [{"from": f, "to": t, "who": w, "reason": r}
-                   for f, t, w, r in await self.store.order_history(order.id)]
+                   for f, t, w, r in await self.store.orders.order_history(order.id)]
         failed = [f"{f.robot} bin {f.bin}: {f.outcome}: {f.detail}" for f in fills
                   if f.outcome not in (None, FillOutcome.FILLED)]
         lots = [{"lot": lot, "expiry": f"{expiry:%Y-%m-%d}"}
-                for lot, expiry in await self.store.fill_lots(fill.id)]
+                for lot, expiry in await self.store.orders.fill_lots(fill.id)]
         return Evidence(
             order=order, fill=fill, drug=f"{drug.display_name} ({drug.description})",
             schedule=order.schedule, lots=lots, history=history, exceptions=failed,
-            labels=await self.store.labels_for(fill.id),
+            labels=await self.store.verification.labels_for(fill.id),
             filled_by=(f"counted by hand by {fill.counted_by}" if fill.counted_by
                        else f"robot {fill.robot} bin {fill.bin}"),
             labelled_by=fill.labelled_by)
 
     async def witness(self, fill_id: int, count: int, person: Person) -> None:
         """A pharmacist's witnessed second count of a schedule II vial."""
-        await self._acting_on(fill_id, self.store.witness_count(fill_id, count, person))
+        await self._acting_on(fill_id, self.store.verification.witness_count(fill_id, count,
+                                                                             person))
 
     async def verify(self, fill_id: int, person: Person) -> OrderRecord:
         """The pharmacist approves the vial."""
-        return await self._acting_on(fill_id, self.store.verify_vial(fill_id, person))
+        return await self._acting_on(fill_id, self.store.verification.verify_vial(fill_id, person))
 
     async def reject(self, fill_id: int, person: Person, reason: str, *, fill_again: bool,
                      tablets: str) -> OrderRecord:
         """The pharmacist refuses the vial; filled again (routed now) or cancelled."""
-        order = await self._acting_on(fill_id, self.store.reject_vial(
+        order = await self._acting_on(fill_id, self.store.verification.reject_vial(
             fill_id, person, reason, fill_again=fill_again, tablets=tablets))
         if order.state is OrderState.QUEUED:
             return await self.supervisor.requeued(order.id)
@@ -369,18 +374,18 @@ class Pharmacy:
     async def release(self, fill_id: int, person: Person, destination: str,
                       carrier: str | None, tracking: str | None) -> OrderRecord:
         """To the pickup bin, or to shipping with carrier and tracking number."""
-        return await self._acting_on(fill_id, self.store.release_vial(
+        return await self._acting_on(fill_id, self.store.verification.release_vial(
             fill_id, person, destination, carrier=carrier, tracking=tracking))
 
     async def _acting_on(self, fill_id: int, step: Awaitable[object]) -> OrderRecord:
         """Do a step on a vial; its order as it stands after (NotFound: no such vial)."""
         try:
             await step
-            fill = await self.store.fill(fill_id)
+            fill = await self.store.orders.fill(fill_id)
         except StoreError as exc:
             raise NotFound(str(exc)) from None
         assert fill is not None
-        return await self.store.order(fill.order_id)
+        return await self.store.orders.order(fill.order_id)
 
     # -- inside ------------------------------------------------------------------------
 
@@ -412,7 +417,7 @@ class Pharmacy:
 
     async def _vial(self, order: OrderRecord) -> FillRecord:
         """The order's vial now: its last complete fill, unless that was set aside."""
-        vial = await self.store.order_vial(order.id)
+        vial = await self.store.vials.order_vial(order.id)
         if vial is None:
             raise WorkflowError(f"order {order.id} has no filled vial")
         return vial

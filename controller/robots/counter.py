@@ -91,7 +91,7 @@ class CounterRobot(RobotWorker[JobReport]):
         link dropped (or the supervisor restarted)."""
         status = await self.driver.status()
         if status.job is not None and status.state is not CountState.COUNTING:
-            done = await self._store.fill_by_job(status.job)
+            done = await self._store.orders.fill_by_job(status.job)
             if done is not None and done.state == "ended" and status.count:
                 self._hold_output(done, complete=done.outcome is FillOutcome.FILLED)
             elif done is not None and done.state == "ended":

@@ -110,7 +110,7 @@ class FillerRobot(RobotWorker[VialReport]):
     # -- a fill --------------------------------------------------------------
 
     async def _carry_out(self, fill: FillRecord) -> None:
-        order = await self._store.order(fill.order_id)
+        order = await self._store.orders.order(fill.order_id)
         drug = self._formulary[fill.ndc]
         vial = vial_for(fill.quantity, drug.unit_volume_mm3)
         job = int(fill.job)
@@ -204,7 +204,7 @@ class FillerRobot(RobotWorker[VialReport]):
         dropped (or the supervisor restarted)."""
         status = await self.driver.status()
         if status.vial_in_bay and status.state is FillerState.DONE and status.last_job:
-            done = await self._store.fill_by_job(str(status.last_job))
+            done = await self._store.orders.fill_by_job(str(status.last_job))
             if done is not None and done.state == "ended":
                 self._hold_output(done, complete=done.outcome is FillOutcome.FILLED)
 

@@ -132,7 +132,7 @@ class Supervisor:
         published again (a broker restarted with us has lost its retained ones).
         """
         self.store.topics = self.topics
-        await self.store.ensure_bins(bin_specs(self.settings))
+        await self.store.stock.ensure_bins(bin_specs(self.settings))
         if self.publisher is not None:
             await self.desk.republish()
             self.publisher.start()
@@ -142,7 +142,7 @@ class Supervisor:
         await self.connect_all()
         # Queued orders go back on the queues before any worker runs: a worker reconciling
         # an open fill may queue its order again, and must not meet it here.
-        for order in await self.store.orders():
+        for order in await self.store.orders.orders():
             if order.state is OrderState.QUEUED:
                 # An order a robot left a partial vial of is not sent back to that robot.
                 await self._route(order, exclude=await self._failed_on(order.id))
@@ -209,7 +209,7 @@ class Supervisor:
         """As ``submit``: (the order, True when it is new)."""
         problems = order_problems(order, self.settings.formulary)
         reason = "; ".join(problems) or None
-        record, new = await self.store.receive_order(
+        record, new = await self.store.orders.receive_order(
             order, who=who, then=OrderState.REJECTED if problems else OrderState.QUEUED,
             reason=reason)
         if not new:
@@ -235,7 +235,7 @@ class Supervisor:
         happened before, for the EXCEPTION's reason.
         """
         async with self._route_lock:
-            current = await self.store.order(order.id)
+            current = await self.store.orders.order(order.id)
             if current.state is not OrderState.QUEUED or order.id in self._reservations:
                 return current  # routed (or settled) meanwhile: never queued twice
             reserved: dict[int, int] = {}
@@ -245,8 +245,8 @@ class Supervisor:
             choices = []
             offline: list[str] = []
             today = self.clock.now().date()
-            down = await self.store.out_of_service()
-            for b in await self.store.bins():
+            down = await self.store.alarms.out_of_service()
+            for b in await self.store.stock.bins():
                 robot = self.robots.get(b.robot)
                 if robot is None or b.robot in exclude or (only and b.robot != only):
                     continue
@@ -280,8 +280,8 @@ class Supervisor:
                     reason += f" (not counting {', '.join(sorted(exclude))}, which failed it)"
                 if failed:
                     reason = f"{failed}; cannot fill it elsewhere: {reason}"
-                settled = await self.store.move_order(order.id, OrderState.EXCEPTION,
-                                                      reason=reason)
+                settled = await self.store.orders.move_order(order.id, OrderState.EXCEPTION,
+                                                             reason=reason)
                 log.warning("order cannot be routed", order=order.id, reason=reason)
                 self._settle(OrderSettled(order.id, OrderState.EXCEPTION, reason))
                 return settled
@@ -295,7 +295,7 @@ class Supervisor:
     async def requeued(self, order_id: int, *, robot: str | None = None) -> OrderRecord:
         """A person sent ``order_id`` back to QUEUED (a retry, a rejected vial): route it,
         away from robots that left a partial vial of it, or to ``robot`` if named."""
-        order = await self.store.order(order_id)
+        order = await self.store.orders.order(order_id)
         self._settled[order_id] = asyncio.Event()
         if robot is not None:
             if robot not in self.robots:
@@ -305,7 +305,7 @@ class Supervisor:
         # Away from the robots that failed it, unless only they hold its drug: a person
         # who retries an order there has seen to the robot.
         failed = await self._failed_on(order_id)
-        holders = {b.robot for b in await self.store.bins()
+        holders = {b.robot for b in await self.store.stock.bins()
                    if b.ndc == order.ndc and b.robot in self.robots}
         return await self._route(order, exclude=failed if holders - failed else frozenset())
 
@@ -318,7 +318,7 @@ class Supervisor:
 
     async def _after_failed_fill(self, fill: FillRecord, action: OrderAction) -> None:
         """Fill the order again, on the same robot or another, as the recovery rule said."""
-        order = await self.store.order(fill.order_id)
+        order = await self.store.orders.order(fill.order_id)
         if order.state is not OrderState.QUEUED:
             return
         if action is OrderAction.REROUTE:
@@ -331,7 +331,7 @@ class Supervisor:
     async def _returned(self, notice: OrderReturned) -> None:
         """A robot handed a queued order back (the store refused the fill there): route it
         to another robot, or to exception with why."""
-        order = await self.store.order(notice.order_id)
+        order = await self.store.orders.order(notice.order_id)
         await self._route(order, exclude=await self._failed_on(order.id) | {notice.robot},
                           failed=f"{notice.robot}: {notice.reason}")
 
@@ -343,7 +343,7 @@ class Supervisor:
             return  # back already
         for item in worker.unqueue():
             self._reservations.pop(item.order_id, None)
-            order = await self.store.order(item.order_id)
+            order = await self.store.orders.order(item.order_id)
             log.info("order taken off an offline robot's queue", order=order.id, robot=robot)
             await self._route(order, exclude=await self._failed_on(order.id))
 
@@ -351,12 +351,12 @@ class Supervisor:
         """A robot is back: route the orders that waited for one."""
         parked, self._parked = sorted(self._parked), set()
         for order_id in parked:
-            order = await self.store.order(order_id)
+            order = await self.store.orders.order(order_id)
             await self._route(order, exclude=await self._failed_on(order_id))
 
     async def _failed_on(self, order_id: int) -> frozenset[str]:
         """The robots that left a partial vial of this order."""
-        return frozenset(f.robot for f in await self.store.fills(order_id)
+        return frozenset(f.robot for f in await self.store.orders.fills(order_id)
                          if f.outcome in PARTIAL_OUTCOMES)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -375,7 +375,7 @@ class Supervisor:
         (audited) before the robot is told."""
         worker = self.robots[robot]
         output = worker.output
-        await self.store.audit(who, "robot cleared", f"robot:{robot}", {
+        await self.store.audit.audit(who, "robot cleared", f"robot:{robot}", {
             "was": worker.attention,
             "output_taken": None if output is None else {"fill": output.fill_id,
                                                          "order": output.order_id}})
@@ -394,15 +394,15 @@ class Supervisor:
             raise OutputError(f"no robot {robot!r}; expected one of {', '.join(self.robots)}")
         worker = self.robots[robot]
         output = worker.waiting_output(fill_id)
-        await self.store.audit(who, "output taken", f"robot:{robot}",
-                               {"fill": output.fill_id, "order": output.order_id, "via": via})
+        await self.store.audit.audit(who, "output taken", f"robot:{robot}",
+                                     {"fill": output.fill_id, "order": output.order_id, "via": via})
         return await worker.take_output(output.fill_id, who)
 
     async def wait_settled(self, order_ids: list[int]) -> list[OrderRecord]:
         """Wait until every order is filled, in exception, rejected or cancelled."""
         for order_id in order_ids:
             event = self._settled.setdefault(order_id, asyncio.Event())
-            if (await self.store.order(order_id)).state in SETTLED:
+            if (await self.store.orders.order(order_id)).state in SETTLED:
                 continue
             waiter = asyncio.ensure_future(event.wait())
             watched = {waiter} if self._task is None else {waiter, self._task}
@@ -412,7 +412,7 @@ class Supervisor:
                 raise RuntimeError("the supervisor stopped before the orders settled") from (
                     None if self._task is None or self._task.cancelled()
                     else self._task.exception())
-        return [await self.store.order(order_id) for order_id in order_ids]
+        return [await self.store.orders.order(order_id) for order_id in order_ids]
 
     # -- what the workers tell it (notices.Floor) ----------------------------
 

@@ -220,7 +220,7 @@ class RobotWorker(ABC, Generic[R]):
         A job the robot knows is followed to its end and recorded; one it never
         started is started now. Either way no vial is filled twice.
         """
-        for fill in await self._store.open_fills(self.id):
+        for fill in await self._store.orders.open_fills(self.id):
             self.busy_s = self.estimate_s(fill.quantity)
             try:
                 events = self.driver.events()
@@ -249,7 +249,7 @@ class RobotWorker(ABC, Generic[R]):
         """Send a recorded fill the robot never started, if the store's checks still allow it
         today; otherwise record it refused (nothing was counted) and hand its order back."""
         try:
-            await self._store.check_resume(fill.id)
+            await self._store.orders.check_resume(fill.id)
         except FillRefused as exc:
             log.warning("fill not resumed", robot=self.id, fill=fill.id, reason=str(exc))
             ended, action = await self._record(fill, FillResult(
@@ -410,8 +410,8 @@ class RobotWorker(ABC, Generic[R]):
             self.busy_s = item.estimate_s
             try:
                 try:
-                    fill = await self._store.start_fill(item.order_id, item.bin_id,
-                                                        numeric_job=self.numeric_jobs)
+                    fill = await self._store.orders.start_fill(item.order_id, item.bin_id,
+                                                               numeric_job=self.numeric_jobs)
                 except TransitionError:
                     # Cancelled while it waited on this queue: nothing was sent.
                     log.info("order no longer queued: skipped", robot=self.id,
@@ -465,7 +465,7 @@ class RobotWorker(ABC, Generic[R]):
         if problem is not None:
             rule = rule_for(problem)
             action = rule.order
-            attempts = len(await self._store.fills(fill.order_id))
+            attempts = len(await self._store.orders.fills(fill.order_id))
             if action is not OrderAction.FAIL and attempts >= MAX_ATTEMPTS:
                 log.warning("order failed too often; no more attempts", order=fill.order_id,
                             attempts=attempts)
@@ -474,7 +474,7 @@ class RobotWorker(ABC, Generic[R]):
                 then = OrderState.QUEUED
             if rule.robot_needs_person:
                 self._needs_person(f"{problem}: {rule.response}")
-        ended = await self._store.finish_fill(fill.id, result, then=then)
+        ended = await self._store.orders.finish_fill(fill.id, result, then=then)
         log.info("fill ended", robot=self.id, order=fill.order_id, fill=fill.id, job=fill.job,
                  outcome=result.outcome, counted=result.counted, weight_mg=result.weight_mg,
                  detail=result.detail, action=action)
@@ -483,7 +483,7 @@ class RobotWorker(ABC, Generic[R]):
     async def _correct_if_empty(self, fill: FillRecord, outcome: FillOutcome) -> None:
         """A bin that ran empty holds nothing, whatever the sum of its movements said."""
         if outcome is FillOutcome.RAN_EMPTY:
-            await self._store.bin_ran_empty(fill.bin_id, fill.job)
+            await self._store.stock.bin_ran_empty(fill.bin_id, fill.job)
 
     async def _refused(self, fill: FillRecord, error: errors.DeviceError) -> None:
         """The robot refused to start the fill: nothing was dispensed."""

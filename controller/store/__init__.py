@@ -1,5 +1,8 @@
-"""The store: orders, fills and vials, bins and their lots, alarms and the outbox, people and
-the audit trail, behind one interface."""
+"""The store: one database (``Store``: its connections and transactions) and one repository
+per aggregate, each in its own module: orders and their fills (``orders.py``), vials set aside
+(``vials.py``), work done by hand (``handwork.py``), bins and their lots (``stock.py``),
+alarms and the outbox (``alarm_records.py``), the audit trail (``audit_records.py``), people
+(``people.py``) and the verification station (``verification.py``)."""
 
 from controller.store.alarm_records import AlarmEvent, Outgoing
 from controller.store.errors import StoreError

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.clock import Clock
 from controller.domain.alarms import Alarm, AlarmChange, AlarmState, AlarmType, Priority
 from controller.store.audit_records import record
-from controller.store.outbox import Announcer, Message, enqueue
+from controller.store.outbox import Message, enqueue
 from controller.store.schema import alarm_events, alarms, outbox, store_info
 from controller.store.stock import BinRecord, bin_records
+
+if TYPE_CHECKING:
+    from controller.store.store import Store
 
 OUT_OF_SERVICE = "out_of_service:"
 """store_info keys naming a robot down for maintenance."""
@@ -47,34 +47,29 @@ class Outgoing:
     message: Message
 
 
-class _Base(Protocol):
-    _engine: AsyncEngine
-    _receipts: AsyncEngine
-    _clock: Clock
-    _write: asyncio.Lock
-    topics: Announcer | None
-
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
 
 class AlarmRecords:
     """The alarms' half of the store (mixed into Store)."""
 
-    async def alarms(self: _Base, *, standing_only: bool = True) -> list[Alarm]:
+    def __init__(self, db: Store) -> None:
+        self._db = db
+
+    async def alarms(self, *, standing_only: bool = True) -> list[Alarm]:
         """Alarms that stand (not normal), or every alarm ever raised."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             found = await _alarms(conn)
         return [a for a in found.values() if not standing_only or a.state is not AlarmState.NORMAL]
 
-    async def change_alarms(self: _Base, decide: Decide, *,
+    async def change_alarms(self, decide: Decide, *,
                             service: tuple[str, bool, str] | None = None) -> list[AlarmChange]:
         """Decide and record alarm changes in one transaction, with their messages.
 
         ``service`` = (robot, in service?, who) first takes a robot out of service or
         brings it back, audited.
         """
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             if service is not None:
                 robot, in_service, who = service
                 key = OUT_OF_SERVICE + robot
@@ -93,53 +88,53 @@ class AlarmRecords:
                 return changes
             for change in changes:
                 await _save(conn, change, now)
-            if self.topics is not None:
-                topics = self.topics
+            if self._db.topics is not None:
+                topics = self._db.topics
                 await enqueue(conn, [topics.alarm(c) for c in changes], now)
             return changes
 
-    async def out_of_service(self: _Base) -> frozenset[str]:
+    async def out_of_service(self) -> frozenset[str]:
         """Robots down for maintenance."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return await robots_out_of_service(conn)
 
-    async def alarm_history(self: _Base, alarm_id: str | None = None) -> list[AlarmEvent]:
+    async def alarm_history(self, alarm_id: str | None = None) -> list[AlarmEvent]:
         """Every recorded state change (of one alarm, when given), oldest first."""
         query = sa.select(alarm_events.c.alarm_id, alarm_events.c.from_state,
                           alarm_events.c.to_state, alarm_events.c.who, alarm_events.c.reason,
                           alarm_events.c.at).order_by(alarm_events.c.id)
         if alarm_id is not None:
             query = query.where(alarm_events.c.alarm_id == alarm_id)
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return [AlarmEvent(*row) for row in (await conn.execute(query)).all()]
 
-    async def raised_since(self: _Base, moment: datetime) -> int:
+    async def raised_since(self, moment: datetime) -> int:
         """How many alarms were raised (newly announced) since ``moment``."""
         query = sa.select(sa.func.count()).select_from(alarm_events).where(
             alarm_events.c.at >= moment, alarm_events.c.to_state == AlarmState.UNACK_ACTIVE,
             sa.or_(alarm_events.c.from_state.is_(None),
                    alarm_events.c.from_state.in_([AlarmState.NORMAL, AlarmState.UNACK_RTN])))
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return int(await conn.scalar(query) or 0)
 
     # -- the outbox ------------------------------------------------------------------------
 
-    async def enqueue(self: _Base, messages: Iterable[Message]) -> None:
+    async def enqueue(self, messages: Iterable[Message]) -> None:
         """Messages that no other record causes (a robot's state), into the outbox."""
-        async with self._transaction() as conn:
-            await enqueue(conn, messages, self._clock.now())
+        async with self._db.transaction() as conn:
+            await enqueue(conn, messages, self._db.clock.now())
 
-    async def outbox(self: _Base, limit: int = 100) -> list[Outgoing]:
+    async def outbox(self, limit: int = 100) -> list[Outgoing]:
         """The oldest messages not yet acknowledged by the broker, in order."""
         query = sa.select(outbox).order_by(outbox.c.id).limit(limit)
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [Outgoing(row["id"], Message(row["topic"], row["payload"], row["retain"]))
                 for row in rows]
 
-    async def sent(self: _Base, message_id: int) -> None:
+    async def sent(self, message_id: int) -> None:
         """The broker acknowledged a message: it leaves the outbox."""
-        async with self._write, self._receipts.begin() as conn:
+        async with self._db.write_lock, self._db.receipts.begin() as conn:
             await conn.execute(sa.delete(outbox).where(outbox.c.id == message_id))
 
 

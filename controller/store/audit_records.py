@@ -5,17 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from controller.clock import Clock
 from controller.domain.audit import GENESIS, AuditEntry, AuditKey, entry_hash, verify_chain
 from controller.store.errors import StoreError
 from controller.store.schema import audit, store_info
+
+if TYPE_CHECKING:
+    from controller.store.store import Store
 
 HEAD = "audit_head"
 """store_info key: ``<seq>:<hash>`` of the last entry written."""
@@ -66,12 +67,6 @@ def _canonical(values: Mapping[str, Any] | None) -> str | None:
                       default=str)
 
 
-class _Base(Protocol):
-    _engine: AsyncEngine
-    _clock: Clock
-    _audit_key: AuditKey | None
-
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
 
 _COLUMNS = "seq, at, who, action, subject, before, after, prev_hash, hash, anchor"
@@ -80,26 +75,29 @@ _COLUMNS = "seq, at, who, action, subject, before, after, prev_hash, hash, ancho
 class AuditRecords:
     """The audit trail's half of the store (mixed into Store)."""
 
-    async def audit(self: _Base, who: str, action: str, subject: str,
+    def __init__(self, db: Store) -> None:
+        self._db = db
+
+    async def audit(self, who: str, action: str, subject: str,
                     after: Mapping[str, Any] | None = None) -> None:
         """Record an action that changes nothing in the store (a robot cleared…)."""
-        async with self._transaction() as conn:
-            await record(conn, self._clock.now(), who, action, subject, None, after)
+        async with self._db.transaction() as conn:
+            await record(conn, self._db.clock.now(), who, action, subject, None, after)
 
-    async def audit_trail(self: _Base) -> list[AuditEntry]:
+    async def audit_trail(self) -> list[AuditEntry]:
         """Every entry, in the order the table holds them (StoreError if one is malformed:
         ``verify_audit`` says which)."""
-        entries, malformed = await _read_trail(self._engine)
+        entries, malformed = await _read_trail(self._db.engine)
         if malformed:
             seq, why = next(iter(malformed.items()))
             raise StoreError(f"audit entry {seq} is malformed: {why} (rxfill audit verify)")
         return entries
 
-    async def audit_rows(self: _Base) -> list[dict[str, Any]]:
+    async def audit_rows(self) -> list[dict[str, Any]]:
         """Every entry as stored, malformed or not: what ``rxfill audit export`` prints.
         StoreError when there is no trail to read."""
         try:
-            async with self._engine.connect() as conn:
+            async with self._db.engine.connect() as conn:
                 rows = (await conn.execute(sa.text(
                     f"SELECT {_COLUMNS} FROM audit ORDER BY seq"))).mappings().all()
         except sa.exc.OperationalError as exc:
@@ -113,12 +111,12 @@ class AuditRecords:
             exported.append(values)
         return exported
 
-    async def verify_audit(self: _Base, key: AuditKey | None = None) -> list[str]:
+    async def verify_audit(self, key: AuditKey | None = None) -> list[str]:
         """Every break in the audit trail (edited, removed, reordered, malformed or, with the
         key, unanchored rows); empty when whole. Never raises for what it finds."""
         try:
-            entries, malformed = await _read_trail(self._engine)
-            async with self._engine.connect() as conn:
+            entries, malformed = await _read_trail(self._db.engine)
+            async with self._db.engine.connect() as conn:
                 head = await _head(conn)
         except sa.exc.OperationalError as exc:
             return [f"the audit trail cannot be read: {exc.orig}"]

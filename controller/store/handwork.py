@@ -8,6 +8,7 @@ pharmacist's, and says what became of the vial's tablets, like a rejection.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,14 +27,20 @@ from controller.store.stock import (
     return_to_bin,
     take_from_bin,
 )
-from controller.store.verification import WorkflowStore, lots_of, take_step
+from controller.store.verification import lots_of, take_step
 from controller.store.vials import current_vial, order_of, set_vial_aside
+
+if TYPE_CHECKING:
+    from controller.store.store import Store
 
 
 class HandworkRecords:
     """Hand counts, retries and cancellations (mixed into Store)."""
 
-    async def hand_fill(self: WorkflowStore, order_id: int, bin_id: int | None, count: int,
+    def __init__(self, db: Store) -> None:
+        self._db = db
+
+    async def hand_fill(self, order_id: int, bin_id: int | None, count: int,
                         check: WeightCheck, person: Person, *,
                         found: int | None = None) -> OrderState:
         """A person counted an order in exception by hand; its weight must agree with the
@@ -51,8 +58,8 @@ class HandworkRecords:
             raise WorkflowError(
                 f"the vial weighs {check.measured_mg:.0f} mg; {count} tablets should weigh "
                 f"{check.expected_mg:.0f} ± {check.tolerance_mg:.0f} mg: count again")
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             order = await order_of(conn, order_id)
             if count != order.quantity:
                 raise WorkflowError(f"the order asks for {order.quantity}; {count} were "
@@ -91,7 +98,7 @@ class HandworkRecords:
                     + ", ".join(f"lot {lot} expired {expiry:%Y-%m-%d}" for lot, expiry in expired)
                     + f"): unload {source.robot} bin {source.bin}'s expired lot and count from "
                       f"unexpired stock")
-            state = await take_step(self, conn, order, None, Step(Action.HAND_COUNT, person),
+            state = await take_step(self._db, conn, order, None, Step(Action.HAND_COUNT, person),
                                     reason=f"counted by hand by {person.name}: {count}, "
                                            f"weight {check.verdict}")
             result = await conn.execute(sa.insert(fills).values(
@@ -102,7 +109,7 @@ class HandworkRecords:
                 started_at=now, ended_at=now, counted_by=person.name))
             fill_id = inserted_id(result)
             await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(
-                job=f"{self.instance}-hand-{fill_id}"))
+                job=f"{self._db.instance}-hand-{fill_id}"))
             if vial is not None:
                 await _recount(conn, vial, in_vial, fill_id, person.name, now)
             if count > in_vial:
@@ -114,29 +121,29 @@ class HandworkRecords:
                                     reason="more in the vial than ordered", at=now)
             return state
 
-    async def retry_order(self: WorkflowStore, order_id: int, person: Person) -> OrderState:
+    async def retry_order(self, order_id: int, person: Person) -> OrderState:
         """A person sends an order in exception to the robots again."""
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             order = await order_of(conn, order_id)
-            state = await take_step(self, conn, order, None, Step(Action.RETRY, person),
+            state = await take_step(self._db, conn, order, None, Step(Action.RETRY, person),
                                     reason=f"retried by {person.name}")
-            await _set_aside_unverified(conn, order_id, self._clock.now(), person.name)
+            await _set_aside_unverified(conn, order_id, self._db.clock.now(), person.name)
             return state
 
-    async def cancel_order(self: WorkflowStore, order_id: int, person: Person, reason: str, *,
+    async def cancel_order(self, order_id: int, person: Person, reason: str, *,
                            tablets: str | None = None) -> OrderState:
         """Give an order up. Once it has a filled vial (filled, labelled, verified) only a
         pharmacist may, saying what became of its tablets (``returned`` or ``wasted``)."""
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             order = await order_of(conn, order_id)
             vial = await current_vial(conn, order_id) if order.state in VIAL_STATES else None
             if vial is None and tablets is not None:
                 raise WorkflowError(f"order {order_id} is {order.state} and has no filled vial:"
                                     f" there are no tablets to return or waste")
-            state = await take_step(self, conn, order, vial,
+            state = await take_step(self._db, conn, order, vial,
                                     Step(Action.CANCEL, person, reason, tablets=tablets),
                                     reason=reason)
-            now = self._clock.now()
+            now = self._db.clock.now()
             if vial is not None:
                 await set_vial_aside(conn, vial, vial.counted or 0, cause="cancelled",
                                      who=person.name, at=now, disposition=tablets, reason=reason)

@@ -10,15 +10,11 @@ lot, on a robot in service.
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.clock import Clock
-from controller.domain.drugs import Formulary
 from controller.domain.orders import (
     PARTIAL_OUTCOMES,
     SUPERVISOR_MOVES,
@@ -34,7 +30,7 @@ from controller.domain.text import text_problem
 from controller.store.alarm_records import robots_out_of_service
 from controller.store.audit_records import record
 from controller.store.errors import StoreError
-from controller.store.outbox import Announcer, enqueue
+from controller.store.outbox import enqueue
 from controller.store.records import (
     FillRecord,
     FillResult,
@@ -51,7 +47,10 @@ from controller.store.stock import (
     take_from_bin,
 )
 from controller.store.verification import lots_of
-from controller.store.vials import order_of, set_vial_aside
+from controller.store.vials import order_of, set_vial_aside, transition
+
+if TYPE_CHECKING:
+    from controller.store.store import Store
 
 JOB_SPACE = 0xFFFF_FFFF
 """Numeric job ids (a vial filler's JOB_ID) run 1 … 2³² − 1."""
@@ -71,19 +70,6 @@ _SAME = ("patient_id", "patient_name", "patient_birth_date", "patient_address", 
 """What a second submission of a prescription fill must repeat to be the same order."""
 
 
-class _Base(Protocol):
-    _engine: AsyncEngine
-    _clock: Clock
-    _write: asyncio.Lock
-    instance: str
-    job_base: int
-    topics: Announcer | None
-    formulary: Formulary | None
-
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
-
-    async def _move(self, conn: AsyncConnection, order_id: int, target: OrderState, who: str,
-                    reason: str | None) -> None: ...
 
 
 def _columns(order: Order) -> dict[str, Any]:
@@ -111,7 +97,10 @@ _TEXT = ("rx_number", "patient_id", "patient_name", "patient_address", "sig",
 class OrderRecords:
     """Orders and fills (mixed into Store)."""
 
-    async def receive_order(self: _Base, order: Order, who: str = SUPERVISOR, *,
+    def __init__(self, db: Store) -> None:
+        self._db = db
+
+    async def receive_order(self, order: Order, who: str = SUPERVISOR, *,
                             then: OrderState | None = None,
                             reason: str | None = None) -> tuple[OrderRecord, bool]:
         """Take a prescription fill: (the order, True when new).
@@ -123,18 +112,18 @@ class OrderRecords:
         """
         if then is not None and (OrderState.RECEIVED, then) not in SUPERVISOR_MOVES:
             raise StoreError(f"a new order moves on to queued or rejected, not {then}")
-        if self.formulary is None:
+        if self._db.formulary is None:
             raise StoreError("this store was opened without the formulary: it cannot take "
                              "orders (the drug's schedule is recorded from it)")
-        drug = self.formulary.get(order.ndc)
+        drug = self._db.formulary.get(order.ndc)
         values = _columns(order)
         # What a label prints is plain text: no door round the intake's check stores otherwise.
         bad = [f"{key} {why}" for key in _TEXT if (why := text_problem(values[key] or ""))]
         if bad:
             raise StoreError(f"order {order.rx_number} refused: {'; '.join(bad)}; nothing "
                              f"was stored")
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             row = (await conn.execute(sa.select(orders).where(
                 orders.c.rx_number == order.rx_number,
                 orders.c.fill_number == order.fill_number))).mappings().first()
@@ -158,15 +147,15 @@ class OrderRecords:
                          {"state": OrderState.RECEIVED, "ndc": order.ndc,
                           "quantity": order.quantity, "fill_number": order.fill_number})
             if then is not None:
-                await self._move(conn, order_id, then, who, reason)
+                await transition(conn, order_id, then, who, reason, self._db.clock.now())
             return await order_of(conn, order_id), True
 
-    async def move_order(self: _Base, order_id: int, target: OrderState, *,
+    async def move_order(self, order_id: int, target: OrderState, *,
                          who: str = SUPERVISOR, reason: str | None = None) -> OrderRecord:
         """The supervisor's own moves (``orders.SUPERVISOR_MOVES``): an order taken, refused,
         or sent to exception when no robot can fill it. Every other move is a fill's or a
         person's step, with its checks; this refuses them."""
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             current = (await order_of(conn, order_id)).state
             if (current, target) not in SUPERVISOR_MOVES:
                 try:
@@ -175,15 +164,15 @@ class OrderRecords:
                     raise WorkflowError(str(exc)) from None
                 raise WorkflowError(f"an order moves from {current} to {target} only by a "
                                     f"fill or a person's step, with its checks")
-            await self._move(conn, order_id, target, who, reason)
+            await transition(conn, order_id, target, who, reason, self._db.clock.now())
             return await order_of(conn, order_id)
 
-    async def order(self: _Base, order_id: int) -> OrderRecord:
+    async def order(self, order_id: int) -> OrderRecord:
         """One order."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return await order_of(conn, order_id)
 
-    async def orders(self: _Base, *, state: OrderState | None = None,
+    async def orders(self, *, state: OrderState | None = None,
                      rx_number: str | None = None) -> list[OrderRecord]:
         """Every order (in ``state``, of prescription ``rx_number``, when given), oldest
         first."""
@@ -192,22 +181,22 @@ class OrderRecords:
             query = query.where(orders.c.state == state)
         if rx_number is not None:
             query = query.where(orders.c.rx_number == rx_number)
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [order_record(row) for row in rows]
 
-    async def order_history(self: _Base, order_id: int,
+    async def order_history(self, order_id: int,
                             ) -> list[tuple[str | None, str, str, str | None]]:
         """Every transition of an order: (from, to, who, reason), oldest first."""
         query = sa.select(order_events.c.from_state, order_events.c.to_state, order_events.c.who,
                           order_events.c.reason).where(order_events.c.order_id == order_id
                                                        ).order_by(order_events.c.id)
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return [tuple(row) for row in (await conn.execute(query)).all()]
 
     # -- fills ---------------------------------------------------------------
 
-    async def start_fill(self: _Base, order_id: int, bin_id: int, *, who: str = SUPERVISOR,
+    async def start_fill(self, order_id: int, bin_id: int, *, who: str = SUPERVISOR,
                          numeric_job: bool = False) -> FillRecord:
         """Record that ``order_id`` is about to be counted from ``bin_id`` (QUEUED → DISPENSING).
 
@@ -217,28 +206,29 @@ class OrderRecords:
         ``<instance>-<fill id>``, or with ``numeric_job`` (a vial filler's 32-bit
         JOB_ID) the fill id offset by this store's job base.
         """
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             order = await order_of(conn, order_id)
             check_transition(order.state, OrderState.DISPENSING)
-            await _may_fill(conn, bin_id, order.ndc, self._clock.now().date())
-            await self._move(conn, order_id, OrderState.DISPENSING, who, None)
+            await _may_fill(conn, bin_id, order.ndc, self._db.clock.now().date())
+            await transition(conn, order_id, OrderState.DISPENSING, who, None,
+                             self._db.clock.now())
             result = await conn.execute(sa.insert(fills).values(
                 order_id=order_id, bin_id=bin_id, quantity=order.quantity, state="dispensing",
-                started_at=self._clock.now()))
+                started_at=self._db.clock.now()))
             fill_id = inserted_id(result)
-            job = (str((self.job_base + fill_id - 1) % JOB_SPACE + 1) if numeric_job
-                   else f"{self.instance}-{fill_id}")
+            job = (str((self._db.job_base + fill_id - 1) % JOB_SPACE + 1) if numeric_job
+                   else f"{self._db.instance}-{fill_id}")
             await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(job=job))
             return await _fill(conn, fill_id)
 
-    async def check_resume(self: _Base, fill_id: int) -> None:
+    async def check_resume(self, fill_id: int) -> None:
         """An open fill the robot never started is about to be sent after a reconnect: the
         same checks as at its start, today (FillRefused says why not)."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             fill = await _fill(conn, fill_id)
-            await _may_fill(conn, fill.bin_id, fill.ndc, self._clock.now().date())
+            await _may_fill(conn, fill.bin_id, fill.ndc, self._db.clock.now().date())
 
-    async def finish_fill(self: _Base, fill_id: int, result: FillResult, *,
+    async def finish_fill(self, fill_id: int, result: FillResult, *,
                           who: str = SUPERVISOR, then: OrderState | None = None) -> FillRecord:
         """Record how a fill ended, take its count off the bin, and move its order on.
 
@@ -248,8 +238,8 @@ class OrderRecords:
         if then not in (None, OrderState.QUEUED):
             raise StoreError(f"a fill's order goes on to filled, exception or queued, not "
                              f"{then}")
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             fill = await _fill(conn, fill_id)
             if fill.state != "dispensing":
                 raise StoreError(f"fill {fill_id} already ended ({fill.outcome})")
@@ -269,63 +259,64 @@ class OrderRecords:
                                      at=now, reason=result.detail)
             target = then or (OrderState.FILLED if result.outcome is FillOutcome.FILLED
                               else OrderState.EXCEPTION)
-            await self._move(conn, fill.order_id, target, who, result.detail)
+            await transition(conn, fill.order_id, target, who, result.detail,
+                             self._db.clock.now())
             ended = await _fill(conn, fill_id)
-            if self.topics is not None and ended.outcome is FillOutcome.FILLED:
-                await enqueue(conn, [self.topics.event(
+            if self._db.topics is not None and ended.outcome is FillOutcome.FILLED:
+                await enqueue(conn, [self._db.topics.event(
                     "fill_done", now, fill=ended.id, order=ended.order_id, robot=ended.robot,
                     bin=ended.bin, ndc=ended.ndc, quantity=ended.counted)], now)
             return ended
 
-    async def open_fills(self: _Base, robot: str | None = None) -> list[FillRecord]:
+    async def open_fills(self, robot: str | None = None) -> list[FillRecord]:
         """Fills that started and whose outcome is not recorded yet."""
         query = fill_query().where(fills.c.state == "dispensing")
         if robot is not None:
             query = query.where(bins.c.robot == robot)
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             rows = (await conn.execute(query.order_by(fills.c.id))).mappings().all()
         return [fill_record(row) for row in rows]
 
-    async def fill(self: _Base, fill_id: int) -> FillRecord | None:
+    async def fill(self, fill_id: int) -> FillRecord | None:
         """One fill, or None."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             row = (await conn.execute(fill_query().where(fills.c.id == fill_id))
                    ).mappings().first()
         return None if row is None else fill_record(row)
 
-    async def fill_by_job(self: _Base, job: str) -> FillRecord | None:
+    async def fill_by_job(self, job: str) -> FillRecord | None:
         """The fill a robot knows as ``job``, or None."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             row = (await conn.execute(fill_query().where(fills.c.job == job))).mappings().first()
         return None if row is None else fill_record(row)
 
-    async def fills(self: _Base, order_id: int | None = None) -> list[FillRecord]:
+    async def fills(self, order_id: int | None = None) -> list[FillRecord]:
         """Every fill (of one order, when given), oldest first."""
         query = fill_query()
         if order_id is not None:
             query = query.where(fills.c.order_id == order_id)
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             rows = (await conn.execute(query.order_by(fills.c.id))).mappings().all()
         return [fill_record(row) for row in rows]
 
-    async def fill_lots(self: _Base, fill_id: int) -> list[tuple[str, Any]]:
+    async def fill_lots(self, fill_id: int) -> list[tuple[str, Any]]:
         """The lots (and their expiry) a fill's tablets came from."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return await lots_of(conn, fill_id)
 
     # -- settings people change --------------------------------------------------
 
-    async def info(self: _Base, key: str) -> str | None:
+    async def info(self, key: str) -> str | None:
         """A value people set (the pharmacist on duty…), or None."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             value = await conn.scalar(sa.select(store_info.c.value).where(
                 store_info.c.key == key))
         return None if value is None else str(value)
 
-    async def set_info(self: _Base, key: str, value: str, *, who: str) -> None:
+    async def set_info(self, key: str, value: str, *, who: str) -> None:
         """Set a value people change, audited."""
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             before = await conn.scalar(sa.select(store_info.c.value).where(
                 store_info.c.key == key))
             if before is None:

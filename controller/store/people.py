@@ -6,20 +6,21 @@ import asyncio
 import hashlib
 import re
 import secrets
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.clock import Clock
 from controller.domain.roles import RESERVED_NAMES, Duty, Person, Role, RoleError, require
 from controller.store.audit_records import record
 from controller.store.schema import tokens, users
+
+if TYPE_CHECKING:
+    from controller.store.store import Store
 
 MIN_PASSWORD = 10
 TOKEN_LIFETIME = timedelta(hours=8)
@@ -71,18 +72,15 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class _Base(Protocol):
-    _engine: AsyncEngine
-    _clock: Clock
-    _write: asyncio.Lock
-
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
 
 class PeopleRecords:
     """Users and tokens (mixed into Store). Every change is in the audit trail."""
 
-    async def add_user(self: _Base, name: str, roles: frozenset[Role], password: str, *,
+    def __init__(self, db: Store) -> None:
+        self._db = db
+
+    async def add_user(self, name: str, roles: frozenset[Role], password: str, *,
                        by: Person | None) -> User:
         """A new user, added by an admin (ValueError for a bad or reserved name, no role or
         a short password). ``by`` None only for the first admin, while the store has none."""
@@ -97,9 +95,9 @@ class PeopleRecords:
         elif Role.ADMIN not in roles:
             raise RoleError("the first user of a store is its admin: give the admin role")
         _check_password(password)
-        now = self._clock.now()
+        now = self._db.clock.now()
         hashed = await asyncio.to_thread(_hasher.hash, password)
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             if by is None and await _admins(conn):
                 raise RoleError("the store has an admin already: sign in as an admin to add "
                                 "users")
@@ -112,27 +110,27 @@ class PeopleRecords:
                          "first admin added", f"user:{name}", None, {"roles": sorted(roles)})
             return await _user(conn, name)
 
-    async def set_password(self: _Base, name: str, password: str, *, by: Person) -> None:
+    async def set_password(self, name: str, password: str, *, by: Person) -> None:
         """A new password (one's own, or anyone's by an admin); every token of the user stops
         working."""
         if by.name != name:
             require(by, Duty.MANAGE_USERS)
         _check_password(password)
         hashed = await asyncio.to_thread(_hasher.hash, password)
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             await _user(conn, name)
             await conn.execute(sa.update(users).where(users.c.name == name).values(
                 password_hash=hashed, changed_at=now))
             await conn.execute(sa.delete(tokens).where(tokens.c.name == name))
             await record(conn, now, by.name, "password changed", f"user:{name}")
 
-    async def disable_user(self: _Base, name: str, *, by: Person) -> User:
+    async def disable_user(self, name: str, *, by: Person) -> User:
         """The user can no longer sign in; their tokens stop working at once. The last admin
         is never disabled (nobody could manage users after)."""
         require(by, Duty.MANAGE_USERS)
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             before = await _user(conn, name)
             if Role.ADMIN in before.roles and await _admins(conn) == [name]:
                 raise ValueError(f"{name} is the last admin: add another admin first")
@@ -143,28 +141,28 @@ class PeopleRecords:
                          {"disabled": before.disabled}, {"disabled": True})
             return await _user(conn, name)
 
-    async def users(self: _Base) -> list[User]:
+    async def users(self) -> list[User]:
         """Every user, by name."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             rows = (await conn.execute(sa.select(users).order_by(users.c.name))).mappings().all()
         return [_user_of(row) for row in rows]
 
-    async def sign_in(self: _Base, name: str, password: str,
+    async def sign_in(self, name: str, password: str,
                       lifetime: timedelta = TOKEN_LIFETIME) -> str:
         """A bearer token for ``name``, or AuthError (the same words for any failure)."""
-        await PeopleRecords.check_password(self, name, password)
+        await self.check_password(name, password)
         token = secrets.token_urlsafe(32)
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             await conn.execute(sa.insert(tokens).values(
                 digest=_digest(token), name=name, issued_at=now, expires_at=now + lifetime))
             await record(conn, now, name, "signed in", f"user:{name}")
         return token
 
-    async def check_password(self: _Base, name: str, password: str) -> Person:
+    async def check_password(self, name: str, password: str) -> Person:
         """Who ``name`` is, if ``password`` is theirs and they may sign in (AuthError, the same
         words for any failure); no token is issued (a command acting once)."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             row = (await conn.execute(sa.select(users).where(users.c.name == name))
                    ).mappings().first()
         refused = AuthError("wrong user name or password, or the user is disabled")
@@ -179,15 +177,15 @@ class PeopleRecords:
             raise refused
         return _user_of(row).person
 
-    async def person_for(self: _Base, token: str) -> Person:
+    async def person_for(self, token: str) -> Person:
         """Who holds ``token``, or AuthError: unknown, expired, or the user disabled."""
         query = sa.select(tokens.c.expires_at, users).select_from(tokens.join(users)).where(
             tokens.c.digest == _digest(token))
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
         if row is None:
             raise AuthError("unknown token: sign in again")
-        if row["expires_at"] <= self._clock.now():
+        if row["expires_at"] <= self._db.clock.now():
             raise AuthError(f"the token expired at {row['expires_at']:%Y-%m-%d %H:%M} UTC: "
                             f"sign in again")
         if row["disabled"]:

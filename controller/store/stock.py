@@ -6,25 +6,25 @@ movements of that lot. Tablets leave a bin first-expired-first-out.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.clock import Clock
 from controller.domain.gs1 import BottleScan
 from controller.domain.roles import Duty, Person, require
 from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
 from controller.store.audit_records import record
 from controller.store.errors import StoreError
-from controller.store.outbox import Announcer, enqueue
+from controller.store.outbox import enqueue
 from controller.store.recall import RecalledVial, recall_lot
 from controller.store.schema import bin_movements, bins, fills
+
+if TYPE_CHECKING:
+    from controller.store.store import Store
 
 SUPERVISOR = "supervisor"
 """Who the store records for what the supervisor did by itself."""
@@ -96,19 +96,15 @@ class Movement:
     serial: str | None
 
 
-class _Base(Protocol):
-    _engine: AsyncEngine
-    _clock: Clock
-    _write: asyncio.Lock
-    topics: Announcer | None
-
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
 
 class StockRecords:
     """The bins' half of the store (mixed into Store)."""
 
-    async def ensure_bins(self: _Base, specs: Iterable[BinSpec], who: str = SUPERVISOR) -> None:
+    def __init__(self, db: Store) -> None:
+        self._db = db
+
+    async def ensure_bins(self, specs: Iterable[BinSpec], who: str = SUPERVISOR) -> None:
         """Create the bins that do not exist yet, loaded with their configured count.
 
         A bin that exists keeps its recorded count and lots: the store, not the
@@ -116,8 +112,8 @@ class StockRecords:
         holds another drug than the store records is BinDrugMismatch (every such bin at
         once), and nothing changes: a bin's drug changes only by an unload and a load.
         """
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             mismatched = []
             for spec in specs:
                 held = await conn.scalar(sa.select(bins.c.ndc).where(
@@ -142,17 +138,17 @@ class StockRecords:
                     "...` with a bottle of the new drug, then the configuration's ndc; or put "
                     "the configuration back")
 
-    async def bins(self: _Base) -> list[BinRecord]:
+    async def bins(self) -> list[BinRecord]:
         """Every bin with its lots and count on hand."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return await bin_records(conn)
 
-    async def bin(self: _Base, robot: str, number: int) -> BinRecord:
+    async def bin(self, robot: str, number: int) -> BinRecord:
         """One bin, by robot and channel or cell."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return await _one_bin(conn, robot, number)
 
-    async def restock(self: _Base, robot: str, number: int, scan: BottleScan, ndc: str, *,
+    async def restock(self, robot: str, number: int, scan: BottleScan, ndc: str, *,
                       quantity: int, by: Person, policy: RestockPolicy, today: date,
                       partial: bool) -> BinRecord:
         """Pour a scanned bottle into a bin, as the restock rules allow (RestockRefused).
@@ -162,8 +158,8 @@ class StockRecords:
         """
         require(by, Duty.RESTOCK)
         who = by.name
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             record = await _one_bin(conn, robot, number)
             check_restock(record.stock(), scan, ndc, quantity, today=today, policy=policy)
             if not partial:
@@ -187,49 +183,49 @@ class StockRecords:
             await conn.execute(sa.update(bins).where(bins.c.id == record.id).values(
                 lot=scan.lot, expiry=scan.expiry))
             after = await _one_bin(conn, robot, number)
-            if self.topics is not None:
-                await enqueue(conn, [self.topics.event(
+            if self._db.topics is not None:
+                await enqueue(conn, [self._db.topics.event(
                     "restocked", now, robot=robot, bin=number, ndc=ndc, lot=scan.lot,
                     expiry=f"{scan.expiry:%Y-%m-%d}", quantity=quantity,
                     on_hand=after.on_hand)], now)
             return after
 
-    async def correct_bin(self: _Base, bin_id: int, count: int, *, by: Person,
+    async def correct_bin(self, bin_id: int, count: int, *, by: Person,
                           reason: str) -> BinRecord:
         """Record that the bin truly holds ``count`` (0 to its capacity): movements of the
         difference, by lot."""
         require(by, Duty.CORRECT_STOCK)
         if not reason.strip():
             raise ValueError("a count correction needs a reason")
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             await _correct(conn, await bin_by_id(conn, bin_id), count, by.name, reason,
-                           self._clock.now())
+                           self._db.clock.now())
             return await bin_by_id(conn, bin_id)
 
-    async def bin_ran_empty(self: _Base, bin_id: int, job: str) -> BinRecord:
+    async def bin_ran_empty(self, bin_id: int, job: str) -> BinRecord:
         """The robot said the bin ran empty during ``job``: it holds nothing, whatever the
         sum of its movements said (a correction by the supervisor, on the robot's word)."""
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             await _correct(conn, await bin_by_id(conn, bin_id), 0, SUPERVISOR,
-                           f"bin ran empty during job {job}", self._clock.now())
+                           f"bin ran empty during job {job}", self._db.clock.now())
             return await bin_by_id(conn, bin_id)
 
-    async def unload_bin(self: _Base, bin_id: int, *, by: Person, reason: str) -> BinRecord:
+    async def unload_bin(self, bin_id: int, *, by: Person, reason: str) -> BinRecord:
         """Everything taken out of a bin (a lot change, an expired or recalled lot)."""
         require(by, Duty.UNLOAD_BIN)
         who = by.name
         if not reason.strip():
             raise ValueError("an unload needs a reason")
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             record = await bin_by_id(conn, bin_id)
             for lot in record.lots:
                 if lot.on_hand:
                     await add_movement(conn, dict(
                         bin_id=bin_id, kind="unload", quantity=-lot.on_hand, who=who,
-                        reason=reason, at=self._clock.now(), lot=lot.lot, expiry=lot.expiry))
+                        reason=reason, at=self._db.clock.now(), lot=lot.lot, expiry=lot.expiry))
             return await bin_by_id(conn, bin_id)
 
-    async def load_bin(self: _Base, robot: str, number: int, scan: BottleScan, ndc: str, *,
+    async def load_bin(self, robot: str, number: int, scan: BottleScan, ndc: str, *,
                        quantity: int, by: Person, policy: RestockPolicy,
                        today: date) -> BinRecord:
         """Give an empty bin a drug (a pharmacist's decision): the scanned bottle's NDC, lot
@@ -237,8 +233,8 @@ class StockRecords:
         have no fill running."""
         require(by, Duty.LOAD_BIN)
         who = by.name
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             held = await _one_bin(conn, robot, number)
             if held.on_hand:
                 raise StoreError(f"{robot}/{number} still holds {held.on_hand} of NDC "
@@ -259,17 +255,17 @@ class StockRecords:
                 expiry=scan.expiry, serial=scan.serial))
             return await _one_bin(conn, robot, number)
 
-    async def movements(self: _Base, bin_id: int) -> list[Movement]:
+    async def movements(self, bin_id: int) -> list[Movement]:
         """Every movement of one bin, oldest first."""
         query = sa.select(bin_movements).where(bin_movements.c.bin_id == bin_id).order_by(
             bin_movements.c.id)
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [Movement(**dict(row)) for row in rows]
 
-    async def recall(self: _Base, lot: str) -> list[RecalledVial]:
+    async def recall(self, lot: str) -> list[RecalledVial]:
         """Every vial that got tablets of ``lot``, or may have because its bin mixed lots."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return await recall_lot(conn, lot)
 
 

@@ -1,5 +1,5 @@
-"""The store, in the pharmacy's terms: orders, fills and vials, bins and their movements,
-alarms and the outbox, people, and the audit trail, behind one interface.
+"""The store, in the pharmacy's terms: one database and its repositories (``store.orders``,
+``store.stock``, ``store.alarms``…), each a plain class over the database's transactions.
 
 One SQLite file (WAL, synchronous=FULL) by default; any SQLAlchemy async URL
 works the same. SQL lives in this package and nowhere else. Every change is one
@@ -23,10 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from controller.clock import Clock
 from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary
-from controller.domain.orders import OrderState, check_transition
 from controller.store.alarm_records import AlarmRecords
 from controller.store.audit_records import KEY as AUDIT_KEY
-from controller.store.audit_records import AuditRecords, record
+from controller.store.audit_records import AuditRecords
 from controller.store.errors import StoreError
 from controller.store.handwork import HandworkRecords
 from controller.store.orders import JOB_SPACE, OrderRecords
@@ -42,10 +41,10 @@ from controller.store.revisions import (
     revision_of,
     revision_of_file,
 )
-from controller.store.schema import order_events, orders, store_info
+from controller.store.schema import store_info
 from controller.store.stock import StockRecords
 from controller.store.verification import VerificationRecords
-from controller.store.vials import VialRecords, order_of
+from controller.store.vials import VialRecords
 
 
 def sqlite_url(path: Path) -> str:
@@ -53,9 +52,11 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecords,
-            VerificationRecords, HandworkRecords, VialRecords):
-    """The pharmacy's records. Open with :meth:`open`; close with :meth:`close`.
+class Store:
+    """The pharmacy's records: one database, and one repository per aggregate
+    (``orders`` and their fills, ``vials`` set aside, ``handwork`` done by people, ``stock``,
+    ``alarms`` and the outbox, ``audit``, ``people``, ``verification``). Open with
+    :meth:`open`; close with :meth:`close`.
 
     With ``topics`` set, changes that the MQTT ICD announces put their
     messages in the outbox in the same transaction. With ``formulary`` it takes
@@ -65,13 +66,14 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
     def __init__(self, engine: AsyncEngine, clock: Clock, instance: str, job_base: int,
                  receipts: AsyncEngine | None = None, *,
                  audit_key: AuditKey | None = None, formulary: Formulary | None = None) -> None:
-        self._engine = engine
-        self._audit_key = audit_key
+        self.engine = engine
+        self.audit_key = audit_key
         """Anchors every audit entry written through this store (None: unanchored)."""
-        self._receipts = receipts or engine
+        self.receipts = receipts or engine
         """Where the broker's acknowledgements are written (see ``open``)."""
-        self._clock = clock
-        self._write = asyncio.Lock()
+        self.clock = clock
+        self.write_lock = asyncio.Lock()
+        """Held by every write transaction of this process."""
         self.instance = instance
         """A short id of this store, part of every job id so that no two stores collide."""
         self.job_base = job_base
@@ -84,6 +86,14 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
         """(from, to) when opening upgraded the store's schema."""
         self.backup: Path | None = None
         """The copy kept before that upgrade."""
+        self.orders = OrderRecords(self)
+        self.vials = VialRecords(self)
+        self.handwork = HandworkRecords(self)
+        self.stock = StockRecords(self)
+        self.alarms = AlarmRecords(self)
+        self.audit = AuditRecords(self)
+        self.people = PeopleRecords(self)
+        self.verification = VerificationRecords(self)
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock | None = None,
@@ -157,33 +167,20 @@ class Store(OrderRecords, StockRecords, AlarmRecords, AuditRecords, PeopleRecord
 
     async def close(self) -> None:
         """Close every connection."""
-        await self._engine.dispose()
-        await self._receipts.dispose()
+        await self.engine.dispose()
+        await self.receipts.dispose()
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction. It takes the database's write lock at once, so that what
         it reads stays true until it commits, even against another process (the CLI)."""
-        async with self._write, self._engine.begin() as conn:
+        async with self.write_lock, self.engine.begin() as conn:
             await conn.execute(sa.update(store_info).where(store_info.c.key == "instance")
                                .values(value=store_info.c.value))
-            conn.info[AUDIT_KEY] = self._audit_key
+            conn.info[AUDIT_KEY] = self.audit_key
             yield conn
 
     # -- inside a transaction --------------------------------------------------
-
-    async def _move(self, conn: AsyncConnection, order_id: int, target: OrderState, who: str,
-                    reason: str | None) -> None:
-        current = (await order_of(conn, order_id)).state
-        check_transition(current, target)
-        now = self._clock.now()
-        await conn.execute(sa.update(orders).where(orders.c.id == order_id).values(
-            state=target, reason=reason, updated_at=now))
-        await conn.execute(sa.insert(order_events).values(
-            order_id=order_id, from_state=current, to_state=target, who=who, reason=reason,
-            at=now))
-        await record(conn, now, who, f"order {target}", f"order:{order_id}",
-                     {"state": current}, {"state": target, "reason": reason})
 
 
 def _may_open(revision: Revision, upgrade: bool, where: str) -> Revision:

@@ -10,16 +10,13 @@ it), in the transaction that records it; no caller passes any of those facts in.
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.clock import Clock
 from controller.domain.orders import OrderState
 from controller.domain.roles import Person, WorkflowError
 from controller.domain.stock import expired_lots
@@ -33,7 +30,10 @@ from controller.store.records import (
 )
 from controller.store.schema import bin_movements, fills, labels, releases, witnessed_counts
 from controller.store.stock import inserted_id
-from controller.store.vials import current_vial, order_of, set_vial_aside, vial_of
+from controller.store.vials import current_vial, order_of, set_vial_aside, transition, vial_of
+
+if TYPE_CHECKING:
+    from controller.store.store import Store
 
 
 class NotALabel(WorkflowError):
@@ -84,18 +84,6 @@ class Release:
     at: datetime
 
 
-class WorkflowStore(Protocol):
-    """What the workflow's steps need of the store (verification here, hand work beside)."""
-
-    _clock: Clock
-    _write: asyncio.Lock
-    _engine: AsyncEngine
-    instance: str
-
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
-
-    async def _move(self, conn: AsyncConnection, order_id: int, target: OrderState, who: str,
-                    reason: str | None) -> None: ...
 
 
 async def dossier(conn: AsyncConnection, order: OrderRecord,
@@ -110,11 +98,11 @@ async def dossier(conn: AsyncConnection, order: OrderRecord,
                    witnessed_by=witness)
 
 
-async def take_step(store: WorkflowStore, conn: AsyncConnection, order: OrderRecord,
+async def take_step(db: Store, conn: AsyncConnection, order: OrderRecord,
                     vial: FillRecord | None, step: Step, *, reason: str) -> OrderState:
     """Check ``step`` by the workflow's rules and record the order's move, or WorkflowError."""
     after = advance(await dossier(conn, order, vial), step)
-    await store._move(conn, order.id, after.state, step.person.name, reason)
+    await transition(conn, order.id, after.state, step.person.name, reason, db.clock.now())
     return after.state
 
 
@@ -140,12 +128,15 @@ async def _unexpired(conn: AsyncConnection, vial: FillRecord, today: date) -> No
 class VerificationRecords:
     """The verification station's half of the store (mixed into Store)."""
 
-    async def label_scanned(self: WorkflowStore, order_id: int, scanned: str,
+    def __init__(self, db: Store) -> None:
+        self._db = db
+
+    async def label_scanned(self, order_id: int, scanned: str,
                             person: Person) -> OrderState:
         """The technician scanned the printed label at the order's filled vial: LABELED, but
         only when the label is that vial's."""
         scanned_id = parse_fill_code(scanned)
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             order = await order_of(conn, order_id)
             vial = await current_vial(conn, order_id)
             if vial is None:
@@ -154,53 +145,53 @@ class VerificationRecords:
                 raise WorkflowError(f"the label scanned is {fill_code(scanned_id)}, but order "
                                     f"{order_id}'s vial is {vial.code}: wrong label, nothing "
                                     f"changed")
-            state = await take_step(self, conn, order, vial, Step(Action.LABEL, person),
+            state = await take_step(self._db, conn, order, vial, Step(Action.LABEL, person),
                                     reason=f"label {vial.code} scanned onto the vial")
             await conn.execute(sa.update(fills).where(fills.c.id == vial.id).values(
-                labelled_by=person.name, labelled_at=self._clock.now()))
+                labelled_by=person.name, labelled_at=self._db.clock.now()))
             return state
 
-    async def witness_count(self: WorkflowStore, fill_id: int, count: int, person: Person) -> None:
+    async def witness_count(self, fill_id: int, count: int, person: Person) -> None:
         """A pharmacist witnessed the second count of a schedule II vial; it must agree."""
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             vial, order = await vial_of(conn, fill_id)
             advance(await dossier(conn, order, vial), Step(Action.WITNESS, person))
             if count != vial.counted:
                 raise WorkflowError(f"the second count ({count}) disagrees with the fill's "
                                     f"({vial.counted}): count again, or reject the vial")
-            now = self._clock.now()
+            now = self._db.clock.now()
             await conn.execute(sa.insert(witnessed_counts).values(
                 fill_id=fill_id, who=person.name, count=count, at=now))
             await record(conn, now, person.name, "count witnessed", f"order:{order.id}",
                          None, {"fill": fill_id, "count": count})
 
-    async def verify_vial(self: WorkflowStore, fill_id: int, person: Person) -> OrderState:
+    async def verify_vial(self, fill_id: int, person: Person) -> OrderState:
         """The pharmacist approves the vial: VERIFIED (never one holding an expired lot)."""
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             vial, order = await vial_of(conn, fill_id)
-            await _unexpired(conn, vial, self._clock.now().date())
-            state = await take_step(self, conn, order, vial, Step(Action.VERIFY, person),
+            await _unexpired(conn, vial, self._db.clock.now().date())
+            state = await take_step(self._db, conn, order, vial, Step(Action.VERIFY, person),
                                     reason=f"{vial.code} verified")
             await conn.execute(sa.update(fills).where(fills.c.id == fill_id).values(
-                verified_by=person.name, verified_at=self._clock.now()))
+                verified_by=person.name, verified_at=self._db.clock.now()))
             return state
 
-    async def reject_vial(self: WorkflowStore, fill_id: int, person: Person, reason: str, *,
+    async def reject_vial(self, fill_id: int, person: Person, reason: str, *,
                           fill_again: bool, tablets: str) -> OrderState:
         """The pharmacist refuses the vial: QUEUED to fill it again, or CANCELLED. Its
         tablets are recorded as ``returned`` to their bin or ``wasted``."""
-        async with self._transaction() as conn:
+        async with self._db.transaction() as conn:
             vial, order = await vial_of(conn, fill_id)
             state = await take_step(
-                self, conn, order, vial,
+                self._db, conn, order, vial,
                 Step(Action.REJECT, person, reason, fill_again, tablets=tablets),
                 reason=f"{vial.code} rejected: {reason}")
             await set_vial_aside(conn, vial, vial.counted or 0, cause="rejected",
-                                 who=person.name, at=self._clock.now(), disposition=tablets,
+                                 who=person.name, at=self._db.clock.now(), disposition=tablets,
                                  reason=reason)
             return state
 
-    async def release_vial(self: WorkflowStore, fill_id: int, person: Person, destination: str, *,
+    async def release_vial(self, fill_id: int, person: Person, destination: str, *,
                            carrier: str | None = None,
                            tracking: str | None = None) -> OrderState:
         """To the pickup bin, or to shipping with carrier and tracking number."""
@@ -212,8 +203,8 @@ class VerificationRecords:
                                 "number")
         if destination == "pickup" and (carrier or tracking):
             raise WorkflowError("a vial for the pickup bin has no carrier or tracking number")
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             vial, order = await vial_of(conn, fill_id)
             await _unexpired(conn, vial, now.date())
             wanted = "shipping" if order.fulfilment == "ship" else "pickup"
@@ -221,39 +212,39 @@ class VerificationRecords:
                 raise WorkflowError(f"order {order.id} is for {order.fulfilment}; release it "
                                     f"to {wanted}")
             where = destination + (f" by {carrier}, tracking {tracking}" if carrier else "")
-            state = await take_step(self, conn, order, vial, Step(Action.RELEASE, person),
+            state = await take_step(self._db, conn, order, vial, Step(Action.RELEASE, person),
                                     reason=f"{vial.code} released to {where}")
             await conn.execute(sa.insert(releases).values(
                 order_id=order.id, fill_id=fill_id, destination=destination, carrier=carrier,
                 tracking=tracking, who=person.name, at=now))
             return state
 
-    async def release(self: WorkflowStore, order_id: int) -> Release | None:
+    async def release(self, order_id: int) -> Release | None:
         """Where a released order's vial went, or None."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             row = (await conn.execute(sa.select(releases).where(
                 releases.c.order_id == order_id))).mappings().first()
         return None if row is None else Release(**dict(row))
 
-    async def vial_to_label(self: WorkflowStore, fill_id: int) -> tuple[FillRecord, OrderRecord]:
+    async def vial_to_label(self, fill_id: int) -> tuple[FillRecord, OrderRecord]:
         """The vial whose label is about to print, with its order: it must be its order's
         filled vial, and no lot in it may have expired (WorkflowError says why)."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             vial, order = await vial_of(conn, fill_id)
             if order.state is not OrderState.FILLED:
                 raise WorkflowError(f"order {order.id} is {order.state}: a label is printed for "
                                     f"a filled vial before it is scanned onto it")
             lots = await lots_of(conn, fill_id)
-        if expired := expired_lots(lots, self._clock.now().date()):
+        if expired := expired_lots(lots, self._db.clock.now().date()):
             raise WorkflowError(f"{vial.code} holds {_lots(expired)}: no label is printed; a "
                                 f"pharmacist rejects the vial")
         return vial, order
 
-    async def label_sent(self: WorkflowStore, fill_id: int, *, who: str, printer: str, outcome: str,
+    async def label_sent(self, fill_id: int, *, who: str, printer: str, outcome: str,
                          reason: str | None) -> LabelRecord:
         """Record a label sent to (or refused by) a printer; reprints are counted copies."""
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             copies = await conn.scalar(sa.select(sa.func.count()).select_from(labels).where(
                 labels.c.fill_id == fill_id, labels.c.outcome == "printed"))
             copy = int(copies or 0) + 1
@@ -268,9 +259,9 @@ class VerificationRecords:
                 labels.c.id == inserted_id(result)))).mappings().one()
         return LabelRecord(**dict(row))
 
-    async def labels_for(self: WorkflowStore, fill_id: int) -> list[LabelRecord]:
+    async def labels_for(self, fill_id: int) -> list[LabelRecord]:
         """Every label sent for a vial, oldest first."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             rows = (await conn.execute(sa.select(labels).where(labels.c.fill_id == fill_id)
                                        .order_by(labels.c.id))).mappings().all()
         return [LabelRecord(**dict(row)) for row in rows]

@@ -4,16 +4,13 @@ tablets."""
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.clock import Clock
-from controller.domain.orders import FillOutcome, OrderState
+from controller.domain.orders import FillOutcome, OrderState, check_transition
 from controller.domain.roles import Duty, Person, require
 from controller.domain.workflow import DISPOSITIONS, NotTheVial
 from controller.store.audit_records import record
@@ -27,8 +24,11 @@ from controller.store.records import (
     fill_record,
     order_record,
 )
-from controller.store.schema import fills, orders, set_aside
+from controller.store.schema import fills, order_events, orders, set_aside
 from controller.store.stock import return_to_bin
+
+if TYPE_CHECKING:
+    from controller.store.store import Store
 
 CAUSES = ("partial", "unconfirmed", "rejected", "cancelled")
 
@@ -64,6 +64,20 @@ async def current_vial(conn: AsyncConnection, order_id: int) -> FillRecord | Non
         fills.c.id.not_in(sa.select(set_aside.c.fill_id))).order_by(fills.c.id.desc())
         .limit(1))).mappings().first()
     return None if row is None else fill_record(row)
+
+
+async def transition(conn: AsyncConnection, order_id: int, target: OrderState, who: str,
+                     reason: str | None, now: datetime) -> None:
+    """Move an order to ``target`` in the caller's transaction, with its event and its line in
+    the audit trail (TransitionError unless the order's states allow it)."""
+    current = (await order_of(conn, order_id)).state
+    check_transition(current, target)
+    await conn.execute(sa.update(orders).where(orders.c.id == order_id).values(
+        state=target, reason=reason, updated_at=now))
+    await conn.execute(sa.insert(order_events).values(
+        order_id=order_id, from_state=current, to_state=target, who=who, reason=reason, at=now))
+    await record(conn, now, who, f"order {target}", f"order:{order_id}",
+                 {"state": current}, {"state": target, "reason": reason})
 
 
 async def order_of(conn: AsyncConnection, order_id: int) -> OrderRecord:
@@ -108,46 +122,43 @@ async def vial_of(conn: AsyncConnection, fill_id: int) -> tuple[FillRecord, Orde
     return fill, order
 
 
-class _Base(Protocol):
-    _engine: AsyncEngine
-    _clock: Clock
-    _write: asyncio.Lock
-
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
 
 class VialRecords:
     """Vials and vials set aside (mixed into Store)."""
 
-    async def vial(self: _Base, fill_id: int) -> tuple[FillRecord, OrderRecord]:
+    def __init__(self, db: Store) -> None:
+        self._db = db
+
+    async def vial(self, fill_id: int) -> tuple[FillRecord, OrderRecord]:
         """The vial a label names and its order, if it is still that order's vial (NotTheVial
         says why not; StoreError when there is no such fill)."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return await vial_of(conn, fill_id)
 
-    async def order_vial(self: _Base, order_id: int) -> FillRecord | None:
+    async def order_vial(self, order_id: int) -> FillRecord | None:
         """The order's vial now (its last complete fill, unless set aside), or None."""
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             return await current_vial(conn, order_id)
 
-    async def set_aside_vials(self: _Base, *, pending_only: bool = False) -> list[SetAsideVial]:
+    async def set_aside_vials(self, *, pending_only: bool = False) -> list[SetAsideVial]:
         """Vials set aside, oldest first (only those awaiting a decision, if asked)."""
         query = sa.select(set_aside).order_by(set_aside.c.id)
         if pending_only:
             query = query.where(set_aside.c.disposition.is_(None))
-        async with self._engine.connect() as conn:
+        async with self._db.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [SetAsideVial(**dict(row)) for row in rows]
 
-    async def dispose_vial(self: _Base, vial_id: int, disposition: str, *,
+    async def dispose_vial(self, vial_id: int, disposition: str, *,
                            by: Person) -> SetAsideVial:
         """A person returned a set-aside vial's tablets to their bin, or wasted them."""
         require(by, Duty.DISPOSE_VIAL)
         who = by.name
         if disposition not in DISPOSITIONS:
             raise ValueError(f"disposition {disposition!r}: expected one of {DISPOSITIONS}")
-        now = self._clock.now()
-        async with self._transaction() as conn:
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
             row = (await conn.execute(sa.select(set_aside).where(set_aside.c.id == vial_id))
                    ).mappings().first()
             if row is None:
