@@ -26,14 +26,15 @@ FUZZ_EXAMPLES ?= 2000
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py --timeout=3600
 
-# The README's pictures: a vial label and the demo's table (docs/).
+# The README's pictures (a vial label, the demo's table) and the packages' imports (docs/).
 pictures: $(STAMP)
 	$(BIN)/python docs/pictures.py
+	$(BIN)/python docs/architecture.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller drivers simulators tests bench docs
 	$(BIN)/mypy
-	$(BIN)/mypy docs/pictures.py
+	$(BIN)/mypy docs/pictures.py docs/architecture.py
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
