@@ -6,7 +6,8 @@ import asyncio
 
 from drivers.vial_filler import protocol as wire
 from simulators.clock import MachineClock
-from simulators.vial_filler.device import SimCell, VialFillerDevice
+from simulators.vial_filler.device import VialFillerDevice
+from simulators.vial_filler.parts import SimCell
 
 
 def device(*, noise_mg: float = 1.0, drift_mg_per_min: float = 0.5) -> VialFillerDevice:

@@ -16,7 +16,7 @@ from controller.api.fhir_in import FhirProblems
 from controller.domain.labels import LabelError
 from controller.domain.prescriptions import Problem
 from controller.domain.roles import RoleError, WorkflowError
-from controller.pharmacy.service import NotFound, OrderInvalid
+from controller.pharmacy.refusals import NotFound, OrderInvalid
 from controller.store.people import AuthError
 from controller.store.verification import NotALabel
 from drivers import errors

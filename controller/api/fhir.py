@@ -14,7 +14,7 @@ from controller.api.fhir_out import operation_outcome, outcome_of, request_of
 from controller.domain.orders import FillOutcome
 from controller.domain.prescriptions import Problem
 from controller.domain.roles import WorkflowError
-from controller.pharmacy.service import NotFound, OrderInvalid
+from controller.pharmacy.refusals import NotFound, OrderInvalid
 
 FHIR_JSON = "application/fhir+json"
 

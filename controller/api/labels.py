@@ -9,7 +9,7 @@ from controller.api.bodies import Reprint, Scan, order_out
 from controller.api.deps import OrderId, Site, Who
 from controller.domain.labels import layout
 from controller.pharmacy.previews import render_pdf, render_png
-from controller.pharmacy.service import NotFound
+from controller.pharmacy.refusals import NotFound
 
 router = APIRouter()
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from controller.api.bodies import Reject, ReleaseIn, Witness, order_out
 from controller.api.deps import LabelCode, OrderId, Site, Who
-from controller.pharmacy.service import Evidence
+from controller.pharmacy.evidence import Evidence
 
 router = APIRouter(tags=["pharmacist"])
 

@@ -23,7 +23,7 @@ from controller.reading import ConfigError, read_text
 from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply, help_text
 from simulators.tablet_counter.device import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
-from simulators.vial_filler.device import SimCell
+from simulators.vial_filler.parts import SimCell
 from simulators.vial_filler.server import FillerSimulator
 
 simulate_app = typer.Typer(help="Run a simulated robot on a pty or a TCP port.",

@@ -28,8 +28,10 @@ from controller.demo.floor import ADMIN, PHARMACIST, TECHNICIAN, DemoFloor
 from controller.demo.orders import OrderEntry, load_orders
 from controller.domain.orders import FillOutcome, OrderState
 from controller.domain.roles import Role, WorkflowError
-from controller.pharmacy.service import OrderInvalid, Pharmacy
+from controller.pharmacy.refusals import OrderInvalid
+from controller.pharmacy.service import Pharmacy
 from controller.reading import ConfigError
+from controller.robots.simulated import Simulator
 from controller.robots.supervisor import Supervisor
 from controller.site import (
     PortInUse,
@@ -94,15 +96,9 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
     passwords = await _people(store)
     async with (broker_link(settings, mqtt) as link, simulated_robots(settings, store) as sims,
                 label_printer(settings) as (printer, printer_sim)):
-        for robot, sim in sims.items():
-            console.print(f"simulator {robot} listening on {sim.url}")
-        console.print(f"store: {path}")
-        if kept:  # its people sign in to the CLI afterwards (--user NAME)
-            console.print("people of this store (a new password each run): " + ", ".join(
-                f"{p.name} ({', '.join(sorted(p.roles))}): {passwords[p.name]}"
-                for p in (ADMIN, TECHNICIAN, PHARMACIST)))
-        console.print(f"mqtt: {'off' if link is None else link.url}"
-                      f" (topics rxfill/{settings.config.site.id}/...)")
+        _say_where(console, sims, path, passwords if kept else None,
+                   f"{'off' if link is None else link.url} (topics rxfill/"
+                   f"{settings.config.site.id}/...)")
         supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()},
                                 mqtt=link)
         pharmacy = Pharmacy(settings, store, supervisor, printer=printer)
@@ -149,6 +145,19 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
                 await _serve(pharmacy, console, passwords, sock)
             await pharmacy.close()
     return 0
+
+
+def _say_where(console: Console, sims: dict[str, Simulator], path: Path,
+               passwords: dict[str, str] | None, mqtt: str) -> None:
+    """Where the simulators, the store and the broker are, and a kept store's people."""
+    for robot, sim in sims.items():
+        console.print(f"simulator {robot} listening on {sim.url}")
+    console.print(f"store: {path}")
+    if passwords is not None:  # its people sign in to the CLI afterwards (--user NAME)
+        console.print("people of this store (a new password each run): " + ", ".join(
+            f"{p.name} ({', '.join(sorted(p.roles))}): {passwords[p.name]}"
+            for p in (ADMIN, TECHNICIAN, PHARMACIST)))
+    console.print(f"mqtt: {mqtt}")
 
 
 async def _people(store: Store) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass
 
 import structlog
 
@@ -21,10 +20,12 @@ from controller.domain.labels import (
     label_content,
     layout,
 )
-from controller.domain.orders import FillOutcome, Order, OrderState
+from controller.domain.orders import Order, OrderState
 from controller.domain.prescriptions import Problem, prescription_problems
 from controller.domain.roles import Duty, Person, WorkflowError, require
 from controller.domain.weight import check_weight
+from controller.pharmacy.evidence import Evidence, evidence_of
+from controller.pharmacy.refusals import NotFound, OrderInvalid
 from controller.robots.notices import Notice, OrderSettled
 from controller.robots.supervisor import Supervisor
 from controller.robots.worker import OutputError
@@ -39,38 +40,6 @@ log = structlog.get_logger(__name__)
 HAND_SCALE_NOISE_MG = 5.0
 """The counting station's bench scale: one standard deviation of its reading."""
 ON_DUTY = "pharmacist_on_duty"
-
-
-class OrderInvalid(ValueError):
-    """An order that cannot be filled as written; ``problems`` names each field."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{'.'.join(p.field)}: {p.message}" for p in problems))
-        self.problems = problems
-
-
-class NotFound(LookupError):
-    """No such order, fill or label."""
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What the pharmacist sees at the verification station for one vial."""
-
-    order: OrderRecord
-    fill: FillRecord
-    drug: str
-    schedule: str | None
-    lots: list[dict[str, str]]
-    """Each lot the vial drew from: lot, expiry."""
-    history: list[dict[str, str | None]]
-    """Every transition: from, to, who, reason."""
-    exceptions: list[str]
-    """What went wrong on the way (failed fills' details)."""
-    labels: list[LabelRecord]
-    filled_by: str
-    """``robot tc1 bin 3``, or the person who counted by hand."""
-    labelled_by: str | None
 
 
 class Pharmacy:
@@ -333,25 +302,7 @@ class Pharmacy:
     async def evidence(self, fill_id: int, person: Person) -> Evidence:
         """Everything the pharmacist checks before approving the vial (pharmacists only)."""
         require(person, Duty.SEE_EVIDENCE)
-        try:
-            fill, order = await self.store.vials.vial(fill_id)
-        except StoreError as exc:
-            raise NotFound(str(exc)) from None
-        fills = await self.store.orders.fills(order.id)
-        drug = self.settings.formulary[order.ndc]
-        history = [{"from": f, "to": t, "who": w, "reason": r}
-                   for f, t, w, r in await self.store.orders.order_history(order.id)]
-        failed = [f"{f.robot} bin {f.bin}: {f.outcome}: {f.detail}" for f in fills
-                  if f.outcome not in (None, FillOutcome.FILLED)]
-        lots = [{"lot": lot, "expiry": f"{expiry:%Y-%m-%d}"}
-                for lot, expiry in await self.store.orders.fill_lots(fill.id)]
-        return Evidence(
-            order=order, fill=fill, drug=f"{drug.display_name} ({drug.description})",
-            schedule=order.schedule, lots=lots, history=history, exceptions=failed,
-            labels=await self.store.verification.labels_for(fill.id),
-            filled_by=(f"counted by hand by {fill.counted_by}" if fill.counted_by
-                       else f"robot {fill.robot} bin {fill.bin}"),
-            labelled_by=fill.labelled_by)
+        return await evidence_of(self.store, self.settings.formulary, fill_id)
 
     async def witness(self, fill_id: int, count: int, person: Person) -> None:
         """A pharmacist's witnessed second count of a schedule II vial."""

@@ -12,7 +12,8 @@ from controller.config import Robot, Settings
 from simulators.clock import MachineClock
 from simulators.tablet_counter.device import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
-from simulators.vial_filler.device import SimCell, VialFillerDevice
+from simulators.vial_filler.device import VialFillerDevice
+from simulators.vial_filler.parts import SimCell
 from simulators.vial_filler.server import FillerSimulator
 
 Simulator = CounterSimulator | FillerSimulator

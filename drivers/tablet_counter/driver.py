@@ -32,46 +32,19 @@ from drivers.base import (
     ScaleReading,
 )
 from drivers.errors import (
-    BadRequest,
-    Busy,
     DeviceError,
-    DoorOpen,
     DriverError,
-    JammedOrEmpty,
-    JobConflict,
     LinkError,
-    NoSuchChannel,
-    NotCalibrated,
     NotConnectedError,
-    OutputOccupied,
     ProtocolError,
     ReplyTimeout,
-    ScaleNotStable,
-    UnknownJob,
 )
 from drivers.events import Backlog, EventStream, deliver
 from drivers.tablet_counter import protocol as wire
+from drivers.tablet_counter.replies import END_STATUSES, ERRORS
 from drivers.tablet_counter.settings import SerialCounterSettings
 
 log = structlog.get_logger(__name__)
-
-_END_STATUSES = frozenset(
-    state.value for state in wire.JobState if state is not wire.JobState.COUNTING)
-"""EN's STATUS: how a count ended, in the ICD's upper case."""
-
-_ERRORS: dict[str, type[DeviceError]] = {
-    wire.ErrorCode.BAD_REQUEST: BadRequest,
-    wire.ErrorCode.BAD_ARGUMENT: BadRequest,
-    wire.ErrorCode.BUSY: Busy,
-    wire.ErrorCode.NO_SUCH_CHANNEL: NoSuchChannel,
-    wire.ErrorCode.DOOR_OPEN: DoorOpen,
-    wire.ErrorCode.NOT_CALIBRATED: NotCalibrated,
-    wire.ErrorCode.CHUTE_NOT_EMPTY: OutputOccupied,
-    wire.ErrorCode.JAMMED_OR_EMPTY: JammedOrEmpty,
-    wire.ErrorCode.UNKNOWN_JOB: UnknownJob,
-    wire.ErrorCode.JOB_CONFLICT: JobConflict,
-    wire.ErrorCode.SCALE_NOT_STABLE: ScaleNotStable,
-}
 
 class SerialTabletCounter(OpensAsContext):
     """A tablet counter speaking the vendor's serial ICD.
@@ -309,7 +282,7 @@ class SerialTabletCounter(OpensAsContext):
         if reply.ok:
             return reply.args
         code = reply.args[0] if reply.args else ""
-        kind = _ERRORS.get(code, DeviceError)
+        kind = ERRORS.get(code, DeviceError)
         meaning = wire.ERROR_MEANING.get(code, "an error code the ICD does not list")
         text = " ".join(reply.args)
         raise kind(f"{code} {meaning}", device=self.name, code=code, request=request,
@@ -350,7 +323,7 @@ class SerialTabletCounter(OpensAsContext):
                 return Progress(wire.job_id(args[0]),
                                 wire.number(args[1], 0, wire.MAX_QUANTITY))
             if (frame.name == wire.EventName.END and len(args) == 4
-                    and args[1] in _END_STATUSES):
+                    and args[1] in END_STATUSES):
                 return JobEnded(JobReport(wire.job_id(args[0]), JobOutcome(args[1].lower()),
                                           wire.number(args[2], 0, wire.MAX_QUANTITY),
                                           wire.number(args[3], 0, wire.MAX_WEIGHT_MG)))

@@ -7,8 +7,7 @@ tells every ``events()`` reader what changed; a heartbeat task writes
 HEARTBEAT every second. Every pymodbus exception and ``isError()`` reply is
 turned into the driver's own errors here, at the boundary.
 
-Several RTU units on one serial line share one client: the :class:`_Bus`
-lets one request at a time onto the line.
+Several RTU units on one serial line share one client (``line.Bus``).
 """
 
 from __future__ import annotations
@@ -17,8 +16,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import structlog
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -26,18 +24,10 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 
 from drivers.base import OpensAsContext
 from drivers.errors import (
-    BadRequest,
-    Busy,
-    DeviceError,
-    DoorOpen,
     DriverError,
     ExceptionReply,
-    JobConflict,
     LinkError,
-    NoSuchChannel,
-    NotCalibrated,
     NotConnectedError,
-    OutputOccupied,
     ProtocolError,
     ReplyTimeout,
     UnknownJob,
@@ -46,78 +36,27 @@ from drivers.events import Backlog, EventStream, deliver
 from drivers.filler_types import (
     CapType,
     CellCalibration,
-    FillerFault,
     FillerIdentity,
-    FillerState,
     FillerStatus,
-    VialEnd,
     VialReport,
 )
 from drivers.tasks import cancelled, stop_tasks
 from drivers.vial_filler import protocol as wire
+from drivers.vial_filler.line import (
+    END,
+    EXCEPTIONS,
+    FAULT,
+    REFUSAL,
+    STATE,
+    Bus,
+    Expect,
+    status_of,
+    write_heartbeat,
+)
 from drivers.vial_filler.protocol import Cap, CmdResult, Command, CommandBlock, Holding, Inputs
 from drivers.vial_filler.settings import ModbusFillerSettings
 
 log = structlog.get_logger(__name__)
-
-_STATE = {
-    wire.State.IDLE: FillerState.IDLE, wire.State.FILLING: FillerState.FILLING,
-    wire.State.CAPPING: FillerState.CAPPING, wire.State.DONE: FillerState.DONE,
-    wire.State.FAULT: FillerState.FAULT, wire.State.SAFE: FillerState.SAFE,
-}
-_FAULT = {
-    wire.Fault.JAM: FillerFault.JAM, wire.Fault.CELL_EMPTY: FillerFault.CELL_EMPTY,
-    wire.Fault.NO_VIAL: FillerFault.NO_VIAL, wire.Fault.DOOR_OPEN: FillerFault.DOOR_OPEN,
-    wire.Fault.CAP_FAULT: FillerFault.CAP_FAULT, wire.Fault.SCALE_FAULT: FillerFault.SCALE_FAULT,
-}
-_END = {
-    wire.LastStatus.DONE: VialEnd.DONE, wire.LastStatus.JAM: VialEnd.JAM,
-    wire.LastStatus.CELL_EMPTY: VialEnd.CELL_EMPTY, wire.LastStatus.ABORTED: VialEnd.ABORTED,
-    wire.LastStatus.NO_VIAL: VialEnd.NO_VIAL, wire.LastStatus.CAP_FAULT: VialEnd.CAP_FAULT,
-    wire.LastStatus.SAFE: VialEnd.SAFE,
-}
-_REFUSAL: dict[CmdResult, type[DeviceError]] = {
-    CmdResult.BUSY: Busy,
-    CmdResult.BAD_CELL: NoSuchChannel,
-    CmdResult.BAD_QUANTITY: BadRequest,
-    CmdResult.BAD_VIAL: BadRequest,
-    CmdResult.DUPLICATE_JOB: JobConflict,
-    CmdResult.OUTPUT_OCCUPIED: OutputOccupied,
-    CmdResult.NOT_CALIBRATED: NotCalibrated,
-    CmdResult.DOOR_OPEN: DoorOpen,
-}
-_EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
-               4: "device failure", 11: "target device failed to respond"}
-
-
-class _Bus:
-    """One pymodbus client and the lock that lets one request at a time onto its line."""
-
-    open_buses: ClassVar[dict[tuple[int, str], _Bus]] = {}
-
-    def __init__(self, key: tuple[int, str], client: Any) -> None:
-        self.key = key
-        self.client = client
-        self.lock = asyncio.Lock()
-        self.users = 0
-
-    @classmethod
-    def get(cls, url: str, make: Callable[[], Any]) -> _Bus:
-        """The bus for ``url`` in this event loop, made on first use."""
-        key = (id(asyncio.get_running_loop()), url)
-        bus = cls.open_buses.get(key)
-        if bus is None:
-            bus = cls.open_buses[key] = _Bus(key, make())
-        bus.users += 1
-        return bus
-
-    def release(self) -> None:
-        """One user less; the last one closes the client."""
-        self.users -= 1
-        if self.users <= 0:
-            self.open_buses.pop(self.key, None)
-            self.client.close()
-
 
 class ModbusVialFiller(OpensAsContext):
     """A vial filler over Modbus TCP (``modbus-tcp://HOST[:PORT]``, 502 by default) or RTU
@@ -163,7 +102,7 @@ class ModbusVialFiller(OpensAsContext):
         self.heartbeat_interval = heartbeat_interval
         self.last_status: FillerStatus | None = None
         """What the poller read last."""
-        self._bus: _Bus | None = None
+        self._bus: Bus | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: set[Backlog[FillerStatus]] = set()
         self._heartbeat = 0
@@ -190,7 +129,7 @@ class ModbusVialFiller(OpensAsContext):
         """Connect, read the registers once, then start the poller and the heartbeat."""
         if self._bus is not None:
             return
-        bus = _Bus.get(self.url, self._make_client)
+        bus = Bus.get(self.url, self._make_client)
         try:
             if not bus.client.connected:
                 with contextlib.suppress(ModbusException, OSError):
@@ -235,7 +174,7 @@ class ModbusVialFiller(OpensAsContext):
     # -- requests --------------------------------------------------------------
 
     async def _request(self, what: str, call: Callable[[Any], Awaitable[Any]],
-                       expect: _Expect) -> Any:
+                       expect: Expect) -> Any:
         """One request on the line, its failures turned into the driver's errors.
 
         The reply must be the one asked for (``expect``): another function code,
@@ -261,7 +200,7 @@ class ModbusVialFiller(OpensAsContext):
         if reply.isError():
             code = getattr(reply, "exception_code", 0)
             raise ExceptionReply(
-                f"exception {code} ({_EXCEPTIONS.get(code, 'unknown')})", device=self.name,
+                f"exception {code} ({EXCEPTIONS.get(code, 'unknown')})", device=self.name,
                 exception_code=code, request=what, reply=str(reply))
         why = expect.mismatch(reply)
         if why is not None:
@@ -277,7 +216,7 @@ class ModbusVialFiller(OpensAsContext):
 
     async def _inputs(self) -> Inputs:
         reply = await self._request("read input registers 0-27", lambda c: c.read_input_registers(
-            0, count=wire.INPUT_COUNT, device_id=self.unit), _Expect(4, None, wire.INPUT_COUNT))
+            0, count=wire.INPUT_COUNT, device_id=self.unit), Expect(4, None, wire.INPUT_COUNT))
         try:
             return Inputs.decode(reply.registers)
         except ValueError as exc:
@@ -287,7 +226,7 @@ class ModbusVialFiller(OpensAsContext):
     async def _discrete(self) -> list[bool]:
         reply = await self._request("read discrete inputs 0-3", lambda c: c.read_discrete_inputs(
             0, count=wire.DISCRETE_COUNT, device_id=self.unit),
-            _Expect(2, None, wire.DISCRETE_COUNT))
+            Expect(2, None, wire.DISCRETE_COUNT))
         bits = list(reply.bits)
         if len(bits) < wire.DISCRETE_COUNT:
             raise ProtocolError(f"{len(bits)} discrete inputs, expected {wire.DISCRETE_COUNT}",
@@ -298,7 +237,7 @@ class ModbusVialFiller(OpensAsContext):
     async def _write(self, address: int, values: list[int], what: str) -> None:
         await self._request(what, lambda c: c.write_registers(address, values,
                                                               device_id=self.unit),
-                            _Expect(16, address, len(values)))
+                            Expect(16, address, len(values)))
 
     async def _command(self, block: CommandBlock) -> Inputs:
         """Write a command, then read CMD_RESULT back; raise the refusal it names."""
@@ -315,7 +254,7 @@ class ModbusVialFiller(OpensAsContext):
         if (result is CmdResult.DUPLICATE_JOB and block.command is Command.START
                 and block.job in (inputs.job, inputs.last_job)):
             return inputs  # the device already has this job: START is idempotent
-        raise _REFUSAL[result](wire.CMD_RESULT_MEANING[result], device=self.name,
+        raise REFUSAL[result](wire.CMD_RESULT_MEANING[result], device=self.name,
                                code=str(int(result)), request=what,
                                reply=f"CMD_RESULT {int(result)}")
 
@@ -331,7 +270,7 @@ class ModbusVialFiller(OpensAsContext):
         """Every register now, read fresh."""
         inputs = await self._inputs()
         bits = await self._discrete()
-        return _status(inputs, bits)
+        return status_of(inputs, bits)
 
     async def start(self, job: int, cell: int, quantity: int, vial_drams: int,
                     cap: CapType) -> None:
@@ -347,14 +286,14 @@ class ModbusVialFiller(OpensAsContext):
     async def job(self, job: int) -> VialReport:
         """The fate of ``job``: the one in progress, or the last finished one."""
         inputs = await self._inputs()
-        state = _STATE[inputs.state]
+        state = STATE[inputs.state]
         running = inputs.state in (wire.State.FILLING, wire.State.CAPPING, wire.State.FAULT,
                                    wire.State.SAFE)
         if inputs.job == job and running and inputs.last_job != job:
-            return VialReport(job, state, _FAULT.get(inputs.fault), None, inputs.count,
+            return VialReport(job, state, FAULT.get(inputs.fault), None, inputs.count,
                               inputs.weight_mg)
         if inputs.last_job == job:
-            return VialReport(job, state, None, _END[inputs.last_status], inputs.last_count,
+            return VialReport(job, state, None, END[inputs.last_status], inputs.last_count,
                               inputs.last_weight_mg)
         raise UnknownJob(f"job {job} is neither in progress nor the last one (device: job "
                          f"{inputs.job}, last {inputs.last_job})", device=self.name,
@@ -389,7 +328,7 @@ class ModbusVialFiller(OpensAsContext):
         reply = await self._request(
             f"read calibration of cell {cell}",
             lambda c: c.read_holding_registers(address, count=2, device_id=self.unit),
-            _Expect(3, None, 2))
+            Expect(3, None, 2))
         sensitivity, unit_dmg = reply.registers
         return CellCalibration(sensitivity, unit_dmg / 10)
 
@@ -435,8 +374,8 @@ class ModbusVialFiller(OpensAsContext):
             self._heartbeat = (self._heartbeat + 1) & 0xFFFF
             try:
                 await self._request("heartbeat", functools.partial(
-                    _write_heartbeat, value=self._heartbeat, unit=self.unit),
-                    _Expect(6, Holding.HEARTBEAT, 1))
+                    write_heartbeat, value=self._heartbeat, unit=self.unit),
+                    Expect(6, Holding.HEARTBEAT, 1))
             except DriverError as exc:
                 if cancelled():
                     raise asyncio.CancelledError from exc
@@ -449,44 +388,3 @@ class ModbusVialFiller(OpensAsContext):
             await asyncio.sleep(self.heartbeat_interval)
 
 
-@dataclass(frozen=True, slots=True)
-class _Expect:
-    """What a reply must be: its function code, the address it echoes, how many values."""
-
-    function_code: int
-    address: int | None
-    count: int
-
-    def mismatch(self, reply: Any) -> str | None:
-        """Why ``reply`` is not the answer to this request, or None when it is."""
-        code = getattr(reply, "function_code", None)
-        if code != self.function_code:
-            return f"function code {code}, expected {self.function_code}"
-        if self.function_code == 2:
-            got = len(getattr(reply, "bits", ()))
-            return None if got >= self.count else f"{got} bits, expected {self.count}"
-        if self.address is not None and getattr(reply, "address", None) != self.address:
-            return f"address {getattr(reply, 'address', None)}, expected {self.address}"
-        if self.function_code in (3, 4):
-            got = len(getattr(reply, "registers", ()))
-            return None if got == self.count else f"{got} registers, expected {self.count}"
-        if self.function_code == 16 and getattr(reply, "count", None) != self.count:
-            return f"count {getattr(reply, 'count', None)}, expected {self.count}"
-        return None
-
-
-async def _write_heartbeat(client: Any, *, value: int, unit: int) -> Any:
-    return await client.write_register(Holding.HEARTBEAT, value, device_id=unit)
-
-
-def _status(inputs: Inputs, bits: list[bool]) -> FillerStatus:
-    return FillerStatus(
-        state=_STATE[inputs.state], job=inputs.job or None, count=inputs.count,
-        weight_mg=inputs.weight_mg, fault=_FAULT.get(inputs.fault),
-        last_job=inputs.last_job or None, last_end=_END[inputs.last_status],
-        last_count=inputs.last_count, last_weight_mg=inputs.last_weight_mg,
-        jobs_done=inputs.jobs_done, heartbeat_echo=inputs.heartbeat_echo,
-        door_closed=bits[wire.Discrete.DOOR_CLOSED], vial_in_bay=bits[wire.Discrete.VIAL_IN_BAY],
-        estop=bits[wire.Discrete.ESTOP], hopper_low=bits[wire.Discrete.HOPPER_LOW],
-        vials_left=dict(zip(wire.VIAL_SIZES, inputs.vials_left, strict=True)),
-    )

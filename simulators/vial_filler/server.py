@@ -31,7 +31,8 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from drivers.vial_filler import protocol as wire
 from simulators.clock import MachineClock
 from simulators.ports import PtyPort
-from simulators.vial_filler.device import SimCell, VialFillerDevice
+from simulators.vial_filler.device import VialFillerDevice
+from simulators.vial_filler.parts import SimCell
 
 _DECODE_FAILED = 0x80
 """pymodbus answers a request it cannot decode with function code 0x80."""
