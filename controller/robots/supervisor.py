@@ -23,14 +23,12 @@ from controller.backoff import Backoff
 from controller.clock import Clock, wait_set
 from controller.config import Settings
 from controller.domain.orders import (
-    PARTIAL_OUTCOMES,
     FillOutcome,
     Order,
     OrderState,
     order_problems,
 )
 from controller.domain.recovery import OrderAction
-from controller.domain.routing import BinChoice, Unroutable, choose_bin
 from controller.mqtt.publisher import BrokerLink, Publisher
 from controller.mqtt.topics import Topics
 from controller.robots.counter import CounterRobot
@@ -50,7 +48,8 @@ from controller.robots.notices import (
     RobotOffline,
     RobotOnline,
 )
-from controller.robots.worker import Dispense, Output, OutputError, RobotWorker
+from controller.robots.router import Router
+from controller.robots.worker import Output, OutputError, RobotWorker
 from controller.store import FillRecord, OrderRecord, Store
 from drivers.tasks import stop_tasks
 
@@ -84,11 +83,6 @@ class Supervisor:
                           if mqtt is not None and self.topics is not None else None)
         self.desk = AlarmDesk(settings, store, self.clock)
         self._listeners: list[Callable[[Notice], None]] = []
-        self._reservations: dict[int, tuple[int, int]] = {}
-        """order id → (bin id, quantity) routed but not yet taken off the bin."""
-        self._parked: set[int] = set()
-        """Queued orders only an offline robot can fill: routed again when one is back."""
-        self._route_lock = asyncio.Lock()
         self._settled: dict[int, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
         rng = random.Random(seed)
@@ -107,6 +101,7 @@ class Supervisor:
                 backoff=Backoff(rng=random.Random(rng.random())))
         if self.publisher is not None:
             self.publisher.robots = frozenset(self.robots)
+        self.router = Router(store, self.robots, lambda: self.clock.now(), self._settle)
         self.watch = AlarmWatch(self.desk, store, self.robots, self.topics, self.clock,
                                 self._sent, self.started_at)
         self._watch_task: asyncio.Task[None] | None = None
@@ -145,7 +140,7 @@ class Supervisor:
         for order in await self.store.orders.orders():
             if order.state is OrderState.QUEUED:
                 # An order a robot left a partial vial of is not sent back to that robot.
-                await self._route(order, exclude=await self._failed_on(order.id))
+                await self.router.route(order, exclude=await self.router.failed_on(order.id))
         self._task = asyncio.create_task(self._run(), name="supervisor")
         self._task.add_done_callback(self._stopped)
         await self.watch.check()
@@ -222,75 +217,7 @@ class Supervisor:
             return record, True
         log.info("order queued", order=record.id, ndc=order.ndc, quantity=order.quantity)
         # Nothing is awaited after routing: the caller has the record before a robot starts it.
-        return await self._route(record), True
-
-    async def _route(self, order: OrderRecord, *, exclude: frozenset[str] = frozenset(),
-                     only: str | None = None, failed: str | None = None) -> OrderRecord:
-        """Queue ``order`` on the robot that will finish it first, or move it to EXCEPTION.
-
-        An offline robot is offered nothing: an order only an offline robot
-        could fill waits, queued, until that robot is back.
-        ``exclude`` names robots that must not take it (they failed it);
-        ``only`` keeps it on one robot (a retry there); ``failed`` says what
-        happened before, for the EXCEPTION's reason.
-        """
-        async with self._route_lock:
-            current = await self.store.orders.order(order.id)
-            if current.state is not OrderState.QUEUED or order.id in self._reservations:
-                return current  # routed (or settled) meanwhile: never queued twice
-            reserved: dict[int, int] = {}
-            for bin_id, quantity in self._reservations.values():
-                reserved[bin_id] = reserved.get(bin_id, 0) + quantity
-            refusals: list[str] = []
-            choices = []
-            offline: list[str] = []
-            today = self.clock.now().date()
-            down = await self.store.alarms.out_of_service()
-            for b in await self.store.stock.bins():
-                robot = self.robots.get(b.robot)
-                if robot is None or b.robot in exclude or (only and b.robot != only):
-                    continue
-                if b.robot in down:
-                    if b.ndc == order.ndc:
-                        refusals.append(f"{b.robot}: out of service for maintenance")
-                    continue
-                if b.ndc == order.ndc and b.on_hand > 0 and b.expiry < today:
-                    refusals.append(f"{b.robot} bin {b.bin}: lot {b.lot} expired on "
-                                    f"{b.expiry:%Y-%m-%d}")
-                    continue
-                if b.ndc == order.ndc and (why := robot.can_fill(order.ndc, order.quantity)):
-                    refusals.append(f"{b.robot}: {why}")
-                    continue
-                if not robot.online:
-                    if b.ndc == order.ndc and b.on_hand - reserved.get(b.id, 0) >= order.quantity:
-                        offline.append(b.robot)
-                    continue
-                choices.append(BinChoice(
-                    b.id, b.robot, b.bin, b.ndc, b.on_hand - reserved.get(b.id, 0), robot.ready,
-                    robot.backlog_s + robot.estimate_s(order.quantity)))
-            choice = choose_bin(order.ndc, order.quantity, choices)
-            if isinstance(choice, Unroutable) and offline:
-                self._parked.add(order.id)
-                log.info("order waits for an offline robot", order=order.id,
-                            robots=sorted(set(offline)))
-                return current
-            if isinstance(choice, Unroutable):
-                reason = "; ".join([choice.reason, *refusals])
-                if exclude:
-                    reason += f" (not counting {', '.join(sorted(exclude))}, which failed it)"
-                if failed:
-                    reason = f"{failed}; cannot fill it elsewhere: {reason}"
-                settled = await self.store.orders.move_order(order.id, OrderState.EXCEPTION,
-                                                             reason=reason)
-                log.warning("order cannot be routed", order=order.id, reason=reason)
-                self._settle(OrderSettled(order.id, OrderState.EXCEPTION, reason))
-                return settled
-            self._reservations[order.id] = (choice.bin_id, order.quantity)
-            worker = self.robots[choice.robot]
-            worker.enqueue(Dispense(order.id, choice.bin_id, worker.estimate_s(order.quantity)))
-            log.info("order routed", order=order.id, robot=choice.robot, bin=choice.bin,
-                     finish_s=round(choice.finish_s, 1))
-            return order
+        return await self.router.route(record), True
 
     async def requeued(self, order_id: int, *, robot: str | None = None) -> OrderRecord:
         """A person sent ``order_id`` back to QUEUED (a retry, a rejected vial): route it,
@@ -301,63 +228,19 @@ class Supervisor:
             if robot not in self.robots:
                 raise ValueError(f"no robot {robot!r}; expected one of "
                                  f"{', '.join(self.robots)}")
-            return await self._route(order, only=robot)
+            return await self.router.route(order, only=robot)
         # Away from the robots that failed it, unless only they hold its drug: a person
         # who retries an order there has seen to the robot.
-        failed = await self._failed_on(order_id)
+        failed = await self.router.failed_on(order_id)
         holders = {b.robot for b in await self.store.stock.bins()
                    if b.ndc == order.ndc and b.robot in self.robots}
-        return await self._route(order, exclude=failed if holders - failed else frozenset())
+        return await self.router.route(order, exclude=failed if holders - failed else frozenset())
 
     def withdrawn(self, order_id: int) -> None:
         """A person cancelled ``order_id``: its place on a robot's queue is given up (the
         robot skips it) and its bin's reservation released."""
-        self._reservations.pop(order_id, None)
-        self._parked.discard(order_id)
+        self.router.withdraw(order_id)
         self._settled.setdefault(order_id, asyncio.Event()).set()
-
-    async def _after_failed_fill(self, fill: FillRecord, action: OrderAction) -> None:
-        """Fill the order again, on the same robot or another, as the recovery rule said."""
-        order = await self.store.orders.order(fill.order_id)
-        if order.state is not OrderState.QUEUED:
-            return
-        if action is OrderAction.REROUTE:
-            away = await self._failed_on(order.id) | {fill.robot}
-            log.info("order rerouted", order=order.id, away_from=sorted(away))
-            await self._route(order, exclude=away, failed=f"{fill.robot}: {fill.detail}")
-        else:
-            await self._route(order, only=fill.robot, failed=f"{fill.robot}: {fill.detail}")
-
-    async def _returned(self, notice: OrderReturned) -> None:
-        """A robot handed a queued order back (the store refused the fill there): route it
-        to another robot, or to exception with why."""
-        order = await self.store.orders.order(notice.order_id)
-        await self._route(order, exclude=await self._failed_on(order.id) | {notice.robot},
-                          failed=f"{notice.robot}: {notice.reason}")
-
-    async def _reroute_queue(self, robot: str) -> None:
-        """A robot went offline: what waited on its queue is routed again (to a robot that
-        answers, or it waits, queued, for one)."""
-        worker = self.robots[robot]
-        if worker.online:
-            return  # back already
-        for item in worker.unqueue():
-            self._reservations.pop(item.order_id, None)
-            order = await self.store.orders.order(item.order_id)
-            log.info("order taken off an offline robot's queue", order=order.id, robot=robot)
-            await self._route(order, exclude=await self._failed_on(order.id))
-
-    async def _unpark(self) -> None:
-        """A robot is back: route the orders that waited for one."""
-        parked, self._parked = sorted(self._parked), set()
-        for order_id in parked:
-            order = await self.store.orders.order(order_id)
-            await self._route(order, exclude=await self._failed_on(order_id))
-
-    async def _failed_on(self, order_id: int) -> frozenset[str]:
-        """The robots that left a partial vial of this order."""
-        return frozenset(f.robot for f in await self.store.orders.fills(order_id)
-                         if f.outcome in PARTIAL_OUTCOMES)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -434,21 +317,22 @@ class Supervisor:
     def online(self, robot: str) -> None:
         """A robot answers: route the orders that waited for one."""
         self.news(RobotOnline(robot))
-        if self._parked:
-            self._spawn(self._unpark(), f"unpark-{robot}")
+        if self.router.parked:
+            self._spawn(self.router.unpark(), f"unpark-{robot}")
 
     def offline(self, robot: str, reason: str) -> None:
         """A robot stopped answering: route what waited on its queue elsewhere."""
         self.news(RobotOffline(robot, reason))
         if robot in self.robots:
-            self._spawn(self._reroute_queue(robot), f"reroute-{robot}")
+            self._spawn(self.router.reroute_queue(robot), f"reroute-{robot}")
 
     def fill_ended(self, fill: FillRecord, action: OrderAction | None) -> None:
         """Release the fill's reservation; fill its order again, or settle it."""
         self.news(FillEnded(fill, action))
-        self._reservations.pop(fill.order_id, None)
+        self.router.release(fill.order_id)
         if action not in (None, OrderAction.FAIL):
-            self._spawn(self._after_failed_fill(fill, action), f"refill-order-{fill.order_id}")
+            self._spawn(self.router.after_failed_fill(fill, action),
+                        f"refill-order-{fill.order_id}")
             return
         state = OrderState.FILLED if fill.outcome is FillOutcome.FILLED else OrderState.EXCEPTION
         self._settle(OrderSettled(fill.order_id, state, fill.detail, fill.id))
@@ -457,8 +341,8 @@ class Supervisor:
         """Release the order's reservation and route it to another robot (or exception)."""
         notice = OrderReturned(order_id, robot, reason)
         self.news(notice)
-        self._reservations.pop(order_id, None)
-        self._spawn(self._returned(notice), f"reroute-order-{order_id}")
+        self.router.release(order_id)
+        self._spawn(self.router.returned(notice), f"reroute-order-{order_id}")
 
     def _settle(self, notice: OrderSettled) -> None:
         """Say an order is settled, and wake whoever waits for it to be."""
