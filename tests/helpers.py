@@ -14,9 +14,9 @@ from controller.domain.audit import AuditKey
 from controller.domain.drugs import Formulary, parse_formulary
 from controller.domain.roles import Person, Role
 from controller.robots.notices import Notice, OutputWaiting
+from controller.robots.output import OutputError
 from controller.robots.simulated import Simulator
 from controller.robots.supervisor import Supervisor
-from controller.robots.worker import OutputError
 from controller.store import Store
 from drivers.base import CounterEvent, JobEnded, JobReport
 from drivers.errors import DriverError

@@ -28,8 +28,8 @@ from controller.robots.notices import (
     RobotOffline,
     RobotOnline,
 )
+from controller.robots.output import OutputError
 from controller.robots.simulated import Simulator
-from controller.robots.worker import OutputError
 from controller.store import FillRecord
 from simulators.tablet_counter.server import CounterSimulator
 

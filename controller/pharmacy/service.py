@@ -27,8 +27,8 @@ from controller.domain.weight import check_weight
 from controller.pharmacy.evidence import Evidence, evidence_of
 from controller.pharmacy.refusals import NotFound, OrderInvalid
 from controller.robots.notices import Notice, OrderSettled
+from controller.robots.output import OutputError
 from controller.robots.supervisor import Supervisor
-from controller.robots.worker import OutputError
 from controller.store import FillRecord, OrderRecord, Store, StoreError, fill_code
 from controller.store.stock import SUPERVISOR
 from controller.store.verification import LabelRecord, parse_fill_code

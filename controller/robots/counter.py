@@ -17,7 +17,8 @@ from controller.domain.fills import judge_fill
 from controller.domain.orders import FillOutcome
 from controller.robots.notices import FillProgress
 from controller.robots.outcomes import PROBLEM_OF_OUTCOME
-from controller.robots.worker import Output, RobotWorker
+from controller.robots.output import Output
+from controller.robots.worker import RobotWorker
 from controller.store import FillRecord, FillResult
 from drivers.base import (
     CounterEvent,

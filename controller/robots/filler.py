@@ -18,7 +18,8 @@ from controller.domain.orders import FillOutcome
 from controller.domain.vials import cap_for, vial_for
 from controller.robots.notices import FillProgress
 from controller.robots.outcomes import PROBLEM_OF_OUTCOME
-from controller.robots.worker import Output, RobotWorker
+from controller.robots.output import Output
+from controller.robots.worker import RobotWorker
 from controller.store import FillRecord, FillResult
 from drivers.base import VialFiller
 from drivers.errors import DeviceError, DriverError

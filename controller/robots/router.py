@@ -14,8 +14,9 @@ import structlog
 from controller.domain.orders import PARTIAL_OUTCOMES, OrderState
 from controller.domain.recovery import OrderAction
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
+from controller.robots.link import Dispense
 from controller.robots.notices import OrderReturned, OrderSettled
-from controller.robots.worker import Dispense, RobotWorker
+from controller.robots.worker import RobotWorker
 from controller.store import FillRecord, OrderRecord, Store
 
 log = structlog.get_logger(__name__)

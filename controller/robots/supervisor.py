@@ -48,8 +48,9 @@ from controller.robots.notices import (
     RobotOffline,
     RobotOnline,
 )
+from controller.robots.output import Output, OutputError
 from controller.robots.router import Router
-from controller.robots.worker import Output, OutputError, RobotWorker
+from controller.robots.worker import RobotWorker
 from controller.store import FillRecord, OrderRecord, Store
 from drivers.tasks import stop_tasks
 
