@@ -18,9 +18,10 @@ from controller.domain.roles import Person, WorkflowError
 from controller.domain.stock import expired_lots, take
 from controller.domain.weight import WeightCheck, WeightVerdict
 from controller.domain.workflow import VIAL_STATES, Action, Step
-from controller.store.records import FillRecord, fill_query, fill_record
+from controller.store.records import FillRecord, OrderRecord, fill_query, fill_record
 from controller.store.schema import bin_movements, fills, set_aside
 from controller.store.stock import (
+    BinRecord,
     add_movement,
     bin_by_id,
     inserted_id,
@@ -64,30 +65,7 @@ class HandworkRecords:
             if count != order.quantity:
                 raise WorkflowError(f"the order asks for {order.quantity}; {count} were "
                                     f"counted")
-            vial = await _unverified_vial(conn, order_id)
-            if vial is not None:
-                if found is None:
-                    raise WorkflowError(
-                        f"fill {vial.id} left a vial the scale could not confirm "
-                        f"({vial.outcome}): count the tablets in it and say how many you "
-                        f"found")
-                if bin_id is not None and bin_id != vial.bin_id:
-                    raise WorkflowError(f"the vial of fill {vial.id} came from another bin; "
-                                        f"its tablets are recounted, not taken anew")
-                bin_id = vial.bin_id
-            elif found is not None:
-                raise WorkflowError(f"order {order_id} left no vial to recount: count the "
-                                    f"tablets from a bin")
-            if bin_id is None:
-                raise WorkflowError("say which bin the tablets were counted from")
-            source = await bin_by_id(conn, bin_id)
-            if source.ndc != order.ndc:
-                raise WorkflowError(f"{source.robot} bin {source.bin} holds {source.ndc}, not "
-                                    f"the order's {order.ndc}")
-            in_vial = found or 0
-            if source.on_hand < count - in_vial:
-                raise WorkflowError(f"{source.robot} bin {source.bin} holds "
-                                    f"{source.on_hand}, fewer than {count - in_vial}")
+            vial, source, in_vial = await _counted_from(conn, order, bin_id, count, found)
             drawn = [(lot.lot, lot.expiry) for lot, _ in take(source.lots, count - in_vial)
                      ] if count > in_vial else []
             if vial is not None:
@@ -102,7 +80,7 @@ class HandworkRecords:
                                     reason=f"counted by hand by {person.name}: {count}, "
                                            f"weight {check.verdict}")
             result = await conn.execute(sa.insert(fills).values(
-                order_id=order_id, bin_id=bin_id, quantity=count, state="ended",
+                order_id=order_id, bin_id=source.id, quantity=count, state="ended",
                 outcome=FillOutcome.FILLED, counted=count, weight_mg=round(check.measured_mg),
                 expected_mg=check.expected_mg, tolerance_mg=check.tolerance_mg,
                 verdict=check.verdict, detail=f"counted by hand by {person.name}",
@@ -198,3 +176,35 @@ async def _recount(conn: AsyncConnection, vial: FillRecord, found: int, fill_id:
                 bin_id=vial.bin_id, kind="fill", quantity=-mine, fill_id=fill_id, who=who,
                 reason=f"the vial of fill {vial.id}: {found} found by hand (the robot "
                        f"counted {vial.counted})", at=at, lot=lot, expiry=expiry))
+
+
+async def _counted_from(conn: AsyncConnection, order: OrderRecord, bin_id: int | None,
+                        count: int, found: int | None
+                        ) -> tuple[FillRecord | None, BinRecord, int]:
+    """Where a hand count's tablets came from: the robot's unconfirmed vial (recounted:
+    ``found`` in it) or a bin; the bin; and how many were already in the vial."""
+    vial = await _unverified_vial(conn, order.id)
+    if vial is not None:
+        if found is None:
+            raise WorkflowError(
+                f"fill {vial.id} left a vial the scale could not confirm "
+                f"({vial.outcome}): count the tablets in it and say how many you "
+                f"found")
+        if bin_id is not None and bin_id != vial.bin_id:
+            raise WorkflowError(f"the vial of fill {vial.id} came from another bin; "
+                                f"its tablets are recounted, not taken anew")
+        bin_id = vial.bin_id
+    elif found is not None:
+        raise WorkflowError(f"order {order.id} left no vial to recount: count the "
+                            f"tablets from a bin")
+    if bin_id is None:
+        raise WorkflowError("say which bin the tablets were counted from")
+    source = await bin_by_id(conn, bin_id)
+    if source.ndc != order.ndc:
+        raise WorkflowError(f"{source.robot} bin {source.bin} holds {source.ndc}, not "
+                            f"the order's {order.ndc}")
+    in_vial = found or 0
+    if source.on_hand < count - in_vial:
+        raise WorkflowError(f"{source.robot} bin {source.bin} holds "
+                            f"{source.on_hand}, fewer than {count - in_vial}")
+    return vial, source, in_vial

@@ -106,33 +106,7 @@ class Store:
         backup copy (``upgraded``, ``backup`` say so); otherwise StoreNeedsUpgrade. A file
         that cannot be a store is StoreUnusable, naming it; nothing is written then.
         """
-        where = url
-        path: Path | None = None
-        if url.startswith("sqlite"):
-            path = Path(url.split("///", 1)[1])
-            where = str(path)
-            check_file(path)
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreUnusable(f"{path}: cannot create its folder: {exc.strerror}") from None
-            # Read before the engine opens it: its first connection turns the file to WAL.
-            revision = _may_open(revision_of_file(path), upgrade, where)
-            engine = create_async_engine(url, connect_args={"timeout": 30})
-            sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-            # A message leaving the outbox once the broker acknowledged it needs no fsync of
-            # its own: in WAL mode a commit survives the process dying; only a power cut could
-            # undo it, and then the message is sent once more. One fsync per message would
-            # cap the outbox at a couple of hundred messages a second.
-            receipts = create_async_engine(url, connect_args={"timeout": 30})
-            sa.event.listen(receipts.sync_engine, "connect", _sqlite_receipt_pragmas)
-        else:
-            engine = receipts = create_async_engine(url)
-            try:
-                revision = _may_open(await _revision(engine, where), upgrade, where)
-            except BaseException:
-                await engine.dispose()
-                raise
+        path, engine, receipts, revision = await _engines(url, upgrade)
         sqlite = url.startswith("sqlite")
         saved = backup(path, revision) if revision.behind and path is not None else None
         async with engine.connect() as conn:
@@ -181,6 +155,36 @@ class Store:
             yield conn
 
     # -- inside a transaction --------------------------------------------------
+
+
+async def _engines(url: str, upgrade: bool) -> tuple[
+        Path | None, AsyncEngine, AsyncEngine, Revision]:
+    """The store's file (SQLite), its engine, the engine that writes the broker's receipts,
+    and its schema revision, read before anything is written."""
+    if not url.startswith("sqlite"):
+        engine = create_async_engine(url)
+        try:
+            return None, engine, engine, _may_open(await _revision(engine, url), upgrade, url)
+        except BaseException:
+            await engine.dispose()
+            raise
+    path = Path(url.split("///", 1)[1])
+    check_file(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnusable(f"{path}: cannot create its folder: {exc.strerror}") from None
+    # Read before the engine opens it: its first connection turns the file to WAL.
+    revision = _may_open(revision_of_file(path), upgrade, str(path))
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+    sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    # A message leaving the outbox once the broker acknowledged it needs no fsync of its own:
+    # in WAL mode a commit survives the process dying; only a power cut could undo it, and
+    # then the message is sent once more. One fsync per message would cap the outbox at a
+    # couple of hundred messages a second.
+    receipts = create_async_engine(url, connect_args={"timeout": 30})
+    sa.event.listen(receipts.sync_engine, "connect", _sqlite_receipt_pragmas)
+    return path, engine, receipts, revision
 
 
 def _may_open(revision: Revision, upgrade: bool, where: str) -> Revision:
