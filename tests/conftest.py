@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from controller.config import Settings
+from controller.robots.simulated import Simulator, start_simulators
 from controller.store import Store, sqlite_url
 from simulators.tablet_counter.device import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.parts import SimCell
 from simulators.vial_filler.server import FillerSimulator
+from tests.floors import ATORVASTATIN, write_config
 from tests.helpers import AUDIT_KEY, formulary
 
 TIME_SCALE = 20.0
@@ -94,3 +97,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--device-url", default=None, metavar="URL",
                     help="run the kits against this device instead of our simulator; "
                          "tests that inject faults are skipped")
+
+
+FloorOf = tuple[Settings, dict[str, Simulator]]
+"""A site's settings and its robots' simulators."""
+
+
+@pytest.fixture(params=["sim:tcp", "sim:pty"])
+async def filler_floor(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[FloorOf]:
+    """A vial filler (Modbus TCP, or RTU on a pty) with atorvastatin; a counter with the same."""
+    settings = write_config(tmp_path, [
+        {"id": "fv1", "kind": "vial-filler", "url": request.param, "seed": 1,
+         "ndc": ATORVASTATIN, "on_hand": 400},
+        {"id": "tc1", "url": "sim:tcp", "seed": 2, "ndc": ATORVASTATIN, "on_hand": 400},
+    ])
+    sims = await start_simulators(settings)
+    yield settings, sims
+    for sim in sims.values():
+        await sim.close()
+
+
+@pytest.fixture
+async def lone_filler(tmp_path: Path) -> AsyncIterator[FloorOf]:
+    """One vial filler on Modbus TCP, the only robot holding atorvastatin."""
+    settings = write_config(tmp_path, [
+        {"id": "fv1", "kind": "vial-filler", "url": "sim:tcp", "seed": 3, "ndc": ATORVASTATIN,
+         "on_hand": 400}])
+    sims = await start_simulators(settings)
+    yield settings, sims
+    for sim in sims.values():
+        await sim.close()

@@ -34,6 +34,26 @@ async def cli(*args: str, stdin: str = "", env: dict[str, str] | None = None,
 
 
 @pytest.mark.timeout(120)
+async def _listed_and_shown(env: dict[str, str]) -> None:
+    """The orders submitted, as ``rxfill orders list`` and ``show`` tell them."""
+    code, out, _ = await cli("orders", "list", env=env)
+    assert code == 0 and "RX9000001" in out and "RX9100001" in out
+    assert out.splitlines()[0].split() == ["ID", "RX", "STATE", "NDC", "QTY", "REASON"]
+    code, out, _ = await cli("orders", "show", "1", "--json", env=env)
+    shown = json.loads(out)
+    assert shown["rx_number"] == "RX9000001" and shown["history"][0]["to"] == "received"
+    code, out, _ = await cli("orders", "show", "1", env=env)
+    assert code == 0 and out.startswith("order 1  RX9000001 (fill 0 of 0 refills)")
+    assert "patient     Ada Okafor (id P-77), born 1961-03-14" in out
+    assert "-> received" in out and "{" not in out
+    code, _, err = await cli("orders", "list", "--state", "bogus", env=env)
+    assert code == 2 and "'bogus' is not a state; expected one of received, queued" in err
+    code, out, _ = await cli("orders", "list", "--state", "released", env=env)
+    assert code == 0 and out.strip() == "no orders in state released"
+    code, _, err = await cli("orders", "show", "99", env=env)
+    assert code == 1 and "no order 99" in err
+
+
 async def test_orders_are_submitted_listed_shown_and_cancelled_from_the_command_line(
         tmp_path: Path) -> None:
     settings = write_config(tmp_path, robots(), extra=SITE_TOML,
@@ -43,8 +63,8 @@ async def test_orders_are_submitted_listed_shown_and_cancelled_from_the_command_
     await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
     await store.close()
     good, bad, fhir = tmp_path / "good.json", tmp_path / "bad.json", tmp_path / "fhir.json"
-    good.write_text(json.dumps([order_body(rx_number="RX9000001"), order_body(quantity=20000,
-                                                         rx_number="RX9000002")]))
+    good.write_text(json.dumps([order_body(rx_number="RX9000001"),
+                                order_body(quantity=20000, rx_number="RX9000002")]))
     bad.write_text("{not json")
     fhir.write_text(json.dumps(medication_request()))
     big = tmp_path / "big.json"  # more than any bin holds: an exception, to cancel
@@ -68,22 +88,7 @@ async def test_orders_are_submitted_listed_shown_and_cancelled_from_the_command_
         code, _, err = await cli("orders", "submit", str(bad), env=env)
         assert code == 2 and "not JSON" in err
 
-        code, out, _ = await cli("orders", "list", env=env)
-        assert code == 0 and "RX9000001" in out and "RX9100001" in out
-        assert out.splitlines()[0].split() == ["ID", "RX", "STATE", "NDC", "QTY", "REASON"]
-        code, out, _ = await cli("orders", "show", "1", "--json", env=env)
-        shown = json.loads(out)
-        assert shown["rx_number"] == "RX9000001" and shown["history"][0]["to"] == "received"
-        code, out, _ = await cli("orders", "show", "1", env=env)
-        assert code == 0 and out.startswith("order 1  RX9000001 (fill 0 of 0 refills)")
-        assert "patient     Ada Okafor (id P-77), born 1961-03-14" in out
-        assert "-> received" in out and "{" not in out
-        code, _, err = await cli("orders", "list", "--state", "bogus", env=env)
-        assert code == 2 and "'bogus' is not a state; expected one of received, queued" in err
-        code, out, _ = await cli("orders", "list", "--state", "released", env=env)
-        assert code == 0 and out.strip() == "no orders in state released"
-        code, _, err = await cli("orders", "show", "99", env=env)
-        assert code == 1 and "no order 99" in err
+        await _listed_and_shown(env)
         code, out, _ = await cli("orders", "submit", str(big), env=env)
         assert code == 0 and "order 3 (RX9000003): exception" in out
         code, _, err = await cli("orders", "cancel", "3", env=env)

@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
+from controller.domain.orders import FillOutcome
 from controller.domain.roles import Role
-from controller.robots.simulated import start_simulators
+from controller.robots.simulated import Simulator, start_simulators
 from controller.store import sqlite_url
 from tests.floors import ATORVASTATIN, LISINOPRIL, write_config
 from tests.helpers import admin, open_store
@@ -60,26 +61,54 @@ async def technician(client: httpx.AsyncClient, headers: dict[str, str]) -> None
 
 
 @pytest.mark.timeout(240)
+def _at_the_simulators(site: Path, sims: dict[str, Simulator], out: Path) -> Path:
+    """The same site, with the robots at the simulators' addresses (they are not ours).
+
+    The robots' clocks run 5 times fast, the filler's heartbeat watchdog too (5 s of machine
+    time): a real filler's supervisor beats every second, this one faster. The counter runs
+    slower than other tests' so that kills land in the middle of fills."""
+    text = site.read_text()
+    for robot, sim in sims.items():
+        text = re.sub(rf'(id = "{robot}"\nkind = "[a-z-]+"\nurl = )"sim:tcp"',
+                      rf'\1"{sim.url}"', text)
+        assert sim.url in text, robot
+    text = text.replace('name = "modbus-filler", parity = "N"',
+                        'name = "modbus-filler", parity = "N", heartbeat_s = 0.1')
+    out.write_text(text.replace("time_scale = 50", "time_scale = 5"))
+    return out
+
+
+async def _nothing_lost_nothing_twice(store_file: Path, sims: dict[str, Simulator],
+                                      taken: list[int], orders: list[dict[str, Any]]) -> None:
+    """Every order the API took is there, filled once with what was asked; every bin's
+    records, movements and the robot's own stock agree; the audit chain holds."""
+    store = await open_store(sqlite_url(store_file))
+    try:
+        assert sorted(o["id"] for o in orders) == sorted(taken)
+        assert [o["state"] for o in orders] == ["filled"] * len(taken), orders
+        for order_id in taken:
+            filled = [f for f in await store.orders.fills(order_id)
+                      if f.outcome is FillOutcome.FILLED]
+            assert len(filled) == 1, (order_id, filled)
+            assert filled[0].counted == (await store.orders.order(order_id)).quantity
+        for b in await store.stock.bins():
+            assert b.on_hand == sum(m.quantity for m in await store.stock.movements(b.id))
+            sim = sims[b.robot]
+            physical = (sim.device.channels[b.bin].stock if hasattr(sim.device, "channels")
+                        else sim.device.cells[b.bin].stock)
+            assert b.on_hand == physical, (b.robot, b.bin, b.on_hand, physical)
+        assert await store.audit.verify_audit() == []
+    finally:
+        await store.close()
+
+
 async def test_sigkill_at_many_points_loses_nothing_and_fills_nothing_twice(
         tmp_path: Path) -> None:
     settings = write_config(tmp_path, ROBOTS, extra=SITE,
                             site_extra='pharmacist = "Pat Lee, RPh"')
     sims = await start_simulators(settings)
     try:
-        # The same site, with the robots at the simulators' addresses (they are not ours).
-        text = settings.path.read_text()
-        for robot, sim in sims.items():
-            text = re.sub(rf'(id = "{robot}"\nkind = "[a-z-]+"\nurl = )"sim:tcp"',
-                          rf'\1"{sim.url}"', text)
-            assert sim.url in text, robot
-        # The robots' clocks run 5 times fast, the filler's heartbeat watchdog too (5 s of
-        # machine time): a real filler's supervisor beats every second, this one faster. The
-        # counter runs slower than other tests' so that kills land in the middle of fills.
-        text = text.replace('name = "modbus-filler", parity = "N"',
-                            'name = "modbus-filler", parity = "N", heartbeat_s = 0.1')
-        text = text.replace("time_scale = 50", "time_scale = 5")
-        config = tmp_path / "site.toml"
-        config.write_text(text)
+        config = _at_the_simulators(settings.path, sims, tmp_path / "site.toml")
         store_file, log = tmp_path / "site.sqlite", tmp_path / "supervisor.log"
         store = await open_store(sqlite_url(store_file))
         await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
@@ -123,26 +152,7 @@ async def test_sigkill_at_many_points_loses_nothing_and_fills_nothing_twice(
             process.send_signal(signal.SIGTERM)
             assert await process.wait() == 0
 
-        store = await open_store(sqlite_url(store_file))
-        try:
-            # No order lost: every order the API took is there, filled.
-            assert sorted(o["id"] for o in orders) == sorted(taken)
-            assert [o["state"] for o in orders] == ["filled"] * len(taken), orders
-            # No vial filled twice, and each vial holds what was asked.
-            for order_id in taken:
-                filled = [f for f in await store.orders.fills(order_id) if f.outcome == "filled"]
-                assert len(filled) == 1, (order_id, filled)
-                assert filled[0].counted == (await store.orders.order(order_id)).quantity
-            # Every bin: records == movements == what is physically in the robot.
-            for b in await store.stock.bins():
-                assert b.on_hand == sum(m.quantity for m in await store.stock.movements(b.id))
-                sim = sims[b.robot]
-                physical = (sim.device.channels[b.bin].stock if hasattr(sim.device, "channels")
-                            else sim.device.cells[b.bin].stock)
-                assert b.on_hand == physical, (b.robot, b.bin, b.on_hand, physical)
-            assert await store.audit.verify_audit() == []
-        finally:
-            await store.close()
+        await _nothing_lost_nothing_twice(store_file, sims, taken, orders)
         lines = log.read_text().splitlines()
         reconciled = sum(1 for line in lines if "fill reconciled" in line
                          or "fill resumed" in line)

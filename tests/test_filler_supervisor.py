@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,32 +34,6 @@ def filler(sims: dict[str, Simulator], robot: str = "fv1") -> FillerSimulator:
     sim = sims[robot]
     assert isinstance(sim, FillerSimulator)
     return sim
-
-
-@pytest.fixture(params=["sim:tcp", "sim:pty"])
-async def filler_floor(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Floor]:
-    """A vial filler (Modbus TCP, or RTU on a pty) with atorvastatin; a counter with the same."""
-    settings = write_config(tmp_path, [
-        {"id": "fv1", "kind": "vial-filler", "url": request.param, "seed": 1,
-         "ndc": ATORVASTATIN, "on_hand": 400},
-        {"id": "tc1", "url": "sim:tcp", "seed": 2, "ndc": ATORVASTATIN, "on_hand": 400},
-    ])
-    sims = await start_simulators(settings)
-    yield settings, sims
-    for sim in sims.values():
-        await sim.close()
-
-
-@pytest.fixture
-async def lone_filler(tmp_path: Path) -> AsyncIterator[Floor]:
-    """One vial filler on Modbus TCP, the only robot holding atorvastatin."""
-    settings = write_config(tmp_path, [
-        {"id": "fv1", "kind": "vial-filler", "url": "sim:tcp", "seed": 3, "ndc": ATORVASTATIN,
-         "on_hand": 400}])
-    sims = await start_simulators(settings)
-    yield settings, sims
-    for sim in sims.values():
-        await sim.close()
 
 
 supervisor = supervisor_of
