@@ -9,9 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.domain.drugs import FormularyError, parse_formulary
+from controller.domain.fills import OUTCOMES, PARTIAL_OUTCOMES, problem_of
 from controller.domain.ndc import NdcError, parse_ndc
 from controller.domain.orders import (
     TRANSITIONS,
+    FillOutcome,
     Order,
     OrderState,
     Patient,
@@ -19,6 +21,7 @@ from controller.domain.orders import (
     check_transition,
     order_problems,
 )
+from controller.domain.recovery import rule_for
 from controller.domain.weight import WeightVerdict, check_weight
 from tests.helpers import FORMULARY
 
@@ -169,3 +172,18 @@ def test_a_weight_that_is_not_a_number_never_agrees() -> None:
         with pytest.raises(ValueError, match="expected a finite weight"):
             check_weight(count=30, measured_mg=measured, unit_mass_mg=155, spread_pct=1.8,
                          scale_noise_mg=5)
+
+
+def test_every_fill_outcome_is_in_the_one_outcome_table() -> None:
+    assert set(OUTCOMES) == set(FillOutcome)
+    stopped = {FillOutcome.JAM, FillOutcome.RAN_EMPTY, FillOutcome.NO_VIAL,
+               FillOutcome.DOOR_OPENED, FillOutcome.CAP_FAULT, FillOutcome.SCALE_FAULT,
+               FillOutcome.SAFE, FillOutcome.ABORTED}
+    assert stopped == PARTIAL_OUTCOMES
+    # Each problem the recovery table knows for an outcome has a rule; partial outcomes stop
+    # a count, and say how.
+    for outcome, facts in OUTCOMES.items():
+        if facts.problem is not None:
+            assert rule_for(facts.problem) is not None, outcome
+        assert (facts.words is not None) == facts.partial, outcome
+    assert problem_of(FillOutcome.FILLED) is None

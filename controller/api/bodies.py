@@ -7,14 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from controller.domain.ndc import NdcError, parse_ndc
-from controller.domain.orders import (
-    MAX_QUANTITY,
-    Fulfilment,
-    Order,
-    Patient,
-    Prescriber,
-    Priority,
-)
+from controller.domain.orders import MAX_QUANTITY, Fulfilment, Order, Patient, Prescriber, Priority
 from controller.domain.prescriptions import MAX_DAYS_SUPPLY, MAX_REFILLS
 from controller.domain.text import text_problem
 from controller.store import OrderRecord

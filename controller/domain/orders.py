@@ -166,9 +166,3 @@ class FillOutcome(StrEnum):
     REFUSED = "refused"
     """The robot refused the job (door open, not calibrated...)."""
 
-
-PARTIAL_OUTCOMES = frozenset({
-    FillOutcome.JAM, FillOutcome.RAN_EMPTY, FillOutcome.NO_VIAL, FillOutcome.DOOR_OPENED,
-    FillOutcome.CAP_FAULT, FillOutcome.SCALE_FAULT, FillOutcome.SAFE, FillOutcome.ABORTED,
-})
-"""Outcomes that leave a vial (or a chute) of tablets that is not the order's: set aside."""

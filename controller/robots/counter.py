@@ -13,10 +13,9 @@ import asyncio
 
 import structlog
 
-from controller.domain.fills import judge_fill
+from controller.domain.fills import judge_fill, problem_of
 from controller.domain.orders import FillOutcome
 from controller.robots.notices import FillProgress
-from controller.robots.outcomes import PROBLEM_OF_OUTCOME
 from controller.robots.output import Output
 from controller.robots.worker import RobotWorker
 from controller.store import FillRecord, FillResult
@@ -158,7 +157,7 @@ class CounterRobot(RobotWorker[JobReport]):
             weight_mg=report.weight_mg, drug=drug, scale_noise_mg=self.config.scale_noise_mg)
         ended, action = await self._record(
             fill, FillResult(outcome, report.count, report.weight_mg, check, detail),
-            PROBLEM_OF_OUTCOME.get(outcome))
+            problem_of(outcome))
         try:
             await self._correct_if_empty(fill, outcome)
             if report.count:

@@ -13,11 +13,10 @@ import asyncio
 
 import structlog
 
-from controller.domain.fills import judge_fill
+from controller.domain.fills import judge_fill, problem_of
 from controller.domain.orders import FillOutcome
 from controller.domain.vials import cap_for, vial_for
 from controller.robots.notices import FillProgress
-from controller.robots.outcomes import PROBLEM_OF_OUTCOME
 from controller.robots.output import Output
 from controller.robots.worker import RobotWorker
 from controller.store import FillRecord, FillResult
@@ -181,7 +180,7 @@ class FillerRobot(RobotWorker[VialReport]):
             scale_noise_mg=self.config.scale_noise_mg)
         ended, action = await self._record(
             fill, FillResult(outcome, report.count, report.weight_mg, check, detail),
-            PROBLEM_OF_OUTCOME.get(outcome))
+            problem_of(outcome))
         try:
             await self._correct_if_empty(fill, outcome)
             if (await self.driver.status()).vial_in_bay and not report.stopped:

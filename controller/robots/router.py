@@ -11,7 +11,8 @@ from typing import Any
 
 import structlog
 
-from controller.domain.orders import PARTIAL_OUTCOMES, OrderState
+from controller.domain.fills import PARTIAL_OUTCOMES
+from controller.domain.orders import OrderState
 from controller.domain.recovery import OrderAction
 from controller.domain.routing import BinChoice, Unroutable, choose_bin
 from controller.robots.link import Dispense

@@ -22,12 +22,7 @@ from controller.alarms.watch import AlarmWatch
 from controller.backoff import Backoff
 from controller.clock import Clock, wait_set
 from controller.config import Settings
-from controller.domain.orders import (
-    FillOutcome,
-    Order,
-    OrderState,
-    order_problems,
-)
+from controller.domain.orders import FillOutcome, Order, OrderState, order_problems
 from controller.domain.recovery import OrderAction
 from controller.mqtt.publisher import BrokerLink, Publisher
 from controller.mqtt.topics import Topics

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from controller.domain.fills import PARTIAL_OUTCOMES
 from controller.domain.orders import (
-    PARTIAL_OUTCOMES,
     SUPERVISOR_MOVES,
     FillOutcome,
     Order,
