@@ -11,6 +11,10 @@ import pytest
 from controller.config import load_config
 from controller.demo.orders import load_orders
 from controller.reading import ConfigError
+from controller.robots.floor import make_driver
+from drivers.settings import DriverTable
+from drivers.tablet_counter.driver import SerialTabletCounter
+from drivers.tablet_counter.settings import SerialCounterSettings
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 
@@ -127,3 +131,17 @@ def test_bad_order_in_orders_file_is_refused(demo: Path) -> None:
     spoil(orders, "quantity = 30", "quantity = 0")
     with pytest.raises(ConfigError, match=r"orders\[0\]\.quantity: .*greater than or equal to 1"):
         load_orders(orders)
+
+
+def test_a_robots_driver_is_built_from_its_drivers_own_settings(demo: Path) -> None:
+    spoil(demo, 'name = "serial-counter", baud = 115200', 'name = "serial-counter", baud = 9600')
+    settings = load_config(demo)
+    robot = settings.config.robots[0]
+    assert isinstance(robot.driver, SerialCounterSettings) and robot.driver.baud == 9600
+    driver = make_driver(robot, "socket://127.0.0.1:9")
+    assert isinstance(driver, SerialTabletCounter) and driver.baud == 9600
+    # A Robot that did not come through load_config is checked by the driver's model too.
+    table = DriverTable.model_validate({"name": "serial-counter", "baud": 12345})
+    raw = robot.model_copy(update={"driver": table})
+    with pytest.raises(ValueError, match="baud 12345 is not one of"):
+        make_driver(raw, "socket://127.0.0.1:9")

@@ -15,7 +15,10 @@ def make_driver(robot: Robot, url: str) -> TabletCounter | VialFiller:
     cls = find_driver(robot.driver.name)
     # A simulator runs machine time fast, its watchdogs too: a driver keeps up with it.
     scale = robot.simulator.time_scale if robot.simulated else 1.0
-    driver: object = cls.configured(robot.driver, name=robot.id, url=url, time_scale=scale)
+    settings = robot.driver
+    if not isinstance(settings, cls.settings):  # a Robot not read by load_config: check it now
+        settings = cls.settings.model_validate(settings.model_dump())
+    driver: object = cls.configured(settings, name=robot.id, url=url, time_scale=scale)
     if cls.kind == robot.kind == "tablet-counter" and isinstance(driver, TabletCounter):
         return driver
     if cls.kind == robot.kind == "vial-filler" and isinstance(driver, VialFiller):
