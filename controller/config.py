@@ -321,7 +321,7 @@ def _with_drivers(path: Path, config: Config, data: dict[str, Any]) -> Config:
         table = robot.driver.model_dump()
         try:
             cls = find_driver(robot.driver.name)
-        except (UnknownDriverError, ImportError) as exc:
+        except UnknownDriverError as exc:
             errors.append(mistake((*loc, "name"), f"{exc}", robot.driver.name))
             continue
         if cls.kind != robot.kind:
@@ -342,8 +342,22 @@ def _with_drivers(path: Path, config: Config, data: dict[str, Any]) -> Config:
                 f"channel(s) {beyond} are beyond what a {robot.kind} driven by "
                 f"{robot.driver.name!r} addresses; expected 1-{cls.max_channels}"), beyond))
         robots.append(robot.model_copy(update={"driver": driver}))
+    errors += _printer_driver(config.printer.driver)
     if errors:
         raise ConfigError(explain(path, errors, data))
     return config.model_copy(update={"robots": robots})
+
+
+def _printer_driver(name: str) -> list[Any]:
+    """The mistake in ``[printer] driver``, if any: it must name a label printer's driver."""
+    try:
+        kind = find_driver(name).kind
+    except UnknownDriverError as exc:
+        return [mistake(("printer", "driver"), str(exc), name)]
+    if kind != "label-printer":
+        return [mistake(("printer", "driver"), (
+            f"{name!r} drives a {kind}; expected a label printer's driver: "
+            f"{', '.join(drivers_of('label-printer')) or 'none installed'}"), name)]
+    return []
 
 

@@ -30,7 +30,11 @@ def find_driver(name: str) -> type[DriverClass]:
     ``configured``), or UnknownDriverError saying what it lacks."""
     for ep in entry_points(group=GROUP):
         if ep.name == name:
-            loaded = ep.load()
+            try:
+                loaded = ep.load()
+            except Exception as exc:  # a vendor's package that is broken: say which and how
+                raise UnknownDriverError(f"entry point {name!r} ({ep.value}) cannot be loaded: "
+                                         f"{type(exc).__name__}: {exc}") from exc
             if not isinstance(loaded, type):
                 raise UnknownDriverError(f"entry point {name!r} ({ep.value}) is not a class")
             settings = getattr(loaded, "settings", None)
@@ -57,6 +61,6 @@ def drivers_of(kind: str) -> list[str]:
         try:
             if find_driver(name).kind == kind:
                 names.append(name)
-        except (UnknownDriverError, ImportError):
+        except UnknownDriverError:
             continue
     return names

@@ -80,6 +80,13 @@ MISTAKES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         'driver = { name = "modbus-filler" }'),
      ["robots[0] (tc1).driver.name", "'modbus-filler' drives a vial-filler",
       "a tablet-counter is driven by one of: serial-counter"]),
+    ("printer driver unknown", lambda p: spoil(p, 'url = "sim:tcp"\n\n# The REST',
+                                                'url = "sim:tcp"\ndriver = "inkjet"\n\n# The REST'),
+     ["key printer.driver", "no driver named 'inkjet'", "zpl-printer"]),
+    ("printer driver of a counter", lambda p: spoil(
+        p, 'url = "sim:tcp"\n\n# The REST',
+        'url = "sim:tcp"\ndriver = "serial-counter"\n\n# The REST'),
+     ["key printer.driver", "'serial-counter' drives a tablet-counter", "zpl-printer"]),
     ("counter channel beyond the ICD", lambda p: spoil(p, "channel = 2\n", "channel = 65\n"),
      ["robots[0] (tc1).channels", "channel(s) [65]", "expected 1-64"]),
     ("counter channel without gate", lambda p: spoil(

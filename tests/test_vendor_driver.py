@@ -140,3 +140,19 @@ def test_a_vendors_driver_table_is_checked_by_the_vendors_model(vendor: Path,
     said = run.stderr + run.stdout
     assert "key robots[0] (tc1).driver.journal: is missing" in said, said
     assert "key robots[0] (tc1).driver.jornal: is not a known key" in said, said
+
+
+def test_a_broken_vendor_package_is_named_not_a_traceback(vendor: Path, tmp_path: Path) -> None:
+    (vendor / "acme_rxfill-0.1.dist-info" / "entry_points.txt").write_text(
+        "[rxfill.drivers]\nacme-counter = acme_rxfill.driver:NoSuchCounter\n")
+    config = demo_config(tmp_path, site="vendor-driver")
+    config.write_text(config.read_text().replace(
+        'driver = { name = "serial-counter", baud = 115200 }',
+        'driver = { name = "acme-counter", journal = "x.txt" }'))
+    run = subprocess.run([sys.executable, "-m", "controller", "config", "check", str(config)],
+                         cwd=tmp_path, env=_env(vendor), capture_output=True, text=True,
+                         timeout=60)
+    said = run.stderr + run.stdout
+    assert run.returncode != 0 and "Traceback" not in said, said
+    assert "key robots[0] (tc1).driver.name: entry point 'acme-counter' " in said, said
+    assert "cannot be loaded: AttributeError" in said, said
