@@ -24,7 +24,7 @@ from controller.domain.ndc import parse_ndc
 from controller.domain.stock import LotMixing, RestockPolicy
 from controller.reading import ConfigError, Model, explain, mistake, read_text, read_toml
 from drivers.registry import UnknownDriverError, drivers_of, find_driver
-from drivers.settings import DriverTable
+from drivers.settings import DriverClass, DriverTable
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=32)]
 
@@ -319,16 +319,9 @@ def _with_drivers(path: Path, config: Config, data: dict[str, Any]) -> Config:
     for number, robot in enumerate(config.robots):
         loc: tuple[int | str, ...] = ("robots", number, "driver")
         table = robot.driver.model_dump()
-        try:
-            cls = find_driver(robot.driver.name)
-        except UnknownDriverError as exc:
-            errors.append(mistake((*loc, "name"), f"{exc}", robot.driver.name))
-            continue
-        if cls.kind != robot.kind:
-            errors.append(mistake((*loc, "name"), (
-                f"{robot.driver.name!r} drives a {cls.kind}; a {robot.kind} is driven by one "
-                f"of: {', '.join(drivers_of(robot.kind)) or 'none installed'}"),
-                robot.driver.name))
+        cls, wrong = _driver_of(robot.kind, robot.driver.name, (*loc, "name"))
+        if cls is None:
+            errors += wrong
             continue
         try:
             driver = cls.settings.model_validate(table)
@@ -342,22 +335,24 @@ def _with_drivers(path: Path, config: Config, data: dict[str, Any]) -> Config:
                 f"channel(s) {beyond} are beyond what a {robot.kind} driven by "
                 f"{robot.driver.name!r} addresses; expected 1-{cls.max_channels}"), beyond))
         robots.append(robot.model_copy(update={"driver": driver}))
-    errors += _printer_driver(config.printer.driver)
+    errors += _driver_of("label-printer", config.printer.driver, ("printer", "driver"))[1]
     if errors:
         raise ConfigError(explain(path, errors, data))
     return config.model_copy(update={"robots": robots})
 
 
-def _printer_driver(name: str) -> list[Any]:
-    """The mistake in ``[printer] driver``, if any: it must name a label printer's driver."""
+def _driver_of(kind: str, name: str, loc: tuple[int | str, ...]
+               ) -> tuple[type[DriverClass] | None, list[Any]]:
+    """The registry's driver ``name``, if it drives a ``kind``; otherwise None and the mistake
+    at ``loc`` (no such driver, one that cannot be loaded, or another kind's)."""
     try:
-        kind = find_driver(name).kind
+        cls = find_driver(name)
     except UnknownDriverError as exc:
-        return [mistake(("printer", "driver"), str(exc), name)]
-    if kind != "label-printer":
-        return [mistake(("printer", "driver"), (
-            f"{name!r} drives a {kind}; expected a label printer's driver: "
-            f"{', '.join(drivers_of('label-printer')) or 'none installed'}"), name)]
-    return []
+        return None, [mistake(loc, str(exc), name)]
+    if cls.kind != kind:
+        return None, [mistake(loc, (
+            f"{name!r} drives a {cls.kind}; a {kind} is driven by one of: "
+            f"{', '.join(drivers_of(kind)) or 'none installed'}"), name)]
+    return cls, []
 
 

@@ -127,17 +127,22 @@ def test_a_robot_configured_with_a_vendors_driver_fills_orders(vendor: Path,
     assert counted and all(line.startswith("tc1 ") for line in counted)
 
 
+def _config_check(vendor: Path, folder: Path, tc1_driver: str) -> tuple[int, str]:
+    """``rxfill config check`` of the demo's site with tc1's driver table ``tc1_driver``, the
+    vendor's package on the path: its exit code, and what it said."""
+    config = demo_config(folder, site="vendor-driver")
+    config.write_text(config.read_text().replace(
+        'driver = { name = "serial-counter", baud = 115200 }', f"driver = {tc1_driver}"))
+    run = subprocess.run([sys.executable, "-m", "controller", "config", "check", str(config)],
+                         cwd=folder, env=_env(vendor), capture_output=True, text=True,
+                         timeout=60)
+    return run.returncode, run.stderr + run.stdout
+
+
 def test_a_vendors_driver_table_is_checked_by_the_vendors_model(vendor: Path,
                                                                 tmp_path: Path) -> None:
-    config = demo_config(tmp_path, site="vendor-driver")
-    config.write_text(config.read_text().replace(
-        'driver = { name = "serial-counter", baud = 115200 }',
-        'driver = { name = "acme-counter", jornal = "x.txt" }'))
-    run = subprocess.run([sys.executable, "-m", "controller", "config", "check", str(config)],
-                         cwd=tmp_path, env=_env(vendor), capture_output=True, text=True,
-                         timeout=60)
-    assert run.returncode != 0
-    said = run.stderr + run.stdout
+    code, said = _config_check(vendor, tmp_path, '{ name = "acme-counter", jornal = "x.txt" }')
+    assert code != 0
     assert "key robots[0] (tc1).driver.journal: is missing" in said, said
     assert "key robots[0] (tc1).driver.jornal: is not a known key" in said, said
 
@@ -145,14 +150,7 @@ def test_a_vendors_driver_table_is_checked_by_the_vendors_model(vendor: Path,
 def test_a_broken_vendor_package_is_named_not_a_traceback(vendor: Path, tmp_path: Path) -> None:
     (vendor / "acme_rxfill-0.1.dist-info" / "entry_points.txt").write_text(
         "[rxfill.drivers]\nacme-counter = acme_rxfill.driver:NoSuchCounter\n")
-    config = demo_config(tmp_path, site="vendor-driver")
-    config.write_text(config.read_text().replace(
-        'driver = { name = "serial-counter", baud = 115200 }',
-        'driver = { name = "acme-counter", journal = "x.txt" }'))
-    run = subprocess.run([sys.executable, "-m", "controller", "config", "check", str(config)],
-                         cwd=tmp_path, env=_env(vendor), capture_output=True, text=True,
-                         timeout=60)
-    said = run.stderr + run.stdout
-    assert run.returncode != 0 and "Traceback" not in said, said
+    code, said = _config_check(vendor, tmp_path, '{ name = "acme-counter", journal = "x.txt" }')
+    assert code != 0 and "Traceback" not in said, said
     assert "key robots[0] (tc1).driver.name: entry point 'acme-counter' " in said, said
     assert "cannot be loaded: AttributeError" in said, said

@@ -122,13 +122,7 @@ def simulate_filler(
                 url = await (sim.listen_tcp(host, port) if host else sim.listen_rtu_pty())
             except OSError as exc:
                 raise _cannot_listen(listen, exc) from None
-            print(f"listening on {url}", flush=True)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            _read_commands(lambda line: apply(FILLER_COMMANDS, sim, line), loop)
-            await stop.wait()
+            await _until_stopped(url, lambda line: apply(FILLER_COMMANDS, sim, line))
 
     asyncio.run(serve())
 
@@ -167,16 +161,22 @@ def simulate_counter(
                 url = await sim.listen_tcp(host, int(port))
             except (OSError, OverflowError) as exc:
                 raise _cannot_listen(listen, exc) from None
-        print(f"listening on {url}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        _read_commands(lambda line: apply(COUNTER_COMMANDS, sim, line), loop)
         async with sim:
-            await stop.wait()
+            await _until_stopped(url, lambda line: apply(COUNTER_COMMANDS, sim, line))
 
     asyncio.run(serve())
+
+
+async def _until_stopped(url: str, answer: Callable[[str], str]) -> None:
+    """Say where the simulator listens, take a person's fault commands on standard input
+    (``answer`` answers each), and wait for SIGINT or SIGTERM."""
+    print(f"listening on {url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    _read_commands(answer, loop)
+    await stop.wait()
 
 
 def _cannot_listen(listen: str, exc: BaseException) -> typer.Exit:
