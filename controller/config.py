@@ -223,6 +223,9 @@ class ApiSettings(Model):
     port: int = Field(default=8470, ge=0, le=65535, description="0 picks a free port")
     token_hours: float = Field(default=8.0, gt=0, le=24, description=(
         "how long a sign-in lasts"))
+    idle_minutes: float = Field(default=15.0, gt=0, le=480, description=(
+        "the console signs a person out after this long without activity (HIPAA's "
+        "automatic logoff)"))
 
 
 class AuditSettings(Model):

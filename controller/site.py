@@ -19,6 +19,7 @@ import uvicorn
 
 from controller.api.app import create_app
 from controller.config import Settings
+from controller.console.app import mount
 from controller.domain.audit import AuditKey
 from controller.mqtt.broker import EmbeddedBroker
 from controller.mqtt.publisher import BrokerLink
@@ -110,12 +111,19 @@ def listen(host: str, port: int) -> socket.socket:
 @asynccontextmanager
 async def api_server(pharmacy: Pharmacy, host: str, port: int,
                      sock: socket.socket | None = None) -> AsyncIterator[str]:
-    """Serve the REST API on ``host:port`` (0: any free port), or on ``sock``, until the
-    block ends; its url."""
+    """Serve the REST API and the console on ``host:port`` (0: any free port), or on
+    ``sock``, until the block ends; its url."""
     api = pharmacy.settings.config.api
-    async with serve_app(create_app(pharmacy, token_hours=api.token_hours), host,
-                         port, sock) as url:
-        yield url
+    app = create_app(pharmacy, token_hours=api.token_hours)
+    console = mount(app, pharmacy, idle_minutes=api.idle_minutes, token_hours=api.token_hours)
+    try:
+        async with serve_app(app, host, port, sock) as url:
+            try:
+                yield url
+            finally:
+                console.feed.close()  # the pages' streams end, so the server can stop
+    finally:
+        console.feed.close()
 
 
 @asynccontextmanager
@@ -123,7 +131,7 @@ async def serve_app(app: Any, host: str, port: int,
                     sock: socket.socket | None = None) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn in this event loop until the block ends; its url."""
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                            access_log=False)
+                            access_log=False, timeout_graceful_shutdown=3)
     server = _QuietServer(config)
     sock = sock or listen(host, port)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="api")

@@ -141,9 +141,12 @@ class Site:
 
 @asynccontextmanager
 async def running_site(tmp_path: Path, *, pharmacist: str | None = "Pat Lee, RPh",
+                       idle_minutes: float = 15, on_hand: dict[str, int] | None = None,
                        ) -> AsyncIterator[Site]:
-    """Start everything, add the people, sign each in over the API."""
-    settings = write_config(tmp_path, robots(), extra=SITE_TOML,
+    """Start everything, add the people, sign each in over the API. ``on_hand``: what some
+    robots' bins hold instead (par is 50); ``idle_minutes``: the console's idle sign-out."""
+    floor = [r | {"on_hand": (on_hand or {}).get(str(r["id"]), r["on_hand"])} for r in robots()]
+    settings = write_config(tmp_path, floor, extra=SITE_TOML + f"idle_minutes = {idle_minutes}\n",
                             site_extra=f'pharmacist = "{pharmacist}"' if pharmacist else "")
     store = await open_store(sqlite_url(tmp_path / "site.sqlite"))
     for name, roles in PEOPLE.items():

@@ -33,7 +33,7 @@ from tests.test_cli import RXFILL
 READS = {
     "alarm_history", "alarms", "audit_rows", "audit_trail", "bin", "bins", "check_password",
     "check_resume", "fill", "fill_by_job", "fill_lots", "fills", "info", "labels_for",
-    "movements", "open_fills", "order", "order_history", "order_vial", "orders",
+    "movements", "usage", "open_fills", "order", "order_history", "order_vial", "orders",
     "out_of_service", "outbox",
     "person_for", "raised_since", "recall", "release", "set_aside_vials", "users",
     "verify_audit", "vial", "vial_to_label",
@@ -183,6 +183,12 @@ async def sign_in(store: Store) -> Callable[[], Awaitable[Any]]:
     return lambda: store.people.sign_in("tess", PASSWORD)
 
 
+async def sign_out(store: Store) -> Callable[[], Awaitable[Any]]:
+    await store.people.add_user("tess", frozenset({Role.TECHNICIAN}), PASSWORD, by=admin())
+    token = await store.people.sign_in("tess", PASSWORD)
+    return lambda: store.people.sign_out(token, "tess")
+
+
 async def label_scanned(store: Store) -> Callable[[], Awaitable[Any]]:
     order_id, fill_id = await _ended(store, FillOutcome.FILLED)
     return lambda: store.verification.label_scanned(order_id, fill_code(fill_id), tech())
@@ -241,7 +247,7 @@ async def dispose_vial(store: Store) -> Callable[[], Awaitable[Any]]:
 CHANGES: dict[str, Scenario] = {f.__name__: f for f in (
     receive_order, move_order, start_fill, finish_fill, set_info, ensure_bins, restock,
     correct_bin, bin_ran_empty, unload_bin, load_bin, change_alarms, audit, add_user,
-    set_password, disable_user, sign_in, label_scanned, witness_count, verify_vial,
+    set_password, disable_user, sign_in, sign_out, label_scanned, witness_count, verify_vial,
     reject_vial, release_vial, label_sent, hand_fill, retry_order, cancel_order,
     dispose_vial)}
 

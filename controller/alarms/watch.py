@@ -69,7 +69,8 @@ class AlarmWatch:
 
     def __init__(self, desk: AlarmDesk, store: Store, robots: Mapping[str, Watched],
                  topics: Topics | None, clock: Clock, sent: Callable[[], None],
-                 started_at: datetime) -> None:
+                 started_at: datetime,
+                 changed: Callable[[list[AlarmChange]], None] = lambda _: None) -> None:
         self._desk = desk
         self._store = store
         self._robots = robots
@@ -77,6 +78,8 @@ class AlarmWatch:
         self._clock = clock
         self._sent = sent
         """Called after anything went into the outbox (the publisher sends it)."""
+        self._changed = changed
+        """Told each pass's alarm changes (screens show them)."""
         self._started_at = started_at
         self._wake = asyncio.Event()
         self._dirty: set[str] = set(robots)
@@ -126,6 +129,7 @@ class AlarmWatch:
         await self.robot_states()
         if changes:
             self._sent()
+            self._changed(changes)
         self.changes = changes
         return changes
 

@@ -109,3 +109,9 @@ def require(person: Person, duty: Duty) -> None:
         raise RoleError(f"{person.name} may not {duty}: it needs the "
                         f"{' or '.join(sorted(needed))} role ({person.name} holds "
                         f"{', '.join(sorted(person.roles)) or 'none'})")
+
+
+def may(person: Person, duty: Duty) -> bool:
+    """Whether ``person`` holds a role ``duty`` needs (screens offer only what one may do;
+    :func:`require` still decides)."""
+    return bool(ROLES_FOR[duty] & person.roles)

@@ -126,3 +126,18 @@ def check_restock(stock: BinStock, scan: BottleScan, ndc: str, quantity: int, *,
             raise RestockRefused(f"{where} still holds {lot.on_hand} of lot {lot.lot} "
                                  f"(expires {lot.expiry:%Y-%m-%d}); lots are not mixed here: "
                                  f"run it empty or unload it first")
+
+
+USAGE_WINDOW = timedelta(days=7)
+"""How far back a bin's rate of use is read."""
+SHORTEST_WATCH = timedelta(hours=1)
+"""A rate read over less than this says nothing yet (one fill is not a rate)."""
+
+
+def days_of_stock(on_hand: int, filled: int, watched: timedelta) -> float | None:
+    """Days until a bin holding ``on_hand`` is empty, at the rate of ``filled`` tablets over
+    ``watched``; None when the rate says nothing (no use, or watched under an hour)."""
+    if filled <= 0 or watched < SHORTEST_WATCH:
+        return None
+    per_day = filled / (watched / timedelta(days=1))
+    return max(on_hand, 0) / per_day

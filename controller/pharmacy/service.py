@@ -24,9 +24,11 @@ from controller.domain.orders import Order, OrderState
 from controller.domain.prescriptions import Problem, prescription_problems
 from controller.domain.roles import Duty, Person, WorkflowError, require
 from controller.domain.weight import check_weight
+from controller.pharmacy.alarms import Alarms
+from controller.pharmacy.bins import Bins
 from controller.pharmacy.evidence import Evidence, evidence_of
 from controller.pharmacy.refusals import NotFound, OrderInvalid
-from controller.robots.notices import Notice, OrderSettled
+from controller.robots.notices import Notice, OrderMoved, OrderSettled
 from controller.robots.output import OutputError
 from controller.robots.supervisor import Supervisor
 from controller.store import FillRecord, OrderRecord, Store, StoreError, fill_code
@@ -54,6 +56,10 @@ class Pharmacy:
         self.clock = clock or supervisor.clock
         self._printing = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.alarms = Alarms(supervisor)
+        """Standing alarms and a person's answers to them."""
+        self.bins = Bins(settings, supervisor)
+        """The bins as technicians see them, and restocking by scan."""
         supervisor.subscribe(self._on_notice)
 
     # -- intake ------------------------------------------------------------------
@@ -87,7 +93,7 @@ class Pharmacy:
         await self.order(order_id)
         await self.store.handwork.cancel_order(order_id, person, reason, tablets=tablets)
         self.supervisor.withdrawn(order_id)
-        return await self.store.orders.order(order_id)
+        return self._moved(await self.store.orders.order(order_id), person)
 
     async def retry(self, order_id: int, person: Person, robot: str | None) -> OrderRecord:
         """Send an order in exception to the robots again (to ``robot``, if named)."""
@@ -96,7 +102,7 @@ class Pharmacy:
             raise WorkflowError(f"no robot {robot!r}; expected one of "
                                 f"{', '.join(self.supervisor.robots)}")
         await self.store.handwork.retry_order(order_id, person)
-        return await self.supervisor.requeued(order_id, robot=robot)
+        return self._moved(await self.supervisor.requeued(order_id, robot=robot), person)
 
     async def hand_count(self, order_id: int, person: Person, count: int, weight_mg: float,
                          source: tuple[str, int] | None, found: int | None = None,
@@ -131,7 +137,7 @@ class Pharmacy:
             # The person has the robot's vial in hand: its output is empty again.
             await self.supervisor.take_output(robot, person.name, fill_id=recounted,
                                               via="recounted by hand")
-        settled = await self.store.orders.order(order_id)
+        settled = self._moved(await self.store.orders.order(order_id), person)
         await self.print_label(order_id, who=SUPERVISOR)
         return settled
 
@@ -273,7 +279,7 @@ class Pharmacy:
         if robot := self.supervisor.holding(fill_id):
             await self.supervisor.take_output(robot, person.name, fill_id=fill_id,
                                               via="label scanned at the robot")
-        return await self.store.orders.order(order_id)
+        return self._moved(await self.store.orders.order(order_id), person)
 
     async def vial_for_label(self, scanned: str) -> int:
         """The vial (fill id) a scanned label names, if it is still its order's vial:
@@ -306,17 +312,18 @@ class Pharmacy:
 
     async def witness(self, fill_id: int, count: int, person: Person) -> None:
         """A pharmacist's witnessed second count of a schedule II vial."""
-        await self._acting_on(fill_id, self.store.verification.witness_count(fill_id, count,
-                                                                             person))
+        await self._acting_on(fill_id, person, self.store.verification.witness_count(
+            fill_id, count, person))
 
     async def verify(self, fill_id: int, person: Person) -> OrderRecord:
         """The pharmacist approves the vial."""
-        return await self._acting_on(fill_id, self.store.verification.verify_vial(fill_id, person))
+        return await self._acting_on(fill_id, person,
+                                     self.store.verification.verify_vial(fill_id, person))
 
     async def reject(self, fill_id: int, person: Person, reason: str, *, fill_again: bool,
                      tablets: str) -> OrderRecord:
         """The pharmacist refuses the vial; filled again (routed now) or cancelled."""
-        order = await self._acting_on(fill_id, self.store.verification.reject_vial(
+        order = await self._acting_on(fill_id, person, self.store.verification.reject_vial(
             fill_id, person, reason, fill_again=fill_again, tablets=tablets))
         if order.state is OrderState.QUEUED:
             return await self.supervisor.requeued(order.id)
@@ -325,10 +332,11 @@ class Pharmacy:
     async def release(self, fill_id: int, person: Person, destination: str,
                       carrier: str | None, tracking: str | None) -> OrderRecord:
         """To the pickup bin, or to shipping with carrier and tracking number."""
-        return await self._acting_on(fill_id, self.store.verification.release_vial(
+        return await self._acting_on(fill_id, person, self.store.verification.release_vial(
             fill_id, person, destination, carrier=carrier, tracking=tracking))
 
-    async def _acting_on(self, fill_id: int, step: Awaitable[object]) -> OrderRecord:
+    async def _acting_on(self, fill_id: int, person: Person,
+                         step: Awaitable[object]) -> OrderRecord:
         """Do a step on a vial; its order as it stands after (NotFound: no such vial)."""
         try:
             await step
@@ -336,7 +344,12 @@ class Pharmacy:
         except StoreError as exc:
             raise NotFound(str(exc)) from None
         assert fill is not None
-        return await self.store.orders.order(fill.order_id)
+        return self._moved(await self.store.orders.order(fill.order_id), person)
+
+    def _moved(self, order: OrderRecord, person: Person) -> OrderRecord:
+        """Tell the screens a person moved ``order`` on; it, unchanged."""
+        self.supervisor.news(OrderMoved(order.id, order.state, person.name))
+        return order
 
     # -- inside ------------------------------------------------------------------------
 

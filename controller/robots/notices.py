@@ -115,9 +115,27 @@ class OrderSettled:
     """The fill that settled it, or None when no robot was involved."""
 
 
+@dataclass(frozen=True, slots=True)
+class OrderMoved:
+    """A person (or intake) moved an order on: received, cancelled, retried, counted by
+    hand, labelled, verified, rejected or released. For screens; nothing acts on it."""
+
+    order_id: int
+    state: str
+    who: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmsChanged:
+    """Alarms were raised, cleared, acknowledged or shelved (their ids), or a bin's stock
+    changed what they will be. For screens; the outbox already holds what MQTT says."""
+
+    alarm_ids: tuple[str, ...]
+
+
 Notice = (RobotOnline | RobotKnown | RobotOffline | RobotNeedsAttention | RobotCleared
           | OutputWaiting | OutputTaken | FillStarted | FillProgress | FillEnded | OrderReturned
-          | OrderSettled)
+          | OrderSettled | OrderMoved | AlarmsChanged)
 
 
 class Floor(Protocol):

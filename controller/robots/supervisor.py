@@ -22,6 +22,7 @@ from controller.alarms.watch import AlarmWatch
 from controller.backoff import Backoff
 from controller.clock import Clock, wait_set
 from controller.config import Settings
+from controller.domain.alarms import AlarmChange
 from controller.domain.orders import FillOutcome, Order, OrderState, order_problems
 from controller.domain.recovery import OrderAction
 from controller.mqtt.publisher import BrokerLink, Publisher
@@ -30,9 +31,11 @@ from controller.robots.counter import CounterRobot
 from controller.robots.filler import FillerRobot
 from controller.robots.floor import bin_specs, make_driver
 from controller.robots.notices import (
+    AlarmsChanged,
     FillEnded,
     FillStarted,
     Notice,
+    OrderMoved,
     OrderReturned,
     OrderSettled,
     OutputTaken,
@@ -99,7 +102,7 @@ class Supervisor:
             self.publisher.robots = frozenset(self.robots)
         self.router = Router(store, self.robots, lambda: self.clock.now(), self._settle)
         self.watch = AlarmWatch(self.desk, store, self.robots, self.topics, self.clock,
-                                self._sent, self.started_at)
+                                self._sent, self.started_at, self.alarms_changed)
         self._watch_task: asyncio.Task[None] | None = None
 
     def subscribe(self, listener: Callable[[Notice], None]) -> None:
@@ -189,6 +192,12 @@ class Supervisor:
         if self.publisher is not None:
             self.publisher.wake()
 
+    def alarms_changed(self, changes: list[AlarmChange]) -> None:
+        """Alarms changed (by the watch, or a person at the console): send them now, and tell
+        the screens."""
+        self._sent()
+        self.news(AlarmsChanged(tuple(c.after.id for c in changes)))
+
     # -- orders --------------------------------------------------------------
 
     async def submit(self, order: Order, *, who: str = "supervisor") -> OrderRecord:
@@ -207,6 +216,7 @@ class Supervisor:
             log.info("order submitted again: the same order", order=record.id)
             return record, False
         self._settled[record.id] = asyncio.Event()
+        self.news(OrderMoved(record.id, record.state, who))
         if problems:
             log.warning("order rejected", order=record.id, reason=reason)
             self._settle(OrderSettled(record.id, record.state, reason))

@@ -159,6 +159,13 @@ class PeopleRecords:
             await record(conn, now, name, "signed in", f"user:{name}")
         return token
 
+    async def sign_out(self, token: str, name: str) -> None:
+        """``token`` stops working at once (a sign-out, or the console's idle logoff)."""
+        async with self._db.transaction() as conn:
+            gone = await conn.execute(sa.delete(tokens).where(tokens.c.digest == _digest(token)))
+            if gone.rowcount:
+                await record(conn, self._db.clock.now(), name, "signed out", f"user:{name}")
+
     async def check_password(self, name: str, password: str) -> Person:
         """Who ``name`` is, if ``password`` is theirs and they may sign in (AuthError, the same
         words for any failure); no token is issued (a command acting once)."""

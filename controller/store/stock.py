@@ -22,6 +22,7 @@ from controller.store.errors import StoreError
 from controller.store.outbox import enqueue
 from controller.store.recall import RecalledVial, recall_lot
 from controller.store.schema import bin_movements, bins, fills
+from controller.store.usage import Usage, usage_since
 
 if TYPE_CHECKING:
     from controller.store.store import Store
@@ -262,6 +263,11 @@ class StockRecords:
         async with self._db.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [Movement(**dict(row)) for row in rows]
+
+    async def usage(self, since: datetime) -> dict[int, Usage]:
+        """Each bin's tablets filled since ``since``, and its first movement in that time."""
+        async with self._db.engine.connect() as conn:
+            return await usage_since(conn, since)
 
     async def recall(self, lot: str) -> list[RecalledVial]:
         """Every vial that got tablets of ``lot``, or may have because its bin mixed lots."""
