@@ -63,6 +63,7 @@ SECTIONS: dict[str, tuple[str, Load]] = {
     "robots": ("_robots.html", _robots),
     "robot": ("_robot.html", _robot),
     "alarms": ("_alarms.html", _alarms),
+    "alarm-list": ("_alarm_list.html", _alarms),
     "history": ("_history.html", _history),
     "bins": ("_bins.html", _bins),
     "queue": ("_queue.html", _queue),
@@ -83,7 +84,7 @@ async def _page(request: Request, session: Session, console: Console, template: 
 @router.get("/")
 async def overview(request: Request, session: Signed, console: Here) -> HTMLResponse:
     """Every robot as a tile, the standing alarms, the queue's counts."""
-    return await _page(request, session, console, "overview.html", "robots", "alarms",
+    return await _page(request, session, console, "overview.html", "robots", "alarm-list",
                        "counts")
 
 

@@ -11,7 +11,17 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from controller.console.feed import event
 from controller.console.sessions import COOKIE, SignedOut
-from controller.console.web import HEADERS, Here, Signed, Watching, back, checked_form, page
+from controller.console.web import (
+    HEADERS,
+    Here,
+    NotSignedIn,
+    Signed,
+    Watching,
+    back,
+    checked_form,
+    not_signed_in,
+    page,
+)
 from controller.console.web import router as console_router
 from controller.store.people import AuthError
 
@@ -77,6 +87,17 @@ async def sign_out(request: Request, session: Signed, console: Here) -> Response
     response.set_cookie(SAID_COOKIE, f"{session.person.name} signed out.", httponly=True,
                         samesite="strict", max_age=60)
     return response
+
+
+@router.get("/idle")
+async def idle(request: Request, console: Here) -> Response:
+    """The page saw no activity for the idle time: sign out, saying why; back to the page
+    if the person was active elsewhere (another window) after all."""
+    try:
+        await console.sessions.find(request.cookies.get(COOKIE), active=False)
+    except SignedOut as exc:
+        return not_signed_in(request, NotSignedIn(str(exc), live=False))
+    return back(_safe_next(request.query_params.get("back")))
 
 
 @router.post("/activity")

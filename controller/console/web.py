@@ -42,7 +42,7 @@ HEADERS = {
                                 "script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
 """On every page: never cached (a page with a patient's name must not come back from the
 browser's history after sign-out), never framed, no script or style from elsewhere."""

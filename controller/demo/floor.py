@@ -29,7 +29,7 @@ from controller.robots.notices import (
     RobotOnline,
 )
 from controller.robots.output import OutputError
-from controller.robots.simulated import Simulator
+from controller.robots.simulated import Simulator, pour
 from controller.store import FillRecord
 from simulators.tablet_counter.server import CounterSimulator
 
@@ -121,11 +121,7 @@ class DemoFloor:
         today = supervisor.clock.now().date()
         code = bottle_code(record.ndc, f"{record.lot[:2]}{today:%y%m}R",
                            today + timedelta(days=540), f"DEMO{robot.upper()}{number:03d}")
-        sim = self.simulators.get(robot)
-        if isinstance(sim, CounterSimulator):
-            sim.device.set_stock(number, sim.device.channels[number].stock + quantity)
-        elif sim is not None:
-            sim.device.set_stock(number, sim.device.cells[number].stock + quantity)
+        pour(self.simulators, robot, number, quantity)
         # A whole bottle when it fits; otherwise the technician counts what was poured.
         full = quantity == drug.package_quantity
         done = await restock_by_scan(settings, store, robot, number, code,

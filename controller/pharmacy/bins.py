@@ -3,6 +3,7 @@ left at the recent rate) and restocking by scan, with the screens told at once."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.config import Settings
@@ -38,6 +39,9 @@ class Bins:
         self._settings = settings
         self._supervisor = supervisor
         self._store = supervisor.store
+        self.hands: Callable[[str, int, int], None] = lambda _robot, _bin, _quantity: None
+        """What puts a restock's tablets into the robot: a person's hands at a real robot
+        (nothing to do here); :func:`controller.robots.simulated.pour` at a simulated one."""
 
     async def views(self) -> list[BinView]:
         """Every bin, robot by robot."""
@@ -61,5 +65,6 @@ class Bins:
         record, its alarms judged again); the screens are told."""
         done = await restock_by_scan(self._settings, self._store, robot, number, scan,
                                      by=person, quantity=quantity, clock=self._supervisor.clock)
+        self.hands(robot, number, done.quantity)
         self._supervisor.alarms_changed(done.alarms)
         return done

@@ -85,3 +85,13 @@ def _filler(settings: Settings, robot: Robot,
                               scale_noise_mg=robot.simulator.scale_noise_mg,
                               vials=robot.simulator.vials)
     return FillerSimulator(devices={unit: device}, baud=getattr(robot.driver, "baud", 19200))
+
+
+def pour(simulators: Mapping[str, Simulator], robot: str, number: int, quantity: int) -> None:
+    """A person poured ``quantity`` tablets into a simulated robot's bin (a real robot's
+    bin gets them from the person's hands): its simulator holds them too."""
+    sim = simulators.get(robot)
+    if isinstance(sim, CounterSimulator):
+        sim.device.set_stock(number, sim.device.channels[number].stock + quantity)
+    elif sim is not None:
+        sim.device.set_stock(number, sim.device.cells[number].stock + quantity)

@@ -13,7 +13,11 @@
   let lastReport = 0;
   function armIdle() {
     clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => { window.location.assign("/sign-in"); }, idleMs + 500);
+    // The server decides, signs the person out and says why (or sends them back, if they
+    // were active in another window).
+    idleTimer = setTimeout(() => {
+      window.location.assign("/idle?back=" + encodeURIComponent(window.location.pathname));
+    }, idleMs + 1000);
   }
   function active() {
     const now = Date.now();
@@ -82,11 +86,27 @@
     lost.hidden = false;
     sections.forEach((s) => s.classList.add("stale"));
   }
+  // Each section draws only its newest answer: a slower, older answer that arrives after a
+  // newer one would otherwise show what is no longer so.
+  const inFlight = new Map();
   async function swap(section) {
-    const response = await fetch(section.dataset.fragment, {headers: {"X-Live": "1"}});
+    const before = inFlight.get(section);
+    if (before) before.abort();
+    const asked = new AbortController();
+    inFlight.set(section, asked);
+    let response;
+    try {
+      response = await fetch(section.dataset.fragment,
+        {headers: {"X-Live": "1"}, signal: asked.signal});
+    } catch (e) {
+      return;  // aborted by a newer change, or the site is gone (the feed says so)
+    }
+    if (inFlight.get(section) !== asked) return;
     if (response.status === 401) { window.location.assign("/sign-in"); return; }
     if (!response.ok) return;
     const html = await response.text();
+    if (inFlight.get(section) !== asked) return;
+    inFlight.delete(section);
     const focused = document.activeElement;
     const keep = focused && section.contains(focused) && focused.id
       ? {id: focused.id, value: focused.value, at: focused.selectionStart} : null;
