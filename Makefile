@@ -26,10 +26,12 @@ FUZZ_EXAMPLES ?= 2000
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py --timeout=3600
 
-# The README's pictures (a vial label, the demo's table) and the packages' imports (docs/).
+# The README's pictures (a vial label, the demo's table, the console's pages from its browser
+# tests) and the packages' imports (docs/).
 pictures: $(STAMP)
 	$(BIN)/python docs/pictures.py
 	$(BIN)/python docs/architecture.py
+	RXFILL_SCREENSHOTS=docs/console $(BIN)/python -m pytest tests/test_console_browser.py -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller drivers simulators tests bench docs

@@ -196,7 +196,7 @@ async def _run_site(settings: Settings, store_path: Path, mqtt: str | None,
                 where = link.url if link else "off"
                 say(f"rxfill running: site {settings.config.site.id}, robots "
                     f"{', '.join(supervisor.robots)}, store {store_path}, mqtt {where}, "
-                    f"api {url} (OpenAPI at {url}/docs)")
+                    f"api {url} (OpenAPI at {url}/docs), console {url}/")
                 await stop.wait()
                 say("stopping")
             await pharmacy.close()

@@ -19,7 +19,7 @@ DOC = ROOT / "docs" / "architecture.md"
 BEGIN, END = "<!-- packages:begin (docs/architecture.py) -->", "<!-- packages:end -->"
 
 BOXES = [
-    "controller.cli", "controller.demo", "controller.site", "controller.api",
+    "controller.cli", "controller.demo", "controller.site", "controller.console", "controller.api",
     "controller.pharmacy", "controller.robots", "controller.alarms", "controller.mqtt",
     "controller.audit_key", "controller.config", "controller.store", "controller.reading",
     "controller.logs", "controller.backoff", "controller.clock", "controller.domain",

@@ -246,10 +246,11 @@ async def _serve(pharmacy: Pharmacy, console: Console, passwords: dict[str, str]
                  sock: socket.socket) -> None:
     api = pharmacy.settings.config.api
     async with api_server(pharmacy, api.host, api.port, sock) as url:
-        console.print(f"serving the API at {url} (OpenAPI at {url}/docs); sign in as "
+        console.print(f"serving the API at {url} (OpenAPI at {url}/docs) and the console at "
+                      f"{url}/; sign in as "
                       + ", ".join(f"{name} / {password}" for name, password in
                                   passwords.items())
-                      + "; Ctrl-C stops")
+                      + "; Ctrl-C stops", soft_wrap=True)  # one line, for whoever reads it
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
