@@ -155,6 +155,13 @@ async def test_sessions_end_after_the_idle_time_and_at_sign_out(tmp_path: Path) 
         await sessions.end(again)
         with pytest.raises(SignedOut):
             await sessions.find(again.token, active=True)
+        left = await sessions.sign_in("tess", PASSWORD)  # a browser closed, never back
+        now[0] += 16 * 60
+        await sessions.sign_in("tess", PASSWORD)
+        with pytest.raises(SignedOut, match="Sign in to use the console"):
+            await sessions.find(left.token, active=False)  # ended, not kept for ever
+        with pytest.raises(Exception, match="unknown token"):
+            await store.people.person_for(left.token)
     finally:
         await store.close()
 

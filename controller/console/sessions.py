@@ -62,8 +62,15 @@ class Sessions:
         token = await self._store.people.sign_in(name, password, self._lifetime)
         person = await self._store.people.person_for(token)
         session = Session(token, person, secrets.token_urlsafe(24), self._now())
+        await self._end_idle()
         self._open[token] = session
         return session
+
+    async def _end_idle(self) -> None:
+        """End the sessions idle past their time whose browser never came back."""
+        limit = self._now() - self.idle.total_seconds()
+        for session in [s for s in self._open.values() if s.last_active < limit]:
+            await self.end(session)
 
     async def find(self, token: str | None, *, active: bool) -> Session:
         """The session of ``token``, or SignedOut saying why. ``active``: the person did
