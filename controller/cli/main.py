@@ -30,6 +30,7 @@ from controller.cli.common import (
     signed_in,
     with_store,
 )
+from controller.cli.diag import diag_app, drivers
 from controller.cli.orders import orders_app, robots_app, sign_in
 from controller.cli.people import users_app
 from controller.cli.simulate import simulate_app
@@ -70,6 +71,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(orders_app, name="orders")
 app.add_typer(robots_app, name="robots")
 app.add_typer(store_app, name="store")
+app.add_typer(diag_app, name="diag")
+app.command("drivers")(drivers)
 app.command("sign-in")(sign_in)
 audit_app = typer.Typer(help="The audit trail: verify its chain, export it.",
                         no_args_is_help=True)

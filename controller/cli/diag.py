@@ -1,0 +1,106 @@
+"""``rxfill drivers`` and ``rxfill diag``: what maintenance staff ask of the drivers and the
+robots before they trust them (which drivers are installed; is this robot there, who is
+it, how fast does it answer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import statistics
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from importlib.metadata import entry_points
+from typing import Annotated
+
+import typer
+
+from controller.cli.common import DEMO_CONFIG, ConfigOption, StoreOption, fail, settings_of
+from controller.config import Robot, Settings
+from controller.robots.floor import make_driver
+from controller.robots.simulated import start_simulators
+from controller.store.lock import StoreInUse, supervising
+from drivers.errors import DriverError
+from drivers.registry import GROUP, UnknownDriverError, find_driver
+
+diag_app = typer.Typer(help="Diagnostics: is a robot there, who is it, how fast it answers.",
+                       no_args_is_help=True)
+
+
+def drivers() -> None:
+    """The drivers the registry finds: name, kind, the package each comes from, its class."""
+    lines = [f"{'NAME':<16} {'KIND':<16} {'PACKAGE':<24} CLASS"]
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        package = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"
+        try:
+            kind = find_driver(ep.name).kind
+        except UnknownDriverError as exc:
+            kind = f"broken: {exc}"
+        lines.append(f"{ep.name:<16} {kind:<16} {package:<24} {ep.value}")
+    typer.echo("\n".join(lines))
+
+
+def _robot(settings: Settings, robot_id: str) -> Robot:
+    robots = {r.id: r for r in settings.config.robots}
+    if robot_id not in robots:
+        raise fail(f"no robot {robot_id!r} in {settings.path}; expected one of "
+                   f"{', '.join(robots)}", 2)
+    return robots[robot_id]
+
+
+@contextlib.asynccontextmanager
+async def _reach(settings: Settings, robot: Robot) -> AsyncIterator[str]:
+    """The robot's address: its simulator's, started here for a ``sim:`` robot."""
+    if not robot.simulated:
+        yield robot.url
+        return
+    alone = dataclasses.replace(settings, config=settings.config.model_copy(
+        update={"robots": [robot]}))
+    sims = await start_simulators(alone)
+    try:
+        yield sims[robot.id].url
+    finally:
+        for sim in sims.values():
+            await sim.close()
+
+
+async def ping(settings: Settings, robot: Robot, count: int) -> list[str]:
+    """Ask the robot who it is, then its status ``count`` times, timing each answer."""
+    async with _reach(settings, robot) as url:
+        driver = make_driver(robot, url)
+        async with driver:
+            who = await driver.identify()
+            times = []
+            for _ in range(count):
+                began = time.perf_counter()
+                await driver.status()
+                times.append((time.perf_counter() - began) * 1000)
+    facts = ", ".join(f"{k} {v}" for k, v in asdict(who).items())
+    where = f"{url} (simulated)" if robot.simulated else url
+    return [f"{robot.id} at {where}: {facts}",
+            f"{count} status requests: round trip min {min(times):.2f} ms, median "
+            f"{statistics.median(times):.2f} ms, max {max(times):.2f} ms"]
+
+
+@diag_app.command("ping")
+def diag_ping(
+    robot: Annotated[str, typer.Argument(help="The robot's id in the configuration.")],
+    count: Annotated[int, typer.Option(help="Status requests to time.", min=1, max=10_000)] = 20,
+    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
+) -> None:
+    """Identity, firmware and round-trip time (min/median/max) of one robot. Refused while a
+    site supervises the store: its link to the robot is the robot's only one."""
+    settings = settings_of(config)
+    target = _robot(settings, robot)
+    where = store or settings.resolve(settings.config.store.path)
+    try:
+        with (contextlib.nullcontext() if target.simulated else supervising(where)):
+            lines = asyncio.run(ping(settings, target, count))
+    except StoreInUse as exc:
+        raise fail(f"refused: {exc}; the running site holds {robot}'s link (its console and "
+                   f"API show the robot)") from None
+    except (DriverError, OSError) as exc:
+        raise fail(f"{robot} did not answer: {exc}") from None
+    typer.echo("\n".join(lines))
+
