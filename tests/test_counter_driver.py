@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from controller.robots.scales import read
 from drivers import errors
 from drivers.base import (
     Calibration,
@@ -249,7 +250,13 @@ async def test_scale_weighs_tares_and_spans(counter: CounterSimulator) -> None:
         reading = await tc.weigh()
         assert reading.stable and reading.weight_mg < 10
         await tc.tare()
+        with pytest.raises(errors.DeviceError, match="E02"):
+            await tc.span(5000)  # nothing on the scale to span on
+        counter.device.scale_gain = 1.02  # a scale out of span reads 2 % heavy
+        counter.device.place_mass(5000)
+        assert abs(await read(tc) - 5100) < 10  # settled
         await tc.span(5000)
+        assert abs(await read(tc) - 5000) < 10
 
 
 async def test_calls_before_open_fail_at_once(counter: CounterSimulator) -> None:

@@ -19,7 +19,7 @@ import typer
 from controller.cli.common import DEMO_CONFIG, ConfigOption, StoreOption, fail, settings_of
 from controller.config import Robot, Settings
 from controller.robots.floor import make_driver
-from controller.robots.simulated import start_simulators
+from controller.robots.simulated import Simulator, start_simulators
 from controller.store.lock import StoreInUse, supervising
 from drivers.errors import DriverError
 from drivers.registry import GROUP, UnknownDriverError, find_driver
@@ -41,7 +41,7 @@ def drivers() -> None:
     typer.echo("\n".join(lines))
 
 
-def _robot(settings: Settings, robot_id: str) -> Robot:
+def robot_of(settings: Settings, robot_id: str) -> Robot:
     robots = {r.id: r for r in settings.config.robots}
     if robot_id not in robots:
         raise fail(f"no robot {robot_id!r} in {settings.path}; expected one of "
@@ -50,16 +50,16 @@ def _robot(settings: Settings, robot_id: str) -> Robot:
 
 
 @contextlib.asynccontextmanager
-async def _reach(settings: Settings, robot: Robot) -> AsyncIterator[str]:
-    """The robot's address: its simulator's, started here for a ``sim:`` robot."""
+async def reach(settings: Settings, robot: Robot) -> AsyncIterator[tuple[str, Simulator | None]]:
+    """The robot's address, and its simulator when it is a ``sim:`` robot (started here)."""
     if not robot.simulated:
-        yield robot.url
+        yield robot.url, None
         return
     alone = dataclasses.replace(settings, config=settings.config.model_copy(
         update={"robots": [robot]}))
     sims = await start_simulators(alone)
     try:
-        yield sims[robot.id].url
+        yield sims[robot.id].url, sims[robot.id]
     finally:
         for sim in sims.values():
             await sim.close()
@@ -67,7 +67,7 @@ async def _reach(settings: Settings, robot: Robot) -> AsyncIterator[str]:
 
 async def ping(settings: Settings, robot: Robot, count: int) -> list[str]:
     """Ask the robot who it is, then its status ``count`` times, timing each answer."""
-    async with _reach(settings, robot) as url:
+    async with reach(settings, robot) as (url, _):
         driver = make_driver(robot, url)
         async with driver:
             who = await driver.identify()
@@ -92,7 +92,7 @@ def diag_ping(
     """Identity, firmware and round-trip time (min/median/max) of one robot. Refused while a
     site supervises the store: its link to the robot is the robot's only one."""
     settings = settings_of(config)
-    target = _robot(settings, robot)
+    target = robot_of(settings, robot)
     where = store or settings.resolve(settings.config.store.path)
     try:
         with (contextlib.nullcontext() if target.simulated else supervising(where)):

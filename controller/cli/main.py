@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from controller.audit_key import AuditKeyMissing, load_audit_key
+from controller.cli.calibrate import calibrate_app
 from controller.cli.common import (
     DEMO_CONFIG,
     ConfigOption,
@@ -72,6 +73,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(robots_app, name="robots")
 app.add_typer(store_app, name="store")
 app.add_typer(diag_app, name="diag")
+app.add_typer(calibrate_app, name="calibrate")
 app.command("drivers")(drivers)
 app.command("sign-in")(sign_in)
 audit_app = typer.Typer(help="The audit trail: verify its chain, export it.",

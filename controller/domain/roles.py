@@ -65,6 +65,7 @@ class Duty(StrEnum):
     DISPOSE_VIAL = "record what became of a set-aside vial"
     ANSWER_ALARM = "acknowledge or shelve an alarm"
     SERVICE_ROBOT = "take a robot out of or back into service"
+    CALIBRATE = "calibrate a robot's scale or channels"
     MANAGE_USERS = "manage users"
 
 
@@ -94,6 +95,7 @@ ROLES_FOR: dict[Duty, frozenset[Role]] = {
     Duty.DISPOSE_VIAL: _HANDS,
     Duty.ANSWER_ALARM: frozenset({Role.TECHNICIAN, Role.PHARMACIST, Role.MAINTENANCE}),
     Duty.SERVICE_ROBOT: _AT_THE_ROBOT,
+    Duty.CALIBRATE: frozenset({Role.MAINTENANCE}),
     Duty.MANAGE_USERS: frozenset({Role.ADMIN}),
 }
 """The roles that may do each duty (any one of them suffices)."""

@@ -96,6 +96,12 @@ class TabletCounterDevice:
         self.door_open = False
         self.powered = True
         self.scale_offset_mg = 0.0
+        self.scale_gain = 1.0
+        """The load cell's true gain: 1.0 for a scale in span; a test mistunes it."""
+        self.span_factor = 1.0
+        """What the last SP set, so that the reference mass read as itself."""
+        self.placed_mg = 0.0
+        """A reference mass a person put on the scale (maintenance)."""
         self.settled_at = 0.0
         self.started_jobs: list[str] = []
         """Every job that really started counting, in order: a test's proof of no repeats."""
@@ -215,7 +221,7 @@ class TabletCounterDevice:
             return ("ER", ErrorCode.CHUTE_NOT_EMPTY)
         if not self.stable:
             return ("ER", ErrorCode.SCALE_NOT_STABLE)
-        self.scale_offset_mg = 0.0
+        self.scale_offset_mg = -self._scaled(self.placed_mg)  # what is on it now reads 0
         return ()
 
     def _verb_sp(self, mass: str) -> tuple[str, ...]:
@@ -225,6 +231,9 @@ class TabletCounterDevice:
             return ("ER", ErrorCode.BUSY)
         if not self.stable:
             return ("ER", ErrorCode.SCALE_NOT_STABLE)
+        if self.placed_mg <= 0:
+            return ("ER", ErrorCode.BAD_ARGUMENT)  # nothing on the scale to span on
+        self.span_factor = int(mass) / (self.placed_mg * self.scale_gain)
         return ()
 
     def _channel(self, ch: str) -> SimChannel | tuple[str, ...]:
@@ -245,7 +254,11 @@ class TabletCounterDevice:
         """The scale now: the chute's true mass, its offset and noise."""
         mass = self.chute.mass_mg if self.chute else 0.0
         noise = self._physics.gauss(0.0, self.scale_noise_mg)
-        return max(0, round(mass + self.scale_offset_mg + noise))
+        return max(0, round(self._scaled(mass + self.placed_mg) + self.scale_offset_mg + noise))
+
+    def _scaled(self, mass_mg: float) -> float:
+        """What the load cell makes of ``mass_mg``, after its span."""
+        return mass_mg * self.scale_gain * self.span_factor
 
     # -- counting ----------------------------------------------------------
 
@@ -317,7 +330,7 @@ class TabletCounterDevice:
     async def _settle(self, job: SimJob, outcome: JobState) -> None:
         await self.clock.sleep(max(0.0, self.settled_at - self.clock.now()))
         noise = self._physics.gauss(0.0, self.scale_noise_mg)
-        job.weight_mg = max(0, round(job.mass_mg + self.scale_offset_mg + noise))
+        job.weight_mg = max(0, round(self._scaled(job.mass_mg) + self.scale_offset_mg + noise))
         job.state = outcome
         self.emit(wire.Event(wire.EventName.END,
                              (job.job, outcome, str(job.count), str(job.weight_mg))))
@@ -336,6 +349,11 @@ class TabletCounterDevice:
         """The door closes; the device stays in DOOR until CL."""
         self.door_open = False
         self.emit(wire.Event(wire.EventName.DOOR, ("CLOSED",)))
+
+    def place_mass(self, mass_mg: float) -> None:
+        """A person puts a reference mass on the scale (0 takes it off)."""
+        self.placed_mg = mass_mg
+        self.settled_at = self.clock.now() + 0.2
 
     def set_stock(self, channel: int, tablets: int) -> None:
         """Put ``tablets`` in a channel's canister (0 makes it run empty)."""

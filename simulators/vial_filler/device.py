@@ -78,6 +78,13 @@ class VialFillerDevice:
         self.heartbeat_changed_at = self.clock.now()
         self._tare_at = self.clock.now()
         self._drift_mg = 0.0
+        self._zero_mg = 0.0
+        self.scale_gain = 1.0
+        """The load cell's true gain: 1.0 for a scale in span; a test mistunes it."""
+        self.span_factor = 1.0
+        """What the last SPAN set, so that the reference mass read as itself."""
+        self.placed_mg = 0.0
+        """A reference mass a person put in the empty bay (maintenance)."""
         self._running: asyncio.Task[None] | None = None
 
     # -- the registers, as the wire sees them ------------------------------
@@ -88,7 +95,8 @@ class VialFillerDevice:
         return wire.Inputs(
             state=self.state, job=job.job if job else self.last_job,
             count=job.count if job else self.last_count if self.vial_in_bay else 0,
-            weight_mg=self.weight_mg if job or self.vial_in_bay else 0,
+            weight_mg=(self.weight_mg if job or self.vial_in_bay
+                       else self.reading_mg(0.0) if self.placed_mg else 0),
             fault=self.fault, cmd_result=self.cmd_result, cells=len(self.cells),
             firmware=FIRMWARE, jobs_done=self.jobs_done, last_job=self.last_job,
             last_status=self.last_status, last_count=self.last_count,
@@ -152,9 +160,7 @@ class VialFillerDevice:
             case Command.TARE:
                 self.cmd_result = self._tare()
             case Command.SPAN:
-                self.cmd_result = (CmdResult.BUSY if self.job is not None
-                                   else CmdResult.BAD_QUANTITY if block[Holding.SPAN_REF] == 0
-                                   else CmdResult.ACCEPTED)
+                self.cmd_result = self._span(block[Holding.SPAN_REF] * 10)
             case Command.OUTPUT_TAKEN:
                 self.cmd_result = self._output_taken()
             case _:
@@ -223,7 +229,24 @@ class VialFillerDevice:
             return CmdResult.BUSY
         self._drift_mg = 0.0
         self._tare_at = self.clock.now()
+        self._zero_mg = self._scaled(self.placed_mg)  # what is on it now reads 0
         return CmdResult.ACCEPTED
+
+    def _span(self, reference_mg: int) -> CmdResult:
+        if self.job is not None:
+            return CmdResult.BUSY
+        if reference_mg == 0 or self.placed_mg <= 0:
+            return CmdResult.BAD_QUANTITY  # no reference, or nothing on the scale to span on
+        self.span_factor = reference_mg / (self.placed_mg * self.scale_gain)
+        return CmdResult.ACCEPTED
+
+    def _scaled(self, mass_mg: float) -> float:
+        """What the load cell makes of ``mass_mg``, after its span."""
+        return mass_mg * self.scale_gain * self.span_factor
+
+    def place_mass(self, mass_mg: float) -> None:
+        """A person puts a reference mass in the empty bay's scale (0 takes it off)."""
+        self.placed_mg = mass_mg
 
     def _output_taken(self) -> CmdResult:
         self.vial_in_bay = False
@@ -295,7 +318,8 @@ class VialFillerDevice:
         minutes = (self.clock.now() - self._tare_at) / 60
         self._drift_mg = self.scale_drift_mg_per_min * minutes
         noise = self._scale.gauss(0.0, self.scale_noise_mg)
-        return max(0, round(mass_mg + self._drift_mg + noise))
+        loaded = self._scaled(mass_mg + self.placed_mg) - self._zero_mg
+        return max(0, round(loaded + self._drift_mg + noise))
 
     def _stop(self, fault: Fault) -> None:
         """The job stops where it is: FAULT, with the vial and its count held."""
