@@ -63,7 +63,7 @@ async def test_a_wrong_reference_mass_is_caught_by_the_check(counter: CounterSim
 async def test_a_counter_with_a_job_running_is_refused(counter: CounterSimulator) -> None:
     async with SerialTabletCounter(name="tc-test", url=counter.url) as tc:
         await tc.count("J1", 1, 200)
-        with pytest.raises(ScaleRefused, match="tc-test is counting .*only when it is idle"):
+        with pytest.raises(ScaleRefused, match=r"tc-test is counting .*only when it is idle"):
             await calibrate_scale(tc, robot="tc-test", reference_mg=5000, check_mg=None,
                                   noise_mg=1.0, hands=SimulatedHands(counter), say=said.append)
     assert counter.device.span_factor == 1.0  # nothing was written
