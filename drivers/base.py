@@ -344,3 +344,18 @@ class LabelPrinter(Device, Protocol):
         """Print ``layout``. PrinterNotReady, with the reason, when the printer cannot print
         it now; then nothing was sent."""
         ...
+
+
+@runtime_checkable
+class RegisterAccess(Protocol):
+    """A device with registers a maintenance person may read and write by number (a Modbus
+    vial filler's). Optional: a device that has none does not claim it."""
+
+    name: str
+
+    async def read_registers(self, table: str, start: int, count: int) -> list[int]:
+        """``count`` registers from ``start`` of ``table``: ``hr`` holding, ``ir`` input."""
+
+    async def write_register(self, address: int, value: int) -> None:
+        """Write one holding register, then read it back (ProtocolError if it differs). The
+        command register is never written this way: commands have their own calls."""

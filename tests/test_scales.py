@@ -79,29 +79,40 @@ def test_the_masses_must_be_positive_and_differ() -> None:
     assert check(100, 103, 1.0).passed and not check(100, 104, 1.0).passed  # 3 σ at low mass
 
 
-def _rxfill(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env_store = ("--config", str(DEMO), "--store", str(tmp_path / "s.sqlite"))
+PASSWORD = "a-long-password"
+
+
+def rxfill_at(tmp_path: Path, *args: str, stdin: str = "",
+              config: Path = DEMO) -> subprocess.CompletedProcess[str]:
+    """rxfill with ``config`` and a store in ``tmp_path``, as a person types it."""
+    env_store = ("--config", str(config), "--store", str(tmp_path / "s.sqlite"))
     return subprocess.run([*RXFILL, *args, *env_store], input=stdin, capture_output=True,
                           text=True, timeout=60,
                           env={"RXFILL_AUDIT_KEY": "ab" * 32, "PATH": "/usr/bin:/bin"})
 
 
-def test_calibrate_scale_is_maintenances_and_is_audited(tmp_path: Path) -> None:
-    pw = "a-long-password"
-    assert _rxfill(tmp_path, "users", "add", "ada", "--role", "admin", "--password-stdin",
-                   stdin=f"{pw}\n{pw}\n").returncode == 0
+def with_people(tmp_path: Path, config: Path = DEMO) -> None:
+    """A store with ada (admin), max (maintenance) and tess (technician)."""
+    pw = PASSWORD
+    assert rxfill_at(tmp_path, "users", "add", "ada", "--role", "admin", "--password-stdin",
+                     stdin=f"{pw}\n{pw}\n", config=config).returncode == 0
     for name, role in (("max", "maintenance"), ("tess", "technician")):
-        added = _rxfill(tmp_path, "users", "add", name, "--role", role, "--user", "ada",
-                        "--password-stdin", stdin=f"{pw}\n{pw}\n")
+        added = rxfill_at(tmp_path, "users", "add", name, "--role", role, "--user", "ada",
+                          "--password-stdin", stdin=f"{pw}\n{pw}\n", config=config)
         assert added.returncode == 0, added.stderr
+
+
+def test_calibrate_scale_is_maintenances_and_is_audited(tmp_path: Path) -> None:
+    with_people(tmp_path)
+    pw = PASSWORD
     args = ("calibrate", "scale", "tc1", "--reference-mg", "5000", "--password-stdin")
-    refused = _rxfill(tmp_path, *args, "--user", "tess", stdin=f"{pw}\n")
+    refused = rxfill_at(tmp_path, *args, "--user", "tess", stdin=f"{pw}\n")
     assert refused.returncode == 1
     assert "tess may not calibrate a robot's scale" in refused.stderr
-    done = _rxfill(tmp_path, *args, "--user", "max", stdin=f"{pw}\n")
+    done = rxfill_at(tmp_path, *args, "--user", "max", stdin=f"{pw}\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("tc1: scale calibrated; reference 5000 mg")
     assert done.stdout.rstrip().endswith("passed")
-    trail = _rxfill(tmp_path, "audit", "export").stdout
+    trail = rxfill_at(tmp_path, "audit", "export").stdout
     assert '"who": "max", "action": "scale calibrated", "subject": "robot:tc1"' in trail
     assert trail.count("scale calibrated") == 1  # the refusal recorded nothing

@@ -34,6 +34,7 @@ from controller.cli.common import (
 from controller.cli.diag import diag_app, drivers
 from controller.cli.orders import orders_app, robots_app, sign_in
 from controller.cli.people import users_app
+from controller.cli.registers import diag_registers
 from controller.cli.simulate import simulate_app
 from controller.cli.stock import alarms_app, stock_app
 from controller.cli.store import store_app
@@ -73,6 +74,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(robots_app, name="robots")
 app.add_typer(store_app, name="store")
 app.add_typer(diag_app, name="diag")
+diag_app.command("registers")(diag_registers)
 app.add_typer(calibrate_app, name="calibrate")
 app.command("drivers")(drivers)
 app.command("sign-in")(sign_in)

@@ -66,6 +66,7 @@ class Duty(StrEnum):
     ANSWER_ALARM = "acknowledge or shelve an alarm"
     SERVICE_ROBOT = "take a robot out of or back into service"
     CALIBRATE = "calibrate a robot's scale or channels"
+    REGISTERS = "read or write a robot's registers"
     MANAGE_USERS = "manage users"
 
 
@@ -96,6 +97,7 @@ ROLES_FOR: dict[Duty, frozenset[Role]] = {
     Duty.ANSWER_ALARM: frozenset({Role.TECHNICIAN, Role.PHARMACIST, Role.MAINTENANCE}),
     Duty.SERVICE_ROBOT: _AT_THE_ROBOT,
     Duty.CALIBRATE: frozenset({Role.MAINTENANCE}),
+    Duty.REGISTERS: frozenset({Role.MAINTENANCE}),
     Duty.MANAGE_USERS: frozenset({Role.ADMIN}),
 }
 """The roles that may do each duty (any one of them suffices)."""

@@ -322,14 +322,25 @@ class ModbusVialFiller(OpensAsContext):
                              f"{0xFFFF * 10} mg")
         await self._command(CommandBlock(Command.SPAN, span_ref=mass_mg // 10))
 
+    async def read_registers(self, table: str, start: int, count: int) -> list[int]:
+        """``count`` registers from ``start`` of ``hr`` (holding) or ``ir`` (input)."""
+        what = wire.register_span(table, start, count)
+        function = (3, "read_holding_registers") if table == "hr" else (4, "read_input_registers")
+        reply = await self._request(what, lambda c: getattr(c, function[1])(
+            start, count=count, device_id=self.unit), Expect(function[0], None, count))
+        return list(reply.registers)
+
+    async def write_register(self, address: int, value: int) -> None:
+        """Write holding register ``address`` (never CMD), then read it back."""
+        what = wire.register_write(address, value)
+        await self._write(address, [value], what)
+        if (held := await self.read_registers("hr", address, 1)) != [value]:
+            raise ProtocolError(f"hr {address} reads {held} after writing {value}",
+                                device=self.name, request=what, reply=str(held))
+
     async def read_calibration(self, cell: int) -> CellCalibration:
         """CAL_SENS and CAL_UNIT of ``cell``."""
-        address = wire.cal_sens_address(cell)
-        reply = await self._request(
-            f"read calibration of cell {cell}",
-            lambda c: c.read_holding_registers(address, count=2, device_id=self.unit),
-            Expect(3, None, 2))
-        sensitivity, unit_dmg = reply.registers
+        sensitivity, unit_dmg = await self.read_registers("hr", wire.cal_sens_address(cell), 2)
         return CellCalibration(sensitivity, unit_dmg / 10)
 
     async def write_calibration(self, cell: int, calibration: CellCalibration) -> None:
@@ -342,9 +353,8 @@ class ModbusVialFiller(OpensAsContext):
                              f"0.1-{wire.UNIT_MASS_MAX_DMG / 10} mg")
         await self._write(wire.cal_sens_address(cell), [calibration.sensitivity, unit_dmg],
                           f"write calibration of cell {cell}")
-        held = await self.read_calibration(cell)
-        if (held.sensitivity, round(held.unit_mass_mg * 10)) != (calibration.sensitivity,
-                                                                 unit_dmg):
+        held = await self.read_registers("hr", wire.cal_sens_address(cell), 2)
+        if held != [calibration.sensitivity, unit_dmg]:
             raise ProtocolError(f"calibration of cell {cell} reads back as {held}",
                                 device=self.name, request=f"write calibration {calibration}")
 

@@ -316,3 +316,23 @@ def _enum(kind: type[_E], value: int) -> _E:
         allowed = ", ".join(f"{m.value} {m.name}" for m in kind)
         raise ValueError(f"{kind.__name__} {value} is not in the ICD (expected one of "
                          f"{allowed})") from None
+
+
+def register_span(table: str, start: int, count: int) -> str:
+    """``read hr 0-8``: a maintenance read, or ValueError saying what is allowed."""
+    if table not in ("hr", "ir") or not 0 <= start <= 0xFFFF or not 1 <= count <= 125:
+        raise ValueError(f"{table}:{start}+{count}: expected hr or ir, an address 0-65535 and "
+                         f"1-125 registers")
+    return f"read {table} {start}-{start + count - 1}"
+
+
+def register_write(address: int, value: int) -> str:
+    """``write hr 3=12``: a maintenance write, or ValueError. Never CMD (hr 0): a command
+    is one write of the whole block by its own call, and a raw one could start a job that no
+    order asked for."""
+    if address == Holding.CMD:
+        raise ValueError("hr:0 is CMD: a command is sent by its own call (start, abort, tare, "
+                         "span…), never as a raw write")
+    if not 0 <= address <= 0xFFFF or not 0 <= value <= 0xFFFF:
+        raise ValueError(f"hr:{address}={value}: expected an address and a value 0-65535")
+    return f"write hr {address}={value}"
