@@ -73,12 +73,13 @@ async def test_every_action_is_recorded_with_who_and_the_chain_holds(store: Stor
     trail = await store.audit.audit_trail()
     assert [(e.who, e.action, e.subject) for e in trail] == [
         ("supervisor", "bin load", "bin:tc1/1"),
+        ("supervisor", "bin calibrated", "bin:tc1/1"),
         ("supervisor", "order received", f"order:{received.id}"),
         ("ana", "order queued", f"order:{received.id}"),
         ("ben", "bin correction", "bin:tc1/1"),
     ]
-    assert trail[2].before == {"state": "received"}
-    assert trail[3].after == {"quantity": -10, "lot": "OLD1", "expiry": "2027-03-31",
+    assert trail[3].before == {"state": "received"}
+    assert trail[4].after == {"quantity": -10, "lot": "OLD1", "expiry": "2027-03-31",
                               "reason": "counted"}
     assert await store.audit.verify_audit() == []
     assert "Pat Example" not in repr(trail)  # the trail names records, never patients
@@ -107,8 +108,8 @@ async def test_the_database_refuses_to_change_or_remove_an_entry(tmp_path: Path)
 
 
 @pytest.mark.parametrize(("tamper", "says"), [
-    ("UPDATE audit SET who = 'mallory' WHERE seq = 3",
-     "entry 3 (order queued on order:1 by mallory) was edited"),
+    ("UPDATE audit SET who = 'mallory' WHERE seq = 4",
+     "entry 4 (order queued on order:1 by mallory) was edited"),
     ("DELETE FROM audit WHERE seq = 4", "entry 4 is missing"),
     ("DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)", "removed from the end"),
     ("UPDATE audit SET seq = -seq WHERE seq IN (2, 3); "

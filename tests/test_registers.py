@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from drivers.filler_types import CapType
 from drivers.vial_filler.driver import ModbusVialFiller
 from tests.floors import ATORVASTATIN, write_config
 from tests.test_cli import start_simulator, stop
@@ -57,7 +58,7 @@ async def test_registers_are_refused_while_the_filler_works(tmp_path: Path) -> N
                                             "seed": 1, "ndc": ATORVASTATIN, "on_hand": 100}])
         with_people(tmp_path, settings.path)
         async with ModbusVialFiller(name="fv", url=url, parity="N") as fv:
-            await fv.start(7001, 1, 60, 8, 0)  # a minute of machine time: it is filling
+            await fv.start(7001, 1, 60, 8, CapType.CHILD_RESISTANT)  # a minute: it is filling
             # in a thread: the driver's heartbeat goes on meanwhile (else the filler stops safe)
             busy = await asyncio.to_thread(
                 rxfill_at, tmp_path, "diag", "registers", "fv9", "--write", "hr:3=2", *AS_MAX,

@@ -26,12 +26,13 @@ from controller.domain.weight import check_weight
 from controller.store import BinSpec, FillResult, Store, StoreError, fill_code, sqlite_url
 from controller.store.outbox import Message
 from tests.floors import ATORVASTATIN, LISINOPRIL, order
-from tests.helpers import AUDIT_KEY, admin, cli_env, open_store, pharm, tech
+from tests.helpers import AUDIT_KEY, admin, cli_env, maint, open_store, pharm, tech
 from tests.sites import OXYCODONE, PASSWORD
 from tests.test_cli import RXFILL
 
 READS = {
-    "alarm_history", "alarms", "audit_rows", "audit_trail", "bin", "bins", "check_password",
+    "alarm_history", "alarms", "calibration_history", "audit_rows", "audit_trail", "bin",
+    "bins", "check_password",
     "check_resume", "fill", "fill_by_job", "fill_lots", "fills", "info", "labels_for",
     "movements", "usage", "open_fills", "order", "order_history", "order_vial", "orders",
     "out_of_service", "outbox",
@@ -142,6 +143,20 @@ async def bin_ran_empty(store: Store) -> Callable[[], Awaitable[Any]]:
     return lambda: store.stock.bin_ran_empty(bin_id, "J1")
 
 
+async def record_calibration(store: Store) -> Callable[[], Awaitable[Any]]:
+    await _bins(store)
+    return lambda: store.calibration.record_calibration("tc1", 1, {"sensitivity": 60},
+                                                        by=maint(), reason="new lot")
+
+
+async def restore_calibration(store: Store) -> Callable[[], Awaitable[Any]]:
+    await _bins(store)
+    (first,) = await store.calibration.calibration_history("tc1", 1)
+    await store.calibration.record_calibration("tc1", 1, {"sensitivity": 60}, by=maint(),
+                                               reason="trial")
+    return lambda: store.calibration.restore_calibration("tc1", 1, first.id, by=maint())
+
+
 async def unload_bin(store: Store) -> Callable[[], Awaitable[Any]]:
     await _bins(store)
     bin_id = await _bin_id(store, "tc1")
@@ -245,6 +260,7 @@ async def dispose_vial(store: Store) -> Callable[[], Awaitable[Any]]:
 
 
 CHANGES: dict[str, Scenario] = {f.__name__: f for f in (
+    record_calibration, restore_calibration,
     receive_order, move_order, start_fill, finish_fill, set_info, ensure_bins, restock,
     correct_bin, bin_ran_empty, unload_bin, load_bin, change_alarms, audit, add_user,
     set_password, disable_user, sign_in, sign_out, label_scanned, witness_count, verify_vial,
@@ -253,7 +269,7 @@ CHANGES: dict[str, Scenario] = {f.__name__: f for f in (
 
 
 REPOSITORIES = {"orders", "vials", "handwork", "stock", "alarms", "audit", "people",
-                "verification"}
+                "verification", "calibration"}
 """The store's repositories, one per aggregate: a new one must be added here, and its
 functions classified."""
 

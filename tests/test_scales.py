@@ -16,6 +16,7 @@ from drivers.tablet_counter.driver import SerialTabletCounter
 from drivers.vial_filler.driver import ModbusVialFiller
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
+from tests.helpers import cli_env
 from tests.test_cli import RXFILL
 from tests.test_diag import DEMO
 
@@ -88,7 +89,7 @@ def rxfill_at(tmp_path: Path, *args: str, stdin: str = "",
     env_store = ("--config", str(config), "--store", str(tmp_path / "s.sqlite"))
     return subprocess.run([*RXFILL, *args, *env_store], input=stdin, capture_output=True,
                           text=True, timeout=60,
-                          env={"RXFILL_AUDIT_KEY": "ab" * 32, "PATH": "/usr/bin:/bin"})
+                          env=cli_env())
 
 
 def with_people(tmp_path: Path, config: Path = DEMO) -> None:

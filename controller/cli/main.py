@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from controller.audit_key import AuditKeyMissing, load_audit_key
+from controller.cli import channels  # noqa: F401  (calibrate channel, history, restore)
 from controller.cli.calibrate import calibrate_app
 from controller.cli.common import (
     DEMO_CONFIG,

@@ -29,5 +29,6 @@ def make_driver(robot: Robot, url: str) -> TabletCounter | VialFiller:
 
 def bin_specs(settings: Settings) -> list[BinSpec]:
     """Every bin the configuration describes."""
-    return [BinSpec(r.id, c.channel, c.ndc, c.lot, c.expiry, c.on_hand, c.par, c.capacity)
+    return [BinSpec(r.id, c.channel, c.ndc, c.lot, c.expiry, c.on_hand, c.par, c.capacity,
+                    tuple(sorted(c.calibration.model_dump(exclude_none=True).items())))
             for r in settings.config.robots for c in r.channels]

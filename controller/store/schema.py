@@ -88,6 +88,22 @@ bins = sa.Table(
     sa.UniqueConstraint("robot", "bin"),
 )
 
+calibrations = sa.Table(
+    "calibrations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("robot", sa.String(32), nullable=False),
+    sa.Column("bin", sa.Integer, nullable=False),
+    sa.Column("ndc", sa.String(13), nullable=False),
+    sa.Column("settings", sa.Text, nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("who", sa.String(80), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Index("ix_calibrations_bin", "robot", "bin"),
+)
+"""Every calibration of a bin (a channel or a cell), for the NDC it was made for, append only:
+the latest is the bin's; the rest its history."""
+
 fills = sa.Table(
     "fills", metadata,
     sa.Column("id", sa.Integer, primary_key=True),

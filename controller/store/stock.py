@@ -18,6 +18,7 @@ from controller.domain.gs1 import BottleScan
 from controller.domain.roles import Duty, Person, require
 from controller.domain.stock import BinStock, Lot, RestockPolicy, check_restock, fefo, take
 from controller.store.audit_records import record
+from controller.store.calibration import seed_from_configuration
 from controller.store.errors import StoreError
 from controller.store.outbox import enqueue
 from controller.store.recall import RecalledVial, recall_lot
@@ -47,6 +48,8 @@ class BinSpec:
     on_hand: int
     par: int
     capacity: int
+    calibration: tuple[tuple[str, int], ...] = ()
+    """The configuration's counting settings for this bin (for its NDC)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,31 +109,32 @@ class StockRecords:
         self._db = db
 
     async def ensure_bins(self, specs: Iterable[BinSpec], who: str = SUPERVISOR) -> None:
-        """Create the bins that do not exist yet, loaded with their configured count.
-
-        A bin that exists keeps its recorded count and lots: the store, not the
-        configuration file, knows what was dispensed since. A bin the configuration says
-        holds another drug than the store records is BinDrugMismatch (every such bin at
-        once), and nothing changes: a bin's drug changes only by an unload and a load.
-        """
+        """Create the bins that do not exist yet, loaded with their configured count, and
+        record each bin's configured calibration. A bin that exists keeps its recorded count
+        and lots: the store, not the configuration file, knows what was dispensed since. A
+        bin the configuration says holds another drug than the store records is
+        BinDrugMismatch (every such bin at once), and nothing changes: a bin's drug changes
+        only by an unload and a load."""
         now = self._db.clock.now()
         async with self._db.transaction() as conn:
             mismatched = []
             for spec in specs:
                 held = await conn.scalar(sa.select(bins.c.ndc).where(
                     bins.c.robot == spec.robot, bins.c.bin == spec.bin))
-                if held is not None:
-                    if held != spec.ndc:
-                        mismatched.append(f"{spec.robot}/{spec.bin} holds NDC {held} in the "
-                                          f"store; the configuration says {spec.ndc}")
+                if held is not None and held != spec.ndc:
+                    mismatched.append(f"{spec.robot}/{spec.bin} holds NDC {held} in the "
+                                      f"store; the configuration says {spec.ndc}")
                     continue
-                result = await conn.execute(sa.insert(bins).values(
-                    robot=spec.robot, bin=spec.bin, ndc=spec.ndc, lot=spec.lot,
-                    expiry=spec.expiry, par=spec.par, capacity=spec.capacity))
-                await add_movement(conn, dict(
-                    bin_id=inserted_id(result), kind="load", quantity=spec.on_hand, who=who,
-                    reason="loaded from configuration", at=now, lot=spec.lot,
-                    expiry=spec.expiry))
+                if held is None:
+                    result = await conn.execute(sa.insert(bins).values(
+                        robot=spec.robot, bin=spec.bin, ndc=spec.ndc, lot=spec.lot,
+                        expiry=spec.expiry, par=spec.par, capacity=spec.capacity))
+                    await add_movement(conn, dict(
+                        bin_id=inserted_id(result), kind="load", quantity=spec.on_hand,
+                        who=who, reason="loaded from configuration", at=now, lot=spec.lot,
+                        expiry=spec.expiry))
+                await seed_from_configuration(conn, spec.robot, spec.bin, spec.ndc,
+                                              dict(spec.calibration), who, now)
             if mismatched:
                 raise BinDrugMismatch(
                     "the configuration names another drug than the store records for "

@@ -26,6 +26,7 @@ from controller.domain.drugs import Formulary
 from controller.store.alarm_records import AlarmRecords
 from controller.store.audit_records import KEY as AUDIT_KEY
 from controller.store.audit_records import AuditRecords
+from controller.store.calibration import CalibrationRecords
 from controller.store.errors import StoreError
 from controller.store.handwork import HandworkRecords
 from controller.store.orders import JOB_SPACE, OrderRecords
@@ -90,6 +91,7 @@ class Store:
         self.vials = VialRecords(self)
         self.handwork = HandworkRecords(self)
         self.stock = StockRecords(self)
+        self.calibration = CalibrationRecords(self)
         self.alarms = AlarmRecords(self)
         self.audit = AuditRecords(self)
         self.people = PeopleRecords(self)

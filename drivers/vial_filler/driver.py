@@ -317,14 +317,12 @@ class ModbusVialFiller(OpensAsContext):
 
     async def span(self, mass_mg: int) -> None:
         """Span the scale on a reference mass (sent in units of 10 mg)."""
-        if mass_mg < 10 or mass_mg % 10 or mass_mg // 10 > 0xFFFF:
-            raise ValueError(f"span mass {mass_mg} mg: expected a multiple of 10 mg up to "
-                             f"{0xFFFF * 10} mg")
-        await self._command(CommandBlock(Command.SPAN, span_ref=mass_mg // 10))
+        await self._command(CommandBlock(Command.SPAN, span_ref=wire.span_ref(mass_mg)))
 
-    async def read_registers(self, table: str, start: int, count: int) -> list[int]:
+    async def read_registers(self, table: str, start: int, count: int,
+                             what: str | None = None) -> list[int]:
         """``count`` registers from ``start`` of ``hr`` (holding) or ``ir`` (input)."""
-        what = wire.register_span(table, start, count)
+        what = f"{wire.register_span(table, start, count)}{f' ({what})' if what else ''}"
         function = (3, "read_holding_registers") if table == "hr" else (4, "read_input_registers")
         reply = await self._request(what, lambda c: getattr(c, function[1])(
             start, count=count, device_id=self.unit), Expect(function[0], None, count))
@@ -340,7 +338,8 @@ class ModbusVialFiller(OpensAsContext):
 
     async def read_calibration(self, cell: int) -> CellCalibration:
         """CAL_SENS and CAL_UNIT of ``cell``."""
-        sensitivity, unit_dmg = await self.read_registers("hr", wire.cal_sens_address(cell), 2)
+        sensitivity, unit_dmg = await self.read_registers(
+            "hr", wire.cal_sens_address(cell), 2, f"calibration of cell {cell}")
         return CellCalibration(sensitivity, unit_dmg / 10)
 
     async def write_calibration(self, cell: int, calibration: CellCalibration) -> None:

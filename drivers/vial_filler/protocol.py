@@ -336,3 +336,11 @@ def register_write(address: int, value: int) -> str:
     if not 0 <= address <= 0xFFFF or not 0 <= value <= 0xFFFF:
         raise ValueError(f"hr:{address}={value}: expected an address and a value 0-65535")
     return f"write hr {address}={value}"
+
+
+def span_ref(mass_mg: int) -> int:
+    """SPAN_REF for a reference mass (units of 10 mg), or ValueError saying what fits."""
+    if mass_mg < 10 or mass_mg % 10 or mass_mg // 10 > 0xFFFF:
+        raise ValueError(f"span mass {mass_mg} mg: expected a multiple of 10 mg up to "
+                         f"{0xFFFF * 10} mg")
+    return mass_mg // 10

@@ -1,0 +1,143 @@
+"""The store's calibrations: each bin's counting settings, versioned, for the NDC they were
+made for. A robot fills from a bin only with a calibration for the drug the bin holds now
+(checked by ``start_fill``, in its transaction)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from controller.domain.roles import Duty, Person, require
+from controller.store.audit_records import record
+from controller.store.errors import StoreError
+from controller.store.schema import bins, calibrations
+
+if TYPE_CHECKING:
+    from controller.store.store import Store
+
+FROM_CONFIGURATION = "configuration"
+BY_A_PERSON = "person"
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """One version of a bin's calibration."""
+
+    id: int
+    robot: str
+    bin: int
+    ndc: str
+    settings: Mapping[str, Any]
+    source: str
+    """``configuration`` (read from the file at start) or ``person``."""
+    who: str
+    reason: str
+    at: datetime
+
+
+def _of(row: sa.RowMapping) -> Calibration:
+    return Calibration(row["id"], row["robot"], row["bin"], row["ndc"],
+                       json.loads(row["settings"]), row["source"], row["who"], row["reason"],
+                       row["at"])
+
+
+async def calibrations_of(conn: AsyncConnection, robot: str, number: int) -> list[Calibration]:
+    """A bin's calibrations, newest first."""
+    rows = (await conn.execute(sa.select(calibrations).where(
+        calibrations.c.robot == robot, calibrations.c.bin == number).order_by(
+        calibrations.c.id.desc()))).mappings().all()
+    return [_of(row) for row in rows]
+
+
+async def uncalibrated_why(conn: AsyncConnection, robot: str, number: int,
+                           ndc: str) -> str | None:
+    """Why a robot may not count ``ndc`` from this bin by its calibration, or None."""
+    history = await calibrations_of(conn, robot, number)
+    if not history:
+        return (f"{robot} bin {number} was never calibrated: calibrate it for NDC {ndc} "
+                f"(rxfill calibrate channel {robot}/{number})")
+    latest = history[0]
+    if latest.ndc != ndc:
+        return (f"{robot} bin {number} was calibrated for NDC {latest.ndc} ({latest.who}, "
+                f"{latest.at:%Y-%m-%d %H:%M}); it holds NDC {ndc} now: calibrate it for that "
+                f"drug (rxfill calibrate channel {robot}/{number}) before filling")
+    return None
+
+
+async def seed_from_configuration(conn: AsyncConnection, robot: str, number: int, ndc: str,
+                                  settings: Mapping[str, Any], who: str, at: datetime) -> None:
+    """Record the configuration's calibration of a bin when the store has none, or when the
+    file says something new since it was last read (a person's later calibration stands
+    while the file is unchanged)."""
+    history = await calibrations_of(conn, robot, number)
+    last_read = next((c for c in history if c.source == FROM_CONFIGURATION), None)
+    if history and last_read is not None and (last_read.ndc, dict(last_read.settings)) == (
+            ndc, dict(settings)):
+        return
+    await _insert(conn, robot, number, ndc, settings, FROM_CONFIGURATION, who,
+                  "from the configuration file", at)
+
+
+async def _insert(conn: AsyncConnection, robot: str, number: int, ndc: str,
+                  settings: Mapping[str, Any], source: str, who: str, reason: str,
+                  at: datetime) -> Calibration:
+    result = await conn.execute(sa.insert(calibrations).values(
+        robot=robot, bin=number, ndc=ndc, settings=json.dumps(dict(settings), sort_keys=True),
+        source=source, who=who, reason=reason, at=at))
+    (key,) = result.inserted_primary_key or (None,)
+    await record(conn, at, who, "bin calibrated", f"bin:{robot}/{number}", None,
+                 {"ndc": ndc, "settings": dict(settings), "source": source, "reason": reason})
+    history = await calibrations_of(conn, robot, number)
+    return next(c for c in history if c.id == key)
+
+
+class CalibrationRecords:
+    """Calibrations as people record, read and restore them."""
+
+    def __init__(self, db: Store) -> None:
+        self._db = db
+
+    async def calibration_history(self, robot: str, number: int) -> list[Calibration]:
+        """A bin's calibrations, newest first (the first is the bin's)."""
+        async with self._db.engine.connect() as conn:
+            return await calibrations_of(conn, robot, number)
+
+    async def record_calibration(self, robot: str, number: int, settings: Mapping[str, Any], *,
+                                 by: Person, reason: str) -> Calibration:
+        """A person's calibration of a bin, for the NDC it holds now (maintenance only)."""
+        require(by, Duty.CALIBRATE)
+        if not reason.strip():
+            raise StoreError("say why the bin is calibrated (a new drug, a miscount…)")
+        async with self._db.transaction() as conn:
+            ndc = await conn.scalar(sa.select(bins.c.ndc).where(
+                bins.c.robot == robot, bins.c.bin == number))
+            if ndc is None:
+                raise StoreError(f"no bin {robot}/{number}")
+            return await _insert(conn, robot, number, ndc, settings, BY_A_PERSON, by.name,
+                                 reason.strip(), self._db.clock.now())
+
+    async def restore_calibration(self, robot: str, number: int, version: int, *,
+                                  by: Person) -> Calibration:
+        """Make an earlier version the bin's again (recorded as a new version); refused for
+        a version made for another drug than the bin holds now."""
+        require(by, Duty.CALIBRATE)
+        async with self._db.transaction() as conn:
+            history = await calibrations_of(conn, robot, number)
+            earlier = next((c for c in history if c.id == version), None)
+            ndc = await conn.scalar(sa.select(bins.c.ndc).where(
+                bins.c.robot == robot, bins.c.bin == number))
+            if earlier is None:
+                raise StoreError(f"no calibration {version} of {robot}/{number}; it has "
+                                 f"{', '.join(str(c.id) for c in history) or 'none'}")
+            if earlier.ndc != ndc:
+                raise StoreError(f"calibration {version} was made for NDC {earlier.ndc}; "
+                                 f"{robot}/{number} holds NDC {ndc} now")
+            return await _insert(conn, robot, number, ndc, earlier.settings, BY_A_PERSON,
+                                 by.name, f"restored calibration {version}",
+                                 self._db.clock.now())

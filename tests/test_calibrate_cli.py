@@ -1,0 +1,65 @@
+"""``rxfill calibrate channel|history|restore`` as maintenance staff run them, against a
+standalone counter simulator on a real socket: written to the robot and read back, recorded
+in the store for the bin's NDC, refused to others."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+from controller.robots.floor import bin_specs
+from controller.store import sqlite_url
+from drivers.base import Calibration
+from drivers.tablet_counter.driver import SerialTabletCounter
+from tests.floors import ATORVASTATIN, write_config
+from tests.helpers import open_store
+from tests.test_cli import start_simulator, stop
+from tests.test_scales import PASSWORD, rxfill_at, with_people
+
+AS_MAX = ("--user", "max", "--password-stdin")
+
+
+async def test_a_channel_is_calibrated_on_the_robot_and_in_the_store(tmp_path: Path) -> None:
+    proc, url = start_simulator("--listen", "tcp://127.0.0.1:0", "--channels", "3")
+    try:
+        settings = write_config(tmp_path, [{"id": "tc9", "url": url, "seed": 1,
+                                            "ndc": ATORVASTATIN, "on_hand": 100}])
+        store = await open_store(sqlite_url(tmp_path / "s.sqlite"))
+        await store.stock.ensure_bins(bin_specs(settings))  # as the site's first start does
+        await store.close()
+        with_people(tmp_path, settings.path)
+
+        async def cli(*args: str, who: tuple[str, ...] = AS_MAX,
+                      ) -> subprocess.CompletedProcess[str]:
+            return await asyncio.to_thread(rxfill_at, tmp_path, "calibrate", *args, *who,
+                                           stdin=f"{PASSWORD}\n", config=settings.path)
+        done = await cli("channel", "tc9/1", "--sensitivity", "62", "--gate-ms", "33",
+                         "--reason", "miscounts")
+        assert done.returncode == 0, done.stderr
+        async with SerialTabletCounter(name="tc", url=url) as tc:
+            assert await tc.read_calibration(1) == Calibration(62, 33)
+        refused = await cli("channel", "tc9/1", "--sensitivity", "20", "--gate-ms", "20",
+                            "--reason", "x", who=("--user", "tess", "--password-stdin"))
+        assert refused.returncode == 1
+        assert "needs the maintenance role" in refused.stderr
+        history = rxfill_at(tmp_path, "calibrate", "history", "tc9/1", config=settings.path)
+        newest, configured = history.stdout.splitlines()
+        assert "gate_ms 33, sensitivity 62" in newest and "max: miscounts" in newest
+        assert f"NDC {ATORVASTATIN}" in configured and "from the configuration" in configured
+        version = configured.split()[0]
+        restored = await cli("restore", "tc9/1", version)
+        assert restored.returncode == 0, restored.stderr
+        async with SerialTabletCounter(name="tc", url=url) as tc:
+            assert await tc.read_calibration(1) == Calibration(50, 40)  # the file's, again
+        trail = rxfill_at(tmp_path, "audit", "export", config=settings.path).stdout
+        assert trail.count('"action": "bin calibrated"') == 3  # configuration, max, restore
+    finally:
+        stop(proc)
+
+
+def test_a_counters_channel_needs_its_gate(tmp_path: Path) -> None:
+    run = rxfill_at(tmp_path, "calibrate", "channel", "tc1/1", "--sensitivity", "101",
+                    "--reason", "x", "--user", "max", "--password-stdin")
+    assert run.returncode == 2 and "calibration: Input should be less than or equal to 100" \
+        in run.stderr
