@@ -4,7 +4,6 @@ person with the maintenance role; each calibration is in the audit trail."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Annotated
 
 import typer
@@ -19,18 +18,14 @@ from controller.cli.common import (
     credentials,
     fail,
     settings_of,
-    signed_in,
-    store_path,
-    with_store,
 )
-from controller.cli.diag import reach, robot_of
-from controller.domain.roles import Duty, RoleError, require
+from controller.cli.diag import at_the_robot, maintainer, reach, robot_of
+from controller.domain.roles import Duty
 from controller.domain.scale import ScaleRefused
 from controller.robots.floor import make_driver
 from controller.robots.scales import ScaleCalibration, calibrate_scale
 from controller.robots.simulated import Simulator
 from controller.store import Store
-from controller.store.lock import StoreInUse, supervising
 from drivers.errors import DriverError
 
 calibrate_app = typer.Typer(help="Calibration: a robot's scale.", no_args_is_help=True)
@@ -91,12 +86,10 @@ def calibrate_scale_command(
     settings = settings_of(config)
     target = robot_of(settings, robot)
     creds = credentials(user, token, password_stdin)
-    where = store_path(config, store, settings)
 
     async def work(db: Store) -> str:
-        me = await signed_in(db, creds)
+        me = await maintainer(db, creds, Duty.CALIBRATE)
         try:
-            require(me, Duty.CALIBRATE)
             async with reach(settings, target) as (url, sim):
                 hands = SimulatedHands(sim) if sim else PromptedHands(robot)
                 async with make_driver(target, url) as driver:
@@ -104,7 +97,7 @@ def calibrate_scale_command(
                         driver, robot=robot, reference_mg=reference_mg, check_mg=check_mg,
                         noise_mg=target.scale_noise_mg, hands=hands,
                         say=lambda words: typer.echo(words, err=True))
-        except (RoleError, ScaleRefused) as exc:
+        except ScaleRefused as exc:
             raise fail(f"refused: {exc}") from None
         except (DriverError, OSError) as exc:
             raise fail(f"{robot}: {exc}") from None
@@ -114,8 +107,4 @@ def calibrate_scale_command(
             "check_read_mg": done.check.read_mg, "passed": done.passed})
         return _said(done)
 
-    try:
-        with (contextlib.nullcontext() if target.simulated else supervising(where)):
-            with_store(config, store, work, settings=settings)
-    except StoreInUse as exc:
-        raise fail(f"refused: {exc}; the running site holds {robot}'s link") from None
+    at_the_robot(config, store, target, settings, work)

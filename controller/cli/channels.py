@@ -4,8 +4,6 @@ fills from a bin only with a calibration for the drug in it."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
@@ -15,7 +13,6 @@ from controller.cli.calibrate import calibrate_app
 from controller.cli.common import (
     DEMO_CONFIG,
     ConfigOption,
-    Credentials,
     PasswordStdinOption,
     StoreOption,
     TokenOption,
@@ -23,17 +20,14 @@ from controller.cli.common import (
     credentials,
     fail,
     settings_of,
-    signed_in,
-    store_path,
     with_store,
 )
-from controller.cli.diag import reach, robot_of
+from controller.cli.diag import at_the_robot, maintainer, reach, robot_of
 from controller.config import ChannelCalibration, Robot, Settings
-from controller.domain.roles import Duty, Person, RoleError, require
+from controller.domain.roles import Duty
 from controller.robots.floor import make_driver
 from controller.store import Store, StoreError
 from controller.store.calibration import Calibration
-from controller.store.lock import StoreInUse, supervising
 from drivers import base
 from drivers.errors import DriverError
 from drivers.filler_types import CellCalibration
@@ -68,26 +62,6 @@ async def _write_to_robot(settings: Settings, robot: Robot, number: int,
             await driver.write_calibration(number, CellCalibration(wanted.sensitivity, unit))
 
 
-def _as(config: ConfigOption, store: StoreOption, robot: Robot, settings: Settings,
-        work: Callable[[Store], Awaitable[str]]) -> None:
-    """Do ``work`` on the store, holding the robot's link: refused while a site holds it."""
-    where = store_path(config, store, settings)
-    try:
-        with (contextlib.nullcontext() if robot.simulated else supervising(where)):
-            with_store(config, store, work, settings=settings)
-    except StoreInUse as exc:
-        raise fail(f"refused: {exc}; the running site holds {robot.id}'s link") from None
-
-
-async def _me(db: Store, creds: Credentials) -> Person:
-    me = await signed_in(db, creds)
-    try:
-        require(me, Duty.CALIBRATE)
-    except RoleError as exc:
-        raise fail(f"refused: {exc}") from None
-    return me
-
-
 @calibrate_app.command("channel")
 def calibrate_channel(
     bin_: BinArgument,
@@ -109,7 +83,7 @@ def calibrate_channel(
     creds = credentials(user, token, password_stdin)
 
     async def work(db: Store) -> str:
-        me = await _me(db, creds)
+        me = await maintainer(db, creds, Duty.CALIBRATE)
         try:
             held = await db.stock.bin(robot.id, number)
             await _write_to_robot(settings, robot, number, wanted, held.ndc)
@@ -118,7 +92,7 @@ def calibrate_channel(
         except (StoreError, DriverError, OSError, ValueError, LookupError) as exc:
             raise fail(f"{robot.id}/{number}: {exc}") from None
         return f"{robot.id}/{number} calibrated for NDC {made.ndc}:\n{_line(made)}"
-    _as(config, store, robot, settings, work)
+    at_the_robot(config, store, robot, settings, work)
 
 
 @calibrate_app.command("history")
@@ -149,7 +123,7 @@ def calibrate_restore(
     creds = credentials(user, token, password_stdin)
 
     async def work(db: Store) -> str:
-        me = await _me(db, creds)
+        me = await maintainer(db, creds, Duty.CALIBRATE)
         try:
             earlier = next((c for c in await db.calibration.calibration_history(
                 robot.id, number) if c.id == version), None)
@@ -161,4 +135,4 @@ def calibrate_restore(
         except (StoreError, DriverError, OSError, ValueError, LookupError) as exc:
             raise fail(f"{robot.id}/{number}: {exc}") from None
         return f"{robot.id}/{number}: {_line(made)}"
-    _as(config, store, robot, settings, work)
+    at_the_robot(config, store, robot, settings, work)

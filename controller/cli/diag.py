@@ -9,17 +9,30 @@ import contextlib
 import dataclasses
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from controller.cli.common import DEMO_CONFIG, ConfigOption, StoreOption, fail, settings_of
+from controller.cli.common import (
+    DEMO_CONFIG,
+    ConfigOption,
+    Credentials,
+    StoreOption,
+    fail,
+    settings_of,
+    signed_in,
+    store_path,
+    with_store,
+)
 from controller.config import Robot, Settings
+from controller.domain.roles import Duty, Person, RoleError, require
 from controller.robots.floor import make_driver
 from controller.robots.simulated import Simulator, start_simulators
+from controller.store import Store
 from controller.store.lock import StoreInUse, supervising
 from drivers.errors import DriverError
 from drivers.registry import GROUP, UnknownDriverError, find_driver
@@ -47,6 +60,40 @@ def robot_of(settings: Settings, robot_id: str) -> Robot:
         raise fail(f"no robot {robot_id!r} in {settings.path}; expected one of "
                    f"{', '.join(robots)}", 2)
     return robots[robot_id]
+
+
+@contextlib.contextmanager
+def link_of(robot: Robot, store: Path) -> Iterator[None]:
+    """Hold the store's supervisor lock while a command speaks to a real robot itself: a
+    running site's link is the robot's only one, so the command is refused (exit 1, saying
+    so) while a site supervises the store. A ``sim:`` robot's simulator is the command's own."""
+    if robot.simulated:
+        yield
+        return
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(supervising(store))
+        except StoreInUse as exc:
+            raise fail(f"refused: {exc}; the running site holds {robot.id}'s link (its "
+                       f"console and API show the robot)") from None
+        yield
+
+
+def at_the_robot(config: Path, store: Path | None, robot: Robot, settings: Settings,
+                 work: Callable[[Store], Awaitable[str]]) -> None:
+    """Do ``work`` with the store open, holding the robot's link (:func:`link_of`)."""
+    with link_of(robot, store_path(config, store, settings)):
+        with_store(config, store, work, settings=settings)
+
+
+async def maintainer(db: Store, creds: Credentials, duty: Duty) -> Person:
+    """The signed-in person, who must hold a role ``duty`` needs (exit 1 saying why not)."""
+    me = await signed_in(db, creds)
+    try:
+        require(me, duty)
+    except RoleError as exc:
+        raise fail(f"refused: {exc}") from None
+    return me
 
 
 @contextlib.asynccontextmanager
@@ -95,11 +142,8 @@ def diag_ping(
     target = robot_of(settings, robot)
     where = store or settings.resolve(settings.config.store.path)
     try:
-        with (contextlib.nullcontext() if target.simulated else supervising(where)):
+        with link_of(target, where):
             lines = asyncio.run(ping(settings, target, count))
-    except StoreInUse as exc:
-        raise fail(f"refused: {exc}; the running site holds {robot}'s link (its console and "
-                   f"API show the robot)") from None
     except (DriverError, OSError) as exc:
         raise fail(f"{robot} did not answer: {exc}") from None
     typer.echo("\n".join(lines))

@@ -3,7 +3,6 @@ only, refused while the robot works, and every read and write in the audit trail
 
 from __future__ import annotations
 
-import contextlib
 import re
 from typing import Annotated
 
@@ -19,15 +18,11 @@ from controller.cli.common import (
     credentials,
     fail,
     settings_of,
-    signed_in,
-    store_path,
-    with_store,
 )
-from controller.cli.diag import reach, robot_of
-from controller.domain.roles import Duty, RoleError, require
+from controller.cli.diag import at_the_robot, maintainer, reach, robot_of
+from controller.domain.roles import Duty
 from controller.robots.floor import make_driver
 from controller.store import Store
-from controller.store.lock import StoreInUse, supervising
 from drivers.base import RegisterAccess, VialFiller
 from drivers.errors import DriverError
 from drivers.filler_types import FillerState
@@ -70,12 +65,10 @@ def diag_registers(
     asked = parse_read(read) if read else None
     change = parse_write(write) if write else None
     creds = credentials(user, token, password_stdin)
-    where = store_path(config, store, settings)
 
     async def work(db: Store) -> str:
-        me = await signed_in(db, creds)
+        me = await maintainer(db, creds, Duty.REGISTERS)
         try:
-            require(me, Duty.REGISTERS)
             async with reach(settings, target) as (url, _), make_driver(target, url) as driver:
                 if not isinstance(driver, RegisterAccess) or not isinstance(driver, VialFiller):
                     raise fail(f"refused: {robot} has no registers (a {target.kind} "
@@ -89,8 +82,6 @@ def diag_registers(
                 else:
                     assert change is not None
                     await driver.write_register(*change)
-        except RoleError as exc:
-            raise fail(f"refused: {exc}") from None
         except (DriverError, OSError, ValueError) as exc:
             raise fail(f"{robot}: {exc}") from None
         if asked is not None:
@@ -104,8 +95,4 @@ def diag_registers(
                              {"address": change[0], "value": change[1]})
         return f"{robot}: hr:{change[0]} = {change[1]} (written by {me.name}, read back)"
 
-    try:
-        with (contextlib.nullcontext() if target.simulated else supervising(where)):
-            with_store(config, store, work, settings=settings)
-    except StoreInUse as exc:
-        raise fail(f"refused: {exc}; the running site holds {robot}'s link") from None
+    at_the_robot(config, store, target, settings, work)
