@@ -103,7 +103,7 @@ async def idle(request: Request, console: Here) -> Response:
 @router.post("/activity")
 async def activity(request: Request, session: Signed) -> Response:
     """The person typed or touched the page: the idle time starts again."""
-    if request.headers.get("x-csrf-token") != session.csrf:
+    if not secrets.compare_digest(request.headers.get("x-csrf-token", ""), session.csrf):
         return Response("stale page", status_code=403, headers=HEADERS)
     return Response(status_code=204, headers=HEADERS)
 
