@@ -80,6 +80,11 @@ class JobReport:
         """True once the device will count no more tablets for this job."""
         return self.outcome is not JobOutcome.COUNTING
 
+    @property
+    def stopped(self) -> bool:
+        """Never: a counter's job that stops (jam, empty) is finished, its outcome says how."""
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class Calibration:

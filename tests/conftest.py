@@ -10,7 +10,7 @@ import pytest
 from controller.config import Settings
 from controller.robots.simulated import Simulator, start_simulators
 from controller.store import Store, sqlite_url
-from simulators.tablet_counter.device import SimChannel
+from simulators.tablet_counter.parts import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.parts import SimCell
 from simulators.vial_filler.server import FillerSimulator

@@ -114,3 +114,73 @@ async def test_a_bin_with_no_calibration_is_refused_until_the_supervisor_reads_o
         await store.orders.start_fill(order_id, bin_id)
     await store.stock.ensure_bins([spec()])  # the supervisor's start records the file's
     await store.orders.start_fill(order_id, bin_id)
+
+
+# -- guided calibrations and scale checks ---------------------------------------------------------
+
+RUNS = [{"sensitivity": 40, "gate_ms": 60, "counted": 100, "weight_mg": 27500, "weighed": 110,
+         "error": -10}] + [{"sensitivity": 52, "gate_ms": 52, "counted": 100,
+                            "weight_mg": 25000, "weighed": 100, "error": 0}] * 3
+PROPOSAL = {"sensitivity": 52, "gate_ms": 52}
+
+
+async def test_a_guided_proposal_becomes_the_bins_only_when_maintenance_accepts(
+        store: Store) -> None:
+    await store.stock.ensure_bins([spec()])
+    with pytest.raises(RoleError):
+        await store.calibration.record_guided("tc1", 1, RUNS, PROPOSAL, "", by=tech())
+    made = await store.calibration.record_guided("tc1", 1, RUNS, PROPOSAL, "", by=maint())
+    assert made.state == "proposed" and made.ndc == ATORVASTATIN and len(made.runs) == 4
+    (configured,) = await store.calibration.calibration_history("tc1", 1)
+    assert made.previous == configured.id  # nothing changed yet
+    with pytest.raises(RoleError):
+        await store.calibration.accept_proposal("tc1", 1, made.id, by=tech())
+    accepted = await store.calibration.accept_proposal("tc1", 1, made.id, by=maint())
+    assert (accepted.source, dict(accepted.settings)) == ("guided", PROPOSAL)
+    assert "guided calibration" in accepted.reason and "4 runs by max" in accepted.reason
+    (now,) = await store.calibration.guided_calibrations("tc1", 1)
+    assert (now.state, now.decided_by, now.calibration) == ("accepted", "max", accepted.id)
+    with pytest.raises(StoreError, match="is accepted: nothing to accept"):
+        await store.calibration.accept_proposal("tc1", 1, made.id, by=maint())
+    trail = [e.action for e in await store.audit.audit_trail()]
+    assert "calibration proposed" in trail and trail[-1] == "bin calibrated"
+
+
+async def test_runs_that_never_agreed_are_kept_and_cannot_be_accepted(store: Store) -> None:
+    await store.stock.ensure_bins([spec()])
+    made = await store.calibration.record_guided("tc1", 1, RUNS, None, "no proposal: …",
+                                                 by=maint())
+    assert made.state == "no proposal" and made.proposal is None
+    with pytest.raises(StoreError, match="is no proposal: nothing to accept"):
+        await store.calibration.accept_proposal("tc1", 1, made.id, by=maint())
+
+
+async def test_a_proposal_is_refused_after_the_bin_changed_drug_or_calibration(
+        store: Store) -> None:
+    await store.stock.ensure_bins([spec()])
+    stale = await store.calibration.record_guided("tc1", 1, RUNS, PROPOSAL, "", by=maint())
+    await store.calibration.record_calibration("tc1", 1, {"sensitivity": 58, "gate_ms": 41},
+                                               by=maint(), reason="by hand")
+    with pytest.raises(StoreError, match="was calibrated again since guided calibration"):
+        await store.calibration.accept_proposal("tc1", 1, stale.id, by=maint())
+    other_drug = await store.calibration.record_guided("tc1", 1, RUNS, PROPOSAL, "", by=maint())
+    await _reload_with(store, LISINOPRIL)
+    with pytest.raises(StoreError, match=f"was run on NDC {ATORVASTATIN}"):
+        await store.calibration.accept_proposal("tc1", 1, other_drug.id, by=maint())
+
+
+async def test_a_robot_whose_scale_failed_its_check_fills_nothing_until_it_passes(
+        store: Store) -> None:
+    await store.stock.ensure_bins([spec()])
+    order_id = await queued(store, ATORVASTATIN)
+    bin_id = (await store.stock.bin("tc1", 1)).id
+    readings = {"reference_mg": 5000, "check_mg": 2500, "check_read_mg": 2451}
+    with pytest.raises(RoleError):
+        await store.calibration.record_scale_check("tc1", False, readings, by=tech())
+    await store.calibration.record_scale_check("tc1", False, readings, by=maint())
+    with pytest.raises(FillRefused, match=r"tc1's scale failed its check .*calibrate the scale"):
+        await store.orders.start_fill(order_id, bin_id)
+    assert (await store.orders.order(order_id)).state is OrderState.QUEUED  # nothing recorded
+    await store.calibration.record_scale_check("tc1", True, readings, by=maint())
+    await store.orders.start_fill(order_id, bin_id)
+    assert [c.passed for c in await store.calibration.scale_checks("tc1")] == [True, False]

@@ -7,7 +7,7 @@ import time
 from drivers.base import CounterEvent, JobReport, Progress
 from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.driver import SerialTabletCounter
-from simulators.tablet_counter.device import SimChannel
+from simulators.tablet_counter.parts import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
 from tests.helpers import until_end
 

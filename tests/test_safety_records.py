@@ -32,6 +32,7 @@ from tests.test_cli import RXFILL
 
 READS = {
     "alarm_history", "alarms", "calibration_history", "audit_rows", "audit_trail", "bin",
+    "guided_calibrations", "scale_checks",
     "bins", "check_password",
     "check_resume", "fill", "fill_by_job", "fill_lots", "fills", "info", "labels_for",
     "movements", "usage", "open_fills", "order", "order_history", "order_vial", "orders",
@@ -149,6 +150,28 @@ async def record_calibration(store: Store) -> Callable[[], Awaitable[Any]]:
                                                         by=maint(), reason="new lot")
 
 
+GUIDED_RUNS = [{"sensitivity": 50, "gate_ms": 40, "counted": 100, "weight_mg": 15500,
+                "weighed": 100, "error": 0}] * 3
+
+
+async def record_guided(store: Store) -> Callable[[], Awaitable[Any]]:
+    await _bins(store)
+    return lambda: store.calibration.record_guided("tc1", 1, GUIDED_RUNS, {"sensitivity": 50},
+                                                   "", by=maint())
+
+
+async def accept_proposal(store: Store) -> Callable[[], Awaitable[Any]]:
+    await _bins(store)
+    made = await store.calibration.record_guided("tc1", 1, GUIDED_RUNS, {"sensitivity": 50},
+                                                 "", by=maint())
+    return lambda: store.calibration.accept_proposal("tc1", 1, made.id, by=maint())
+
+
+async def record_scale_check(store: Store) -> Callable[[], Awaitable[Any]]:
+    return lambda: store.calibration.record_scale_check("tc1", True, {"reference_mg": 5000},
+                                                        by=maint())
+
+
 async def restore_calibration(store: Store) -> Callable[[], Awaitable[Any]]:
     await _bins(store)
     (first,) = await store.calibration.calibration_history("tc1", 1)
@@ -260,7 +283,7 @@ async def dispose_vial(store: Store) -> Callable[[], Awaitable[Any]]:
 
 
 CHANGES: dict[str, Scenario] = {f.__name__: f for f in (
-    record_calibration, restore_calibration,
+    record_calibration, restore_calibration, record_guided, accept_proposal, record_scale_check,
     receive_order, move_order, start_fill, finish_fill, set_info, ensure_bins, restock,
     correct_bin, bin_ran_empty, unload_bin, load_bin, change_alarms, audit, add_user,
     set_password, disable_user, sign_in, sign_out, label_scanned, witness_count, verify_vial,

@@ -21,7 +21,7 @@ from controller.robots.supervisor import Supervisor
 from controller.store import FillRecord, Store, sqlite_url
 from drivers.errors import DriverError
 from drivers.tablet_counter.protocol import JobState
-from simulators.tablet_counter.device import SimJob
+from simulators.tablet_counter.parts import SimJob
 from simulators.tablet_counter.server import CounterSimulator
 from tests.floors import ATORVASTATIN, LISINOPRIL, order, write_config
 from tests.helpers import eventually, maint, open_store, supervisor_of

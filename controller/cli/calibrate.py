@@ -27,6 +27,7 @@ from controller.robots.scales import ScaleCalibration, calibrate_scale
 from controller.robots.simulated import Simulator
 from controller.store import Store
 from drivers.errors import DriverError
+from simulators.tablet_counter.device import TabletCounterDevice
 
 calibrate_app = typer.Typer(help="Calibration: a robot's scale.", no_args_is_help=True)
 
@@ -42,6 +43,10 @@ class PromptedHands:
 
     async def take_off(self) -> None:
         await self._ask(f"Empty {self._robot}'s scale (chute or bay), then press Enter")
+
+    async def return_sample(self, channel: int) -> None:
+        await self._ask(f"Pour the counted tablets (chute or vial) back into {self._robot}'s "
+                        f"channel {channel}, then press Enter")
 
     async def _ask(self, words: str) -> None:
         typer.echo(words, err=True)
@@ -59,6 +64,15 @@ class SimulatedHands:
 
     async def take_off(self) -> None:
         self._sim.device.place_mass(0)
+
+    async def return_sample(self, channel: int) -> None:
+        device = self._sim.device
+        if isinstance(device, TabletCounterDevice):
+            tablets = device.chute.tablets if device.chute else 0
+            device.set_stock(channel, device.channels[channel].stock + tablets)
+        else:
+            device.take_vial()
+            device.set_stock(channel, device.cells[channel].stock + device.bay_tablets)
 
 
 def _said(done: ScaleCalibration) -> str:
@@ -101,10 +115,12 @@ def calibrate_scale_command(
             raise fail(f"refused: {exc}") from None
         except (DriverError, OSError) as exc:
             raise fail(f"{robot}: {exc}") from None
-        await db.audit.audit(me.name, "scale calibrated", f"robot:{robot}", {
+        await db.calibration.record_scale_check(robot, done.passed, {
             "reference_mg": done.before.mass_mg, "before_mg": done.before.read_mg,
             "after_mg": done.after.read_mg, "check_mg": done.check.mass_mg,
-            "check_read_mg": done.check.read_mg, "passed": done.passed})
+            "check_read_mg": done.check.read_mg}, by=me)
+        if not done.passed:
+            raise fail(f"{_said(done)}; {robot} fills nothing until its scale passes a check")
         return _said(done)
 
     at_the_robot(config, store, target, settings, work)

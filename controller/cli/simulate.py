@@ -21,7 +21,7 @@ from controller.domain.ndc import NdcError, parse_ndc
 from controller.logs import configure_logging
 from controller.reading import ConfigError, read_text
 from simulators.commands import COUNTER_COMMANDS, FILLER_COMMANDS, apply, help_text
-from simulators.tablet_counter.device import SimChannel
+from simulators.tablet_counter.parts import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.parts import SimCell
 from simulators.vial_filler.server import FillerSimulator

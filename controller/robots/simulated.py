@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from controller.config import Robot, Settings
 from simulators.clock import MachineClock
-from simulators.tablet_counter.device import SimChannel
+from simulators.tablet_counter.parts import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.device import VialFillerDevice
 from simulators.vial_filler.parts import SimCell

@@ -16,13 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from controller.domain.roles import Duty, Person, require
 from controller.store.audit_records import record
 from controller.store.errors import StoreError
-from controller.store.schema import bins, calibrations
+from controller.store.schema import bins, calibration_runs, calibrations, scale_checks
 
 if TYPE_CHECKING:
     from controller.store.store import Store
 
 FROM_CONFIGURATION = "configuration"
 BY_A_PERSON = "person"
+GUIDED = "guided"
+PROPOSED, ACCEPTED, NO_PROPOSAL = "proposed", "accepted", "no proposal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,60 @@ class Calibration:
     who: str
     reason: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GuidedCalibration:
+    """A guided calibration of a bin: its runs, and the settings they agreed on (None when
+    they never did: ``why`` says so)."""
+
+    id: int
+    robot: str
+    bin: int
+    ndc: str
+    runs: list[dict[str, Any]]
+    proposal: Mapping[str, Any] | None
+    why: str
+    previous: int | None
+    """The bin's calibration when the runs were made (the one acceptance replaces)."""
+    state: str
+    """``proposed``, ``accepted`` or ``no proposal``."""
+    who: str
+    at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    calibration: int | None
+    """The calibration acceptance made."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleCheck:
+    """A robot's scale calibration and the check after it."""
+
+    robot: str
+    passed: bool
+    readings: Mapping[str, Any]
+    who: str
+    at: datetime
+
+
+def _guided(row: sa.RowMapping) -> GuidedCalibration:
+    return GuidedCalibration(
+        row["id"], row["robot"], row["bin"], row["ndc"], json.loads(row["runs"]),
+        json.loads(row["proposal"]) if row["proposal"] else None, row["why"], row["previous"],
+        row["state"], row["who"], row["at"], row["decided_by"], row["decided_at"],
+        row["calibration"])
+
+
+async def scale_out_of_span_why(conn: AsyncConnection, robot: str) -> str | None:
+    """Why a robot may not fill by its scale (its last calibration's check failed), or None."""
+    last = (await conn.execute(sa.select(scale_checks).where(
+        scale_checks.c.robot == robot).order_by(scale_checks.c.id.desc()).limit(1))).first()
+    if last is None or last.passed:
+        return None
+    return (f"{robot}'s scale failed its check ({last.who}, {last.at:%Y-%m-%d %H:%M}): its "
+            f"weights would check no count; calibrate the scale again (rxfill calibrate scale "
+            f"{robot}) before filling")
 
 
 def _of(row: sa.RowMapping) -> Calibration:
@@ -141,3 +197,93 @@ class CalibrationRecords:
             return await _insert(conn, robot, number, ndc, earlier.settings, BY_A_PERSON,
                                  by.name, f"restored calibration {version}",
                                  self._db.clock.now())
+
+    async def guided_calibrations(self, robot: str, number: int) -> list[GuidedCalibration]:
+        """A bin's guided calibrations, newest first."""
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(calibration_runs).where(
+                calibration_runs.c.robot == robot, calibration_runs.c.bin == number).order_by(
+                calibration_runs.c.id.desc()))).mappings().all()
+        return [_guided(row) for row in rows]
+
+    async def record_guided(self, robot: str, number: int, runs: list[dict[str, Any]],
+                            proposal: Mapping[str, Any] | None, why: str, *,
+                            by: Person) -> GuidedCalibration:
+        """A guided calibration's runs, for the NDC the bin holds: a proposal to accept, or
+        (``proposal`` None) the runs that never agreed and why."""
+        require(by, Duty.CALIBRATE)
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
+            ndc = await conn.scalar(sa.select(bins.c.ndc).where(
+                bins.c.robot == robot, bins.c.bin == number))
+            if ndc is None:
+                raise StoreError(f"no bin {robot}/{number}")
+            history = await calibrations_of(conn, robot, number)
+            state = PROPOSED if proposal is not None else NO_PROPOSAL
+            result = await conn.execute(sa.insert(calibration_runs).values(
+                robot=robot, bin=number, ndc=ndc, runs=json.dumps(runs),
+                proposal=json.dumps(dict(proposal), sort_keys=True) if proposal else None,
+                why=why, previous=history[0].id if history else None, state=state,
+                who=by.name, at=now))
+            (key,) = result.inserted_primary_key or (None,)
+            await record(conn, now, by.name, f"calibration {state}", f"bin:{robot}/{number}",
+                         None, {"ndc": ndc, "runs": len(runs), "proposal": proposal, "why": why})
+            row = (await conn.execute(sa.select(calibration_runs).where(
+                calibration_runs.c.id == key))).mappings().one()
+        return _guided(row)
+
+    async def accept_proposal(self, robot: str, number: int, guided: int, *,
+                              by: Person) -> Calibration:
+        """Make a guided calibration's proposal the bin's calibration (maintenance only);
+        refused when it is not a standing proposal, the bin holds another drug now, or the
+        bin was calibrated again since its runs."""
+        require(by, Duty.CALIBRATE)
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(sa.select(calibration_runs).where(
+                calibration_runs.c.id == guided, calibration_runs.c.robot == robot,
+                calibration_runs.c.bin == number))).mappings().first()
+            if row is None:
+                raise StoreError(f"no guided calibration {guided} of {robot}/{number}")
+            made = _guided(row)
+            ndc = await conn.scalar(sa.select(bins.c.ndc).where(
+                bins.c.robot == robot, bins.c.bin == number))
+            history = await calibrations_of(conn, robot, number)
+            if made.state != PROPOSED or made.proposal is None:
+                raise StoreError(f"guided calibration {guided} is {made.state}: nothing to "
+                                 f"accept")
+            if made.ndc != ndc:
+                raise StoreError(f"guided calibration {guided} was run on NDC {made.ndc}; "
+                                 f"{robot}/{number} holds NDC {ndc} now: run it again")
+            if (history[0].id if history else None) != made.previous:
+                raise StoreError(f"{robot}/{number} was calibrated again since guided "
+                                 f"calibration {guided} ran: run it again")
+            calibration = await _insert(
+                conn, robot, number, ndc, made.proposal, GUIDED, by.name,
+                f"guided calibration {guided}: {len(made.runs)} runs by {made.who}", now)
+            await conn.execute(sa.update(calibration_runs).where(
+                calibration_runs.c.id == guided).values(
+                state=ACCEPTED, decided_by=by.name, decided_at=now,
+                calibration=calibration.id))
+        return calibration
+
+    async def record_scale_check(self, robot: str, passed: bool, readings: Mapping[str, Any],
+                                 *, by: Person) -> ScaleCheck:
+        """A robot's scale calibration and its check: a failed check stops its fills until
+        a later one passes."""
+        require(by, Duty.CALIBRATE)
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
+            await conn.execute(sa.insert(scale_checks).values(
+                robot=robot, passed=passed, readings=json.dumps(dict(readings)), who=by.name,
+                at=now))
+            await record(conn, now, by.name, "scale calibrated", f"robot:{robot}", None,
+                         {**readings, "passed": passed})
+        return ScaleCheck(robot, passed, readings, by.name, now)
+
+    async def scale_checks(self, robot: str) -> list[ScaleCheck]:
+        """A robot's scale calibrations, newest first."""
+        async with self._db.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(scale_checks).where(
+                scale_checks.c.robot == robot).order_by(scale_checks.c.id.desc()))).all()
+        return [ScaleCheck(r.robot, r.passed, json.loads(r.readings), r.who, r.at) for r in rows]

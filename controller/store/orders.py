@@ -29,7 +29,7 @@ from controller.domain.stock import expired_lots
 from controller.domain.text import text_problem
 from controller.store.alarm_records import robots_out_of_service
 from controller.store.audit_records import record
-from controller.store.calibration import uncalibrated_why
+from controller.store.calibration import scale_out_of_span_why, uncalibrated_why
 from controller.store.errors import StoreError
 from controller.store.outbox import enqueue
 from controller.store.records import (
@@ -337,6 +337,8 @@ async def _may_fill(conn: AsyncConnection, bin_id: int, ndc: str, today: Any) ->
         raise FillRefused(f"{where} holds NDC {source.ndc}, not the order's {ndc}: refusing to "
                           f"count from it")
     if why := await uncalibrated_why(conn, source.robot, source.bin, ndc):
+        raise FillRefused(why)
+    if why := await scale_out_of_span_why(conn, source.robot):
         raise FillRefused(why)
     if source.robot in await robots_out_of_service(conn):
         raise FillRefused(f"{source.robot} is out of service for maintenance: it takes no "

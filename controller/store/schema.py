@@ -104,6 +104,40 @@ calibrations = sa.Table(
 """Every calibration of a bin (a channel or a cell), for the NDC it was made for, append only:
 the latest is the bin's; the rest its history."""
 
+calibration_runs = sa.Table(
+    "calibration_runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("robot", sa.String(32), nullable=False),
+    sa.Column("bin", sa.Integer, nullable=False),
+    sa.Column("ndc", sa.String(13), nullable=False),
+    sa.Column("runs", sa.Text, nullable=False),
+    sa.Column("proposal", sa.Text),
+    sa.Column("why", sa.Text, nullable=False),
+    sa.Column("previous", sa.Integer),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("who", sa.String(80), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("decided_by", sa.String(80)),
+    sa.Column("decided_at", UtcDateTime),
+    sa.Column("calibration", sa.Integer),
+    sa.Index("ix_calibration_runs_bin", "robot", "bin"),
+)
+"""Each guided calibration of a bin: its runs, and the proposal they support (``proposed``,
+then ``accepted`` with the calibration it made) or why there is none (``no proposal``)."""
+
+scale_checks = sa.Table(
+    "scale_checks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("robot", sa.String(32), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("readings", sa.Text, nullable=False),
+    sa.Column("who", sa.String(80), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Index("ix_scale_checks_robot", "robot"),
+)
+"""Each scale calibration of a robot and its check; a robot whose latest check failed fills
+nothing (its weights check no count)."""
+
 fills = sa.Table(
     "fills", metadata,
     sa.Column("id", sa.Integer, primary_key=True),

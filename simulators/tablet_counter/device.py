@@ -11,59 +11,18 @@ import asyncio
 import random
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.protocol import DeviceState, ErrorCode, JobState
 from simulators.clock import MachineClock
+from simulators.sensor import counts_for_one, error_rates
+from simulators.tablet_counter.parts import Faults, SimChannel, SimJob
 
 FIRMWARE = "1.4.2"
 TABLETS_PER_SECOND = 12.0
 SETTLE_S = 0.300
 PROGRESS_EVERY_S = 0.250
 PROGRESS_EVERY_TABLETS = 25
-
-
-@dataclass
-class SimChannel:
-    """One canister: its drug's tablets, sensor calibration and tablet mass."""
-
-    number: int
-    stock: int = 500
-    sensitivity: int = 50
-    gate_ms: int = 40
-    unit_mass_mg: float = 250.0
-    spread_pct: float = 2.0
-
-
-@dataclass
-class SimJob:
-    """A job the device remembers."""
-
-    job: str
-    channel: int
-    quantity: int
-    state: JobState = JobState.COUNTING
-    count: int = 0
-    """What the sensor counted (what the device reports)."""
-    tablets: int = 0
-    """What truly fell into the chute."""
-    mass_mg: float = 0.0
-    weight_mg: int = 0
-
-
-@dataclass
-class Faults:
-    """Faults a test or a person injects; each is consumed when it fires."""
-
-    jam_after: int | None = None
-    """The next or running job jams once this many tablets fell."""
-    miscount: int = 0
-    """The next job's sensor count runs ahead (>0) or behind (<0) the true tablets."""
-    drop_replies: int = 0
-    garble_replies: int = 0
-    log: list[str] = field(default_factory=list)
-    """Every fault that fired, in order."""
 
 
 class TabletCounterDevice:
@@ -89,6 +48,7 @@ class TabletCounterDevice:
         self.serial = serial or f"SN{seed:06d}"
         self.emit: Callable[[wire.Event], None] = lambda event: None
         self._physics = random.Random(f"{seed}-physics")
+        self._sensor = random.Random(f"{seed}-sensor")
         self.state = DeviceState.IDLE
         self.jobs: OrderedDict[str, SimJob] = OrderedDict()
         self.current: SimJob | None = None
@@ -289,7 +249,7 @@ class TabletCounterDevice:
             job.tablets += 1
             job.mass_mg += self._physics.gauss(
                 channel.unit_mass_mg, channel.unit_mass_mg * channel.spread_pct / 100)
-            job.count += 1
+            job.count = min(job.quantity, job.count + self._seen(channel))
             if miscount > 0 and job.count < job.quantity:
                 job.count += 1  # a fragment seen as a tablet
                 miscount -= 1
@@ -303,6 +263,12 @@ class TabletCounterDevice:
                 self.emit(wire.Event(wire.EventName.PROGRESS, (job.job, str(job.count))))
                 last_progress_time, last_progress_count = now, job.count
         self._stop(job, JobState.DONE)
+
+    def _seen(self, channel: SimChannel) -> int:
+        """What the channel's sensor counts for one tablet, as tuned now."""
+        assert channel.ideal is not None
+        rates = error_rates(channel.ideal, channel.sensitivity, channel.gate_ms)
+        return counts_for_one(rates, self._sensor) if rates.miss or rates.double else 1
 
     def _stop(self, job: SimJob, outcome: JobState) -> None:
         """End ``job``: the count stops now; EN follows once the scale settles."""

@@ -18,7 +18,8 @@ import structlog
 from drivers.tablet_counter import protocol as wire
 from simulators.clock import MachineClock
 from simulators.ports import Port, PtyPort, StreamPort
-from simulators.tablet_counter.device import SimChannel, TabletCounterDevice
+from simulators.tablet_counter.device import TabletCounterDevice
+from simulators.tablet_counter.parts import SimChannel
 
 log = structlog.get_logger(__name__)
 

@@ -22,6 +22,7 @@ from drivers.vial_filler.protocol import (
     State,
 )
 from simulators.clock import MachineClock
+from simulators.sensor import counts_for_one, error_rates
 from simulators.vial_filler.parts import FillerFaults, SimCell, SimJob
 
 FIRMWARE = 213
@@ -57,6 +58,7 @@ class VialFillerDevice:
         self.hoppers = ({size: vials for size in wire.VIAL_SIZES} if isinstance(vials, int)
                         else {size: vials.get(size, 0) for size in wire.VIAL_SIZES})
         self._physics = random.Random(f"{seed}-physics")
+        self._sensor = random.Random(f"{seed}-sensor")
         self._scale = random.Random(f"{seed}-scale")
         self.params = [0] * wire.COMMAND_BLOCK
         """Holding registers 0–8 as last written (CMD reads 0 once taken up)."""
@@ -72,6 +74,7 @@ class VialFillerDevice:
         self.weight_mg = 0
         self.door_closed = True
         self.vial_in_bay = False
+        self.bay_tablets = 0
         self.estop = False
         self.started_jobs: list[int] = []
         """Every job that really took a vial, in order: a test's proof of no repeats."""
@@ -258,6 +261,7 @@ class VialFillerDevice:
         self.last_job = job.job
         self.last_status = status
         self.last_count = job.count
+        self.bay_tablets = job.tablets
         self.last_weight_mg = self.weight_mg
         self.jobs_done = (self.jobs_done + 1) & 0xFFFF
         self.job = None
@@ -286,7 +290,7 @@ class VialFillerDevice:
             job.tablets += 1
             job.mass_mg += self._physics.gauss(cell.unit_mass_mg,
                                                cell.unit_mass_mg * cell.spread_pct / 100)
-            job.count += 1
+            job.count = min(job.quantity, job.count + self._seen(cell))
             if miscount > 0 and job.count < job.quantity:
                 job.count += 1
                 miscount -= 1
@@ -320,6 +324,12 @@ class VialFillerDevice:
         noise = self._scale.gauss(0.0, self.scale_noise_mg)
         loaded = self._scaled(mass_mg + self.placed_mg) - self._zero_mg
         return max(0, round(loaded + self._drift_mg + noise))
+
+    def _seen(self, cell: SimCell) -> int:
+        """What the cell's counter counts for one tablet, as tuned now."""
+        assert cell.ideal is not None
+        rates = error_rates(cell.ideal, cell.sensitivity)
+        return counts_for_one(rates, self._sensor) if rates.miss or rates.double else 1
 
     def _stop(self, fault: Fault) -> None:
         """The job stops where it is: FAULT, with the vial and its count held."""

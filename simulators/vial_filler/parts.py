@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from drivers.vial_filler.protocol import Cap
+from simulators.sensor import Tuning
 
 
 @dataclass
@@ -20,6 +21,13 @@ class SimCell:
     spread_pct: float = 2.0
     cal_unit_dmg: int = 0
     """CAL_UNIT, in 0.1 mg, as the host wrote it (0 until then)."""
+    ideal: Tuning | None = None
+    """The sensitivity that suits this cell's tablets (default: the one it starts with);
+    the further from it, the more the cell's counter miscounts."""
+
+    def __post_init__(self) -> None:
+        if self.ideal is None:
+            self.ideal = Tuning(self.sensitivity or 50)
 
 
 @dataclass

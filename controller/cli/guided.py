@@ -1,0 +1,76 @@
+"""A guided channel calibration at the command line: the runs as they come, the table of them,
+the proposal recorded (``rxfill calibrate accept`` makes it the bin's)."""
+
+from __future__ import annotations
+
+import typer
+
+from controller.cli.calibrate import PromptedHands, SimulatedHands
+from controller.cli.common import Credentials, fail
+from controller.cli.diag import maintainer, reach
+from controller.config import Robot, Settings
+from controller.domain.roles import Duty
+from controller.domain.tuning import Plan, Run
+from controller.robots.floor import make_driver
+from controller.robots.tuning import TuningRefused, tune_channel
+from controller.store import Store, StoreError
+from controller.store.calibration import GuidedCalibration
+from drivers.errors import DriverError
+
+HEAD = "RUN  SENS  GATE  COUNTED  WEIGHT MG  WEIGHED  ERROR"
+
+
+def run_line(number: int, run: dict[str, object]) -> str:
+    gate = run.get("gate_ms")
+    error = int(str(run["error"]))
+    pct = 100.0 * error / max(1, int(str(run["weighed"])))
+    return (f"{number:>3}  {run['sensitivity']!s:>4}  {gate if gate is not None else '-'!s:>4}  "
+            f"{run['counted']!s:>7}  {run['weight_mg']!s:>9}  {run['weighed']!s:>7}  "
+            f"{error:+d} ({pct:+.1f} %)")
+
+
+def table(made: GuidedCalibration) -> str:
+    lines = [HEAD, *(run_line(n, r) for n, r in enumerate(made.runs, 1))]
+    if made.proposal is not None:
+        settings = ", ".join(f"{k} {v}" for k, v in sorted(made.proposal.items()))
+        lines.append(f"guided calibration {made.id} of {made.robot}/{made.bin} (NDC {made.ndc}): "
+                     f"{made.state}: {settings}")
+    else:
+        lines.append(f"guided calibration {made.id} of {made.robot}/{made.bin}: {made.why}")
+    return "\n".join(lines)
+
+
+def _progress(run: Run, number: int) -> None:
+    if number == 1:
+        typer.echo(HEAD, err=True)
+    typer.echo(run_line(number, run.as_dict()), err=True)
+
+
+async def guided(db: Store, settings: Settings, robot: Robot, number: int, creds: Credentials,
+                 plan: Plan, start: tuple[int | None, int | None]) -> str:
+    """Run the calibration at the robot, record its runs, and say what to do next."""
+    me = await maintainer(db, creds, Duty.CALIBRATE)
+    try:
+        held = await db.stock.bin(robot.id, number)
+        if held.on_hand < plan.sample:
+            raise TuningRefused(f"it holds {held.on_hand} tablets; a run counts {plan.sample}: "
+                                f"restock it or count a smaller sample (--sample)")
+        drug = settings.formulary[held.ndc]
+        async with reach(settings, robot) as (url, sim):
+            hands = SimulatedHands(sim) if sim else PromptedHands(robot.id)
+            async with make_driver(robot, url) as driver:
+                tuned = await tune_channel(
+                    driver, channel=number, unit_mass_mg=drug.unit_mass_mg,
+                    unit_volume_mm3=drug.unit_volume_mm3, plan=plan, hands=hands,
+                    say=_progress, start_sensitivity=start[0], start_gate_ms=start[1])
+        assert tuned.decision is not None
+        proposal = tuned.decision.proposal
+        made = await db.calibration.record_guided(
+            robot.id, number, [r.as_dict() for r in tuned.runs],
+            proposal.as_dict() if proposal else None, tuned.decision.why, by=me)
+    except (TuningRefused, StoreError, DriverError, OSError, LookupError) as exc:
+        raise fail(f"{robot.id}/{number}: {exc}") from None
+    if proposal is None:
+        raise fail(table(made))
+    return (f"{table(made)}\nthe channel keeps its calibration until a person with the "
+            f"maintenance role accepts: rxfill calibrate accept {robot.id}/{number} {made.id}")

@@ -1,0 +1,162 @@
+"""A guided calibration at the robot: count a reference sample from the bin at trial settings,
+weigh it, and let ``domain.tuning`` decide the next settings, until runs agree or never will.
+
+The trial settings are on the device only while it counts the samples: whatever happens, the
+bin's own calibration is written back before this returns. A proposal changes nothing until a
+person with the maintenance role accepts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from controller.domain.tuning import Decision, Plan, Run, Setting, decide
+from controller.domain.vials import vial_for
+from drivers.base import Calibration, CountState, JobOutcome, TabletCounter, VialFiller
+from drivers.events import EventStream
+from drivers.filler_types import CapType, CellCalibration, FillerState, VialEnd
+
+ASK_AGAIN_S = 1.0
+"""A running sample is asked after on each event from the robot, and at least this often."""
+
+
+class TuningRefused(Exception):
+    """A guided calibration cannot start or go on; the text says why and what to do."""
+
+
+class SampleHands(Protocol):
+    """The person at the robot (or, at a simulated one, the simulator's world)."""
+
+    async def return_sample(self, channel: int) -> None:
+        """Pour the counted sample (chute or vial) back into the channel's canister."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tuned:
+    """A guided calibration's runs, and its proposal (None with why when the runs never
+    agreed)."""
+
+    start: Setting
+    runs: list[Run] = field(default_factory=list)
+    decision: Decision | None = None
+
+
+async def tune_channel(driver: TabletCounter | VialFiller, *, channel: int, unit_mass_mg: float,
+                       unit_volume_mm3: float, plan: Plan, hands: SampleHands,
+                       say: Callable[[Run, int], None], start_sensitivity: int | None = None,
+                       start_gate_ms: int | None = None) -> Tuned:
+    """Run a guided calibration of ``channel`` from its settings now, or from those given."""
+    await _idle(driver)
+    counter = isinstance(driver, TabletCounter)
+    held = await driver.read_calibration(channel)
+    own = Setting(held.sensitivity, held.gate_ms if isinstance(held, Calibration) else None)
+    setting = Setting(start_sensitivity or own.sensitivity,
+                      (start_gate_ms or own.gate_ms) if counter else None)
+    if counter and setting.gate_ms is None:
+        raise TuningRefused("a counter's channel needs a gate to start from")
+    tuned = Tuned(setting)
+    try:
+        while True:
+            await _write(driver, channel, setting, unit_mass_mg)
+            counted, weight = await _count_sample(driver, channel, plan.sample, unit_volume_mm3,
+                                                  hands)
+            tuned.runs.append(Run(setting, counted, weight, unit_mass_mg))
+            decision = decide(tuned.runs, plan)
+            say(tuned.runs[-1], len(tuned.runs))
+            if decision.next is None:
+                return Tuned(tuned.start, tuned.runs, decision)
+            setting = decision.next
+    finally:
+        await _write(driver, channel, own, unit_mass_mg)
+
+
+async def _write(driver: TabletCounter | VialFiller, channel: int, setting: Setting,
+                 unit_mass_mg: float) -> None:
+    if isinstance(driver, TabletCounter):
+        assert setting.gate_ms is not None
+        await driver.write_calibration(channel, Calibration(setting.sensitivity, setting.gate_ms))
+    else:
+        await driver.write_calibration(channel, CellCalibration(setting.sensitivity,
+                                                                unit_mass_mg))
+
+
+async def _idle(driver: TabletCounter | VialFiller) -> None:
+    if isinstance(driver, TabletCounter):
+        status = await driver.status()
+        if status.state is not CountState.IDLE:
+            raise TuningRefused(f"{driver.name} is {status.state} (job {status.job}): a channel "
+                                f"is calibrated only when the robot is idle and its chute empty")
+    else:
+        filler = await driver.status()
+        if filler.state is not FillerState.IDLE or filler.vial_in_bay:
+            raise TuningRefused(f"{driver.name} is {filler.state}: a cell is calibrated only when "
+                                f"the robot is idle and its output bay empty")
+
+
+async def _count_sample(driver: TabletCounter | VialFiller, channel: int, sample: int,
+                        unit_volume_mm3: float, hands: SampleHands) -> tuple[int, int]:
+    """Count ``sample`` tablets out of the channel; its count and settled weight, with the
+    tablets back in the canister."""
+    if isinstance(driver, TabletCounter):
+        job = f"CAL{secrets.randbelow(10**9):09d}"
+        events = driver.events()
+        try:
+            await driver.count(job, channel, sample)
+            report = await _until_finished(lambda: driver.job(job), events)
+        finally:
+            events.close()
+        if report.outcome is not JobOutcome.DONE:
+            raise TuningRefused(f"the sample's count ended {report.outcome} at {report.count}: "
+                                f"clear the robot, refill the canister, and calibrate again")
+        await hands.return_sample(channel)
+        await driver.take(job)
+        return report.count, report.weight_mg
+    vial = vial_for(sample, unit_volume_mm3)
+    if vial is None:
+        raise TuningRefused(f"no vial holds a sample of {sample} tablets: count fewer")
+    number = 0x7F000000 + secrets.randbelow(0xFFFFFF)
+    filler_events = driver.events()
+    try:
+        await driver.start(number, channel, sample, vial, CapType.EASY_OPEN)
+        vial_report = await _until_finished(lambda: driver.job(number), filler_events)
+    finally:
+        filler_events.close()
+    if vial_report.stopped:
+        raise TuningRefused(f"the sample's vial stopped ({vial_report.fault or vial_report.state}"
+                            f") at {vial_report.count}: reset the robot, take the vial out and "
+                            f"pour it back into the cell, then calibrate again")
+    if vial_report.end is not VialEnd.DONE:
+        raise TuningRefused(f"the sample's vial ended {vial_report.end} at "
+                            f"{vial_report.count}: reset the robot, refill the cell, and "
+                            f"calibrate again")
+    await hands.return_sample(channel)
+    await driver.output_taken()
+    return vial_report.count, vial_report.weight_mg
+
+
+class _Report(Protocol):
+    @property
+    def finished(self) -> bool: ...
+
+    @property
+    def stopped(self) -> bool: ...
+
+
+R = TypeVar("R", bound=_Report)
+
+
+async def _until_finished(ask: Callable[[], Awaitable[R]], events: EventStream[Any]) -> R:
+    """The job's report once it finished or stopped for a person: asked again on each of the
+    robot's events."""
+    while not ((report := await ask()).finished or report.stopped):
+        try:
+            await asyncio.wait_for(anext(events), ASK_AGAIN_S)
+        except TimeoutError:
+            continue
+        except StopAsyncIteration:
+            raise TuningRefused("the link to the robot closed during the sample") from None
+    return report
