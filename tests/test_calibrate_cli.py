@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 from pathlib import Path
 
+from controller.config import load_config
 from controller.robots.floor import bin_specs
 from controller.store import sqlite_url
 from drivers.base import Calibration
@@ -15,6 +16,7 @@ from drivers.tablet_counter.driver import SerialTabletCounter
 from tests.floors import ATORVASTATIN, write_config
 from tests.helpers import open_store
 from tests.test_cli import start_simulator, stop
+from tests.test_diag import DEMO
 from tests.test_scales import PASSWORD, rxfill_at, with_people
 
 AS_MAX = ("--user", "max", "--password-stdin")
@@ -63,3 +65,36 @@ def test_a_counters_channel_needs_its_gate(tmp_path: Path) -> None:
                     "--reason", "x", "--user", "max", "--password-stdin")
     assert run.returncode == 2 and "calibration: Input should be less than or equal to 100" \
         in run.stderr
+
+
+async def test_a_guided_calibration_from_a_bad_start_is_proposed_then_accepted(
+        tmp_path: Path) -> None:
+    settings = load_config(DEMO)
+    store = await open_store(sqlite_url(tmp_path / "s.sqlite"))
+    await store.stock.ensure_bins(bin_specs(settings))
+    await store.close()
+    with_people(tmp_path)
+
+    def cli(*args: str, who: str = "max") -> subprocess.CompletedProcess[str]:
+        return rxfill_at(tmp_path, "calibrate", *args, "--user", who, "--password-stdin",
+                         stdin=f"{PASSWORD}\n")
+    ran = await asyncio.to_thread(cli, "channel", "tc1/1", "--from-sensitivity", "25",
+                                  "--from-gate-ms", "90")
+    assert ran.returncode == 0, ran.stderr
+    rows = [line.split() for line in ran.stdout.splitlines() if line[:3].strip().isdigit()]
+    assert int(rows[0][6]) < -20  # the first run missed a fifth of the tablets and more
+    assert 4 <= len(rows) <= 12 and len({tuple(r[1:3]) for r in rows[-3:]}) == 1
+    assert "proposed: gate_ms" in ran.stdout and "calibrate accept tc1/1 1" in ran.stdout
+    assert ran.stderr.startswith("RUN  SENS  GATE")  # progress, run by run
+    history = rxfill_at(tmp_path, "calibrate", "history", "tc1/1").stdout.splitlines()
+    assert len(history) == 1  # the bin keeps its calibration until someone accepts
+    refused = await asyncio.to_thread(cli, "accept", "tc1/1", "1", who="tess")
+    assert refused.returncode == 1 and "needs the maintenance role" in refused.stderr
+    accepted = await asyncio.to_thread(cli, "accept", "tc1/1", "1")
+    assert accepted.returncode == 0, accepted.stderr
+    sens, gate = rows[-1][1:3]
+    assert f"gate_ms {gate}, sensitivity {sens} (guided calibration 1" in accepted.stdout
+    newest = rxfill_at(tmp_path, "calibrate", "history", "tc1/1").stdout.splitlines()[0]
+    assert "guided" in newest and "guided calibration 1: " in newest
+    runs = rxfill_at(tmp_path, "calibrate", "runs", "tc1/1").stdout
+    assert "accepted: gate_ms" in runs
