@@ -273,17 +273,25 @@ async def test_a_robot_without_a_configured_channel_is_refused_at_connect(
         await sim.close()
 
 
-async def test_calibration_that_differs_from_configuration_is_reported(
+async def test_the_stores_calibration_is_put_on_a_robot_that_holds_another(
     floor: tuple[Settings, dict[str, CounterSimulator]], store: Store,
 ) -> None:
     settings, sims = floor
-    sims["tc2"].device.channels[1].sensitivity = 77
+    sims["tc2"].device.channels[1].sensitivity = 77  # someone turned a knob at the robot
     with structlog.testing.capture_logs() as logs:
         async with supervisor(settings, store, sims):
             pass
-    (warning,) = [e for e in logs if e["event"] == "calibration differs from configuration"]
-    assert (warning["robot"], warning["robot_sensitivity"], warning["configured_sensitivity"]) \
+    (warning,) = [e for e in logs
+                  if e["event"] == "calibration differed from the store's: written to the robot"]
+    assert (warning["robot"], warning["robot_sensitivity"], warning["sensitivity"]) \
         == ("tc2", 77, 50)
+    assert sims["tc2"].device.channels[1].sensitivity == 50
+    await store.calibration.record_calibration("tc1", 1, {"sensitivity": 61, "gate_ms": 38},
+                                               by=maint(), reason="guided, by hand")
+    async with supervisor(settings, store, sims):  # a restart: the person's stands
+        pass
+    channel = sims["tc1"].device.channels[1]
+    assert (channel.sensitivity, channel.gate_ms) == (61, 38)
 
 
 async def test_waiting_for_orders_fails_loudly_when_the_supervisor_dies(

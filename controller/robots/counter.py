@@ -20,6 +20,7 @@ from controller.robots.output import Output
 from controller.robots.worker import RobotWorker
 from controller.store import FillRecord, FillResult
 from drivers.base import (
+    Calibration,
     CounterEvent,
     CountState,
     JobEnded,
@@ -70,15 +71,25 @@ class CounterRobot(RobotWorker[JobReport]):
                 "firmware": identity.firmware}
 
     async def _compare_calibration(self) -> None:
-        """Warn (once a connection) where the robot's calibration is not the configured one."""
+        """Put the store's calibration of each bin (the one made for the drug it holds) on
+        the robot where the robot holds another (once a connection)."""
         for channel in self.config.channels:
+            history = await self._store.calibration.calibration_history(self.id, channel.channel)
+            if not history:
+                continue  # never calibrated: start_fill refuses the bin, and says why
+            wanted = history[0].settings
             held = await self.driver.read_calibration(channel.channel)
-            wanted = channel.calibration
-            if (held.sensitivity, held.gate_ms) != (wanted.sensitivity, wanted.gate_ms):
-                log.warning("calibration differs from configuration", robot=self.id,
-                            channel=channel.channel, robot_sensitivity=held.sensitivity,
-                            robot_gate_ms=held.gate_ms, configured_sensitivity=wanted.sensitivity,
-                            configured_gate_ms=wanted.gate_ms)
+            if "gate_ms" not in wanted:
+                log.error("the store's calibration of a counter's channel has no gate",
+                          robot=self.id, channel=channel.channel, version=history[0].id)
+                continue
+            if (held.sensitivity, held.gate_ms) != (wanted["sensitivity"], wanted["gate_ms"]):
+                await self.driver.write_calibration(channel.channel, Calibration(
+                    int(wanted["sensitivity"]), int(wanted["gate_ms"])))
+                log.warning("calibration differed from the store's: written to the robot",
+                            robot=self.id, channel=channel.channel, version=history[0].id,
+                            robot_sensitivity=held.sensitivity, robot_gate_ms=held.gate_ms,
+                            sensitivity=wanted["sensitivity"], gate_ms=wanted["gate_ms"])
 
     async def _job_report(self, fill: FillRecord) -> JobReport:
         return await self.driver.job(fill.job)

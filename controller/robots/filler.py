@@ -25,6 +25,7 @@ from drivers.errors import DeviceError, DriverError
 from drivers.events import EventStream
 from drivers.filler_types import (
     CapType,
+    CellCalibration,
     FillerFault,
     FillerState,
     FillerStatus,
@@ -86,16 +87,23 @@ class FillerRobot(RobotWorker[VialReport]):
         return {"firmware": identity.firmware, "cells": identity.cells, "unit": identity.unit}
 
     async def _compare_calibration(self) -> None:
+        """Put the store's calibration of each cell (for the drug it holds) and the
+        formulary's unit mass on the robot where it holds others (once a connection)."""
         for cell in self.config.channels:
+            history = await self._store.calibration.calibration_history(self.id, cell.channel)
+            if not history:
+                continue  # never calibrated: start_fill refuses the bin, and says why
+            sensitivity = int(history[0].settings["sensitivity"])
             held = await self.driver.read_calibration(cell.channel)
-            unit_mass = self._formulary[cell.ndc].unit_mass_mg
-            if (held.sensitivity != cell.calibration.sensitivity
-                    or abs(held.unit_mass_mg - unit_mass) > 0.05):
-                log.warning("calibration differs from configuration", robot=self.id,
-                            cell=cell.channel, robot_sensitivity=held.sensitivity,
-                            robot_unit_mass_mg=held.unit_mass_mg,
-                            configured_sensitivity=cell.calibration.sensitivity,
-                            formulary_unit_mass_mg=unit_mass)
+            unit_mass = self._formulary[history[0].ndc].unit_mass_mg
+            if held.sensitivity != sensitivity or abs(held.unit_mass_mg - unit_mass) > 0.05:
+                await self.driver.write_calibration(cell.channel,
+                                                    CellCalibration(sensitivity, unit_mass))
+                log.warning("calibration differed from the store's: written to the robot",
+                            robot=self.id, cell=cell.channel, version=history[0].id,
+                            robot_sensitivity=held.sensitivity,
+                            robot_unit_mass_mg=held.unit_mass_mg, sensitivity=sensitivity,
+                            unit_mass_mg=unit_mass)
 
     async def _tell_robot_cleared(self) -> None:
         status = await self.driver.status()
