@@ -233,7 +233,8 @@ CASES: list[tuple[Problem, str, Provoke, str]] = [
     (Problem.REFUSED_OUTPUT_OCCUPIED, "before", lambda s: setattr(s.device, "vial_in_bay", True),
      "fv1"),
     (Problem.REFUSED_DOOR_OPEN, "before", lambda s: s.device.open_door(), "tc1"),
-    (Problem.REFUSED_NOT_CALIBRATED, "before",
+    # At connect the supervisor writes the store's calibration: the cell loses it after.
+    (Problem.REFUSED_NOT_CALIBRATED, "connected",
      lambda s: setattr(s.device.cells[1], "sensitivity", 0), "tc1"),
 ]
 """Problems exercised here on a vial filler; the others are exercised below or elsewhere."""
@@ -293,6 +294,9 @@ async def test_recovery_rule(tmp_path: Path, store: Store, problem: Problem, whe
         async with supervisor(settings, store, sims) as sup:
             sup.subscribe(on_notice)
             await eventually(lambda: sup.robots["tc1"].attention is not None)
+            if when == "connected":
+                await eventually(lambda: sup.robots["fv1"].online)
+                await _maybe_await(provoke(fv1))
             record = await sup.submit(order(ATORVASTATIN, 24))
             if ends_on == "tc1":
                 await eventually(lambda: bool(ended))
