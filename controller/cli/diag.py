@@ -36,6 +36,7 @@ from controller.store import Store
 from controller.store.lock import StoreInUse, supervising
 from drivers.errors import DriverError
 from drivers.registry import GROUP, UnknownDriverError, find_driver
+from drivers.trace import Frame, Tap
 
 diag_app = typer.Typer(help="Diagnostics: is a robot there, who is it, how fast it answers.",
                        no_args_is_help=True)
@@ -75,7 +76,8 @@ def link_of(robot: Robot, store: Path) -> Iterator[None]:
             held.enter_context(supervising(store))
         except StoreInUse as exc:
             raise fail(f"refused: {exc}; the running site holds {robot.id}'s link (its "
-                       f"console and API show the robot)") from None
+                       f"console and API show the robot, and its Maintenance page the "
+                       f"robot's wire)") from None
         yield
 
 
@@ -148,3 +150,59 @@ def diag_ping(
         raise fail(f"{robot} did not answer: {exc}") from None
     typer.echo("\n".join(lines))
 
+
+
+async def trace(settings: Settings, robot: Robot, seconds: float, interval: float,
+                file: Path | None) -> int:
+    """Hold the robot's link, ask its status every ``interval`` s for ``seconds``, and show
+    every frame (or register exchange) as it goes; the count of frames."""
+    frames: list[Frame] = []
+    out = file.open("w", encoding="utf-8") if file else None
+
+    def show(frame: Frame) -> None:
+        frames.append(frame)
+        typer.echo(frame.line())
+        if out is not None:
+            out.write(frame.to_json() + "\n")
+            out.flush()
+    try:
+        async with reach(settings, robot) as (url, _):
+            driver = make_driver(robot, url)
+            tap = getattr(driver, "trace", None)
+            if not isinstance(tap, Tap):
+                raise fail(f"{robot.id}'s driver ({type(driver).__name__}) keeps no trace")
+            tap.listen(show)
+            async with driver:
+                loop = asyncio.get_running_loop()
+                ends = loop.time() + seconds
+                while loop.time() < ends:
+                    await driver.status()
+                    await asyncio.sleep(max(0.0, min(interval, ends - loop.time())))
+    finally:
+        if out is not None:
+            out.close()
+    return len(frames)
+
+
+@diag_app.command("trace")
+def diag_trace(
+    robot: Annotated[str, typer.Argument(help="The robot's id in the configuration.")],
+    seconds: Annotated[float, typer.Option(help="How long to watch.", min=0.1)] = 10.0,
+    interval: Annotated[float, typer.Option(help="Seconds between status requests.",
+                                            min=0.01)] = 0.5,
+    file: Annotated[Path | None, typer.Option(help="Also write the frames here, one JSON "
+                                              "object a line (replayable in a test).")] = None,
+    config: ConfigOption = DEMO_CONFIG, store: StoreOption = None,
+) -> None:
+    """Every frame (serial) or register read and write (Modbus) between this command and
+    the robot, timestamped, while it asks the robot's status. Refused while a site
+    supervises the store: the console's Maintenance page shows that site's wire, live."""
+    settings = settings_of(config)
+    target = robot_of(settings, robot)
+    where = store or settings.resolve(settings.config.store.path)
+    try:
+        with link_of(target, where):
+            count = asyncio.run(trace(settings, target, seconds, interval, file))
+    except (DriverError, OSError) as exc:
+        raise fail(f"{robot}: {exc}") from None
+    typer.echo(f"{count} frames" + (f", written to {file}" if file else ""), err=True)

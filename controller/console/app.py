@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from controller.console import actions, pages, signin, vials
+from controller.console import actions, maintenance, pages, signin, vials
 from controller.console.feed import Feed
 from controller.console.sessions import Sessions
 from controller.console.web import HERE, Console
@@ -25,7 +25,7 @@ def mount(app: FastAPI, pharmacy: Pharmacy, *, idle_minutes: float,
     console = Console(pharmacy, Sessions(pharmacy.store, idle=timedelta(minutes=idle_minutes),
                                          lifetime=timedelta(hours=token_hours)), feed)
     app.state.console = console
-    for part in (signin, pages, actions, vials):
+    for part in (signin, pages, actions, vials, maintenance):
         app.include_router(part.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return console

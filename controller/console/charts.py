@@ -58,3 +58,28 @@ def weight_window(measured: float, expected: float, tolerance: float) -> WeightW
         return min(max((x - lo) / (2 * half), 0.0), 1.0)
     return WeightWindow(share(expected - tolerance), share(expected + tolerance),
                         share(expected), share(measured), abs(measured - expected) <= tolerance)
+
+
+@dataclass(frozen=True, slots=True)
+class RunErrors:
+    """A guided calibration's runs as a line chart: each run's count error (in percent of the
+    tablets weighed), on a 0..1 scale both ways, with zero and the ±1 % band marked."""
+
+    points: list[tuple[float, float, float]]
+    """x, y (0 at the top) and the error, per run."""
+    zero: float
+    band: tuple[float, float]
+    most: float
+    """The largest error drawn, in percent (the chart's top and bottom)."""
+
+
+def run_errors(runs: list[dict[str, object]], band_pct: float = 1.0) -> RunErrors:
+    errors = [100.0 * int(str(r["error"])) / max(1, int(str(r["weighed"]))) for r in runs]
+    most = max([band_pct * 2, *(abs(e) for e in errors)])
+
+    def y(pct: float) -> float:
+        return 0.5 - pct / most / 2
+
+    step = 1.0 / max(1, len(errors) - 1)
+    return RunErrors([(i * step, y(e), e) for i, e in enumerate(errors)], y(0.0),
+                     (y(band_pct), y(-band_pct)), most)

@@ -86,6 +86,10 @@ class Feed:
             self._changed[topic] = self._version
         self._wake.set()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """End every listening page's stream (the site stops)."""
         self._closed = True

@@ -67,6 +67,7 @@ class Duty(StrEnum):
     SERVICE_ROBOT = "take a robot out of or back into service"
     CALIBRATE = "calibrate a robot's scale or channels"
     REGISTERS = "read or write a robot's registers"
+    TRACE = "watch a robot's wire"
     MANAGE_USERS = "manage users"
 
 
@@ -98,6 +99,7 @@ ROLES_FOR: dict[Duty, frozenset[Role]] = {
     Duty.SERVICE_ROBOT: _AT_THE_ROBOT,
     Duty.CALIBRATE: frozenset({Role.MAINTENANCE}),
     Duty.REGISTERS: frozenset({Role.MAINTENANCE}),
+    Duty.TRACE: frozenset({Role.MAINTENANCE}),
     Duty.MANAGE_USERS: frozenset({Role.ADMIN}),
 }
 """The roles that may do each duty (any one of them suffices)."""

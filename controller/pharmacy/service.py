@@ -27,6 +27,7 @@ from controller.domain.weight import check_weight
 from controller.pharmacy.alarms import Alarms
 from controller.pharmacy.bins import Bins
 from controller.pharmacy.evidence import Evidence, evidence_of
+from controller.pharmacy.maintenance import Maintenance
 from controller.pharmacy.refusals import NotFound, OrderInvalid
 from controller.robots.notices import Notice, OrderMoved, OrderSettled
 from controller.robots.output import OutputError
@@ -60,6 +61,8 @@ class Pharmacy:
         """Standing alarms and a person's answers to them."""
         self.bins = Bins(settings, supervisor)
         """The bins as technicians see them, and restocking by scan."""
+        self.maintenance = Maintenance(supervisor)
+        """A robot's wire, live, and each bin's calibrations (maintenance staff)."""
         supervisor.subscribe(self._on_notice)
 
     # -- intake ------------------------------------------------------------------

@@ -43,6 +43,7 @@ from drivers.events import Backlog, EventStream, deliver
 from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.replies import END_STATUSES, ERRORS
 from drivers.tablet_counter.settings import SerialCounterSettings
+from drivers.trace import RX, TX, Tap, printable
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +92,7 @@ class SerialTabletCounter(OpensAsContext):
         self._pending: tuple[int, asyncio.Future[wire.Reply]] | None = None
         self._listeners: set[Backlog[CounterEvent]] = set()
         self._lost: str | None = None
+        self.trace = Tap(name)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -253,6 +255,7 @@ class SerialTabletCounter(OpensAsContext):
                 self._pending = (seq, future)
                 try:
                     writer.write(frame)
+                    self.trace.record(TX, printable(frame))
                     await writer.drain()
                     reply = await asyncio.wait_for(future, timeout)
                 except TimeoutError:
@@ -300,6 +303,7 @@ class SerialTabletCounter(OpensAsContext):
         self._link_lost(reason, None)
 
     def _dispatch(self, line: bytes) -> None:
+        self.trace.record(RX, printable(line))
         try:
             frame = wire.decode(line)
         except wire.FrameError as exc:

@@ -41,6 +41,7 @@ from drivers.filler_types import (
     VialReport,
 )
 from drivers.tasks import cancelled, stop_tasks
+from drivers.trace import Tap
 from drivers.vial_filler import protocol as wire
 from drivers.vial_filler.line import (
     END,
@@ -100,8 +101,8 @@ class ModbusVialFiller(OpensAsContext):
         self.retries = retries
         self.poll_interval = poll_interval
         self.heartbeat_interval = heartbeat_interval
-        self.last_status: FillerStatus | None = None
-        """What the poller read last."""
+        self.last_status: FillerStatus | None = None  # what the poller read last
+        self.trace = Tap(name)
         self._bus: Bus | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: set[Backlog[FillerStatus]] = set()
@@ -189,7 +190,7 @@ class ModbusVialFiller(OpensAsContext):
             async with bus.lock:
                 if self._lost is not None:  # lost while this request waited for the line
                     raise LinkError(f"link lost: {self._lost}", device=self.name, request=what)
-                reply = await call(bus.client)
+                reply = await call(self.trace.modbus(bus.client))
         except ModbusIOException as exc:
             self._link_lost(str(exc))
             raise ReplyTimeout(f"no reply after {self.retries + 1} tries", device=self.name,

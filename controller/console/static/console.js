@@ -161,4 +161,18 @@
     tone.start();
     tone.stop(audio.currentTime + 0.25);
   }
+
+  // -- a robot's wire, live (Maintenance) --------------------------------------------------------
+  const trace = document.getElementById("trace");
+  if (trace) {
+    const pause = document.getElementById("trace-pause");
+    const wire = new EventSource(trace.dataset.src);
+    wire.addEventListener("frame", (e) => {
+      if (pause && pause.checked) return;
+      trace.append(JSON.parse(e.data) + "\n");
+      while (trace.childNodes.length > 500) trace.removeChild(trace.firstChild);
+      trace.scrollTop = trace.scrollHeight;
+    });
+    wire.onerror = () => { trace.append("(the trace stream was lost; reconnecting)\n"); };
+  }
 })();
