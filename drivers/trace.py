@@ -47,10 +47,14 @@ class Frame:
         return cls(float(data["at"]), str(data["device"]), data["direction"], str(data["text"]))
 
 
+_ESCAPED = {13: "\\r", 10: "\\n", 92: "\\\\"}
+
+
 def printable(raw: bytes) -> str:
-    """A serial frame as text: ASCII as is, CR and LF and anything else escaped."""
-    return (raw.decode("ascii", "backslashreplace")
-            .replace("\r", "\\r").replace("\n", "\\n"))
+    """A serial frame as text: printable ASCII as is; CR, LF, the backslash and every other
+    byte escaped as Python writes them (``\\r``, ``\\x00``)."""
+    return "".join(_ESCAPED.get(b) or (chr(b) if 32 <= b < 127 else f"\\x{b:02x}")
+                   for b in raw)
 
 
 def unprintable(text: str) -> bytes:

@@ -38,6 +38,7 @@ PEOPLE = {
     "pam": {Role.PHARMACIST},
     "bo": {Role.TECHNICIAN, Role.PHARMACIST},
     "al": {Role.ADMIN},
+    "max": {Role.MAINTENANCE},
 }
 SITE_TOML = """
 [mqtt]

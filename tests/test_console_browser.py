@@ -4,6 +4,7 @@ the idle sign-out, the SIMULATED banner and a lost feed."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import statistics
 import time
@@ -16,8 +17,10 @@ from playwright.async_api import Page, expect
 from controller.console.feed import Feed
 from controller.domain.gs1 import GS, bottle_code
 from controller.robots.notices import AlarmsChanged, Notice
+from drivers.trace import Frame
 from tests.browser import SCREEN, SHOTS, chromium, shot, signed_in
 from tests.floors import ATORVASTATIN
+from tests.helpers import maint
 from tests.sites import PASSWORD, Site, order_body, running_site
 
 pytestmark = pytest.mark.timeout(120)
@@ -204,6 +207,40 @@ async def test_every_page_draws_at_the_console_screen_size(tmp_path: Path) -> No
         await bo.goto(site.url + "/")
         overflow = await bo.evaluate("document.documentElement.scrollHeight")
         assert overflow <= SCREEN["height"], "the overview scrolls at 1280 × 800"
+
+
+async def test_maintenance_watches_a_robots_wire_in_the_browser(tmp_path: Path) -> None:
+    async with running_site(tmp_path) as site, chromium() as browser:
+        runs = [{"sensitivity": s, "gate_ms": g, "counted": 100, "weight_mg": w * 155,
+                 "weighed": w, "error": 100 - w}
+                for s, g, w in ((25, 90, 168), (40, 72, 119), (55, 66, 107), (62, 64, 100),
+                                (62, 64, 101), (62, 64, 101))]
+        await site.pharmacy.store.calibration.record_guided(
+            "tc1", 1, runs, {"sensitivity": 62, "gate_ms": 64}, "", by=maint())
+        page = await signed_in(browser, site, "max")
+        await page.get_by_role("link", name="Maintenance").click()
+        await expect(page.get_by_role("heading", name="Maintenance")).to_be_visible()
+        await expect(page.locator("#trace")).to_contain_text("tc1      → >")
+        await expect(page.get_by_role("img", name="Count error per run")).to_be_visible()
+        await shot(page, "maintenance")
+        await page.get_by_label("Pause").check()
+        paused = await page.locator("#trace").inner_text()
+        later: list[Frame] = []
+        more = asyncio.Event()
+        tap = site.pharmacy.maintenance.tap("tc1", await site.pharmacy.store.people.person_for(
+            site.tokens["max"]))
+
+        def heard(frame: Frame) -> None:
+            later.append(frame)
+            if len(later) >= 6:
+                more.set()
+        stop = tap.listen(heard)
+        async with asyncio.timeout(30):
+            await more.wait()
+        stop()
+        assert await page.locator("#trace").inner_text() == paused  # came, and not drawn
+        await page.get_by_role("link", name="tc2", exact=True).click()
+        await expect(page.locator("#trace")).to_contain_text("tc2      → >")
 
 
 async def test_how_long_an_alarm_takes_from_the_simulator_to_the_page(tmp_path: Path) -> None:
