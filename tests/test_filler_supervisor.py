@@ -295,8 +295,7 @@ async def test_recovery_rule(tmp_path: Path, store: Store, problem: Problem, whe
             sup.subscribe(on_notice)
             await eventually(lambda: sup.robots["tc1"].attention is not None)
             if when == "connected":
-                await eventually(lambda: sup.robots["fv1"].online)
-                await _maybe_await(provoke(fv1))
+                await _once_online(sup, fv1, provoke)
             record = await sup.submit(order(ATORVASTATIN, 24))
             if ends_on == "tc1":
                 await eventually(lambda: bool(ended))
@@ -315,6 +314,11 @@ async def test_recovery_rule(tmp_path: Path, store: Store, problem: Problem, whe
     else:
         assert state is OrderState.FILLED and rest[-1].robot == ends_on
         assert rest[-1].counted == 24
+
+
+async def _once_online(sup: Supervisor, fv1: FillerSimulator, provoke: Provoke) -> None:
+    await eventually(lambda: sup.robots["fv1"].online)
+    await _maybe_await(provoke(fv1))
 
 
 async def _maybe_await(value: object) -> object:
