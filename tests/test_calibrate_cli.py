@@ -81,11 +81,11 @@ async def test_a_guided_calibration_from_a_bad_start_is_proposed_then_accepted(
     ran = await asyncio.to_thread(cli, "channel", "tc1/1", "--from-sensitivity", "25",
                                   "--from-gate-ms", "90")
     assert ran.returncode == 0, ran.stderr
-    rows = [line.split() for line in ran.stdout.splitlines() if line[:3].strip().isdigit()]
+    rows = [line.split() for line in ran.stderr.splitlines() if line[:3].strip().isdigit()]
     assert int(rows[0][6]) < -20  # the first run missed a fifth of the tablets and more
     assert 4 <= len(rows) <= 12 and len({tuple(r[1:3]) for r in rows[-3:]}) == 1
     assert "proposed: gate_ms" in ran.stdout and "calibrate accept tc1/1 1" in ran.stdout
-    assert ran.stderr.startswith("RUN  SENS  GATE")  # progress, run by run
+    assert "RUN  SENS  GATE" in ran.stderr  # progress, run by run
     history = rxfill_at(tmp_path, "calibrate", "history", "tc1/1").stdout.splitlines()
     assert len(history) == 1  # the bin keeps its calibration until someone accepts
     refused = await asyncio.to_thread(cli, "accept", "tc1/1", "1", who="tess")

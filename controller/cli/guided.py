@@ -1,5 +1,6 @@
-"""A guided channel calibration at the command line: the runs as they come, the table of them,
-the proposal recorded (``rxfill calibrate accept`` makes it the bin's)."""
+"""A guided channel calibration at the command line: the runs as they come (on stderr), the
+proposal recorded and said (``rxfill calibrate accept`` makes it the bin's; ``rxfill calibrate
+runs`` shows the table again)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ async def guided(db: Store, settings: Settings, robot: Robot, number: int, creds
             proposal.as_dict() if proposal else None, tuned.decision.why, by=me)
     except (TuningRefused, StoreError, DriverError, OSError, LookupError) as exc:
         raise fail(f"{robot.id}/{number}: {exc}") from None
+    verdict = table(made).splitlines()[-1]
     if proposal is None:
-        raise fail(table(made))
-    return (f"{table(made)}\nthe channel keeps its calibration until a person with the "
+        raise fail(verdict)
+    return (f"{verdict}\nthe channel keeps its calibration until a person with the "
             f"maintenance role accepts: rxfill calibrate accept {robot.id}/{number} {made.id}")
