@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import signal
 import socket
@@ -26,7 +25,7 @@ from controller.mqtt.broker import EmbeddedBroker
 from controller.mqtt.publisher import BrokerLink
 from controller.pharmacy.service import Pharmacy
 from controller.robots.floor import bin_specs
-from controller.robots.simulated import Simulator, pour, start_simulators
+from controller.robots.simulated import Simulator, start_simulators
 from controller.robots.supervisor import Supervisor
 from controller.store import Store, sqlite_url
 from controller.store.lock import supervising
@@ -187,7 +186,7 @@ async def _run_site(settings: Settings, store_path: Path, mqtt: str | None,
             supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()},
                                     mqtt=link)
             pharmacy = Pharmacy(settings, store, supervisor, printer=printer)
-            pharmacy.bins.hands = functools.partial(pour, sims)
+            pharmacy.simulated(sims)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

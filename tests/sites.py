@@ -4,7 +4,6 @@ pharmacy and its REST API on a real socket, and people to sign in as."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import os
 import re
@@ -20,7 +19,7 @@ import httpx
 
 from controller.domain.roles import Role
 from controller.pharmacy.service import Pharmacy
-from controller.robots.simulated import Simulator, pour
+from controller.robots.simulated import Simulator
 from controller.robots.supervisor import Supervisor
 from controller.site import api_server, label_printer, simulated_robots
 from controller.store import sqlite_url
@@ -159,7 +158,7 @@ async def running_site(tmp_path: Path, *, pharmacist: str | None = "Pat Lee, RPh
             assert simulator is not None
             supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()})
             pharmacy = Pharmacy(settings, store, supervisor, printer=printer)
-            pharmacy.bins.hands = functools.partial(pour, sims)
+            pharmacy.simulated(sims)
             async with (supervisor, api_server(pharmacy, "127.0.0.1", 0) as url,
                         httpx.AsyncClient(base_url=url, timeout=30) as client):
                 tokens = {}

@@ -288,3 +288,28 @@ async def _watch_rows(page: Page) -> None:
         });
       }).observe(document.body, {childList: true, subtree: true});
     }""")
+
+
+async def test_a_guided_calibration_runs_live_on_the_page_and_is_accepted(
+        tmp_path: Path) -> None:
+    async with running_site(tmp_path) as site, chromium() as browser:
+        max_ = await site.pharmacy.store.people.person_for(site.tokens["max"])
+        await site.pharmacy.alarms.set_in_service("tc1", max_, False)
+        page = await signed_in(browser, site, "max")
+        await page.goto(site.url + "/maintenance?robot=tc1")
+        form = page.get_by_role("region", name="Guided calibration")
+        await form.get_by_label("From sensitivity").fill("25")
+        await form.get_by_label("From gate (ms)").fill("90")
+        await form.get_by_role("button", name="Start").click()
+        # The runs arrive on the page as they are counted, without a reload.
+        await expect(page.get_by_text("Proposal ready (guided calibration 1)")).to_be_visible(
+            timeout=60_000)
+        await expect(page.get_by_role("img", name="Runs so far")).to_be_visible()
+        await shot(page, "maintenance-guided")
+        await page.reload()
+        await page.get_by_role("button", name="Accept guided calibration 1").click()
+        dialog = page.get_by_role("dialog")
+        await expect(dialog).to_contain_text("as its calibration?")
+        await dialog.get_by_role("button", name="Confirm").click()
+        await expect(page.get_by_role("status").filter(has_text="tc1/1 calibrated for NDC")
+                     ).to_be_visible()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from simulators.tablet_counter.server import CounterSimulator
 from tests.console_client import visitor
-from tests.helpers import maint
+from tests.floors import ATORVASTATIN
+from tests.helpers import eventually, maint
 from tests.sites import running_site
 
 RUNS = [{"sensitivity": 30, "gate_ms": 80, "counted": 100, "weight_mg": 18600, "weighed": 120,
@@ -45,3 +47,76 @@ async def test_maintenance_sees_a_robots_wire_live_and_its_calibrations(
         refused = await tess.client.get("/maintenance")
         assert refused.status_code == 403 and "needs the maintenance role" in refused.text
         assert (await tess.client.get("/maintenance/tc1/trace")).status_code == 403
+
+
+async def test_a_guided_calibration_runs_on_the_sites_link_and_is_accepted_there(
+        tmp_path: Path) -> None:
+    async with running_site(tmp_path) as site, visitor(site) as max_:
+        maintenance = site.pharmacy.maintenance
+        await max_.sign_in("max")
+        await max_.post("/maintenance/tc1/guided", bin="1", from_sensitivity="25",
+                        from_gate_ms="90")
+        (said,) = await max_.said("/maintenance?robot=tc1")
+        assert said == "Refused: tc1 is in service: take it out of service first (it takes " \
+            "no fill while it is calibrated)"
+        await max_.post("/robots/tc1/service", in_service="no", reason="calibration")
+        assert "tc1" in await site.pharmacy.store.alarms.out_of_service()
+        await max_.post("/maintenance/tc1/guided", bin="1", from_sensitivity="25",
+                        from_gate_ms="90", sample="5")
+        assert (await max_.said("/maintenance?robot=tc1"))[-1].startswith(
+            "Refused: guided calibration: a reference sample is 10-9999 tablets")
+        await max_.post("/maintenance/tc1/guided", bin="1", from_sensitivity="25",
+                        from_gate_ms="90")
+        running = maintenance.running["tc1"]
+        await max_.post("/maintenance/tc1/guided", bin="2")
+        assert "runs (max): let it end first" in (await max_.said("/maintenance?robot=tc1"))[-1]
+        assert running.task is not None
+        await running.task
+        assert running.error is None and running.made is not None, running.error
+        assert running.runs[0].error < -20 and running.made.proposal is not None
+        sim = site.simulators["tc1"]
+        assert isinstance(sim, CounterSimulator)
+        channel = sim.device.channels[1]
+        assert (channel.sensitivity, channel.gate_ms) == (50, 40)  # its own, until accepted
+        page = (await max_.client.get("/maintenance?robot=tc1")).text
+        assert "Proposal ready (guided calibration 1)" in page
+        assert "Accept guided calibration 1" in page
+        fragment = (await max_.client.get("/fragments/guided?robot=tc1")).text
+        assert "Runs so far, count error in percent: " in fragment
+        await max_.post("/maintenance/tc1/bins/1/accept/1")
+        (said,) = await max_.said("/maintenance?robot=tc1")
+        proposal = running.made.proposal
+        assert said.startswith(f"tc1/1 calibrated for NDC {ATORVASTATIN}: gate_ms "
+                               f"{proposal['gate_ms']}, sensitivity {proposal['sensitivity']}")
+        assert (channel.sensitivity, channel.gate_ms) == (proposal["sensitivity"],
+                                                          proposal["gate_ms"])
+        newest = (await site.pharmacy.store.calibration.calibration_history("tc1", 1))[0]
+        assert (newest.source, newest.who) == ("guided", "max")
+
+
+async def test_at_a_real_robot_each_sample_waits_for_the_person_to_pour_it_back(
+        tmp_path: Path) -> None:
+    async with running_site(tmp_path) as site, visitor(site) as max_:
+        maintenance = site.pharmacy.maintenance
+        maintenance.sample_hands = lambda robot: None  # as at a real robot
+        sim = site.simulators["tc2"]
+        assert isinstance(sim, CounterSimulator)
+        await max_.sign_in("max")
+        await max_.post("/robots/tc2/service", in_service="no", reason="calibration")
+        await max_.post("/maintenance/tc2/guided", bin="1", sample="20")
+        running = maintenance.running["tc2"]
+        await max_.post("/maintenance/tc2/poured")
+        assert (await max_.said("/maintenance?robot=tc2"))[-1] == \
+            "Refused: no sample of tc2 waits to be poured back"  # the first run counts still
+        for _ in range(3):
+            await eventually(lambda: running.waiting)
+            assert "Poured back" in (await max_.client.get("/fragments/guided?robot=tc2")).text
+            device = sim.device
+            assert device.chute is not None
+            device.set_stock(1, device.channels[1].stock + device.chute.tablets)  # the person
+            await max_.post("/maintenance/tc2/poured")
+            await eventually(lambda: not running.waiting)
+        assert running.task is not None
+        await running.task
+        assert running.made is not None and running.made.state == "proposed"
+        assert len(running.runs) == 3  # tuned already: three runs agree

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli.calibrate import SimulatedHands
 from controller.domain.scale import ScaleRefused, check, masses
 from controller.robots.scales import calibrate_scale
+from controller.robots.simulated import SimulatedHands
 from drivers.tablet_counter.driver import SerialTabletCounter
 from drivers.vial_filler.driver import ModbusVialFiller
 from simulators.tablet_counter.server import CounterSimulator

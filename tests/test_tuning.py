@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from controller.cli.calibrate import SimulatedHands
 from controller.domain.tuning import Plan, Run, Setting, adjusted, decide
+from controller.robots.simulated import SimulatedHands
 from controller.robots.tuning import Tuned, TuningRefused, tune_channel
 from drivers.base import Calibration
 from drivers.filler_types import CellCalibration

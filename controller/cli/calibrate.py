@@ -24,10 +24,9 @@ from controller.domain.roles import Duty
 from controller.domain.scale import ScaleRefused
 from controller.robots.floor import make_driver
 from controller.robots.scales import ScaleCalibration, calibrate_scale
-from controller.robots.simulated import Simulator
+from controller.robots.simulated import SimulatedHands
 from controller.store import Store
 from drivers.errors import DriverError
-from simulators.tablet_counter.device import TabletCounterDevice
 
 calibrate_app = typer.Typer(help="Calibration: a robot's scale.", no_args_is_help=True)
 
@@ -51,28 +50,6 @@ class PromptedHands:
     async def _ask(self, words: str) -> None:
         typer.echo(words, err=True)
         await asyncio.to_thread(input)
-
-
-class SimulatedHands:
-    """At a simulated robot: the simulator's world takes the masses."""
-
-    def __init__(self, sim: Simulator) -> None:
-        self._sim = sim
-
-    async def put(self, mass_mg: int) -> None:
-        self._sim.device.place_mass(mass_mg)
-
-    async def take_off(self) -> None:
-        self._sim.device.place_mass(0)
-
-    async def return_sample(self, channel: int) -> None:
-        device = self._sim.device
-        if isinstance(device, TabletCounterDevice):
-            tablets = device.chute.tablets if device.chute else 0
-            device.set_stock(channel, device.channels[channel].stock + tablets)
-        else:
-            device.take_vial()
-            device.set_stock(channel, device.cells[channel].stock + device.bay_tablets)
 
 
 def _said(done: ScaleCalibration) -> str:

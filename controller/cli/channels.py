@@ -27,13 +27,12 @@ from controller.cli.diag import at_the_robot, maintainer, reach, robot_of
 from controller.cli.guided import guided, table
 from controller.config import ChannelCalibration, Robot, Settings
 from controller.domain.roles import Duty
-from controller.domain.tuning import Plan
+from controller.domain.tuning import Plan, Setting
 from controller.robots.floor import make_driver
+from controller.robots.tuning import TuningRefused, write_setting
 from controller.store import Store, StoreError
 from controller.store.calibration import Calibration
-from drivers import base
 from drivers.errors import DriverError
-from drivers.filler_types import CellCalibration
 
 BinArgument = Annotated[str, typer.Argument(help="ROBOT/NUMBER, for example tc1/3.")]
 
@@ -57,14 +56,8 @@ async def write_to_robot(settings: Settings, robot: Robot, number: int,
     if not isinstance(wanted, ChannelCalibration):
         wanted = ChannelCalibration.model_validate(dict(wanted))
     async with reach(settings, robot) as (url, _), make_driver(robot, url) as driver:
-        if isinstance(driver, base.TabletCounter):
-            if wanted.gate_ms is None:
-                raise StoreError("a counter's channel needs --gate-ms too")
-            await driver.write_calibration(number, base.Calibration(wanted.sensitivity,
-                                                                    wanted.gate_ms))
-        else:
-            unit = settings.formulary[ndc].unit_mass_mg
-            await driver.write_calibration(number, CellCalibration(wanted.sensitivity, unit))
+        await write_setting(driver, number, Setting(wanted.sensitivity, wanted.gate_ms),
+                            settings.formulary[ndc].unit_mass_mg)
 
 
 @calibrate_app.command("channel")
@@ -120,7 +113,7 @@ def calibrate_channel(
             await write_to_robot(settings, robot, number, wanted, held.ndc)
             made = await db.calibration.record_calibration(
                 robot.id, number, wanted.model_dump(exclude_none=True), by=me, reason=reason)
-        except (StoreError, DriverError, OSError, ValueError, LookupError) as exc:
+        except (StoreError, DriverError, TuningRefused, OSError, ValueError, LookupError) as exc:
             raise fail(f"{robot.id}/{number}: {exc}") from None
         return f"{robot.id}/{number} calibrated for NDC {made.ndc}:\n{_line(made)}"
     at_the_robot(config, store, robot, settings, work)
@@ -163,7 +156,7 @@ def calibrate_restore(
                                       ChannelCalibration.model_validate(dict(earlier.settings)),
                                       earlier.ndc)
             made = await db.calibration.restore_calibration(robot.id, number, version, by=me)
-        except (StoreError, DriverError, OSError, ValueError, LookupError) as exc:
+        except (StoreError, DriverError, TuningRefused, OSError, ValueError, LookupError) as exc:
             raise fail(f"{robot.id}/{number}: {exc}") from None
         return f"{robot.id}/{number}: {_line(made)}"
     at_the_robot(config, store, robot, settings, work)
@@ -195,7 +188,7 @@ def calibrate_accept(
             await write_to_robot(settings, robot, number, made.proposal, made.ndc)
             calibration = await db.calibration.accept_proposal(robot.id, number, guided_id,
                                                                by=me)
-        except (StoreError, DriverError, OSError, ValueError, LookupError) as exc:
+        except (StoreError, DriverError, TuningRefused, OSError, ValueError, LookupError) as exc:
             raise fail(f"{robot.id}/{number}: {exc}") from None
         settings_said = ", ".join(f"{k} {v}" for k, v in sorted(calibration.settings.items()))
         return (f"{robot.id}/{number} calibrated for NDC {calibration.ndc}: {settings_said} "

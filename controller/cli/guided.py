@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import typer
 
-from controller.cli.calibrate import PromptedHands, SimulatedHands
+from controller.cli.calibrate import PromptedHands
 from controller.cli.common import Credentials, fail
 from controller.cli.diag import maintainer, reach
 from controller.config import Robot, Settings
 from controller.domain.roles import Duty
 from controller.domain.tuning import Plan, Run
 from controller.robots.floor import make_driver
+from controller.robots.simulated import SimulatedHands
 from controller.robots.tuning import TuningRefused, tune_channel
 from controller.store import Store, StoreError
 from controller.store.calibration import GuidedCalibration

@@ -25,6 +25,7 @@ def mount(app: FastAPI, pharmacy: Pharmacy, *, idle_minutes: float,
     console = Console(pharmacy, Sessions(pharmacy.store, idle=timedelta(minutes=idle_minutes),
                                          lifetime=timedelta(hours=token_hours)), feed)
     app.state.console = console
+    pharmacy.maintenance.changed = lambda: feed.tell("maintenance")
     for part in (signin, pages, actions, vials, maintenance):
         app.include_router(part.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -21,7 +21,7 @@ from controller.robots.notices import (
     OutputWaiting,
 )
 
-TOPICS = ("robots", "alarms", "bins", "queue", "labels")
+TOPICS = ("robots", "alarms", "bins", "queue", "labels", "maintenance")
 """The parts of pages the feed tells about; a page's section names the topics it shows."""
 
 BEAT_S = 5.0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import secrets
 import signal
 import socket
@@ -32,7 +31,7 @@ from controller.domain.roles import Role, WorkflowError
 from controller.pharmacy.refusals import OrderInvalid
 from controller.pharmacy.service import Pharmacy
 from controller.reading import ConfigError
-from controller.robots.simulated import Simulator, pour
+from controller.robots.simulated import Simulator
 from controller.robots.supervisor import Supervisor
 from controller.site import (
     PortInUse,
@@ -103,7 +102,7 @@ async def _fill(settings: Settings, store: Store, entries: list[OrderEntry], con
         supervisor = Supervisor(settings, store, urls={r: s.url for r, s in sims.items()},
                                 mqtt=link)
         pharmacy = Pharmacy(settings, store, supervisor, printer=printer)
-        pharmacy.bins.hands = functools.partial(pour, sims)  # a restock at the console
+        pharmacy.simulated(sims)
         floor = DemoFloor(console, pharmacy, sims)
         supervisor.subscribe(floor.on_notice)
         async with contextlib.AsyncExitStack() as stack:

@@ -7,7 +7,8 @@ recorded by the store in the transaction that checks it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import functools
+from collections.abc import Awaitable, Mapping
 
 import structlog
 
@@ -31,6 +32,7 @@ from controller.pharmacy.maintenance import Maintenance
 from controller.pharmacy.refusals import NotFound, OrderInvalid
 from controller.robots.notices import Notice, OrderMoved, OrderSettled
 from controller.robots.output import OutputError
+from controller.robots.simulated import Simulator, pour, sample_hands
 from controller.robots.supervisor import Supervisor
 from controller.store import FillRecord, OrderRecord, Store, StoreError, fill_code
 from controller.store.stock import SUPERVISOR
@@ -61,7 +63,7 @@ class Pharmacy:
         """Standing alarms and a person's answers to them."""
         self.bins = Bins(settings, supervisor)
         """The bins as technicians see them, and restocking by scan."""
-        self.maintenance = Maintenance(supervisor)
+        self.maintenance = Maintenance(settings, supervisor)
         """A robot's wire, live, and each bin's calibrations (maintenance staff)."""
         supervisor.subscribe(self._on_notice)
 
@@ -376,8 +378,16 @@ class Pharmacy:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def simulated(self, simulators: Mapping[str, Simulator]) -> None:
+        """The world of these simulated robots takes what a person's hands would: a restock
+        is poured into the simulator, and a calibration's samples back into it."""
+        self.bins.hands = functools.partial(pour, simulators)
+        self.maintenance.sample_hands = functools.partial(sample_hands, simulators)
+
     async def close(self) -> None:
-        """Wait for labels being printed; close the printer's link."""
+        """Stop a guided calibration; wait for labels being printed; close the printer's
+        link."""
+        await self.maintenance.close()
         await self.idle()
         if self.printer is not None:
             await self.printer.close()

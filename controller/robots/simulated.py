@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from controller.config import Robot, Settings
 from simulators.clock import MachineClock
+from simulators.tablet_counter.device import TabletCounterDevice
 from simulators.tablet_counter.parts import SimChannel
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.device import VialFillerDevice
@@ -95,3 +96,33 @@ def pour(simulators: Mapping[str, Simulator], robot: str, number: int, quantity:
         sim.device.set_stock(number, sim.device.channels[number].stock + quantity)
     elif sim is not None:
         sim.device.set_stock(number, sim.device.cells[number].stock + quantity)
+
+
+class SimulatedHands:
+    """A person's hands at a simulated robot: the simulator's world takes the masses put on
+    its scale, and the samples poured back into a channel."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
+
+    async def put(self, mass_mg: int) -> None:
+        self._sim.device.place_mass(mass_mg)
+
+    async def take_off(self) -> None:
+        self._sim.device.place_mass(0)
+
+    async def return_sample(self, channel: int) -> None:
+        device = self._sim.device
+        if isinstance(device, TabletCounterDevice):
+            tablets = device.chute.tablets if device.chute else 0
+            device.set_stock(channel, device.channels[channel].stock + tablets)
+        else:
+            device.take_vial()
+            device.set_stock(channel, device.cells[channel].stock + device.bay_tablets)
+
+
+def sample_hands(simulators: Mapping[str, Simulator], robot: str) -> SimulatedHands | None:
+    """The hands that pour a calibration's samples back at a simulated robot (None at a real
+    one: a person's)."""
+    sim = simulators.get(robot)
+    return SimulatedHands(sim) if sim is not None else None

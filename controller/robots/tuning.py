@@ -61,7 +61,7 @@ async def tune_channel(driver: TabletCounter | VialFiller, *, channel: int, unit
     tuned = Tuned(setting)
     try:
         while True:
-            await _write(driver, channel, setting, unit_mass_mg)
+            await write_setting(driver, channel, setting, unit_mass_mg)
             counted, weight = await _count_sample(driver, channel, plan.sample, unit_volume_mm3,
                                                   hands)
             tuned.runs.append(Run(setting, counted, weight, unit_mass_mg))
@@ -71,13 +71,16 @@ async def tune_channel(driver: TabletCounter | VialFiller, *, channel: int, unit
                 return Tuned(tuned.start, tuned.runs, decision)
             setting = decision.next
     finally:
-        await _write(driver, channel, own, unit_mass_mg)
+        await write_setting(driver, channel, own, unit_mass_mg)
 
 
-async def _write(driver: TabletCounter | VialFiller, channel: int, setting: Setting,
-                 unit_mass_mg: float) -> None:
+async def write_setting(driver: TabletCounter | VialFiller, channel: int, setting: Setting,
+                        unit_mass_mg: float) -> None:
+    """Write ``setting`` to the channel (a cell: with the drug's unit mass); the driver reads
+    it back."""
     if isinstance(driver, TabletCounter):
-        assert setting.gate_ms is not None
+        if setting.gate_ms is None:
+            raise TuningRefused("a counter's channel needs a gate")
         await driver.write_calibration(channel, Calibration(setting.sensitivity, setting.gate_ms))
     else:
         await driver.write_calibration(channel, CellCalibration(setting.sensitivity,
