@@ -36,7 +36,7 @@ pictures: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check controller drivers simulators tests bench docs
 	$(BIN)/mypy
-	$(BIN)/mypy docs/pictures.py docs/architecture.py
+	$(BIN)/mypy docs/pictures.py docs/architecture.py docs/convergence.py
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

@@ -12,11 +12,18 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from controller.domain.tuning import Decision, Plan, Run, Setting, decide
 from controller.domain.vials import vial_for
-from drivers.base import Calibration, CountState, JobOutcome, TabletCounter, VialFiller
+from drivers.base import (
+    Calibration,
+    CountState,
+    JobEnded,
+    JobOutcome,
+    TabletCounter,
+    VialFiller,
+)
 from drivers.events import EventStream
 from drivers.filler_types import CapType, CellCalibration, FillerState, VialEnd
 
@@ -109,7 +116,9 @@ async def _count_sample(driver: TabletCounter | VialFiller, channel: int, sample
         events = driver.events()
         try:
             await driver.count(job, channel, sample)
-            report = await _until_finished(lambda: driver.job(job), events)
+            report = await _until_finished(
+                lambda: driver.job(job), events,
+                lambda e: isinstance(e, JobEnded) and e.report.job == job)
         finally:
             events.close()
         if report.outcome is not JobOutcome.DONE:
@@ -125,7 +134,9 @@ async def _count_sample(driver: TabletCounter | VialFiller, channel: int, sample
     filler_events = driver.events()
     try:
         await driver.start(number, channel, sample, vial, CapType.EASY_OPEN)
-        vial_report = await _until_finished(lambda: driver.job(number), filler_events)
+        vial_report = await _until_finished(
+            lambda: driver.job(number), filler_events,
+            lambda s: s.last_job == number or s.state in (FillerState.FAULT, FillerState.SAFE))
     finally:
         filler_events.close()
     if vial_report.stopped:
@@ -150,16 +161,21 @@ class _Report(Protocol):
 
 
 R = TypeVar("R", bound=_Report)
+E = TypeVar("E")
 
 
-async def _until_finished(ask: Callable[[], Awaitable[R]], events: EventStream[Any]) -> R:
-    """The job's report once it finished or stopped for a person: asked again on each of the
-    robot's events."""
+async def _until_finished(ask: Callable[[], Awaitable[R]], events: EventStream[E],
+                          over: Callable[[E], bool]) -> R:
+    """The job's report once it finished or stopped for a person: asked again when an event
+    says it may be ``over``, and at least every ASK_AGAIN_S."""
     while not ((report := await ask()).finished or report.stopped):
         try:
-            await asyncio.wait_for(anext(events), ASK_AGAIN_S)
+            async with asyncio.timeout(ASK_AGAIN_S):
+                async for event in events:
+                    if over(event):
+                        break
+                else:
+                    raise TuningRefused("the link to the robot closed during the sample")
         except TimeoutError:
             continue
-        except StopAsyncIteration:
-            raise TuningRefused("the link to the robot closed during the sample") from None
     return report
