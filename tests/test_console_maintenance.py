@@ -3,14 +3,16 @@ calibrations with the guided runs drawn, for maintenance staff only."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+from drivers.trace import Frame
 from simulators.tablet_counter.server import CounterSimulator
 from tests.console_client import visitor
 from tests.floors import ATORVASTATIN
 from tests.helpers import eventually, maint
-from tests.sites import running_site
+from tests.sites import order_body, running_site
 
 RUNS = [{"sensitivity": 30, "gate_ms": 80, "counted": 100, "weight_mg": 18600, "weighed": 120,
          "error": -20}] + [{"sensitivity": 52, "gate_ms": 41, "counted": 100,
@@ -120,3 +122,65 @@ async def test_at_a_real_robot_each_sample_waits_for_the_person_to_pour_it_back(
         await running.task
         assert running.made is not None and running.made.state == "proposed"
         assert len(running.runs) == 3  # tuned already: three runs agree
+
+
+async def test_no_fill_starts_on_a_robot_while_it_is_calibrated_even_back_in_service(
+        tmp_path: Path) -> None:
+    async with running_site(tmp_path) as site, visitor(site) as max_:
+        maintenance = site.pharmacy.maintenance
+        maintenance.sample_hands = lambda robot: None  # a person pours each sample back
+        sim = site.simulators["tc1"]
+        assert isinstance(sim, CounterSimulator)
+        await max_.sign_in("max")
+        await max_.post("/robots/tc1/service", in_service="no", reason="calibration")
+        await max_.post("/maintenance/tc1/guided", bin="1", sample="20",
+                        from_sensitivity="30")  # trial settings far from the drug's
+        running = maintenance.running["tc1"]
+        await eventually(lambda: running.waiting)
+        await max_.post("/robots/tc1/service", in_service="yes")  # too soon, by mistake
+        order = (await site.post("/api/orders", "tess", order_body())).json()
+        probes = asyncio.Event()
+        heard: list[Frame] = []
+
+        def probe(frame: Frame) -> None:
+            heard.append(frame)
+            if sum(" ST*" in f.text for f in heard) >= 4:
+                probes.set()
+        stop = maintenance.tap("tc1", maint()).listen(probe)
+        async with asyncio.timeout(30):
+            await probes.wait()  # the worker looked at the robot, again and again
+        stop()
+        assert (await site.get(f"/api/orders/{order['id']}", "tess")).json()["state"] == "queued"
+        assert all(job.startswith("CAL") for job in sim.device.started_jobs)
+        while not running.over:
+            await eventually(lambda: running.waiting or running.over, seconds=30)
+            if running.waiting:
+                device = sim.device
+                assert device.chute is not None
+                device.set_stock(1, device.channels[1].stock + device.chute.tablets)
+                await max_.post("/maintenance/tc1/poured")
+                await eventually(lambda: not running.waiting)
+        await site.wait_state(order["id"], "filled")
+        assert sim.device.started_jobs[-1] not in {j for j in sim.device.started_jobs[:-1]}
+        assert not sim.device.started_jobs[-1].startswith("CAL")  # after the calibration
+        assert all(j.startswith("CAL") for j in sim.device.started_jobs[:-1])
+
+
+async def test_a_stale_proposal_is_refused_before_anything_reaches_the_robot(
+        tmp_path: Path) -> None:
+    async with running_site(tmp_path) as site, visitor(site) as max_:
+        store = site.pharmacy.store
+        stale = await store.calibration.record_guided("tc1", 1, RUNS, {"sensitivity": 52,
+                                                                       "gate_ms": 41}, "",
+                                                      by=maint())
+        await store.calibration.record_calibration("tc1", 1, {"sensitivity": 50, "gate_ms": 40},
+                                                   by=maint(), reason="by hand, since")
+        await max_.sign_in("max")
+        await max_.post("/robots/tc1/service", in_service="no", reason="calibration")
+        await max_.post(f"/maintenance/tc1/bins/1/accept/{stale.id}")
+        said = (await max_.said("/maintenance?robot=tc1"))[-1]
+        assert said == (f"Refused: tc1/1 was calibrated again since guided calibration "
+                        f"{stale.id} ran: run it again")
+        sim = site.simulators["tc1"]
+        assert isinstance(sim, CounterSimulator)
+        assert (sim.device.channels[1].sensitivity, sim.device.channels[1].gate_ms) == (50, 40)

@@ -179,16 +179,18 @@ def calibrate_accept(
     async def work(db: Store) -> str:
         me = await maintainer(db, creds, Duty.CALIBRATE)
         try:
-            made = next((g for g in await db.calibration.guided_calibrations(robot.id, number)
-                         if g.id == guided_id), None)
-            if made is None or made.proposal is None or made.state != "proposed":
-                raise StoreError(f"guided calibration {guided_id} is "
-                                 f"{made.state if made else 'not one of this bin'}: nothing "
-                                 f"to accept")
+            made = await db.calibration.proposal_to_accept(robot.id, number, guided_id)
+            assert made.proposal is not None
             await write_to_robot(settings, robot, number, made.proposal, made.ndc)
-            calibration = await db.calibration.accept_proposal(robot.id, number, guided_id,
-                                                               by=me)
-        except (StoreError, DriverError, TuningRefused, OSError, ValueError, LookupError) as exc:
+            try:
+                calibration = await db.calibration.accept_proposal(robot.id, number,
+                                                                   guided_id, by=me)
+            except BaseException:
+                own = (await db.calibration.calibration_history(robot.id, number))[0]
+                await write_to_robot(settings, robot, number, own.settings, own.ndc)
+                raise
+        except (StoreError, DriverError, TuningRefused, OSError, ValueError,
+                LookupError) as exc:
             raise fail(f"{robot.id}/{number}: {exc}") from None
         settings_said = ", ".join(f"{k} {v}" for k, v in sorted(calibration.settings.items()))
         return (f"{robot.id}/{number} calibrated for NDC {calibration.ndc}: {settings_said} "

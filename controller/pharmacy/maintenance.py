@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -174,13 +175,16 @@ class Maintenance:
             running.runs.append(run)
             self.changed()
 
+        worker = self._supervisor.robots[robot]
+
         async def work() -> None:
             try:
-                tuned = await tune_channel(
-                    self._supervisor.robots[robot].driver, channel=number,
-                    unit_mass_mg=drug.unit_mass_mg, unit_volume_mm3=drug.unit_volume_mm3,
-                    plan=plan, hands=hands, say=ran, start_sensitivity=start_sensitivity,
-                    start_gate_ms=start_gate_ms)
+                with worker.calibration(f"{robot}/{number}"):
+                    tuned = await tune_channel(
+                        worker.driver, channel=number, unit_mass_mg=drug.unit_mass_mg,
+                        unit_volume_mm3=drug.unit_volume_mm3, plan=plan, hands=hands,
+                        say=ran, start_sensitivity=start_sensitivity,
+                        start_gate_ms=start_gate_ms)
                 assert tuned.decision is not None
                 proposal = tuned.decision.proposal
                 running.made = await self._supervisor.store.calibration.record_guided(
@@ -207,28 +211,32 @@ class Maintenance:
         running.hands.poured()
 
     async def accept(self, robot: str, number: int, guided: int, by: Person) -> Calibration:
-        """Put a guided calibration's proposal on the robot (read back) and make it the bin's
-        (the store refuses one made for another drug, or since replaced)."""
+        """Put a guided calibration's proposal on the robot (read back) and make it the bin's;
+        nothing is written for a proposal the store refuses (made for another drug, or since
+        replaced), and should the store refuse after all, the bin's own goes back."""
         await self._calibrating(robot, by)
         store = self._supervisor.store
-        made = next((g for g in await store.calibration.guided_calibrations(robot, number)
-                     if g.id == guided), None)
-        if made is None or made.proposal is None or made.state != "proposed":
-            raise CalibrationRefused(f"guided calibration {guided} of {robot}/{number} is "
-                                     f"{made.state if made else 'not there'}: nothing to accept")
-        held = await store.stock.bin(robot, number)
-        if held.ndc != made.ndc:
-            raise CalibrationRefused(f"guided calibration {guided} was run on NDC {made.ndc}; "
-                                     f"{robot}/{number} holds NDC {held.ndc} now: run it again")
-        setting = Setting(int(made.proposal["sensitivity"]), made.proposal.get("gate_ms"))
-        try:
-            await write_setting(self._supervisor.robots[robot].driver, number, setting,
-                                self._settings.formulary[made.ndc].unit_mass_mg)
-        except TuningRefused as exc:
-            raise CalibrationRefused(str(exc)) from None
-        return await store.calibration.accept_proposal(robot, number, guided, by=by)
+        made = await store.calibration.proposal_to_accept(robot, number, guided)
+        assert made.proposal is not None
+        worker = self._supervisor.robots[robot]
+        unit_mass = self._settings.formulary[made.ndc].unit_mass_mg
+        with worker.calibration(f"{robot}/{number}"):
+            try:
+                await write_setting(worker.driver, number, _setting(made.proposal), unit_mass)
+            except TuningRefused as exc:
+                raise CalibrationRefused(str(exc)) from None
+            try:
+                return await store.calibration.accept_proposal(robot, number, guided, by=by)
+            except BaseException:
+                own = (await store.calibration.calibration_history(robot, number))[0]
+                await write_setting(worker.driver, number, _setting(own.settings), unit_mass)
+                raise
 
     async def close(self) -> None:
         """Stop a guided calibration still running (the site stops); its channel gets its
         own calibration back on the way out."""
         await stop_tasks([r.task for r in self.running.values() if r.task is not None])
+
+
+def _setting(settings: Mapping[str, Any]) -> Setting:
+    return Setting(int(settings["sensitivity"]), settings.get("gate_ms"))

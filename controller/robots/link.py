@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,6 +88,9 @@ class RobotLink(ABC):
         """A link error a person's request met while the worker waited for them."""
         self._arrived = asyncio.Event()
         """Set when a fill is queued."""
+        self.calibrating: str | None = None
+        """What is calibrated on the robot now (trial settings on it: no fill starts)."""
+        self._calibrated = asyncio.Event()
 
     @property
     def output(self) -> Output | None:
@@ -272,6 +276,25 @@ class RobotLink(ABC):
         the driver's error when the link is gone."""
         while not await wait_set(event, PROBE_S):
             await self._robot_is_busy()
+
+    @contextlib.contextmanager
+    def calibration(self, what: str) -> Iterator[None]:
+        """While held, the robot starts no fill: a calibration has trial settings on it,
+        whatever anyone says of its service meanwhile."""
+        if self.calibrating is not None:
+            raise RuntimeError(f"{self.id} is already calibrating {self.calibrating}")
+        self.calibrating = what
+        self._calibrated.clear()
+        try:
+            yield
+        finally:
+            self.calibrating = None
+            self._calibrated.set()
+
+    async def _until_calibrated(self) -> None:
+        """Return once no calibration holds the robot."""
+        while self.calibrating is not None:
+            await self._probing(self._calibrated)
 
     def _needs_person(self, reason: str) -> None:
         if self.attention is not None:

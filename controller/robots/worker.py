@@ -152,6 +152,7 @@ class RobotWorker(RobotLink, Generic[R]):
             while self.queue.empty():
                 self._arrived.clear()
                 await self._probing(self._arrived)
+            await self._until_calibrated()
             item = self.queue.get_nowait()
             self._queued_s = max(0.0, self._queued_s - item.estimate_s)
             self.busy_s = item.estimate_s

@@ -97,6 +97,29 @@ async def scale_out_of_span_why(conn: AsyncConnection, robot: str) -> str | None
             f"{robot}) before filling")
 
 
+async def _acceptable(conn: AsyncConnection, robot: str, number: int,
+                      guided: int) -> GuidedCalibration:
+    """The guided calibration, if its proposal may become the bin's now; else StoreError."""
+    row = (await conn.execute(sa.select(calibration_runs).where(
+        calibration_runs.c.id == guided, calibration_runs.c.robot == robot,
+        calibration_runs.c.bin == number))).mappings().first()
+    if row is None:
+        raise StoreError(f"no guided calibration {guided} of {robot}/{number}")
+    made = _guided(row)
+    ndc = await conn.scalar(sa.select(bins.c.ndc).where(
+        bins.c.robot == robot, bins.c.bin == number))
+    history = await calibrations_of(conn, robot, number)
+    if made.state != PROPOSED or made.proposal is None:
+        raise StoreError(f"guided calibration {guided} is {made.state}: nothing to accept")
+    if made.ndc != ndc:
+        raise StoreError(f"guided calibration {guided} was run on NDC {made.ndc}; "
+                         f"{robot}/{number} holds NDC {ndc} now: run it again")
+    if (history[0].id if history else None) != made.previous:
+        raise StoreError(f"{robot}/{number} was calibrated again since guided calibration "
+                         f"{guided} ran: run it again")
+    return made
+
+
 def _of(row: sa.RowMapping) -> Calibration:
     return Calibration(row["id"], row["robot"], row["bin"], row["ndc"],
                        json.loads(row["settings"]), row["source"], row["who"], row["reason"],
@@ -232,6 +255,14 @@ class CalibrationRecords:
                 calibration_runs.c.id == key))).mappings().one()
         return _guided(row)
 
+    async def proposal_to_accept(self, robot: str, number: int,
+                                 guided: int) -> GuidedCalibration:
+        """The guided calibration whose proposal may become the bin's now; StoreError says
+        why not (as ``accept_proposal`` would), so that nothing is written to the robot for a
+        proposal the store will refuse."""
+        async with self._db.engine.connect() as conn:
+            return await _acceptable(conn, robot, number, guided)
+
     async def accept_proposal(self, robot: str, number: int, guided: int, *,
                               by: Person) -> Calibration:
         """Make a guided calibration's proposal the bin's calibration (maintenance only);
@@ -240,26 +271,10 @@ class CalibrationRecords:
         require(by, Duty.CALIBRATE)
         now = self._db.clock.now()
         async with self._db.transaction() as conn:
-            row = (await conn.execute(sa.select(calibration_runs).where(
-                calibration_runs.c.id == guided, calibration_runs.c.robot == robot,
-                calibration_runs.c.bin == number))).mappings().first()
-            if row is None:
-                raise StoreError(f"no guided calibration {guided} of {robot}/{number}")
-            made = _guided(row)
-            ndc = await conn.scalar(sa.select(bins.c.ndc).where(
-                bins.c.robot == robot, bins.c.bin == number))
-            history = await calibrations_of(conn, robot, number)
-            if made.state != PROPOSED or made.proposal is None:
-                raise StoreError(f"guided calibration {guided} is {made.state}: nothing to "
-                                 f"accept")
-            if made.ndc != ndc:
-                raise StoreError(f"guided calibration {guided} was run on NDC {made.ndc}; "
-                                 f"{robot}/{number} holds NDC {ndc} now: run it again")
-            if (history[0].id if history else None) != made.previous:
-                raise StoreError(f"{robot}/{number} was calibrated again since guided "
-                                 f"calibration {guided} ran: run it again")
+            made = await _acceptable(conn, robot, number, guided)
+            assert made.proposal is not None
             calibration = await _insert(
-                conn, robot, number, ndc, made.proposal, GUIDED, by.name,
+                conn, robot, number, made.ndc, made.proposal, GUIDED, by.name,
                 f"guided calibration {guided}: {len(made.runs)} runs by {made.who}", now)
             await conn.execute(sa.update(calibration_runs).where(
                 calibration_runs.c.id == guided).values(
