@@ -16,6 +16,7 @@ from controller.store.audit_records import record
 from controller.store.outbox import Message, enqueue
 from controller.store.schema import alarm_events, alarms, outbox, store_info
 from controller.store.stock import BinRecord, bin_records
+from controller.store.writes import write_transaction
 
 if TYPE_CHECKING:
     from controller.store.store import Store
@@ -134,7 +135,7 @@ class AlarmRecords:
 
     async def sent(self, message_id: int) -> None:
         """The broker acknowledged a message: it leaves the outbox."""
-        async with self._db.write_lock, self._db.receipts.begin() as conn:
+        async with write_transaction(self._db.receipts, self._db.write_lock) as conn:
             await conn.execute(sa.delete(outbox).where(outbox.c.id == message_id))
 
 

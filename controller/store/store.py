@@ -46,6 +46,7 @@ from controller.store.schema import store_info
 from controller.store.stock import StockRecords
 from controller.store.verification import VerificationRecords
 from controller.store.vials import VialRecords
+from controller.store.writes import write_transaction
 
 
 def sqlite_url(path: Path) -> str:
@@ -150,7 +151,7 @@ class Store:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction. It takes the database's write lock at once, so that what
         it reads stays true until it commits, even against another process (the CLI)."""
-        async with self.write_lock, self.engine.begin() as conn:
+        async with write_transaction(self.engine, self.write_lock) as conn:
             await conn.execute(sa.update(store_info).where(store_info.c.key == "instance")
                                .values(value=store_info.c.value))
             conn.info[AUDIT_KEY] = self.audit_key
