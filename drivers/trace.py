@@ -104,14 +104,15 @@ class _TracedModbus:
         method = getattr(self._client, name)
         if name in _READS:
             return self._traced(method, _READS[name], write=False)
-        if name == "write_registers":
+        if name in ("write_registers", "write_register"):
             return self._traced(method, "hr", write=True)
         return method
 
     def _traced(self, method: Callable[..., Awaitable[Any]], table: str,
                 write: bool) -> Callable[..., Awaitable[Any]]:
         async def call(address: int, *args: Any, **kwargs: Any) -> Any:
-            values = list(args[0] if args else kwargs.get("values", []))
+            given = args[0] if args else kwargs.get("values", kwargs.get("value", []))
+            values = list(given) if isinstance(given, list | tuple) else [given]
             count = len(values) if write else int(kwargs.get("count", args[0] if args else 1))
             span = f"{table}:{address}-{address + count - 1}"
             unit = kwargs.get("device_id", "")

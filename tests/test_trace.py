@@ -61,6 +61,24 @@ async def test_a_fillers_register_reads_and_writes_are_traced(filler: FillerSimu
     assert [f.direction for f in frames[:2]] == [TX, RX]
 
 
+async def test_a_fillers_heartbeat_is_traced(filler: FillerSimulator) -> None:
+    beats: list[Frame] = []
+    written = asyncio.Event()
+
+    def heard(frame: Frame) -> None:
+        if "hr:8-8" in frame.text:
+            beats.append(frame)
+            if len(beats) >= 2:
+                written.set()
+    async with ModbusVialFiller(name="fv", url=filler.url, parity="N",
+                                heartbeat_interval=0.02) as fv:
+        fv.trace.listen(heard)
+        async with asyncio.timeout(10):
+            await written.wait()
+    assert beats[0].direction == TX and beats[0].text.startswith("write hr:8-8 = ")
+    assert (beats[1].direction, beats[1].text) == (RX, "hr:8-8: written")
+
+
 async def _ended(tc: SerialTabletCounter, job: str) -> JobEnded:
     events = tc.events()
     await tc.count(job, 1, 30)
