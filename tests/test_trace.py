@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 
 from drivers.base import Calibration, JobEnded, JobOutcome, ScaleReading
-from drivers.errors import ReplyTimeout
+from drivers.errors import ExceptionReply, ReplyTimeout
+from drivers.filler_types import CapType, FillerFault, FillerState, VialEnd
 from drivers.tablet_counter.driver import SerialTabletCounter
 from drivers.trace import RX, TX, Frame, printable, unprintable
 from drivers.vial_filler.driver import ModbusVialFiller
+from simulators.modbus_replay import FillerReplay
 from simulators.replay import CounterReplay, read_trace
 from simulators.tablet_counter.server import CounterSimulator
 from simulators.vial_filler.server import FillerSimulator
 from tests.test_scales import rxfill_at
+from tests.traces.record import JOB
 
 TRACES = Path(__file__).parent / "traces"
 
@@ -129,6 +132,45 @@ async def test_a_driver_that_strays_from_the_trace_is_caught() -> None:
         await replay.close()
     assert replay.mismatches == ["the host sent CR 1; the trace has CT RX1001 1 30 next"]
     assert not replay.done
+
+
+async def test_a_fillers_jam_recorded_at_a_site_replays_against_the_driver() -> None:
+    replay = FillerReplay(read_trace(TRACES / "filler-jam.jsonl"))
+    await replay.listen_tcp()
+    try:
+        async with ModbusVialFiller(name="fv1", url=replay.url, heartbeat_interval=0.05,
+                                    poll_interval=0.05) as fv:
+            events = fv.events()
+            await fv.start(JOB, 1, 20, 6, CapType.EASY_OPEN)
+            async for status in events:
+                if status.state is FillerState.FAULT:
+                    break
+            stopped = await fv.job(JOB)
+            assert stopped.stopped and stopped.fault is FillerFault.JAM and stopped.count == 5
+            await fv.reset_fault()
+            async for status in events:
+                if status.last_job == JOB:
+                    break
+            ended = await fv.job(JOB)
+            assert (ended.end, ended.count) == (VialEnd.JAM, 5)
+            await fv.output_taken()
+    finally:
+        await replay.close()
+    assert replay.mismatches == [] and replay.done
+
+
+async def test_a_filler_driver_that_strays_from_its_trace_is_caught() -> None:
+    replay = FillerReplay(read_trace(TRACES / "filler-jam.jsonl"))
+    await replay.listen_tcp()
+    try:
+        async with ModbusVialFiller(name="fv1", url=replay.url, heartbeat_interval=0.05) as fv:
+            with pytest.raises(ExceptionReply, match="exception 4"):
+                await fv.start(JOB, 2, 20, 6, CapType.EASY_OPEN)  # cell 2, not 1
+    finally:
+        await replay.close()
+    assert replay.mismatches == [
+        "the host wrote hr:0 = [1, 1, 4465, 2, 20, 6, 1, 0, 0]; the trace has write hr:0 = "
+        "[1, 1, 4465, 1, 20, 6, 1, 0, 0] next"]
 
 
 async def test_rxfill_diag_trace_shows_and_writes_a_robots_frames(tmp_path: Path) -> None:
