@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,7 +41,7 @@ class Visitor:
     async def said(self, path: str) -> list[str]:
         """What the page at ``path`` tells the person."""
         page = await self.client.get(path)
-        return [re.sub(r"\s+", " ", m) for m in
+        return [html.unescape(re.sub(r"\s+", " ", m)) for m in
                 re.findall(r'<p class="said [a-z]+" role="[a-z]+">([^<]*)</p>', page.text)]
 
 

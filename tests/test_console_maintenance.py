@@ -63,6 +63,13 @@ async def test_a_guided_calibration_runs_on_the_sites_link_and_is_accepted_there
             "no fill while it is calibrated)"
         await max_.post("/robots/tc1/service", in_service="no", reason="calibration")
         assert "tc1" in await site.pharmacy.store.alarms.out_of_service()
+        await site.pharmacy.store.calibration.record_scale_check(
+            "tc1", False, {"check_mg": 2500, "check_read_mg": 2450}, by=maint())
+        await max_.post("/maintenance/tc1/guided", bin="1")
+        assert (await max_.said("/maintenance?robot=tc1"))[-1].startswith(
+            "Refused: a guided calibration weighs its samples: tc1's scale failed its check")
+        await site.pharmacy.store.calibration.record_scale_check(
+            "tc1", True, {"check_mg": 2500, "check_read_mg": 2500}, by=maint())
         await max_.post("/maintenance/tc1/guided", bin="1", from_sensitivity="25",
                         from_gate_ms="90", sample="5")
         assert (await max_.said("/maintenance?robot=tc1"))[-1].startswith(

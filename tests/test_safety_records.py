@@ -32,7 +32,7 @@ from tests.test_cli import RXFILL
 
 READS = {
     "alarm_history", "alarms", "calibration_history", "audit_rows", "audit_trail", "bin",
-    "guided_calibrations", "scale_checks", "proposal_to_accept",
+    "guided_calibrations", "scale_checks", "proposal_to_accept", "scale_failed_why",
     "bins", "check_password",
     "check_resume", "fill", "fill_by_job", "fill_lots", "fills", "info", "labels_for",
     "movements", "usage", "open_fills", "order", "order_history", "order_vial", "orders",

@@ -211,3 +211,14 @@ async def test_a_fillers_sample_stopped_safe_stops_the_calibration(
             await tune_channel(fv, channel=1, unit_mass_mg=UNIT, unit_volume_mm3=200,
                                plan=PLAN, hands=SimulatedHands(tcp_filler),
                                say=lambda r, n: None, start_sensitivity=20)
+
+
+async def test_a_channel_with_no_calibration_needs_a_start() -> None:
+    sim = _counter(55, 40)
+    sim.device.channels[1].sensitivity = 0  # never calibrated
+    await sim.listen_tcp()
+    async with sim:
+        with pytest.raises(TuningRefused, match="holds no calibration to start from"):
+            await _tune(sim, SimulatedHands(sim))
+        tuned = await _tune(sim, SimulatedHands(sim), start_sensitivity=50, start_gate_ms=40)
+    assert tuned.decision is not None and tuned.decision.proposal is not None

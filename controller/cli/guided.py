@@ -53,6 +53,8 @@ async def guided(db: Store, settings: Settings, robot: Robot, number: int, creds
     """Run the calibration at the robot, record its runs, and say what to do next."""
     me = await maintainer(db, creds, Duty.CALIBRATE)
     try:
+        if why := await db.calibration.scale_failed_why(robot.id):
+            raise TuningRefused(f"a guided calibration weighs its samples: {why}")
         held = await db.stock.bin(robot.id, number)
         if held.on_hand < plan.sample:
             raise TuningRefused(f"it holds {held.on_hand} tablets; a run counts {plan.sample}: "

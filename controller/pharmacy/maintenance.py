@@ -160,6 +160,8 @@ class Maintenance:
         """Start a guided calibration of ``robot``/``number`` on the site's link; it runs on
         its own, and records its runs (and proposal) as ``by``'s when it ends."""
         await self._calibrating(robot, by)
+        if why := await self._supervisor.store.calibration.scale_failed_why(robot):
+            raise CalibrationRefused(f"a guided calibration weighs its samples: {why}")
         held = await self._supervisor.store.stock.bin(robot, number)
         if held.on_hand < plan.sample:
             raise CalibrationRefused(f"{robot}/{number} holds {held.on_hand} tablets; a run "

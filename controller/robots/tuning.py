@@ -63,8 +63,9 @@ async def tune_channel(driver: TabletCounter | VialFiller, *, channel: int, unit
     own = Setting(held.sensitivity, held.gate_ms if isinstance(held, Calibration) else None)
     setting = Setting(start_sensitivity or own.sensitivity,
                       (start_gate_ms or own.gate_ms) if counter else None)
-    if counter and setting.gate_ms is None:
-        raise TuningRefused("a counter's channel needs a gate to start from")
+    if not setting.sensitivity or (counter and not setting.gate_ms):
+        raise TuningRefused(f"channel {channel} holds no calibration to start from ({own}): "
+                            f"say where to start (a sensitivity, and a counter's gate)")
     tuned = Tuned(setting)
     try:
         while True:
@@ -78,7 +79,12 @@ async def tune_channel(driver: TabletCounter | VialFiller, *, channel: int, unit
                 return Tuned(tuned.start, tuned.runs, decision)
             setting = decision.next
     finally:
-        await write_setting(driver, channel, own, unit_mass_mg)
+        if own.sensitivity and (own.gate_ms or not counter):
+            await write_setting(driver, channel, own, unit_mass_mg)
+        # A channel that held no calibration cannot be given "none" again (the ICDs take
+        # 1-100): it keeps the last trial's until a site connects to the robot, which puts
+        # the store's calibration of the bin on it first; with none, the store lets nothing
+        # be counted from the bin.
 
 
 async def write_setting(driver: TabletCounter | VialFiller, channel: int, setting: Setting,

@@ -296,6 +296,11 @@ class CalibrationRecords:
                          {**readings, "passed": passed})
         return ScaleCheck(robot, passed, readings, by.name, now)
 
+    async def scale_failed_why(self, robot: str) -> str | None:
+        """Why the robot's scale may not be trusted (its last check failed), or None."""
+        async with self._db.engine.connect() as conn:
+            return await scale_out_of_span_why(conn, robot)
+
     async def scale_checks(self, robot: str) -> list[ScaleCheck]:
         """A robot's scale calibrations, newest first."""
         async with self._db.engine.connect() as conn:
