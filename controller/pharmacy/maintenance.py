@@ -196,6 +196,9 @@ class Maintenance:
                 running.error = str(exc)
                 log.warning("guided calibration stopped", robot=robot, bin=number,
                             error=str(exc))
+            except Exception as exc:  # a bug: said on the page, not left "counting" forever
+                running.error = f"{type(exc).__name__}: {exc}"
+                log.exception("guided calibration failed", robot=robot, bin=number)
             finally:
                 self.changed()
         self.running[robot] = running
