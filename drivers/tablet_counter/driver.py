@@ -255,7 +255,8 @@ class SerialTabletCounter(OpensAsContext):
                 self._pending = (seq, future)
                 try:
                     writer.write(frame)
-                    self.trace.record(TX, printable(frame))
+                    if self.trace.listening:
+                        self.trace.record(TX, printable(frame))
                     await writer.drain()
                     reply = await asyncio.wait_for(future, timeout)
                 except TimeoutError:
@@ -303,7 +304,8 @@ class SerialTabletCounter(OpensAsContext):
         self._link_lost(reason, None)
 
     def _dispatch(self, line: bytes) -> None:
-        self.trace.record(RX, printable(line))
+        if self.trace.listening:
+            self.trace.record(RX, printable(line))
         try:
             frame = wire.decode(line)
         except wire.FrameError as exc:
