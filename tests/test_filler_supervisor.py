@@ -209,7 +209,7 @@ async def _busy_with_a_foreign_job(sim: FillerSimulator) -> None:
     host, port = sim.url.removeprefix("modbus-tcp://").split(":")
     async with AsyncModbusTcpClient(host, port=int(port)) as client:
         # 200 tablets: about 1.4 s at time scale 20, so the robot is still busy with it when
-        # the supervisor, started after this, sends its own job (even on a loaded machine).
+        # the supervisor sends its own job (even on a loaded machine).
         block = wire.CommandBlock(wire.Command.START, 4_000_000_000, 1, 200, 13)
         await client.write_registers(0, block.registers(), device_id=1)
 
@@ -229,7 +229,8 @@ CASES: list[tuple[Problem, str, Provoke, str]] = [
     (Problem.ABORTED, "started", _abort_at_the_robot, "exception"),
     (Problem.WEIGHT_OFF, "before", lambda s: setattr(s.device.faults, "miscount", 3),
      "exception"),
-    (Problem.REFUSED_BUSY, "before", _busy_with_a_foreign_job, "fv1"),
+    # Once connected: the site's heartbeat keeps the foreign job from a SAFE stop.
+    (Problem.REFUSED_BUSY, "connected", _busy_with_a_foreign_job, "fv1"),
     (Problem.REFUSED_OUTPUT_OCCUPIED, "before", lambda s: setattr(s.device, "vial_in_bay", True),
      "fv1"),
     (Problem.REFUSED_DOOR_OPEN, "before", lambda s: s.device.open_door(), "tc1"),
