@@ -49,6 +49,7 @@ async def test_maintenance_sees_a_robots_wire_live_and_its_calibrations(
         refused = await tess.client.get("/maintenance")
         assert refused.status_code == 403 and "needs the maintenance role" in refused.text
         assert (await tess.client.get("/maintenance/tc1/trace")).status_code == 403
+        assert (await tess.client.get("/fragments/guided?robot=tc1")).status_code == 403
 
 
 async def test_a_guided_calibration_runs_on_the_sites_link_and_is_accepted_there(

@@ -29,7 +29,9 @@ QUIET_S = 1.0
 """A trace stream says it is alive (and checks whether the site stops) this often."""
 
 
-async def _guided(console: Console, _: Session, query: Mapping[str, str]) -> dict[str, Any]:
+async def _guided(console: Console, session: Session,
+                  query: Mapping[str, str]) -> dict[str, Any]:
+    require(session.person, Duty.TRACE)
     robot = query.get("robot", "")
     running = console.pharmacy.maintenance.running.get(robot)
     runs = [r.as_dict() for r in running.runs] if running else []
