@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.filler_roundtrip
 	$(BIN)/python -m bench.mqtt_outbox
 	$(BIN)/python -m bench.api_intake
+	$(BIN)/python -m bench.store_transitions
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
