@@ -46,7 +46,12 @@ from controller.store.schema import store_info
 from controller.store.stock import StockRecords
 from controller.store.verification import VerificationRecords
 from controller.store.vials import VialRecords
-from controller.store.writes import write_transaction
+from controller.store.writes import (
+    BUSY_S,
+    FIRST_WAIT_S,
+    take_write_lock,
+    write_transaction,
+)
 
 
 def sqlite_url(path: Path) -> str:
@@ -152,8 +157,8 @@ class Store:
         """One write transaction. It takes the database's write lock at once, so that what
         it reads stays true until it commits, even against another process (the CLI)."""
         async with write_transaction(self.engine, self.write_lock) as conn:
-            await conn.execute(sa.update(store_info).where(store_info.c.key == "instance")
-                               .values(value=store_info.c.value))
+            await take_write_lock(conn, sa.update(store_info).where(
+                store_info.c.key == "instance").values(value=store_info.c.value))
             conn.info[AUDIT_KEY] = self.audit_key
             yield conn
 
@@ -179,13 +184,13 @@ async def _engines(url: str, upgrade: bool) -> tuple[
         raise StoreUnusable(f"{path}: cannot create its folder: {exc.strerror}") from None
     # Read before the engine opens it: its first connection turns the file to WAL.
     revision = _may_open(revision_of_file(path), upgrade, str(path))
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": FIRST_WAIT_S})
     sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     # A message leaving the outbox once the broker acknowledged it needs no fsync of its own:
     # in WAL mode a commit survives the process dying; only a power cut could undo it, and
     # then the message is sent once more. One fsync per message would cap the outbox at a
     # couple of hundred messages a second.
-    receipts = create_async_engine(url, connect_args={"timeout": 30})
+    receipts = create_async_engine(url, connect_args={"timeout": BUSY_S})
     sa.event.listen(receipts.sync_engine, "connect", _sqlite_receipt_pragmas)
     return path, engine, receipts, revision
 
