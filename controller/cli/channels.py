@@ -29,7 +29,7 @@ from controller.config import ChannelCalibration, Robot, Settings
 from controller.domain.roles import Duty
 from controller.domain.tuning import Plan, Setting
 from controller.robots.floor import make_driver
-from controller.robots.tuning import TuningRefused, write_setting
+from controller.robots.tuning import TuningRefused, accept_guided, write_setting
 from controller.store import Store, StoreError
 from controller.store.calibration import Calibration
 from drivers.errors import DriverError
@@ -179,16 +179,9 @@ def calibrate_accept(
     async def work(db: Store) -> str:
         me = await maintainer(db, creds, Duty.CALIBRATE)
         try:
-            made = await db.calibration.proposal_to_accept(robot.id, number, guided_id)
-            assert made.proposal is not None
-            await write_to_robot(settings, robot, number, made.proposal, made.ndc)
-            try:
-                calibration = await db.calibration.accept_proposal(robot.id, number,
-                                                                   guided_id, by=me)
-            except BaseException:
-                own = (await db.calibration.calibration_history(robot.id, number))[0]
-                await write_to_robot(settings, robot, number, own.settings, own.ndc)
-                raise
+            async with reach(settings, robot) as (url, _), make_driver(robot, url) as driver:
+                calibration = await accept_guided(db, driver, settings.formulary, robot.id,
+                                                  number, guided_id, me)
         except (StoreError, DriverError, TuningRefused, OSError, ValueError,
                 LookupError) as exc:
             raise fail(f"{robot.id}/{number}: {exc}") from None

@@ -14,7 +14,7 @@ from controller.domain.roles import Duty
 from controller.domain.tuning import Plan, Run
 from controller.robots.floor import make_driver
 from controller.robots.simulated import SimulatedHands
-from controller.robots.tuning import TuningRefused, tune_channel
+from controller.robots.tuning import TuningRefused, ready_to_guide, record_tuned, tune_channel
 from controller.store import Store, StoreError
 from controller.store.calibration import GuidedCalibration
 from drivers.errors import DriverError
@@ -31,15 +31,18 @@ def run_line(number: int, run: dict[str, object]) -> str:
             f"{error:+d} ({pct:+.1f} %)")
 
 
+def verdict(made: GuidedCalibration) -> str:
+    """What a guided calibration came to, in a line."""
+    if made.proposal is None:
+        return f"guided calibration {made.id} of {made.robot}/{made.bin}: {made.why}"
+    settings = ", ".join(f"{k} {v}" for k, v in sorted(made.proposal.items()))
+    return (f"guided calibration {made.id} of {made.robot}/{made.bin} (NDC {made.ndc}): "
+            f"{made.state}: {settings}")
+
+
 def table(made: GuidedCalibration) -> str:
-    lines = [HEAD, *(run_line(n, r) for n, r in enumerate(made.runs, 1))]
-    if made.proposal is not None:
-        settings = ", ".join(f"{k} {v}" for k, v in sorted(made.proposal.items()))
-        lines.append(f"guided calibration {made.id} of {made.robot}/{made.bin} (NDC {made.ndc}): "
-                     f"{made.state}: {settings}")
-    else:
-        lines.append(f"guided calibration {made.id} of {made.robot}/{made.bin}: {made.why}")
-    return "\n".join(lines)
+    return "\n".join([HEAD, *(run_line(n, r) for n, r in enumerate(made.runs, 1)),
+                      verdict(made)])
 
 
 def _progress(run: Run, number: int) -> None:
@@ -53,13 +56,7 @@ async def guided(db: Store, settings: Settings, robot: Robot, number: int, creds
     """Run the calibration at the robot, record its runs, and say what to do next."""
     me = await maintainer(db, creds, Duty.CALIBRATE)
     try:
-        if why := await db.calibration.scale_failed_why(robot.id):
-            raise TuningRefused(f"a guided calibration weighs its samples: {why}")
-        held = await db.stock.bin(robot.id, number)
-        if held.on_hand < plan.sample:
-            raise TuningRefused(f"it holds {held.on_hand} tablets; a run counts {plan.sample}: "
-                                f"restock it or count a smaller sample (--sample)")
-        drug = settings.formulary[held.ndc]
+        drug = await ready_to_guide(db, settings.formulary, robot.id, number, plan)
         async with reach(settings, robot) as (url, sim):
             hands = SimulatedHands(sim) if sim else PromptedHands(robot.id)
             async with make_driver(robot, url) as driver:
@@ -67,15 +64,11 @@ async def guided(db: Store, settings: Settings, robot: Robot, number: int, creds
                     driver, channel=number, unit_mass_mg=drug.unit_mass_mg,
                     unit_volume_mm3=drug.unit_volume_mm3, plan=plan, hands=hands,
                     say=_progress, start_sensitivity=start[0], start_gate_ms=start[1])
-        assert tuned.decision is not None
-        proposal = tuned.decision.proposal
-        made = await db.calibration.record_guided(
-            robot.id, number, [r.as_dict() for r in tuned.runs],
-            proposal.as_dict() if proposal else None, tuned.decision.why, by=me)
+        made = await record_tuned(db, robot.id, number, tuned, me)
     except (TuningRefused, StoreError, DriverError, OSError, LookupError) as exc:
         raise fail(f"{robot.id}/{number}: {exc}") from None
-    verdict = table(made).splitlines()[-1]
-    if proposal is None:
-        raise fail(verdict)
-    return (f"{verdict}\nthe channel keeps its calibration until a person with the "
+    said = verdict(made)
+    if made.proposal is None:
+        raise fail(said)
+    return (f"{said}\nthe channel keeps its calibration until a person with the "
             f"maintenance role accepts: rxfill calibrate accept {robot.id}/{number} {made.id}")

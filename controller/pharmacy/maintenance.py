@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
 from controller.config import Settings
 from controller.domain.roles import Duty, Person, WorkflowError, require
-from controller.domain.tuning import Plan, Run, Setting
+from controller.domain.tuning import Plan, Run
 from controller.pharmacy.refusals import NotFound
 from controller.robots.supervisor import Supervisor
-from controller.robots.tuning import SampleHands, TuningRefused, tune_channel, write_setting
+from controller.robots.tuning import (
+    SampleHands,
+    TuningRefused,
+    accept_guided,
+    ready_to_guide,
+    record_tuned,
+    tune_channel,
+)
 from controller.store import StoreError
 from controller.store.calibration import Calibration, GuidedCalibration, ScaleCheck
 from drivers.errors import DriverError
@@ -160,13 +166,11 @@ class Maintenance:
         """Start a guided calibration of ``robot``/``number`` on the site's link; it runs on
         its own, and records its runs (and proposal) as ``by``'s when it ends."""
         await self._calibrating(robot, by)
-        if why := await self._supervisor.store.calibration.scale_failed_why(robot):
-            raise CalibrationRefused(f"a guided calibration weighs its samples: {why}")
-        held = await self._supervisor.store.stock.bin(robot, number)
-        if held.on_hand < plan.sample:
-            raise CalibrationRefused(f"{robot}/{number} holds {held.on_hand} tablets; a run "
-                                     f"counts {plan.sample}: restock it or count fewer")
-        drug = self._settings.formulary[held.ndc]
+        try:
+            drug = await ready_to_guide(self._supervisor.store, self._settings.formulary, robot,
+                                        number, plan)
+        except TuningRefused as exc:
+            raise CalibrationRefused(str(exc)) from None
         running = GuidedRunning(robot, number, by.name)
         hands = self.sample_hands(robot)
         if hands is None:
@@ -187,11 +191,8 @@ class Maintenance:
                         unit_volume_mm3=drug.unit_volume_mm3, plan=plan, hands=hands,
                         say=ran, start_sensitivity=start_sensitivity,
                         start_gate_ms=start_gate_ms)
-                assert tuned.decision is not None
-                proposal = tuned.decision.proposal
-                running.made = await self._supervisor.store.calibration.record_guided(
-                    robot, number, [r.as_dict() for r in tuned.runs],
-                    proposal.as_dict() if proposal else None, tuned.decision.why, by=by)
+                running.made = await record_tuned(self._supervisor.store, robot, number, tuned,
+                                                  by)
             except (TuningRefused, DriverError, StoreError) as exc:
                 running.error = str(exc)
                 log.warning("guided calibration stopped", robot=robot, bin=number,
@@ -216,32 +217,18 @@ class Maintenance:
         running.hands.poured()
 
     async def accept(self, robot: str, number: int, guided: int, by: Person) -> Calibration:
-        """Put a guided calibration's proposal on the robot (read back) and make it the bin's;
-        nothing is written for a proposal the store refuses (made for another drug, or since
-        replaced), and should the store refuse after all, the bin's own goes back."""
+        """``robots.tuning.accept_guided`` on the site's link, the robot held meanwhile."""
         await self._calibrating(robot, by)
-        store = self._supervisor.store
-        made = await store.calibration.proposal_to_accept(robot, number, guided)
-        assert made.proposal is not None
         worker = self._supervisor.robots[robot]
-        unit_mass = self._settings.formulary[made.ndc].unit_mass_mg
         with worker.calibration(f"{robot}/{number}"):
             try:
-                await write_setting(worker.driver, number, _setting(made.proposal), unit_mass)
+                return await accept_guided(self._supervisor.store, worker.driver,
+                                           self._settings.formulary, robot, number, guided, by)
             except TuningRefused as exc:
                 raise CalibrationRefused(str(exc)) from None
-            try:
-                return await store.calibration.accept_proposal(robot, number, guided, by=by)
-            except BaseException:
-                own = (await store.calibration.calibration_history(robot, number))[0]
-                await write_setting(worker.driver, number, _setting(own.settings), unit_mass)
-                raise
 
     async def close(self) -> None:
         """Stop a guided calibration still running (the site stops); its channel gets its
         own calibration back on the way out."""
         await stop_tasks([r.task for r in self.running.values() if r.task is not None])
 
-
-def _setting(settings: Mapping[str, Any]) -> Setting:
-    return Setting(int(settings["sensitivity"]), settings.get("gate_ms"))

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from controller.domain.drugs import Drug, Formulary
+from controller.domain.roles import Person
 from controller.domain.tuning import Decision, Plan, Run, Setting, decide
 from controller.domain.vials import vial_for
+from controller.store import Store
+from controller.store.calibration import Calibration as BinCalibration
+from controller.store.calibration import GuidedCalibration
 from drivers.base import (
     Calibration,
     CountState,
@@ -85,6 +90,51 @@ async def tune_channel(driver: TabletCounter | VialFiller, *, channel: int, unit
         # 1-100): it keeps the last trial's until a site connects to the robot, which puts
         # the store's calibration of the bin on it first; with none, the store lets nothing
         # be counted from the bin.
+
+
+async def ready_to_guide(store: Store, formulary: Formulary, robot: str, number: int,
+                         plan: Plan) -> Drug:
+    """The bin's drug, when a guided calibration may count samples of it now; TuningRefused
+    says why not (the robot's scale failed its check, the bin holds too few)."""
+    if why := await store.calibration.scale_failed_why(robot):
+        raise TuningRefused(f"a guided calibration weighs its samples: {why}")
+    held = await store.stock.bin(robot, number)
+    if held.on_hand < plan.sample:
+        raise TuningRefused(f"{robot}/{number} holds {held.on_hand} tablets; a run counts "
+                            f"{plan.sample}: restock it or count a smaller sample")
+    return formulary[held.ndc]
+
+
+async def record_tuned(store: Store, robot: str, number: int, tuned: Tuned,
+                       by: Person) -> GuidedCalibration:
+    """A finished guided calibration's runs and proposal (or why none), as ``by``'s."""
+    assert tuned.decision is not None
+    proposal = tuned.decision.proposal
+    return await store.calibration.record_guided(
+        robot, number, [r.as_dict() for r in tuned.runs],
+        proposal.as_dict() if proposal else None, tuned.decision.why, by=by)
+
+
+async def accept_guided(store: Store, driver: TabletCounter | VialFiller, formulary: Formulary,
+                        robot: str, number: int, guided: int, by: Person) -> BinCalibration:
+    """Put a guided calibration's proposal on the robot (read back) and make it the bin's.
+    Nothing is written for a proposal the store refuses (made for another drug, or since
+    replaced); should the store refuse after all, the bin's own goes back on the robot."""
+    made = await store.calibration.proposal_to_accept(robot, number, guided)
+    assert made.proposal is not None
+    unit_mass = formulary[made.ndc].unit_mass_mg
+    await write_setting(driver, number, setting_of(made.proposal), unit_mass)
+    try:
+        return await store.calibration.accept_proposal(robot, number, guided, by=by)
+    except BaseException:
+        own = (await store.calibration.calibration_history(robot, number))[0]
+        await write_setting(driver, number, setting_of(own.settings), unit_mass)
+        raise
+
+
+def setting_of(settings: Mapping[str, Any]) -> Setting:
+    """A stored calibration's settings (``sensitivity``, a counter's ``gate_ms``)."""
+    return Setting(int(settings["sensitivity"]), settings.get("gate_ms"))
 
 
 async def write_setting(driver: TabletCounter | VialFiller, channel: int, setting: Setting,
