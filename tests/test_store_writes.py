@@ -11,6 +11,7 @@ from pathlib import Path
 
 from controller.domain.orders import OrderState
 from controller.store import Store
+from controller.store.writes import TransactionLost
 from tests.floors import ATORVASTATIN, order
 
 WRITE = "UPDATE store_info SET value = value WHERE key = 'instance'"
@@ -86,3 +87,67 @@ async def test_a_write_cancelled_again_and_again_ends_and_leaves_the_store_writa
                 await store.orders.move_order(order_id, OrderState.QUEUED)
     states = {(await store.orders.order(order_id)).state for order_id in ids}
     assert states == {OrderState.QUEUED}
+
+
+async def test_writers_waiting_together_commit_together_and_each_hears_back_once_stored(
+        store: Store, tmp_path: Path) -> None:
+    ids = [await _queued(store) for _ in range(30)]
+    commits = 0
+    raw = sqlite3.connect(tmp_path / "rx.sqlite")
+    before = raw.execute("PRAGMA data_version").fetchone()[0]
+
+    async def move(order_id: int) -> OrderState:
+        nonlocal commits
+        moved = await store.orders.move_order(order_id, OrderState.QUEUED)
+        # heard back: another connection sees it stored already
+        seen = raw.execute("SELECT state FROM orders WHERE id = ?", (order_id,)).fetchone()
+        commits = raw.execute("PRAGMA data_version").fetchone()[0] - before
+        assert seen == ("queued",)
+        return moved.state
+    states = await asyncio.gather(*(move(order_id) for order_id in ids))
+    assert set(states) == {OrderState.QUEUED}
+    assert 1 <= commits < len(ids)  # fewer commits (fsyncs) than writers
+    raw.close()
+
+
+async def test_a_writer_that_fails_in_a_group_loses_only_its_own_work(store: Store) -> None:
+    ids = [await _queued(store) for _ in range(6)]
+    await store.orders.move_order(ids[3], OrderState.QUEUED)  # QUEUED -> QUEUED is refused
+    results = await asyncio.gather(
+        *(store.orders.move_order(order_id, OrderState.QUEUED) for order_id in ids),
+        return_exceptions=True)
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1 and "queued" in str(refused[0])
+    for order_id in ids:
+        assert (await store.orders.order(order_id)).state is OrderState.QUEUED
+    history = await store.orders.order_history(ids[3])
+    assert [(f, t) for f, t, *_ in history] == [(None, "received"), ("received", "queued")]
+
+
+async def test_a_transaction_sqlite_lost_fails_every_writer_of_its_group(store: Store) -> None:
+    ids = [await _queued(store) for _ in range(4)]
+    original = store.orders.move_order
+
+    async def lose_it(order_id: int, target: OrderState) -> object:
+        async with store.transaction() as conn:  # the whole transaction gone, as SQLite may
+            await conn.exec_driver_sql("ROLLBACK")
+            raise RuntimeError("disk I/O error")
+    results = await asyncio.gather(
+        original(ids[0], OrderState.QUEUED), original(ids[1], OrderState.QUEUED),
+        lose_it(ids[2], OrderState.QUEUED), return_exceptions=True)
+    assert isinstance(results[2], RuntimeError)
+    assert all(isinstance(r, TransactionLost) for r in results[:2]), results
+    for order_id in ids[:3]:
+        assert (await store.orders.order(order_id)).state is OrderState.RECEIVED
+    moved = await store.orders.move_order(ids[3], OrderState.QUEUED)  # the store goes on
+    assert moved.state is OrderState.QUEUED
+
+
+async def test_a_writer_that_changes_nothing_writes_nothing(store: Store,
+                                                           tmp_path: Path) -> None:
+    raw = sqlite3.connect(tmp_path / "rx.sqlite")
+    before = raw.execute("PRAGMA data_version").fetchone()[0]
+    # an alarm pass that finds nothing to change
+    assert await store.alarms.change_alarms(lambda current, bins, down: []) == []
+    assert raw.execute("PRAGMA data_version").fetchone()[0] == before
+    raw.close()

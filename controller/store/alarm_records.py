@@ -16,7 +16,7 @@ from controller.store.audit_records import record
 from controller.store.outbox import Message, enqueue
 from controller.store.schema import alarm_events, alarms, outbox, store_info
 from controller.store.stock import BinRecord, bin_records
-from controller.store.writes import write_transaction
+from controller.store.writes import discard, write_transaction
 
 if TYPE_CHECKING:
     from controller.store.store import Store
@@ -85,7 +85,7 @@ class AlarmRecords:
             current = await _alarms(conn)
             changes = decide(current, await bin_records(conn), down)
             if not changes and service is None:
-                await conn.rollback()  # nothing changed: no commit, no disk write
+                discard(conn)  # nothing changed: no commit, no disk write
                 return changes
             for change in changes:
                 await _save(conn, change, now)
@@ -135,7 +135,7 @@ class AlarmRecords:
 
     async def sent(self, message_id: int) -> None:
         """The broker acknowledged a message: it leaves the outbox."""
-        async with write_transaction(self._db.receipts, self._db.write_lock) as conn:
+        async with write_transaction(self._db.receipts, self._db.receipts_lock) as conn:
             await conn.execute(sa.delete(outbox).where(outbox.c.id == message_id))
 
 

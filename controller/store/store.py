@@ -29,6 +29,7 @@ from controller.store.audit_records import AuditRecords
 from controller.store.calibration import CalibrationRecords
 from controller.store.errors import StoreError
 from controller.store.handwork import HandworkRecords
+from controller.store.inline import connector
 from controller.store.orders import JOB_SPACE, OrderRecords
 from controller.store.outbox import Announcer
 from controller.store.people import PeopleRecords
@@ -46,12 +47,7 @@ from controller.store.schema import store_info
 from controller.store.stock import StockRecords
 from controller.store.verification import VerificationRecords
 from controller.store.vials import VialRecords
-from controller.store.writes import (
-    BUSY_S,
-    FIRST_WAIT_S,
-    take_write_lock,
-    write_transaction,
-)
+from controller.store.writes import BUSY_S, FIRST_WAIT_S, Writer
 
 
 def sqlite_url(path: Path) -> str:
@@ -79,8 +75,11 @@ class Store:
         self.receipts = receipts or engine
         """Where the broker's acknowledgements are written (see ``open``)."""
         self.clock = clock
-        self.write_lock = asyncio.Lock()
-        """Held by every write transaction of this process."""
+        self.writer = Writer(engine, sa.update(store_info).where(
+            store_info.c.key == "instance").values(value=store_info.c.value), self._prepare)
+        """Every write transaction of this process, committed in groups."""
+        self.receipts_lock = asyncio.Lock()
+        """Held by every write of the broker's receipts in this process."""
         self.instance = instance
         """A short id of this store, part of every job id so that no two stores collide."""
         self.job_base = job_base
@@ -148,19 +147,21 @@ class Store:
         return store
 
     async def close(self) -> None:
-        """Close every connection."""
+        """Close every connection, once the writes under way are committed."""
+        await self.writer.close()
         await self.engine.dispose()
         await self.receipts.dispose()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction. It takes the database's write lock at once, so that what
-        it reads stays true until it commits, even against another process (the CLI)."""
-        async with write_transaction(self.engine, self.write_lock) as conn:
-            await take_write_lock(conn, sa.update(store_info).where(
-                store_info.c.key == "instance").values(value=store_info.c.value))
-            conn.info[AUDIT_KEY] = self.audit_key
+        """One write transaction. It holds the database's write lock from its start, so that
+        what it reads stays true until it commits, even against another process (the CLI);
+        it returns once committed (with others waiting at the same time: ``Writer``)."""
+        async with self.writer.transaction() as conn:
             yield conn
+
+    def _prepare(self, conn: AsyncConnection) -> None:
+        conn.info[AUDIT_KEY] = self.audit_key
 
     # -- inside a transaction --------------------------------------------------
 
@@ -184,7 +185,9 @@ async def _engines(url: str, upgrade: bool) -> tuple[
         raise StoreUnusable(f"{path}: cannot create its folder: {exc.strerror}") from None
     # Read before the engine opens it: its first connection turns the file to WAL.
     revision = _may_open(revision_of_file(path), upgrade, str(path))
-    engine = create_async_engine(url, connect_args={"timeout": FIRST_WAIT_S})
+    # Its connections run a write transaction's statements without a trip to their thread
+    # (controller/store/inline.py).
+    engine = create_async_engine(url, async_creator=connector(str(path), timeout=FIRST_WAIT_S))
     sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     # A message leaving the outbox once the broker acknowledged it needs no fsync of its own:
     # in WAL mode a commit survives the process dying; only a power cut could undo it, and

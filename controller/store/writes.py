@@ -1,5 +1,14 @@
-"""A write transaction that ends for certain: committed or rolled back and its connection
-closed, even when the task running it is cancelled, again and again, as ``stop_tasks`` does.
+"""Write transactions: committed in groups, one fsync for every caller waiting together, and
+ended for certain: committed or rolled back and their connection closed, even when the task
+running one is cancelled, again and again, as ``stop_tasks`` does.
+
+Group commit (``Writer``): the first writer takes the database's write lock and begins a
+transaction; each writer's work runs in it as a savepoint of its own, one writer at a time
+(those already waiting join the same group); the group commits once its last writer is done,
+and only then does each writer hear back, its work stored: "stored before anything acts" holds
+for every one of them. A writer whose work fails is rolled back to its savepoint and the others
+go on. Should SQLite lose the whole transaction instead, every writer of the group hears so,
+and none acts on it.
 
 A transaction cut off in its rollback keeps SQLite's write lock until its connection is
 collected, and every later write waits for it (30 s) and fails: a site stopping a robot's
@@ -15,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from controller.store.errors import StoreError
+from controller.store.inline import InlineConnection
 
 BUSY_S = 30.0
 """How long a write waits for another's (another process's) write lock in all."""
@@ -60,7 +71,7 @@ async def _rollback(conn: AsyncConnection) -> None:
         await conn.close()
 
 
-async def to_the_end(work: Coroutine[Any, Any, None]) -> None:
+async def to_the_end(work: Awaitable[None]) -> None:
     """Run ``work`` to its end even if this task is cancelled meanwhile; then raise its
     error, or the cancellation that came while it ran."""
     task = asyncio.ensure_future(work)
@@ -92,3 +103,137 @@ async def take_write_lock(conn: AsyncConnection, statement: sa.Executable) -> No
         await conn.execute(statement)
     finally:
         await conn.exec_driver_sql(f"PRAGMA busy_timeout={int(FIRST_WAIT_S * 1000)}")
+
+
+DISCARD = "rxfill.discard"
+"""Set in a connection's ``info`` by ``discard``."""
+
+
+def discard(conn: AsyncConnection) -> None:
+    """Nothing this writer did is to be kept (it found nothing to change): its savepoint is
+    rolled back, and a group of such writers commits nothing, so no disk write."""
+    conn.info[DISCARD] = True
+
+
+class TransactionLost(StoreError):
+    """A group's transaction was lost before it committed: nothing of it was stored."""
+
+
+class _Group:
+    """One transaction, shared by the writers that come while it is open."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.members = 0
+        self.kept = False
+        """A writer's work is to be committed (not all discarded)."""
+        self.stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.stored.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
+        self.committer: asyncio.Task[None] | None = None
+
+
+class Writer:
+    """The write transactions of one process on ``engine``, committed in groups (see the
+    module). ``lock_statement`` is a write that takes the database's write lock at once;
+    ``prepare`` readies each writer's connection."""
+
+    def __init__(self, engine: AsyncEngine, lock_statement: sa.Executable,
+                 prepare: Callable[[AsyncConnection], None]) -> None:
+        self._engine = engine
+        self._lock_statement = lock_statement
+        self._prepare = prepare
+        self._lock = asyncio.Lock()
+        self._group: _Group | None = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One writer's transaction: it holds the write lock from its first statement, and
+        returns once what it did is committed (or raises: then nothing of it is stored)."""
+        async with self._lock:
+            group = self._group or await self._open()
+            group.members += 1
+            savepoint = f"writer_{group.members}"
+            conn = group.conn
+            await conn.exec_driver_sql(f"SAVEPOINT {savepoint}")
+            self._prepare(conn)
+            try:
+                yield conn
+            except BaseException:
+                await self._undo(group, savepoint)
+                raise
+            if conn.info.pop(DISCARD, False):
+                await self._undo(group, savepoint)
+            else:
+                await self._keep(group, savepoint)
+        await to_the_end(group.stored)
+
+    async def close(self) -> None:
+        """Wait for the open group's commit."""
+        group = self._group
+        if group is not None and group.committer is not None:
+            await asyncio.gather(group.committer, return_exceptions=True)
+
+    async def _open(self) -> _Group:
+        conn = await self._engine.connect()
+        try:
+            await conn.begin()
+            await take_write_lock(conn, self._lock_statement)
+            driver = (await conn.get_raw_connection()).driver_connection
+            if isinstance(driver, InlineConnection):
+                driver.writing = True
+        except BaseException:
+            await to_the_end(_rollback(conn))
+            raise
+        group = self._group = _Group(conn)
+        group.committer = asyncio.create_task(self._commit_group(group), name="store group commit")
+        return group
+
+    async def _keep(self, group: _Group, savepoint: str) -> None:
+        try:
+            await group.conn.exec_driver_sql(f"RELEASE {savepoint}")
+        except BaseException as exc:
+            await self._lose(group, exc)
+            raise
+        group.kept = True
+
+    async def _undo(self, group: _Group, savepoint: str) -> None:
+        """Roll back one writer's work; should the transaction itself be gone, the group's."""
+        group.conn.info.pop(DISCARD, None)
+        try:
+            await group.conn.exec_driver_sql(f"ROLLBACK TO {savepoint}")
+            await group.conn.exec_driver_sql(f"RELEASE {savepoint}")
+        except BaseException as exc:
+            await self._lose(group, exc)
+
+    async def _lose(self, group: _Group, why: BaseException) -> None:
+        if self._group is group:
+            self._group = None
+        if not group.stored.done():
+            group.stored.set_exception(TransactionLost(
+                f"the store's transaction was lost ({why!r}) before it committed: nothing "
+                f"of this change was stored"))
+        await to_the_end(_rollback(group.conn))
+
+    async def _commit_group(self, group: _Group) -> None:
+        """Commit the group once the writers already waiting have had their turn; to its end,
+        whatever cancels this task, so that no writer is left waiting."""
+        try:
+            await to_the_end(self._commit_in_turn(group))
+        finally:
+            if not group.stored.done():
+                group.stored.set_exception(TransactionLost(
+                    "the store's transaction was not committed (its commit was stopped): "
+                    "nothing of this change was stored"))
+
+    async def _commit_in_turn(self, group: _Group) -> None:
+        async with self._lock:
+            if self._group is group:
+                self._group = None
+            if group.stored.done():
+                return  # lost, and rolled back
+            try:
+                await to_the_end(_commit(group.conn) if group.kept else _rollback(group.conn))
+            except Exception as exc:
+                group.stored.set_exception(exc)
+            else:
+                group.stored.set_result(None)
