@@ -307,7 +307,8 @@ def _public(owner: type) -> set[str]:
 
 async def test_every_public_function_of_the_store_is_classified(store: Store) -> None:
     repositories = {name: type(value) for name, value in vars(store).items()
-                    if type(value).__module__.startswith("controller.store.")}
+                    if type(value).__module__.startswith("controller.store.")
+                    and not name.startswith("_")}
     assert set(repositories) == REPOSITORIES
     public = _public(Store).union(*(_public(cls) for cls in repositories.values()))
     assert READS.isdisjoint(CHANGES) and READS.isdisjoint(NOT_RECORDS)

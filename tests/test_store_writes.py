@@ -151,3 +151,31 @@ async def test_a_writer_that_changes_nothing_writes_nothing(store: Store,
     assert await store.alarms.change_alarms(lambda current, bins, down: []) == []
     assert raw.execute("PRAGMA data_version").fetchone()[0] == before
     raw.close()
+
+
+async def test_a_writer_that_gives_up_waiting_does_not_leave_the_group_uncommitted(
+        store: Store) -> None:
+    ids = [await _queued(store) for _ in range(2)]
+    go = asyncio.Event()
+    writer = store._writer  # noqa: SLF001 - the order of turns is what is tested
+
+    async def first() -> None:
+        async with store.transaction() as conn:
+            await conn.exec_driver_sql("UPDATE orders SET reason = 'held' WHERE id = ?",
+                                       (ids[0],))
+            await go.wait()  # holds its turn while the second writer comes
+    held = asyncio.create_task(first())
+    while not writer._lock.locked():  # noqa: SLF001
+        await asyncio.sleep(0)
+    second = asyncio.create_task(store.orders.move_order(ids[1], OrderState.QUEUED))
+    while writer._waiting == 0:  # noqa: SLF001
+        await asyncio.sleep(0)
+    go.set()  # the first ends its turn with the second waiting: it leaves the group open
+    while writer._lock.locked():  # noqa: SLF001
+        await asyncio.sleep(0)
+    second.cancel()  # ... and the second gives up before its turn
+    async with asyncio.timeout(10):
+        await held
+    await asyncio.gather(second, return_exceptions=True)
+    assert (await store.orders.order(ids[0])).reason == "held"
+    assert (await store.orders.order(ids[1])).state is OrderState.RECEIVED

@@ -75,7 +75,7 @@ class Store:
         self.receipts = receipts or engine
         """Where the broker's acknowledgements are written (see ``open``)."""
         self.clock = clock
-        self.writer = Writer(engine, sa.update(store_info).where(
+        self._writer = Writer(engine, sa.update(store_info).where(
             store_info.c.key == "instance").values(value=store_info.c.value), self._prepare)
         """Every write transaction of this process, committed in groups."""
         self.receipts_lock = asyncio.Lock()
@@ -148,7 +148,7 @@ class Store:
 
     async def close(self) -> None:
         """Close every connection, once the writes under way are committed."""
-        await self.writer.close()
+        await self._writer.close()
         await self.engine.dispose()
         await self.receipts.dispose()
 
@@ -157,7 +157,7 @@ class Store:
         """One write transaction. It holds the database's write lock from its start, so that
         what it reads stays true until it commits, even against another process (the CLI);
         it returns once committed (with others waiting at the same time: ``Writer``)."""
-        async with self.writer.transaction() as conn:
+        async with self._writer.transaction() as conn:
             yield conn
 
     def _prepare(self, conn: AsyncConnection) -> None:

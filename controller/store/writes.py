@@ -129,13 +129,16 @@ class _Group:
         """A writer's work is to be committed (not all discarded)."""
         self.stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stored.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
-        self.committer: asyncio.Task[None] | None = None
 
 
 class Writer:
     """The write transactions of one process on ``engine``, committed in groups (see the
     module). ``lock_statement`` is a write that takes the database's write lock at once;
-    ``prepare`` readies each writer's connection."""
+    ``prepare`` readies each writer's connection.
+
+    No task of its own: the writer that finds nobody waiting behind it when its turn ends
+    commits the group, for everyone in it, before it returns.
+    """
 
     def __init__(self, engine: AsyncEngine, lock_statement: sa.Executable,
                  prepare: Callable[[AsyncConnection], None]) -> None:
@@ -143,35 +146,69 @@ class Writer:
         self._lock_statement = lock_statement
         self._prepare = prepare
         self._lock = asyncio.Lock()
+        self._waiting = 0
+        """Writers waiting for their turn: they join the open group."""
         self._group: _Group | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One writer's transaction: it holds the write lock from its first statement, and
         returns once what it did is committed (or raises: then nothing of it is stored)."""
-        async with self._lock:
+        await self._turn()
+        try:
             group = self._group or await self._open()
-            group.members += 1
-            savepoint = f"writer_{group.members}"
-            conn = group.conn
-            await conn.exec_driver_sql(f"SAVEPOINT {savepoint}")
-            self._prepare(conn)
+        except BaseException:
+            self._lock.release()
+            raise
+        group.members += 1
+        savepoint = f"writer_{group.members}"
+        try:
+            await group.conn.exec_driver_sql(f"SAVEPOINT {savepoint}")
+            self._prepare(group.conn)
+            yield group.conn
+        except BaseException:
             try:
-                yield conn
-            except BaseException:
                 await self._undo(group, savepoint)
-                raise
-            if conn.info.pop(DISCARD, False):
+            finally:
+                await self._end_turn(group)
+            raise
+        try:
+            if group.conn.info.pop(DISCARD, False):
                 await self._undo(group, savepoint)
             else:
                 await self._keep(group, savepoint)
+        finally:
+            await self._end_turn(group)
         await to_the_end(group.stored)
 
     async def close(self) -> None:
-        """Wait for the open group's commit."""
-        group = self._group
-        if group is not None and group.committer is not None:
-            await asyncio.gather(group.committer, return_exceptions=True)
+        """Nothing to wait for: every group is committed by its last writer."""
+
+    async def _turn(self) -> None:
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        except BaseException:
+            # Given up while waiting: the writer before may have left its group open for
+            # this one; with nobody else to come, it is committed now.
+            self._waiting -= 1
+            if self._group is not None and self._waiting == 0:
+                await to_the_end(self._end_orphan())
+            raise
+        self._waiting -= 1
+
+    async def _end_orphan(self) -> None:
+        async with self._lock:
+            if self._group is not None and self._waiting == 0:
+                await self._end(self._group)
+
+    async def _end_turn(self, group: _Group) -> None:
+        """Let the next writer in; should none be waiting, end the group first."""
+        try:
+            if self._waiting == 0 and self._group is group:
+                await to_the_end(self._end(group))
+        finally:
+            self._lock.release()
 
     async def _open(self) -> _Group:
         conn = await self._engine.connect()
@@ -185,7 +222,6 @@ class Writer:
             await to_the_end(_rollback(conn))
             raise
         group = self._group = _Group(conn)
-        group.committer = asyncio.create_task(self._commit_group(group), name="store group commit")
         return group
 
     async def _keep(self, group: _Group, savepoint: str) -> None:
@@ -214,26 +250,18 @@ class Writer:
                 f"of this change was stored"))
         await to_the_end(_rollback(group.conn))
 
-    async def _commit_group(self, group: _Group) -> None:
-        """Commit the group once the writers already waiting have had their turn; to its end,
-        whatever cancels this task, so that no writer is left waiting."""
+    async def _end(self, group: _Group) -> None:
+        """Commit the group (roll it back when every writer discarded its work); every
+        writer of it hears how that went."""
+        if self._group is group:
+            self._group = None
+        if group.stored.done():
+            return  # lost, and rolled back
         try:
-            await to_the_end(self._commit_in_turn(group))
-        finally:
-            if not group.stored.done():
-                group.stored.set_exception(TransactionLost(
-                    "the store's transaction was not committed (its commit was stopped): "
-                    "nothing of this change was stored"))
-
-    async def _commit_in_turn(self, group: _Group) -> None:
-        async with self._lock:
-            if self._group is group:
-                self._group = None
-            if group.stored.done():
-                return  # lost, and rolled back
-            try:
-                await to_the_end(_commit(group.conn) if group.kept else _rollback(group.conn))
-            except Exception as exc:
-                group.stored.set_exception(exc)
-            else:
-                group.stored.set_result(None)
+            await to_the_end(_commit(group.conn) if group.kept else _rollback(group.conn))
+        except BaseException as exc:
+            group.stored.set_exception(exc if isinstance(exc, Exception) else TransactionLost(
+                f"the store's commit was stopped ({exc!r}): nothing of this change was "
+                f"stored"))
+            raise
+        group.stored.set_result(None)
