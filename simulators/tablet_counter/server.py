@@ -17,6 +17,7 @@ import structlog
 
 from drivers.tablet_counter import protocol as wire
 from simulators.clock import MachineClock
+from simulators.pacing import Pacer
 from simulators.ports import Port, PtyPort, StreamPort
 from simulators.tablet_counter.device import TabletCounterDevice
 from simulators.tablet_counter.parts import SimChannel
@@ -54,7 +55,7 @@ class CounterSimulator:
         self.received: list[bytes] = []
         """Every request frame received, in order (for tests)."""
         self._latency = random.Random(f"{seed}-link")
-        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._pacer: Pacer | None = None
         self._port: Port | None = None
         self._pty: PtyPort | None = None
         self._server: asyncio.Server | None = None
@@ -66,8 +67,8 @@ class CounterSimulator:
         """Open a pty pair and serve on it; returns the path the host opens."""
         self._pty = PtyPort()
         self._port = self._pty
+        self._pacer = Pacer()
         self._spawn(self._serve(self._pty), "serve-pty")
-        self._spawn(self._transmit(), "transmit")
         self.url = self._pty.path
         return self.url
 
@@ -75,7 +76,7 @@ class CounterSimulator:
         """Serve on TCP, one host at a time; returns ``socket://host:port``."""
         self._server = await asyncio.start_server(self._accept, host, port)
         bound = self._server.sockets[0].getsockname()
-        self._spawn(self._transmit(), "transmit")
+        self._pacer = Pacer()
         self.url = f"socket://{bound[0]}:{bound[1]}"
         return self.url
 
@@ -86,6 +87,8 @@ class CounterSimulator:
             self._server.close()
         if self._port is not None:
             self._port.close()
+        if self._pacer is not None:
+            self._pacer.cancel()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -125,6 +128,8 @@ class CounterSimulator:
         if self._port is not None and self._port is not self._pty:
             self._port.close()
             self._port = None
+            if self._pacer is not None:
+                self._pacer.cancel()  # what was on its way went with the link
 
     # -- the line ----------------------------------------------------------
 
@@ -148,6 +153,7 @@ class CounterSimulator:
     async def _serve(self, port: Port) -> None:
         splitter = wire.FrameSplitter()
         while data := await port.read():
+            arrived = self._line.now()  # a pty passes a frame at once: it began now
             for line in splitter.feed(data):
                 try:
                     frame = wire.decode(line)
@@ -155,14 +161,21 @@ class CounterSimulator:
                     continue  # the device drops what is not a frame, silently
                 if isinstance(frame, wire.Request):
                     self.received.append(line)
-                    await asyncio.sleep(wire.wire_time(len(line), self.baud))
-                    await self._answer(frame)
+                    self._answer(frame, arrived + wire.wire_time(len(line), self.baud))
 
-    async def _answer(self, request: wire.Request) -> None:
+    @property
+    def _line(self) -> Pacer:
+        if self._pacer is None:
+            raise RuntimeError("the simulator is not listening")
+        return self._pacer
+
+    def _answer(self, request: wire.Request, received: float) -> None:
+        """Act on a request that was whole at ``received``; its reply goes out once the
+        device's latency has passed and the line is free, after the reply's own wire time."""
         reply = self.device.handle(request)
         if reply is None:
             return
-        await self.clock.sleep(self._latency.uniform(*REPLY_LATENCY_S))
+        latency = self._latency.uniform(*REPLY_LATENCY_S) / self.clock.time_scale
         faults = self.device.faults
         if faults.drop_replies > 0:
             faults.drop_replies -= 1
@@ -174,14 +187,13 @@ class CounterSimulator:
             faults.log.append(f"garbled reply to {request.seq:02X} {request.verb}")
             bad = (int(frame[-4:-2], 16) ^ 0x5A) & 0xFF
             frame = frame[:-4] + f"{bad:02X}".encode() + wire.TERMINATOR
-        self._outbox.put_nowait(frame)
+        self._send(frame, received + latency)
 
     def _emit(self, event: wire.Event) -> None:
-        self._outbox.put_nowait(wire.encode(event))
+        if self._pacer is not None:
+            self._send(wire.encode(event), self._pacer.now())
 
-    async def _transmit(self) -> None:
-        while True:
-            frame = await self._outbox.get()
-            await asyncio.sleep(wire.wire_time(len(frame), self.baud))
-            if self._port is not None:
-                self._port.write(frame)
+    def _send(self, frame: bytes, ready: float) -> None:
+        """Put ``frame`` on the line once it is ``ready`` and the line is free."""
+        deadline = self._line.after_line(ready, wire.wire_time(len(frame), self.baud))
+        self._line.at(deadline, lambda: self._port.write(frame) if self._port else None)

@@ -30,6 +30,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.vial_filler import protocol as wire
 from simulators.clock import MachineClock
+from simulators.pacing import Pacer
 from simulators.ports import PtyPort
 from simulators.vial_filler.device import VialFillerDevice
 from simulators.vial_filler.parts import SimCell
@@ -252,9 +253,9 @@ def _exception(pdu: ModbusPDU, function_code: int, code: ExcCodes) -> ExceptionR
 class RtuLine:
     """An RS-485 line between the host's pty and the device's serial port.
 
-    Each frame arrives after its wire time (11 bits a character at the baud),
-    and the device sees a request only once the line has been silent for 3.5
-    characters, as a real RTU receiver does.
+    Each frame arrives after its wire time (11 bits a character at the baud) and
+    the silence after it (3.5 characters, 1.75 ms above 19200 baud): a real RTU
+    receiver knows a frame has ended only then, the device and the host alike.
     """
 
     def __init__(self, baud: int) -> None:
@@ -267,29 +268,32 @@ class RtuLine:
     async def run(self) -> None:
         """Carry frames both ways until closed."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._carry(self._host, self._device, wait_silence=True))
-            group.create_task(self._carry(self._device, self._host, wait_silence=False))
+            group.create_task(self._carry(self._host, self._device))
+            group.create_task(self._carry(self._device, self._host))
 
-    async def _carry(self, source: PtyPort, sink: PtyPort, *, wait_silence: bool) -> None:
-        loop = asyncio.get_running_loop()
+    async def _carry(self, source: PtyPort, sink: PtyPort) -> None:
+        """Each frame reaches ``sink`` once its last character has been on the wire and the
+        line has then been silent for the ICD's silence (``Pacer``: one wake a frame)."""
+        line = Pacer()
         char = wire.char_time(self.baud)
-        silence = wire.frame_silence(self.baud) if wait_silence else 0.0
-        while True:
-            frame = await source.read()
-            if not frame:
-                return
-            on_wire_until = loop.time() + len(frame) * char
-            while True:
-                try:
-                    more = await asyncio.wait_for(
-                        source.read(), max(0.0, on_wire_until + silence - loop.time()))
-                except TimeoutError:
-                    break
-                if not more:
-                    return
-                frame += more
-                on_wire_until = max(on_wire_until, loop.time()) + len(more) * char
-            sink.write(frame)
+        silence = wire.frame_silence(self.baud)
+        frame = bytearray()
+        pending: asyncio.TimerHandle | None = None
+
+        def deliver() -> None:
+            nonlocal pending
+            sink.write(bytes(frame))
+            frame.clear()
+            pending = None
+        try:
+            while data := await source.read():
+                frame += data  # bytes before the silence ends are the same frame
+                if pending is not None:
+                    pending.cancel()
+                pending = line.at(line.after_line(line.now(), len(data) * char) + silence,
+                                  deliver)
+        finally:
+            line.cancel()
 
     def close(self) -> None:
         """Hang up both ends."""
