@@ -147,3 +147,30 @@ async def test_a_tcp_url_without_a_port_means_the_icd_default_502() -> None:
         assert (client.comm_params.host, client.comm_params.port) == ("192.0.2.7", 502)
     finally:
         client.close()
+
+
+async def test_an_idle_filler_is_polled_slowly_and_a_command_is_seen_at_once(
+        filler: FillerSimulator) -> None:
+    # Idle, the next poll is an hour away: only the command's own hurry can show its effect.
+    async with driver(filler, idle_poll_interval=3600) as fv:
+        assert fv.last_status is not None and fv.last_status.state is FillerState.IDLE
+        async with asyncio.timeout(10):
+            while fv.polls is None or fv.polls.runs < 1:  # noqa: ASYNC110 - the first poll
+                await asyncio.sleep(0)
+        await fv.status()  # after the first poll's requests (one line): it sleeps now
+        events = fv.events()
+        await fv.start(41, 1, 12, 8, CR)
+        seen = []
+        async with asyncio.timeout(10):
+            async for status in events:  # busy now: polled at poll_interval to its end
+                seen.append(status.state)
+                if status.state is FillerState.DONE:
+                    break
+        assert seen[0] is not FillerState.IDLE and seen[-1] is FillerState.DONE
+        assert fv.polls is not None and fv.polls.runs >= len(seen)
+
+
+def test_the_idle_poll_is_never_faster_than_the_busy_one() -> None:
+    fv = ModbusVialFiller(name="fv", url="modbus-tcp://127.0.0.1:1", poll_interval=0.5,
+                          idle_poll_interval=0.1)
+    assert fv.idle_poll_interval == 0.5

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from controller.domain.orders import OrderState
@@ -15,6 +16,13 @@ from controller.store.writes import TransactionLost
 from tests.floors import ATORVASTATIN, order
 
 WRITE = "UPDATE store_info SET value = value WHERE key = 'instance'"
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the other tasks run until ``condition`` holds (a step of theirs, not a time)."""
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 - no event to wait on: the turns are internal
+            await asyncio.sleep(0)
 
 
 async def _queued(store: Store) -> int:
@@ -157,7 +165,7 @@ async def test_a_writer_that_gives_up_waiting_does_not_leave_the_group_uncommitt
         store: Store) -> None:
     ids = [await _queued(store) for _ in range(2)]
     go = asyncio.Event()
-    writer = store._writer  # noqa: SLF001 - the order of turns is what is tested
+    writer = store._writer  # the order of turns is what is tested
 
     async def first() -> None:
         async with store.transaction() as conn:
@@ -165,14 +173,11 @@ async def test_a_writer_that_gives_up_waiting_does_not_leave_the_group_uncommitt
                                        (ids[0],))
             await go.wait()  # holds its turn while the second writer comes
     held = asyncio.create_task(first())
-    while not writer._lock.locked():  # noqa: SLF001
-        await asyncio.sleep(0)
+    await _until(writer._lock.locked)
     second = asyncio.create_task(store.orders.move_order(ids[1], OrderState.QUEUED))
-    while writer._waiting == 0:  # noqa: SLF001
-        await asyncio.sleep(0)
+    await _until(lambda: writer._waiting > 0)
     go.set()  # the first ends its turn with the second waiting: it leaves the group open
-    while writer._lock.locked():  # noqa: SLF001
-        await asyncio.sleep(0)
+    await _until(lambda: not writer._lock.locked())
     second.cancel()  # ... and the second gives up before its turn
     async with asyncio.timeout(10):
         await held

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,9 +39,11 @@ from drivers.filler_types import (
     FillerStatus,
     VialReport,
 )
-from drivers.tasks import cancelled, stop_tasks
+from drivers.schedule import Schedule
+from drivers.tasks import stop_tasks
 from drivers.trace import Tap
 from drivers.vial_filler import protocol as wire
+from drivers.vial_filler.background import Background
 from drivers.vial_filler.line import (
     END,
     EXCEPTIONS,
@@ -52,20 +53,19 @@ from drivers.vial_filler.line import (
     Bus,
     Expect,
     status_of,
-    write_heartbeat,
 )
 from drivers.vial_filler.protocol import Cap, CmdResult, Command, CommandBlock, Holding, Inputs
 from drivers.vial_filler.settings import ModbusFillerSettings
 
 log = structlog.get_logger(__name__)
 
-class ModbusVialFiller(OpensAsContext):
+class ModbusVialFiller(Background, OpensAsContext):
     """A vial filler over Modbus TCP (``modbus-tcp://HOST[:PORT]``, 502 by default) or RTU
     (``modbus-rtu:PATH``).
 
     ``timeout`` and ``retries`` are pymodbus' own per request (a request in
-    flight is never cut short); ``poll_interval`` and ``heartbeat_interval``
-    are in seconds.
+    flight is never cut short); ``poll_interval`` (busy), ``idle_poll_interval``
+    and ``heartbeat_interval`` are in seconds (``background``).
     """
 
     kind = "vial-filler"
@@ -81,12 +81,14 @@ class ModbusVialFiller(OpensAsContext):
         return cls(name=name, url=url, unit=settings.unit, baud=settings.baud,
                    parity=settings.parity, timeout=settings.timeout_ms / 1000,
                    retries=settings.retries, poll_interval=1 / settings.poll_hz,
+                   idle_poll_interval=1 / settings.idle_poll_hz,
                    heartbeat_interval=settings.heartbeat_s / time_scale)
 
     def __init__(
         self, *, name: str, url: str, unit: int = wire.DEFAULT_UNIT, baud: int = wire.DEFAULT_BAUD,
         parity: str = wire.DEFAULT_PARITY, timeout: float = 0.5, retries: int = 2,
-        poll_interval: float = 0.2, heartbeat_interval: float = 1.0,
+        poll_interval: float = 0.2, idle_poll_interval: float | None = None,
+        heartbeat_interval: float = 1.0,
     ) -> None:
         if unit not in wire.UNITS:
             raise ValueError(f"unit {unit} is outside 1-247")
@@ -100,6 +102,10 @@ class ModbusVialFiller(OpensAsContext):
         self.timeout = timeout
         self.retries = retries
         self.poll_interval = poll_interval
+        self.idle_poll_interval = poll_interval if idle_poll_interval is None else max(
+            poll_interval, idle_poll_interval)
+        self.polls: Schedule | None = None
+        """The poller's schedule: its runs and their lateness."""
         self.heartbeat_interval = heartbeat_interval
         self.last_status: FillerStatus | None = None  # what the poller read last
         self.trace = Tap(name)
@@ -243,6 +249,8 @@ class ModbusVialFiller(OpensAsContext):
     async def _command(self, block: CommandBlock) -> Inputs:
         """Write a command, then read CMD_RESULT back; raise the refusal it names."""
         what = f"{block.command.name} {block.registers()}"
+        if self.polls is not None:
+            self.polls.hurry()  # see its effect at once
         if block.command in (Command.START, Command.SPAN):
             values = [*block.registers()[:Holding.HEARTBEAT], self._heartbeat & 0xFFFF]
             await self._write(0, values, what)
@@ -357,44 +365,3 @@ class ModbusVialFiller(OpensAsContext):
         if held != [calibration.sensitivity, unit_dmg]:
             raise ProtocolError(f"calibration of cell {cell} reads back as {held}",
                                 device=self.name, request=f"write calibration {calibration}")
-
-    # -- background --------------------------------------------------------------
-
-    async def _poll(self) -> None:
-        """Read the state at a steady rate; tell every reader when it changed."""
-        while self._lost is None and not cancelled():
-            try:
-                status = await self.status()
-            except DriverError as exc:
-                if cancelled():
-                    raise asyncio.CancelledError from exc
-                log.warning("filler poll failed; link lost", robot=self.name, error=str(exc))
-                # A reply that was not the one asked for is a link out of step: it is lost
-                # too, so that its owner reconnects (the heartbeat stops with the poll).
-                self._link_lost(str(exc))
-                return
-            if status != self.last_status:
-                self.last_status = status
-                deliver(self._listeners, status)
-            await asyncio.sleep(self.poll_interval)
-
-    async def _beat(self) -> None:
-        """Write a new HEARTBEAT value every interval, so the device never drops into SAFE."""
-        while self._lost is None and not cancelled():
-            self._heartbeat = (self._heartbeat + 1) & 0xFFFF
-            try:
-                await self._request("heartbeat", functools.partial(
-                    write_heartbeat, value=self._heartbeat, unit=self.unit),
-                    Expect(6, Holding.HEARTBEAT, 1))
-            except DriverError as exc:
-                if cancelled():
-                    raise asyncio.CancelledError from exc
-                log.warning("filler heartbeat failed; link lost", robot=self.name,
-                            error=str(exc))
-                # Never a live link without a heartbeat (the filler would go SAFE mid-vial
-                # while we thought it well): lost, so that its owner reconnects.
-                self._link_lost(str(exc))
-                return
-            await asyncio.sleep(self.heartbeat_interval)
-
-

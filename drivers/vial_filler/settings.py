@@ -20,7 +20,9 @@ class ModbusFillerSettings(DriverSettings):
         default="E", description="8E1 by the ICD; a simulator's pty carries no parity: N")
     timeout_ms: int = Field(default=500, ge=20, le=10_000)
     retries: int = Field(default=2, ge=0, le=10)
-    poll_hz: float = Field(default=5.0, gt=0, le=50)
+    poll_hz: float = Field(default=5.0, gt=0, le=50, description="while busy")
+    idle_poll_hz: float = Field(default=1.0, gt=0, le=50,
+                                description="while idle (never faster than poll_hz)")
     heartbeat_s: float = Field(default=1.0, gt=0, lt=2.0,
                                description="below the ICD's 2 s")
 
