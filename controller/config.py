@@ -173,6 +173,9 @@ class MqttSettings(Model):
     ca_file: Path | None = Field(default=None, description="CA certificates for mqtts://")
     keepalive_s: int = Field(default=5, ge=2, le=300, description=(
         "short, so that a half-open link is noticed within 1.5 × this"))
+    store_poll_ms: int = Field(default=10, ge=1, le=1000, description=(
+        "how often the site looks whether another process (the CLI) changed the store, so "
+        "that the alarms it causes go out at once (SQLite's data version: microseconds a look)"))
 
     @field_validator("broker")
     @classmethod

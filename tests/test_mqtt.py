@@ -314,3 +314,40 @@ async def test_the_publisher_survives_store_errors_and_says_so_once(store: Store
     said = [entry["event"] for entry in logs]
     assert said.count("mqtt publisher failing") == 1  # four failures, one line
     assert said.count("mqtt publisher recovered") == 1
+
+
+async def test_a_bin_another_process_changes_is_announced_without_waiting_for_a_tick(
+        site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Neither the alarm check's tick nor the publisher's blind look at the outbox comes
+    # within this test: only the store's change watch can tell the site of the CLI's change.
+    monkeypatch.setattr("controller.alarms.watch.TICK_S", 3600.0)
+    monkeypatch.setattr("controller.mqtt.publisher.IDLE_POLL_S", 3600.0)
+    cli = await open_store(sqlite_url(tmp_path / "rx.sqlite"))  # as `rxfill stock` opens it
+    try:
+        async with broker_url() as url, site.supervisor(url), \
+                Subscriber(url, site.id) as watcher:
+            await watcher.caught_up()
+            assert watcher.on("alarms/bin-low-tc1-1") == []
+            (tc1,) = await cli.stock.bins()
+            await cli.stock.correct_bin(tc1.id, 40, by=tech(), reason="counted by hand")
+            await watcher.until(lambda: bool(watcher.on("alarms/bin-low-tc1-1")))
+            assert watcher.on("alarms/bin-low-tc1-1")[-1].json["on_hand"] == 40
+    finally:
+        await cli.close()
+
+
+async def test_a_change_watch_tells_another_process_s_commits_from_its_own(
+        store: Store, tmp_path: Path) -> None:
+    watch = store.change_watch()
+    assert watch is not None
+    other = await open_store(sqlite_url(tmp_path / "rx.sqlite"))
+    try:
+        assert not watch.look()
+        await store.orders.receive_order(order(ATORVASTATIN, 10))  # this process's own
+        assert not watch.look()
+        await other.orders.receive_order(order(ATORVASTATIN, 20))  # another's
+        assert watch.look()
+        assert not watch.look()
+    finally:
+        watch.close()
+        await other.close()

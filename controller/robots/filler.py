@@ -217,8 +217,11 @@ class FillerRobot(RobotWorker[VialReport]):
                 self._hold_output(done, complete=done.outcome is FillOutcome.FILLED)
 
     async def vials_left(self) -> dict[int, int] | None:
-        """Vials left per size (drams), read from the robot."""
-        return dict((await self.driver.status()).vials_left)
+        """Vials left per size (drams): what the driver's poller saw last, where it keeps
+        that (no request of its own each alarm pass), else read from the robot."""
+        known = getattr(self.driver, "last_status", None)
+        status = known if isinstance(known, FillerStatus) else await self.driver.status()
+        return dict(status.vials_left)
 
     async def _robot_is_busy(self) -> bool:
         return (await self.driver.status()).state in (FillerState.FILLING, FillerState.CAPPING)

@@ -50,6 +50,7 @@ from controller.robots.output import Output, OutputError
 from controller.robots.router import Router
 from controller.robots.worker import RobotWorker
 from controller.store import FillRecord, OrderRecord, Store
+from controller.store.watch import ChangeWatch
 from drivers.tasks import stop_tasks
 
 log = structlog.get_logger(__name__)
@@ -144,6 +145,21 @@ class Supervisor:
         self._task.add_done_callback(self._stopped)
         await self.watch.check()
         self._watch_task = asyncio.create_task(self.watch.run(), name="alarms")
+        if (changes := self.store.change_watch()) is not None:
+            self._spawn(self._others_changes(changes), "store-changes")
+
+    async def _others_changes(self, changes: ChangeWatch) -> None:
+        """Check the alarms and send the outbox as soon as another process (the CLI) changed
+        the store."""
+        period = self.settings.config.mqtt.store_poll_ms / 1000
+        try:
+            while True:
+                await asyncio.sleep(period)
+                if changes.look():
+                    self.watch.poke()
+                    self._sent()
+        finally:
+            changes.close()
 
     async def connect_all(self) -> None:
         """Connect every robot in parallel. One that cannot be reached is offline (its

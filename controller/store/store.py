@@ -47,6 +47,7 @@ from controller.store.schema import store_info
 from controller.store.stock import StockRecords
 from controller.store.verification import VerificationRecords
 from controller.store.vials import VialRecords
+from controller.store.watch import ChangeWatch
 from controller.store.writes import BUSY_S, FIRST_WAIT_S, Writer
 
 
@@ -76,7 +77,9 @@ class Store:
         """Where the broker's acknowledgements are written (see ``open``)."""
         self.clock = clock
         self._writer = Writer(engine, sa.update(store_info).where(
-            store_info.c.key == "instance").values(value=store_info.c.value), self._prepare)
+            store_info.c.key == "instance").values(value=store_info.c.value), self._prepare,
+            self.committed)
+        self._watches: set[ChangeWatch] = set()
         """Every write transaction of this process, committed in groups."""
         self.receipts_lock = asyncio.Lock()
         """Held by every write of the broker's receipts in this process."""
@@ -92,6 +95,8 @@ class Store:
         """(from, to) when opening upgraded the store's schema."""
         self.backup: Path | None = None
         """The copy kept before that upgrade."""
+        self.path: Path | None = None
+        """The SQLite file (None: another database)."""
         self.orders = OrderRecords(self)
         self.vials = VialRecords(self)
         self.handwork = HandworkRecords(self)
@@ -141,6 +146,7 @@ class Store:
                 sa.select(store_info.c.value).where(store_info.c.key == "job_base"))
         store = cls(engine, clock or Clock(), str(instance), int(str(job_base)), receipts,
                     audit_key=audit_key, formulary=formulary)
+        store.path = path
         if revision.behind:
             store.upgraded = (revision.current, revision.head)
             store.backup = saved
@@ -152,6 +158,14 @@ class Store:
         await self.engine.dispose()
         await self.receipts.dispose()
 
+    def change_watch(self) -> ChangeWatch | None:
+        """A way to notice other processes' commits cheaply (SQLite only; else None)."""
+        if self.path is None:
+            return None
+        watch = ChangeWatch(self.path)
+        self._watches.add(watch)
+        return watch
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction. It holds the database's write lock from its start, so that
@@ -159,6 +173,15 @@ class Store:
         it returns once committed (with others waiting at the same time: ``Writer``)."""
         async with self._writer.transaction() as conn:
             yield conn
+
+    def committed(self) -> None:
+        """This process committed (a group of writes, a receipt): its change watches are not
+        to report it as another process's."""
+        for watch in list(self._watches):
+            if watch.closed:
+                self._watches.discard(watch)
+            else:
+                watch.ours()
 
     def _prepare(self, conn: AsyncConnection) -> None:
         conn.info[AUDIT_KEY] = self.audit_key

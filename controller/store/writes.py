@@ -134,15 +134,17 @@ class _Group:
 class Writer:
     """The write transactions of one process on ``engine``, committed in groups (see the
     module). ``lock_statement`` is a write that takes the database's write lock at once;
-    ``prepare`` readies each writer's connection.
+    ``prepare`` readies each writer's connection; ``committed`` hears of every commit.
 
     No task of its own: the writer that finds nobody waiting behind it when its turn ends
     commits the group, for everyone in it, before it returns.
     """
 
     def __init__(self, engine: AsyncEngine, lock_statement: sa.Executable,
-                 prepare: Callable[[AsyncConnection], None]) -> None:
+                 prepare: Callable[[AsyncConnection], None],
+                 committed: Callable[[], None] = lambda: None) -> None:
         self._engine = engine
+        self._committed = committed
         self._lock_statement = lock_statement
         self._prepare = prepare
         self._lock = asyncio.Lock()
@@ -264,4 +266,6 @@ class Writer:
                 f"the store's commit was stopped ({exc!r}): nothing of this change was "
                 f"stored"))
             raise
+        if group.kept:
+            self._committed()
         group.stored.set_result(None)
