@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz pictures clean
+.PHONY: demo test lint bench bench-quick fuzz pictures clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,11 +40,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.driver_roundtrip
-	$(BIN)/python -m bench.filler_roundtrip
-	$(BIN)/python -m bench.mqtt_outbox
-	$(BIN)/python -m bench.api_intake
-	$(BIN)/python -m bench.store_transitions
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from bench.table import Figure, table
 from controller.api.bodies import OrderIn
 from controller.cli.common import DEMO_CONFIG
 from controller.config import load_config
@@ -68,7 +69,9 @@ async def post_all(client: httpx.AsyncClient, start: int, headers: dict[str, str
     return (time.perf_counter() - began) / ORDERS
 
 
-async def main() -> None:
+async def figures(quick: bool = False) -> list[Figure]:
+    """The API's row: orders taken through POST /api/orders against a bare FastAPI app."""
+    rounds = 2 if quick else ROUNDS
     configure_logging("warning", "console")
     settings = load_config(DEMO_CONFIG)
     with tempfile.TemporaryDirectory() as scratch:
@@ -91,17 +94,14 @@ async def main() -> None:
             headers = {"Authorization": f"Bearer {token['token']}"}
             await post_all(plain, 0, {})  # warm both up
             await post_all(ours, 0, headers)
-            for r in range(1, ROUNDS + 1):
+            for r in range(1, rounds + 1):
                 bare_times.append(await post_all(plain, r * ORDERS, {}))
                 ours_times.append(await post_all(ours, r * ORDERS, headers))
         await store.close()
     b, o = statistics.median(bare_times), statistics.median(ours_times)
-    print(f"api intake: {ORDERS} valid orders a round, {ROUNDS} alternating rounds, one "
-          f"client on loopback")
-    print(f"  bare FastAPI, same body model   {b * 1e3:7.3f} ms/order (median)")
-    print(f"  POST /api/orders (stored)       {o * 1e3:7.3f} ms/order (median)")
-    print(f"  ratio ours/bare = {o / b:.2f}")
+    return [Figure("api: orders/s through POST /api/orders ÷ a bare FastAPI app", b / o, "",
+                   ours=f"{1 / o:,.0f}/s stored", baseline=f"{1 / b:,.0f}/s bare")]
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    print(table(asyncio.run(figures())))

@@ -16,6 +16,7 @@ import time
 
 import serial_asyncio_fast
 
+from bench.table import Figure, table
 from drivers.tablet_counter import protocol as wire
 from drivers.tablet_counter.driver import SerialTabletCounter
 from simulators.tablet_counter.server import CounterSimulator
@@ -46,21 +47,20 @@ async def driven(url: str) -> float:
         return (time.perf_counter() - started) / REQUESTS
 
 
-async def main() -> None:
-    """Run both clients in alternating rounds; print the medians and their ratio."""
+async def figures(quick: bool = False) -> list[Figure]:
+    """The counter driver's row: ST exchanges a second through it against a bare client."""
+    rounds = 3 if quick else ROUNDS
     sim = CounterSimulator(channels=4, time_scale=1000)
     await sim.listen_pty()
     async with sim:
         bare_times, driven_times = [], []
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             bare_times.append(await bare(sim.url))
             driven_times.append(await driven(sim.url))
     b, d = statistics.median(bare_times), statistics.median(driven_times)
-    print(f"driver round trip: {REQUESTS} x ST, {ROUNDS} alternating rounds, pty at 115200 baud")
-    print(f"  bare client  {b * 1e3:7.3f} ms/request (median)")
-    print(f"  driver       {d * 1e3:7.3f} ms/request (median)")
-    print(f"  ratio driver/bare = {d / b:.2f}")
+    return [Figure("counter driver: ST exchanges/s ÷ a bare client's, same pty", b / d, "",
+                   ours=f"{1 / d:,.0f}/s driver", baseline=f"{1 / b:,.0f}/s bare")]
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    print(table(asyncio.run(figures())))

@@ -47,7 +47,8 @@ class Figure:
             return f"{value:.2f}"
         if self.unit == "/s":
             return f"{value:,.0f}/s"
-        return f"{value:.{1 if value < 100 else 0}f} {self.unit}".rstrip()
+        digits = 3 if value < 1 else 1 if value < 100 else 0
+        return f"{value:.{digits}f} {self.unit}".rstrip()
 
 
 def table(figures: Sequence[Figure]) -> str:
