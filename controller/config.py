@@ -174,8 +174,9 @@ class MqttSettings(Model):
     keepalive_s: int = Field(default=5, ge=2, le=300, description=(
         "short, so that a half-open link is noticed within 1.5 × this"))
     store_poll_ms: int = Field(default=10, ge=1, le=1000, description=(
-        "how often the site looks whether another process (the CLI) changed the store, so "
-        "that the alarms it causes go out at once (SQLite's data version: microseconds a look)"))
+        "where the system cannot tell the site that the store's file was written (Linux "
+        "can: inotify), how often it looks whether another process (the CLI) changed the "
+        "store, so that the alarms that causes go out at once"))
 
     @field_validator("broker")
     @classmethod

@@ -316,10 +316,14 @@ async def test_the_publisher_survives_store_errors_and_says_so_once(store: Store
     assert said.count("mqtt publisher recovered") == 1
 
 
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "looking"])
 async def test_a_bin_another_process_changes_is_announced_without_waiting_for_a_tick(
-        site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inotify: bool) -> None:
     # Neither the alarm check's tick nor the publisher's blind look at the outbox comes
-    # within this test: only the store's change watch can tell the site of the CLI's change.
+    # within this test: only the store's change watch can tell the site of the CLI's change,
+    # told by inotify that the file was written, or looking every store_poll_ms.
+    if not inotify:
+        monkeypatch.setattr("controller.store.watch.folder_watch", lambda folder: None)
     monkeypatch.setattr("controller.alarms.watch.TICK_S", 3600.0)
     monkeypatch.setattr("controller.mqtt.publisher.IDLE_POLL_S", 3600.0)
     cli = await open_store(sqlite_url(tmp_path / "rx.sqlite"))  # as `rxfill stock` opens it

@@ -154,10 +154,9 @@ class Supervisor:
         period = self.settings.config.mqtt.store_poll_ms / 1000
         try:
             while True:
-                await asyncio.sleep(period)
-                if changes.look():
-                    self.watch.poke()
-                    self._sent()
+                await changes.changes(period)
+                self.watch.poke()
+                self._sent()
         finally:
             changes.close()
 

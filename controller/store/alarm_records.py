@@ -135,9 +135,9 @@ class AlarmRecords:
 
     async def sent(self, message_id: int) -> None:
         """The broker acknowledged a message: it leaves the outbox."""
-        async with write_transaction(self._db.receipts, self._db.receipts_lock) as conn:
+        async with write_transaction(self._db.receipts, self._db.receipts_lock,
+                                     self._db.own_commit) as conn:
             await conn.execute(sa.delete(outbox).where(outbox.c.id == message_id))
-        self._db.committed()
 
 
 async def robots_out_of_service(conn: AsyncConnection) -> frozenset[str]:

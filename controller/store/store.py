@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +78,9 @@ class Store:
         self.clock = clock
         self._writer = Writer(engine, sa.update(store_info).where(
             store_info.c.key == "instance").values(value=store_info.c.value), self._prepare,
-            self.committed)
-        self._watches: set[ChangeWatch] = set()
+            self.own_commit)
         """Every write transaction of this process, committed in groups."""
+        self._watches: set[ChangeWatch] = set()
         self.receipts_lock = asyncio.Lock()
         """Held by every write of the broker's receipts in this process."""
         self.instance = instance
@@ -174,14 +174,15 @@ class Store:
         async with self._writer.transaction() as conn:
             yield conn
 
-    def committed(self) -> None:
-        """This process committed (a group of writes, a receipt): its change watches are not
-        to report it as another process's."""
-        for watch in list(self._watches):
-            if watch.closed:
-                self._watches.discard(watch)
-            else:
-                watch.ours()
+    @contextmanager
+    def own_commit(self) -> Iterator[None]:
+        """A commit of this process (a group of writes, a receipt), under way: its change
+        watches are not to report it as another process's."""
+        self._watches = {watch for watch in self._watches if not watch.closed}
+        with ExitStack() as stack:
+            for watch in self._watches:
+                stack.enter_context(watch.ours())
+            yield
 
     def _prepare(self, conn: AsyncConnection) -> None:
         conn.info[AUDIT_KEY] = self.audit_key

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -40,9 +40,12 @@ FIRST_WAIT_S = 2.0
 
 
 @asynccontextmanager
-async def write_transaction(engine: AsyncEngine,
-                            lock: asyncio.Lock) -> AsyncIterator[AsyncConnection]:
-    """One write transaction on ``engine``, one at a time in this process (``lock``)."""
+async def write_transaction(
+        engine: AsyncEngine, lock: asyncio.Lock,
+        committing: Callable[[], AbstractContextManager[None]] = nullcontext,
+) -> AsyncIterator[AsyncConnection]:
+    """One write transaction on ``engine``, one at a time in this process (``lock``); its
+    commit runs inside ``committing``."""
     async with lock:
         conn = await engine.connect()
         try:
@@ -51,7 +54,8 @@ async def write_transaction(engine: AsyncEngine,
         except BaseException:
             await to_the_end(_rollback(conn))
             raise
-        await to_the_end(_commit(conn))
+        with committing():
+            await to_the_end(_commit(conn))
 
 
 async def _commit(conn: AsyncConnection) -> None:
@@ -134,7 +138,7 @@ class _Group:
 class Writer:
     """The write transactions of one process on ``engine``, committed in groups (see the
     module). ``lock_statement`` is a write that takes the database's write lock at once;
-    ``prepare`` readies each writer's connection; ``committed`` hears of every commit.
+    ``prepare`` readies each writer's connection; every commit runs inside ``committing``.
 
     No task of its own: the writer that finds nobody waiting behind it when its turn ends
     commits the group, for everyone in it, before it returns.
@@ -142,9 +146,9 @@ class Writer:
 
     def __init__(self, engine: AsyncEngine, lock_statement: sa.Executable,
                  prepare: Callable[[AsyncConnection], None],
-                 committed: Callable[[], None] = lambda: None) -> None:
+                 committing: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
         self._engine = engine
-        self._committed = committed
+        self._committing = committing
         self._lock_statement = lock_statement
         self._prepare = prepare
         self._lock = asyncio.Lock()
@@ -260,12 +264,14 @@ class Writer:
         if group.stored.done():
             return  # lost, and rolled back
         try:
-            await to_the_end(_commit(group.conn) if group.kept else _rollback(group.conn))
+            if group.kept:
+                with self._committing():
+                    await to_the_end(_commit(group.conn))
+            else:
+                await to_the_end(_rollback(group.conn))
         except BaseException as exc:
             group.stored.set_exception(exc if isinstance(exc, Exception) else TransactionLost(
                 f"the store's commit was stopped ({exc!r}): nothing of this change was "
                 f"stored"))
             raise
-        if group.kept:
-            self._committed()
         group.stored.set_result(None)
