@@ -23,22 +23,27 @@ KEPT = 2048
 class Schedule:
     """The deadlines of one periodic task (see the module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_in: float | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        self._first_in = first_in
+        """The first run is due this long from the first wait (None: at once)."""
         self._due: float | None = None
         self._wake: asyncio.Future[None] | None = None
+        self._hurried = False
+        """Hurried while no run was waited for: the next is due at once."""
         self.runs = 0
         """Runs so far."""
         self.lateness: deque[float] = deque(maxlen=KEPT)
         """Seconds each recent run began after it was due (a hurried run: 0)."""
 
     async def next(self, period: float) -> None:
-        """Wait until the next run is due: ``period`` after the last was due (the first is
-        due at once)."""
+        """Wait until the next run is due: ``period`` after the last was due (the first: at
+        once, or ``first_in`` from now)."""
         now = self._loop.time()
-        due = now if self._due is None else self._due + period
-        if due < now - period:
-            due = now  # fell behind: go on from now rather than catch up in a burst
+        due = now + (self._first_in or 0.0) if self._due is None else self._due + period
+        if due < now - period or self._hurried:
+            due = now  # fell behind (go on from now, no burst to catch up), or hurried
+        self._hurried = False
         self._due = due
         if due > now:
             wake = self._wake = self._loop.create_future()
@@ -55,9 +60,11 @@ class Schedule:
         self.lateness.append(now - self._due)
 
     def hurry(self) -> None:
-        """Make the run being waited for due now."""
+        """Make the run being waited for, or else the next, due now."""
         if self._wake is not None:
             _done(self._wake)
+        else:
+            self._hurried = True
 
 
 def _done(wake: asyncio.Future[None]) -> None:

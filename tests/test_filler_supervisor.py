@@ -379,10 +379,16 @@ async def test_a_hopper_running_low_raises_vial_hopper_low_and_a_refill_clears_i
     settings, sims = lone_filler
     device = filler(sims).device
     async with supervisor(settings, store, sims) as sup:
-        device.set_vials(16, 4)
+        driver = sup.robots["fv1"].driver
+
+        async def seen(vials: int) -> None:
+            """Until the filler's poller saw it: the alarm check reads no robot itself."""
+            device.set_vials(16, vials)
+            await eventually(lambda: driver.last_status.vials_left[16] == vials)
+        await seen(4)
         changes = await sup.watch.check()
         (low,) = [c.after for c in changes if c.after.id == "vial-hopper-low-fv1"]
         assert low.facts["detail"] == "16 dram: 4 left" and low.priority == "medium"
-        device.set_vials(16, 200)
+        await seen(200)
         (cleared,) = [c.after for c in await sup.watch.check() if c.after.id == low.id]
         assert cleared.state == "unack_rtn"

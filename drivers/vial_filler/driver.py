@@ -155,6 +155,7 @@ class ModbusVialFiller(Background, OpensAsContext):
             raise
         self._heartbeat = status.heartbeat_echo
         self.last_status = status
+        self.polls = Schedule(first_in=self._poll_period())  # a command may hurry it at once
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._poll(), name=f"{self.name}-poll"),
                        loop.create_task(self._beat(), name=f"{self.name}-heartbeat")]
@@ -163,6 +164,7 @@ class ModbusVialFiller(Background, OpensAsContext):
         """Stop the poller and the heartbeat, end every event stream, release the line."""
         tasks, self._tasks = self._tasks, []
         await stop_tasks(tasks)
+        self.polls = None
         bus, self._bus = self._bus, None
         if bus is not None:
             bus.release()
