@@ -263,8 +263,7 @@ async def test_the_filler_driver_ends_in_a_value_or_a_driver_error() -> None:
         async with sim, scripted_modbus(answer) as url:
             fv = ModbusVialFiller(name="fv-fuzz", url=url, timeout=0.2, retries=0,
                                   poll_interval=10, heartbeat_interval=10)
-            await fv.open()
-            await _beaten(fv)
+            await _reopen(fv)
             calls: list[Callable[[], Any]] = [
                 fv.identify, fv.status, lambda: fv.job(5), lambda: fv.read_calibration(1),
                 fv.tare, fv.abort]
