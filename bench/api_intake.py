@@ -60,18 +60,19 @@ def bare_app() -> FastAPI:
     return app
 
 
-async def post_all(client: httpx.AsyncClient, start: int, headers: dict[str, str]) -> float:
+async def post_all(client: httpx.AsyncClient, start: int, headers: dict[str, str],
+                   orders: int = ORDERS) -> float:
     began = time.perf_counter()
-    for n in range(start, start + ORDERS):
+    for n in range(start, start + orders):
         reply = await client.post("/api/orders", json=body(n), headers=headers)
         if reply.status_code != 201:
             raise RuntimeError(reply.text)
-    return (time.perf_counter() - began) / ORDERS
+    return (time.perf_counter() - began) / orders
 
 
 async def figures(quick: bool = False) -> list[Figure]:
     """The API's row: orders taken through POST /api/orders against a bare FastAPI app."""
-    rounds = 2 if quick else ROUNDS
+    rounds, orders = (2, 20) if quick else (ROUNDS, ORDERS)
     configure_logging("warning", "console")
     settings = load_config(DEMO_CONFIG)
     with tempfile.TemporaryDirectory() as scratch:
@@ -92,11 +93,11 @@ async def figures(quick: bool = False) -> list[Figure]:
             token = (await ours.post("/api/sign-in", json={"name": "bench",
                                                            "password": PASSWORD})).json()
             headers = {"Authorization": f"Bearer {token['token']}"}
-            await post_all(plain, 0, {})  # warm both up
-            await post_all(ours, 0, headers)
+            await post_all(plain, 0, {}, orders)  # warm both up
+            await post_all(ours, 0, headers, orders)
             for r in range(1, rounds + 1):
-                bare_times.append(await post_all(plain, r * ORDERS, {}))
-                ours_times.append(await post_all(ours, r * ORDERS, headers))
+                bare_times.append(await post_all(plain, r * ORDERS, {}, orders))
+                ours_times.append(await post_all(ours, r * ORDERS, headers, orders))
         await store.close()
     b, o = statistics.median(bare_times), statistics.median(ours_times)
     return [Figure("api: orders/s through POST /api/orders ÷ a bare FastAPI app", b / o, "",
