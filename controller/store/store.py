@@ -153,8 +153,7 @@ class Store:
         return store
 
     async def close(self) -> None:
-        """Close every connection, once the writes under way are committed."""
-        await self._writer.close()
+        """Close every connection."""
         await self.engine.dispose()
         await self.receipts.dispose()
 

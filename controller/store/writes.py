@@ -187,9 +187,6 @@ class Writer:
             await self._end_turn(group)
         await to_the_end(group.stored)
 
-    async def close(self) -> None:
-        """Nothing to wait for: every group is committed by its last writer."""
-
     async def _turn(self) -> None:
         self._waiting += 1
         try:

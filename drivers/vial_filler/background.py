@@ -57,9 +57,10 @@ class Background:
         return self.idle_poll_interval if idle else self.poll_interval
 
     async def _poll(self) -> None:
-        """Read the state on schedule; tell every reader when it changed. The first poll is
-        a period after ``open``, which read the state itself."""
-        schedule = self.polls = self.polls or Schedule(first_in=self._poll_period())
+        """Read the state on ``polls``' schedule; tell every reader when it changed. The first
+        poll is a period after ``open``, which read the state itself."""
+        schedule = self.polls
+        assert schedule is not None, "open makes the poller's schedule before starting it"
         while self._lost is None and not cancelled():
             await schedule.next(self._poll_period())
             try:
